@@ -1,0 +1,118 @@
+"""Typed hardware profile: what a target device is, how it runs models, and what each role may cost.
+
+A profile is one YAML file (see `profiles/*.yaml`); `seekdeploy.profiles.loader` validates it into
+these frozen dataclasses. Units are in the field names. Defaults live here; precedence is
+default < YAML file < CLI flag.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class Role(str, enum.Enum):
+    """The two models of a pair."""
+
+    BASE = "base"
+    MOTIVATED = "motivated"
+
+
+class RuntimeName(str, enum.Enum):
+    """Inference runtimes a profile can declare."""
+
+    ONNXRUNTIME = "onnxruntime"
+    TENSORRT = "tensorrt"
+
+
+class Precision(str, enum.Enum):
+    """Numeric precision of an exported model."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """The physical target."""
+
+    cpu_arch: str  # "x86_64" | "aarch64"
+    cpu_cores: int
+    memory_mib: int
+    accelerator: str = "none"  # e.g. "nvidia-ampere-gpu", "nvidia-maxwell-gpu", "none"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """How models run on the target."""
+
+    name: RuntimeName
+    precision: Precision = Precision.FP32
+    execution_providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    threads: int = 0  # 0 = the runtime's default (all cores)
+    tensorrt_version: str | None = None  # the version the device ships, e.g. "8.6" or "10.3"
+    workspace_mib: int = 1024  # TensorRT builder workspace limit
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The model input the device is fed: (batch, channels, height, width), NCHW float32."""
+
+    channels: int = 3
+    height: int = 32
+    width: int = 32
+    batch: int = 1
+    batch_sweep: tuple[int, ...] = ()  # optional extra batch sizes for `profile --sweep`
+
+
+@dataclass(frozen=True)
+class HardwareFigures:
+    """Declared vendor figures used by the roofline latency predictor."""
+
+    peak_gflops: dict[Precision, float]  # dense peak per precision
+    memory_bandwidth_gbs: float
+    source: str = ""  # where the figures come from (vendor datasheet)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one role of the pair may cost on this device."""
+
+    latency_ms: float
+    latency_percentile: float = 95.0  # the budget applies to this percentile (p95 by default)
+    peak_memory_mib: float | None = None
+    file_size_mib: float | None = None
+    min_accuracy: float | None = None  # top-1 floor in [0, 1]
+
+
+@dataclass(frozen=True)
+class MeasurementProtocol:
+    """trtexec-grade timing protocol: warm up for max(time, count), then time max(time, count)."""
+
+    warmup_ms: float = 200.0
+    warmup_iterations: int = 10
+    duration_ms: float = 1000.0
+    min_iterations: int = 50
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    """One declared target device with its budgets per role."""
+
+    name: str
+    device: DeviceSpec
+    runtime: RuntimeSpec
+    input: InputSpec
+    hardware: HardwareFigures
+    budgets: dict[Role, Budget]
+    measurement: MeasurementProtocol = field(default_factory=MeasurementProtocol)
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    source_path: Path | None = None  # the file it was loaded from
+
+    def budget(self, role: Role | str) -> Budget:
+        """The budget of `role` ("base" or "motivated")."""
+        return self.budgets[Role(role)]
