@@ -1,0 +1,164 @@
+"""What the latency figures were measured on: host, CPU, library versions, power mode and clocks.
+
+Standard library ONLY (no numpy, no seekdeploy): the remote agent ships this file to the device.
+Library versions come from package metadata, so recording torch's version never imports torch.
+Everything is best effort: a value that cannot be read is left out or None, never an error,
+because a missing clock file must not stop a latency measurement.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+_VERSIONED_PACKAGES = {
+    # import name -> distribution names to try (the first one installed wins)
+    "numpy": ("numpy",),
+    "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"),
+    "onnx": ("onnx",),
+    "torch": ("torch",),
+    "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-libs"),
+}
+_COMMAND_TIMEOUT_S = 5.0
+
+
+def collect_environment(
+    runtime_name: str,
+    providers: list[str] | tuple[str, ...] | None = None,
+    threads: int = 0,
+    root: str | os.PathLike[str] = "/",
+) -> dict[str, Any]:
+    """Describe this machine and software stack for the results JSON.
+
+    `root` is the filesystem root the /proc, /sys and /etc files are read under (tests point it at
+    a fake tree). On a Jetson (an /etc/nv_tegra_release file exists) the L4T release, the nvpmodel
+    power mode and the readable clocks are added under "jetson".
+    """
+    base = Path(root)
+    env: dict[str, Any] = {
+        "hostname": socket.gethostname(),
+        "os": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_model": read_cpu_model(base),
+        "cpu_cores": os.cpu_count(),
+        "cpu_cores_usable": _usable_cores(),
+        "cpu_governor": _read_text(base / "sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "runtime": runtime_name,
+        "providers": list(providers or ()),
+        "threads": int(threads),
+        "python": platform.python_version(),
+        "versions": library_versions(),
+    }
+    board = _read_text(base / "proc/device-tree/model")
+    if board:
+        env["board"] = board.rstrip("\x00")
+    tegra_release = _read_text(base / "etc/nv_tegra_release")
+    if tegra_release is not None:
+        env["jetson"] = collect_jetson(base, tegra_release)
+    return env
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the runtimes that matter, from package metadata (nothing imported)."""
+    versions: dict[str, str] = {}
+    for module_name, distributions in _VERSIONED_PACKAGES.items():
+        version = _distribution_version(distributions)
+        loaded = sys.modules.get(module_name)
+        if version is None and loaded is not None:
+            version = getattr(loaded, "__version__", None)
+        if version is not None:
+            versions[module_name] = str(version)
+    return versions
+
+
+def read_cpu_model(root: Path = Path("/")) -> str:
+    """The CPU model name from /proc/cpuinfo (x86 "model name", ARM "Hardware"/"CPU part")."""
+    text = _read_text(root / "proc/cpuinfo") or ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    for key in ("model name", "Hardware", "Processor", "cpu model"):
+        if fields.get(key):
+            return fields[key]
+    if fields.get("CPU part"):
+        return f"{fields.get('CPU implementer', '?')} part {fields['CPU part']}"
+    return platform.processor() or platform.machine()
+
+
+def collect_jetson(root: Path, tegra_release: str) -> dict[str, Any]:
+    """L4T release, nvpmodel power mode and readable clocks of an NVIDIA Jetson."""
+    info: dict[str, Any] = {"nv_tegra_release": tegra_release.strip().splitlines()[0]}
+    mode = _run_command(["nvpmodel", "-q"])
+    if mode is not None:
+        info["nvpmodel"] = mode
+    info["cpu_freq_khz"] = _read_cpu_freqs(root)
+    devfreq: dict[str, int] = {}
+    for path in sorted(glob.glob(str(root / "sys/class/devfreq/*/cur_freq"))):
+        value = _read_int(Path(path))
+        if value is not None:
+            devfreq[Path(path).parent.name] = value  # e.g. 17000000.ga10b (the Orin GPU), Hz
+    info["devfreq_hz"] = devfreq
+    return info
+
+
+def _read_cpu_freqs(root: Path) -> dict[str, int]:
+    freqs: dict[str, int] = {}
+    pattern = str(root / "sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq")
+    for path in sorted(glob.glob(pattern)):
+        value = _read_int(Path(path))
+        if value is not None:
+            freqs[Path(path).parent.parent.name] = value
+    return freqs
+
+
+def _distribution_version(distributions: tuple[str, ...]) -> str | None:
+    for name in distributions:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _usable_cores() -> int | None:
+    # sched_getaffinity honours taskset/cgroup pinning; it is missing on macOS and Windows.
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    return len(getaffinity(0)) if getaffinity else os.cpu_count()
+
+
+def _run_command(argv: list[str]) -> str | None:
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=_COMMAND_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    output = (done.stdout or done.stderr).strip()
+    return output or None
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+
+
+def _read_int(path: Path) -> int | None:
+    text = _read_text(path)
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,163 @@
+"""Profile one model with one runner: repeats of the timing protocol, memory, size, batch sweep.
+
+This is the library layer under `seekdeploy profile`; it returns a model result dict in the
+schema of `result_schema.py`, identical to what the remote agent produces on a device.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seekdeploy._io import sha256_file
+from seekdeploy.errors import RuntimeBackendError
+from seekdeploy.runtime.environment import collect_environment
+from seekdeploy.runtime.result_schema import build_model_result, build_sweep_entry
+from seekdeploy.runtime.runners import Runner, create_runner
+from seekdeploy.runtime.timing import (
+    LatencyStats,
+    ProtocolSettings,
+    measure,
+    peak_rss_mib,
+    reset_peak_rss,
+)
+
+MIB = 1024.0 * 1024.0
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    """What to measure: the model, how to run it, its input shape (B, C, H, W) and the protocol."""
+
+    model: Any  # a path for onnxruntime/tensorrt, an nn.Module for torch
+    runtime: str
+    input_shape: tuple[int, int, int, int]
+    protocol: ProtocolSettings
+    role: str | None = None
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    threads: int = 0
+    repeats: int = 1
+    sweep_batches: tuple[int, ...] = ()
+    precision: str | None = None
+    seed: int = 0
+
+
+def profile_model(
+    request: ProfileRequest, make_runner: Callable[[ProfileRequest], Runner] | None = None
+) -> dict[str, Any]:
+    """Measure `request` and return its model result dict (results-JSON schema 1).
+
+    The reported latency is the repeat with the median p50 (robust to one disturbed repeat); all
+    repeats are kept. Peak memory is the process VmHWM reset just before the model is loaded, so
+    it covers load + inference (plus the interpreter) but not earlier work of this process.
+    """
+    if request.repeats < 1:
+        raise RuntimeBackendError(f"--repeats must be at least 1, got {request.repeats}")
+    runner = (make_runner or _default_runner)(request)
+    reset_peak_rss()
+    with runner:
+        feed = make_feed(runner, request.input_shape, request.seed)
+        runner.infer(feed)  # fail fast on a shape/type mismatch before the timed protocol
+        repeats = [_measure_once(runner, feed, request) for _ in range(request.repeats)]
+        peak_memory_mib = peak_rss_mib() or None
+        sweep = _run_sweep(runner, request) if request.sweep_batches else None
+        providers = getattr(runner, "session_providers", list(request.providers))
+    reported = _median_repeat(repeats)
+    model_file = Path(request.model) if isinstance(request.model, (str, Path)) else None
+    return build_model_result(
+        role=request.role,
+        # The basename, as the remote agent records it, so local and remote results compare.
+        model_file=model_file.name if model_file is not None else type(request.model).__name__,
+        model_sha256=sha256_file(model_file) if model_file is not None else None,
+        runtime=request.runtime,
+        providers=providers if request.runtime == "onnxruntime" else [],
+        threads=request.threads,
+        input_shape=request.input_shape,
+        protocol=request.protocol.to_json(),
+        latency=reported.to_json(),
+        repeats=[stats.to_json(include_samples=False) for stats in repeats],
+        peak_memory_mib=peak_memory_mib,
+        file_size_mib=model_file_size_mib(model_file) if model_file is not None else None,
+        environment=collect_environment(request.runtime, providers, request.threads),
+        sweep=sweep,
+        precision=request.precision,
+    )
+
+
+def make_feed(runner: Runner, input_shape: tuple[int, ...], seed: int = 0) -> dict[str, np.ndarray]:
+    """Standard-normal input (models see normalized images) for every input of the runner."""
+    rng = np.random.default_rng(seed)
+    feed = {}
+    for info in runner.input_infos():
+        _check_shape(info.name, info.shape, input_shape)
+        feed[info.name] = rng.standard_normal(input_shape).astype(info.dtype)  # (B, C, H, W)
+    return feed
+
+
+def model_file_size_mib(path: Path) -> float:
+    """Size of the model file plus its ONNX external-data file (`<name>.data`) if there is one."""
+    total = path.stat().st_size
+    external = path.with_name(path.name + ".data")
+    if external.is_file():
+        total += external.stat().st_size
+    return total / MIB
+
+
+def _default_runner(request: ProfileRequest) -> Runner:
+    return create_runner(request.runtime, request.model, request.providers, request.threads)
+
+
+def _measure_once(runner: Runner, feed: dict[str, np.ndarray], request: ProfileRequest) -> LatencyStats:
+    device_time = getattr(runner, "last_compute_ms", None)
+    return measure(
+        lambda: runner.infer(feed), request.protocol, sync=runner.sync,
+        batch=request.input_shape[0], device_time_ms=device_time,
+    )  # fmt: skip
+
+
+def _run_sweep(runner: Runner, request: ProfileRequest) -> list[dict[str, Any]]:
+    entries = []
+    for batch in request.sweep_batches:
+        shape = (int(batch), *request.input_shape[1:])
+        feed = make_feed(runner, shape, request.seed)
+        reset_peak_rss()
+        runner.infer(feed)
+        stats = measure(lambda f=feed: runner.infer(f), request.protocol, sync=runner.sync, batch=shape[0])
+        entries.append(build_sweep_entry(shape, stats.to_json(), peak_rss_mib() or None))
+    return entries
+
+
+def _median_repeat(repeats: list[LatencyStats]) -> LatencyStats:
+    # The lower median for an even count, so the reported repeat is always a real one.
+    ranked = sorted(repeats, key=lambda stats: stats.median_ms)
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def _check_shape(name: str, declared: tuple[int | None, ...], wanted: tuple[int, ...]) -> None:
+    if len(declared) != len(wanted):
+        raise RuntimeBackendError(
+            f"model input {name!r} has rank {len(declared)} but the input shape is {list(wanted)}"
+        )
+    for axis, (have, want) in enumerate(zip(declared, wanted)):
+        if have is not None and have != want:
+            hint = (
+                "export it with a dynamic batch axis or pass --batch " + str(have)
+                if axis == 0
+                else "check the profile's input channels/height/width against the model"
+            )
+            raise RuntimeBackendError(
+                f"model input {name!r} has fixed shape {list(declared)} but {list(wanted)} was "
+                f"asked for (axis {axis}); {hint}"
+            )
+
+
+def cv_percent(values: list[float]) -> float:
+    """Coefficient of variation (population std / mean) in percent; 0.0 for fewer than 2 values."""
+    if len(values) < 2 or statistics.fmean(values) == 0:
+        return 0.0
+    return 100.0 * statistics.pstdev(values) / statistics.fmean(values)
