@@ -7,9 +7,11 @@ default < YAML file < CLI flag.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class Role(str, enum.Enum):
@@ -116,3 +118,23 @@ class HardwareProfile:
     def budget(self, role: Role | str) -> Budget:
         """The budget of `role` ("base" or "motivated")."""
         return self.budgets[Role(role)]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-ready dict in the YAML file's layout (enums as their values, `source_path`
+        as a string), for manifests, `profiles show --json` and writing a profile back out."""
+        return _plain(self)
+
+
+def _plain(value: Any) -> Any:
+    # Recursive conversion; dataclasses.asdict would keep enum keys and tuples.
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
