@@ -1,0 +1,11 @@
+"""Export machinery: ONNX export and validation, offline optimization, fp16, parity, TensorRT.
+
+Every module here imports torch, onnx, onnxruntime or tensorrt only inside the functions that need
+them, so importing `seekdeploy.export` (and the CLI) stays light.
+
+- `onnx_export`: `export_onnx`, `load_onnx_checked`, `DEFAULT_OPSET`, `Exporter`.
+- `onnx_passes`: `optimize_onnx`, `convert_fp16`.
+- `parity`: `compare_logits`, `check_parity`, `TOLERANCES`, `run_onnx`, `accuracy`.
+- `tensorrt/`: engine naming and version guard, lint, trtexec commands and output, build script,
+  Python-API engine builder and INT8 entropy calibrator.
+"""
