@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+# Tiny models on a 2-core machine: one intra-op thread per process is fastest and keeps the
+# subprocesses the tests start (train, export, torchrun ranks) from oversubscribing the cores.
+# Set before anything imports torch; subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path

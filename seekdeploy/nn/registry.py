@@ -1,0 +1,196 @@
+"""The family registry and the public model API (`create_supernet`, `to_static`, `parse_spec`, …).
+
+Families live in modules that define a module-level `FAMILY` (`seekdeploy.nn.base.Family`).
+A known family's module is imported only when that family is first used; a family whose module
+is absent is not listed. `register_family` adds one at run time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from seekdeploy.errors import SpecError, did_you_mean
+from seekdeploy.nn.base import DEFAULT_BN_ROLES, Cost, Family, FamilyConfig, SubnetSpec, Supernet
+
+# name -> module defining FAMILY. Order is the listing order.
+_FAMILY_MODULES: dict[str, str] = {
+    "resnet": "seekdeploy.nn.resnet",
+    "mbconv": "seekdeploy.nn.mbconv",
+    "vit": "seekdeploy.nn.vit",
+}
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> None:
+    """Add (or replace) a family in the registry."""
+    _FAMILIES[family.name] = family
+
+
+def _available_modules() -> dict[str, str]:
+    # A family module is imported only when that family is used, so one family's import error
+    # (or heavy import) never affects the others.
+    return {name: module for name, module in _FAMILY_MODULES.items()
+            if name in _FAMILIES or importlib.util.find_spec(module) is not None}
+
+
+def _load(name: str) -> Family | None:
+    if name not in _FAMILIES and name in _FAMILY_MODULES:
+        module_name = _FAMILY_MODULES[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:  # a real missing dependency inside the family: a bug
+                raise
+            return None
+        family = getattr(module, "FAMILY", None)
+        if isinstance(family, Family):
+            register_family(family)
+    return _FAMILIES.get(name)
+
+
+def list_families() -> list[str]:
+    """Names of the available model families (registered or importable)."""
+    return list(dict.fromkeys([*_available_modules(), *_FAMILIES]))
+
+
+def get_family(name: str) -> Family:
+    """The registered family `name`, or a SpecError with a suggestion."""
+    key = str(name).strip().lower()
+    family = _load(key)
+    if family is None:
+        names = list_families()
+        raise SpecError(f"unknown model family {name!r}{did_you_mean(key, names)}; "
+                        f"available: {', '.join(names)}")
+    return family
+
+
+def spec_from_json(data: Mapping[str, Any]) -> SubnetSpec:
+    """Rebuild a spec from `SubnetSpec.to_json()` output (a dict with a `family` key)."""
+    if not isinstance(data, Mapping) or "family" not in data:
+        raise SpecError(f"a spec must be a JSON object with a 'family' key, got {data!r}")
+    return get_family(data["family"]).spec_type.from_fields(data)
+
+
+def config_from_json(data: Mapping[str, Any]) -> FamilyConfig:
+    """Rebuild a family config from `FamilyConfig.to_json()` output."""
+    if not isinstance(data, Mapping) or "family" not in data:
+        raise SpecError(f"a family config must be a JSON object with a 'family' key, got {data!r}")
+    return get_family(data["family"]).config_type.from_fields(data)
+
+
+def parse_spec(family: str | None, text: str | Mapping[str, Any] | SubnetSpec) -> SubnetSpec:
+    """Parse a spec from CLI text (`resnet:depth=3,3,3;width=16,32,64`, the `family:` prefix
+    optional when `family` is given), a JSON object string, a dict, or a spec (returned as is).
+
+    A spec of another family than `family` (when given) is a SpecError.
+    """
+    if isinstance(text, SubnetSpec):
+        spec = text
+    elif isinstance(text, Mapping):
+        spec = spec_from_json({"family": family, **text} if family and "family" not in text else text)
+    else:
+        spec = _parse_text(family, str(text).strip())
+    if family is not None and spec.family != get_family(family).name:
+        raise SpecError(f"expected a {family!r} spec, got {spec.family!r} ({spec})")
+    return spec
+
+
+def _parse_text(family: str | None, text: str) -> SubnetSpec:
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"spec JSON is malformed ({exc.msg} at character {exc.pos}): {text!r}") from None
+        return parse_spec(family, data)
+    head, sep, body = text.partition(":")
+    if not sep or "=" in head:
+        head, body = (family or ""), text
+    if not head:
+        raise SpecError(f"spec {text!r} names no family; write it as 'FAMILY:key=v,v;key=v', "
+                        f"FAMILY one of {', '.join(list_families())}")
+    fields: dict[str, str] = {"family": head}
+    for part in filter(None, (p.strip() for p in body.split(";"))):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise SpecError(f"spec part {part!r} in {text!r} is not 'key=value' "
+                            "(write e.g. 'resnet:depth=3,3,3;width=16,32,64')")
+        if key.strip() in fields:
+            raise SpecError(f"spec {text!r} sets {key.strip()!r} twice")
+        fields[key.strip()] = value.strip()
+    return spec_from_json(fields)
+
+
+def default_pair(family: str) -> tuple[FamilyConfig, SubnetSpec, SubnetSpec]:
+    """The family's default supernet config, base spec and motivated spec (base ⊂ motivated)."""
+    return get_family(family).default_pair()
+
+
+def create_supernet(family: str, config: FamilyConfig | Mapping[str, Any] | None = None, *,
+                    num_classes: int, in_channels: int, image_size: int,
+                    bn_roles: tuple[str, ...] = DEFAULT_BN_ROLES) -> Supernet:
+    """Build a family's supernet (config None = the family default; a dict = `to_json()` form)."""
+    entry = get_family(family)
+    if config is None:
+        config = entry.default_pair()[0]
+    elif isinstance(config, Mapping):
+        config = entry.config_type.from_fields(config)
+    if not isinstance(config, entry.config_type):
+        raise SpecError(f"config {config!r} is not a {entry.config_type.__name__} for family {entry.name!r}")
+    for name, value in (("num_classes", num_classes), ("in_channels", in_channels), ("image_size", image_size)):
+        if not isinstance(value, int) or value < 1:
+            raise SpecError(f"{name} must be a positive integer, got {value!r}")
+    return entry.build_supernet(config, num_classes=num_classes, in_channels=in_channels,
+                                image_size=image_size, bn_roles=tuple(bn_roles))
+
+
+def build_static(spec: SubnetSpec, *, num_classes: int, in_channels: int, image_size: int) -> Any:
+    """A freshly initialized static network of `spec` (stock layers only)."""
+    return get_family(spec.family).build_static(spec, num_classes=num_classes,
+                                                in_channels=in_channels, image_size=image_size)
+
+
+def to_static(supernet: Supernet, spec: SubnetSpec | None, bn_role: str | None = None) -> Any:
+    """An ordinary `nn.Module` of stock layers holding clones of `spec`'s weight slices and
+    `bn_role`'s BN statistics, in eval mode, on the supernet's device.
+
+    Its outputs equal `supernet(x, spec, bn_role)` in eval mode; it shares no storage with the
+    supernet and has no unused parameter.
+    """
+    import torch
+
+    spec, role = supernet.check_spec(spec), supernet.check_role(bn_role)
+    static = build_static(spec, num_classes=supernet.num_classes, in_channels=supernet.in_channels,
+                          image_size=supernet.image_size)
+    source = dict(supernet.named_parameters())
+    source.update(supernet.named_buffers())
+    state = {}
+    with torch.no_grad():
+        for name, target in static.state_dict().items():
+            full = source[supernet.static_source_name(name, role)]
+            state[name] = full[tuple(slice(0, n) for n in target.shape)].detach().clone()
+    static.load_state_dict(state, strict=True)
+    device = next(supernet.parameters()).device
+    return static.to(device).eval()
+
+
+def estimate_cost(spec: SubnetSpec, *, in_channels: int, image_size: int, num_classes: int) -> Cost:
+    """Analytic params, MACs, FLOPs and activation memory of `spec`'s static network at batch 1."""
+    return get_family(spec.family).estimate_cost(spec, in_channels=in_channels,
+                                                 image_size=image_size, num_classes=num_classes)
+
+
+def reorganize_channels(supernet: Supernet) -> Supernet:
+    """Sort channels by importance (L1 norm of outgoing weights) so prefixes hold the most
+    important ones; the whole supernet's function is unchanged. In place; returns the supernet.
+
+    Call it before creating an optimizer (optimizer state is not permuted).
+    """
+    entry = get_family(supernet.family)
+    if entry.reorganize is None:
+        raise SpecError(f"family {entry.name!r} does not support channel reorganization")
+    entry.reorganize(supernet)
+    return supernet
