@@ -34,6 +34,9 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        # mkstemp creates 0600 files; artifacts are ordinary files meant to be copied to devices
+        # and shared, so give them the permissions a plain open() would (0666 less the umask).
+        os.chmod(tmp, 0o666 & ~_current_umask())
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -48,6 +51,12 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:
