@@ -8,4 +8,7 @@ them, so importing `seekdeploy.export` (and the CLI) stays light.
 - `parity`: `compare_logits`, `check_parity`, `TOLERANCES`, `run_onnx`, `accuracy`.
 - `tensorrt/`: engine naming and version guard, lint, trtexec commands and output, build script,
   Python-API engine builder and INT8 entropy calibrator.
+- `export_run`: `export_run(run_dir, ExportOptions)` and `slice_run` (the `export`/`slice` commands),
+  built from `options` (format/precision table), `static_models` (slice + proof, static.pt),
+  `role_export` (one role folder), `tensorrt_step`, `manifest` and `pair` (pair.json).
 """

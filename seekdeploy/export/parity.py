@@ -16,6 +16,7 @@ shift by design) is declared, not measured.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,9 +84,11 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> ParityFigure
     return ParityFigures(max_abs=max_abs, p99_abs=p99_abs, top1_agreement=agreement, n=int(ref.shape[0]))
 
 
-def check_parity(figures: ParityFigures, precision: Precision | str, what: str) -> ParityFigures:
-    """Raise `ExportError` when `figures` exceed the tolerance of `precision`; return them otherwise."""
-    tolerance = TOLERANCES[Precision(precision)]
+def check_parity(figures: ParityFigures, precision: Precision | str, what: str,
+                 tolerances: Mapping[Precision, ParityTolerance] | None = None) -> ParityFigures:
+    """Raise `ExportError` when `figures` exceed the tolerance of `precision` (from `tolerances`,
+    default `TOLERANCES`); return them otherwise."""
+    tolerance = (TOLERANCES if tolerances is None else tolerances)[Precision(precision)]
     problems = []
     if tolerance.max_abs is not None and not figures.max_abs <= tolerance.max_abs:
         problems.append(f"max |diff| {figures.max_abs:.3g} > {tolerance.max_abs:g}")

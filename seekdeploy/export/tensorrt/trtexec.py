@@ -2,11 +2,12 @@
 
 Flags follow NVIDIA's trtexec help: `--onnx`, `--saveEngine`, `--fp16`, `--int8`, `--calib=<cache>`,
 `--minShapes/--optShapes/--maxShapes=<input>:BxCxHxW`, `--memPoolSize=workspace:<N>M` (TensorRT
-8.4+; the `M` suffix means MiB in every version), and `--skipInference` to build without timing
-(TensorRT 8.6+; older releases call it `--buildOnly`). The performance summary looks like
-`[I] Latency: min = 0.78 ms, max = 1.2 ms, mean = ..., median = ..., percentile(90%) = ...,
-percentile(95%) = ..., percentile(99%) = ...` (the percentiles listed depend on `--percentile`),
-`[I] Throughput: 1234.5 qps` and `[I] GPU Compute Time: min = ...` in the same form.
+8.4+; the `M` suffix means MiB in every version; 8.0-8.2 take `--workspace=<N>` MiB instead), and
+`--skipInference` to build without timing (TensorRT 8.6+; older releases call it `--buildOnly`).
+The performance summary looks like `[I] Latency: min = 0.78 ms, max = 1.2 ms, mean = ...,
+median = ..., percentile(90%) = ..., percentile(95%) = ..., percentile(99%) = ...` (the
+percentiles listed depend on `--percentile`), `[I] Throughput: 1234.5 qps` and
+`[I] GPU Compute Time: min = ...` in the same form.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def trtexec_command(
         f"--minShapes={_shape(input_name, batch_min, input_shape)}",
         f"--optShapes={_shape(input_name, batch_opt, input_shape)}",
         f"--maxShapes={_shape(input_name, batch_max, input_shape)}",
-        f"--memPoolSize=workspace:{int(workspace_mib)}M",
+        _workspace_flag(workspace_mib, trt_version),
     ]
     if precision is Precision.FP16:
         command.append("--fp16")
@@ -71,6 +72,15 @@ def trtexec_command(
         command += ["--int8", "--fp16", f"--calib={calib_cache}"]
     command.append(_build_only_flag(trt_version))
     return command
+
+
+def _workspace_flag(workspace_mib: int, trt_version: str | None) -> str:
+    # --memPoolSize arrived in TensorRT 8.4; older trtexec (8.0-8.2, e.g. JetPack 4.6) only knows
+    # --workspace=N (MiB) and rejects the unknown flag.
+    numbers = [int(n) for n in re.findall(r"\d+", trt_version or "")[:2]]
+    if numbers and tuple(numbers) < (8, 4):
+        return f"--workspace={int(workspace_mib)}"
+    return f"--memPoolSize=workspace:{int(workspace_mib)}M"
 
 
 def _build_only_flag(trt_version: str | None) -> str:

@@ -1,0 +1,105 @@
+"""What `seekdeploy export` may be asked for: one declarative table of formats and the precisions
+each allows, and `parse_export_options`, which validates every option before any work starts.
+
+Nothing is silently changed: an unknown format, precision or role is an error with a suggestion,
+and a precision no requested format can produce is an error that says which format can.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from seekdeploy.errors import ConfigError, did_you_mean
+from seekdeploy.export.parity import TOLERANCES, ParityTolerance
+from seekdeploy.profiles.schema import Precision, Role
+
+
+class ExportFormat(str, enum.Enum):
+    """Artifact formats `seekdeploy export` produces."""
+
+    ONNX = "onnx"
+    TENSORRT = "tensorrt"
+
+
+# The one table: format -> precisions it can produce. ONNX carries fp32 and an fp16 copy; INT8
+# exists only as a TensorRT engine (calibrated on real training images).
+FORMAT_PRECISIONS: dict[ExportFormat, tuple[Precision, ...]] = {
+    ExportFormat.ONNX: (Precision.FP32, Precision.FP16),
+    ExportFormat.TENSORRT: (Precision.FP32, Precision.FP16, Precision.INT8),
+}
+MIN_OPSET = 13
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Validated options of one export. `precision` None = fp32 ONNX, the profile's engine precision."""
+
+    roles: tuple[Role, ...] = (Role.BASE, Role.MOTIVATED)
+    formats: tuple[ExportFormat, ...] = (ExportFormat.ONNX,)
+    precision: Precision | None = None
+    profile: str | None = None
+    out_dir: Path = Path("exports")
+    opset: int | None = None
+    static_batch: bool = False
+    tolerances: Mapping[Precision, ParityTolerance] = field(default_factory=lambda: dict(TOLERANCES))
+    max_parity_images: int = 512
+
+    def wants(self, export_format: ExportFormat) -> bool:
+        """True when `export_format` was asked for."""
+        return export_format in self.formats
+
+    def onnx_precisions(self) -> tuple[Precision, ...]:
+        """Precisions of the ONNX files: fp32 always (every other artifact is built from it)."""
+        if self.wants(ExportFormat.ONNX) and self.precision is Precision.FP16:
+            return (Precision.FP32, Precision.FP16)
+        return (Precision.FP32,)
+
+
+def _split(text: str, what: str) -> list[str]:
+    items = [item.strip().lower() for item in str(text).split(",") if item.strip()]
+    if not items:
+        raise ConfigError(f"--{what} is empty; give a comma-separated list")
+    return list(dict.fromkeys(items))
+
+
+def _parse_enum(kind: type[enum.Enum], text: str, option: str) -> enum.Enum:
+    allowed = [member.value for member in kind]
+    if text not in allowed:
+        raise ConfigError(f"unknown {option} {text!r}{did_you_mean(text, allowed)}; "
+                          f"choose from {', '.join(allowed)}")
+    return kind(text)
+
+
+def supported_table() -> str:
+    """`onnx: fp32, fp16; tensorrt: fp32, fp16, int8` — for error messages and help."""
+    return "; ".join(f"{fmt.value}: {', '.join(p.value for p in precisions)}"
+                     for fmt, precisions in FORMAT_PRECISIONS.items())
+
+
+def parse_export_options(*, roles: str = "base,motivated", formats: str = "onnx",
+                         precision: str | None = None, profile: str | None = None,
+                         out_dir: str | Path = "exports", opset: int | None = None,
+                         static_batch: bool = False, max_parity_images: int = 512) -> ExportOptions:
+    """Validate CLI-style option text into `ExportOptions`; `ConfigError` naming the fix otherwise."""
+    role_list = tuple(_parse_enum(Role, r, "role") for r in _split(roles, "roles"))
+    format_list = tuple(_parse_enum(ExportFormat, f, "format") for f in _split(formats, "format"))
+    chosen = None
+    if precision is not None:
+        chosen = _parse_enum(Precision, precision.strip().lower(), "precision")
+        if not any(chosen in FORMAT_PRECISIONS[f] for f in format_list):
+            asked = ",".join(f.value for f in format_list)
+            raise ConfigError(
+                f"--precision {chosen.value} cannot be produced with --format {asked}; supported: "
+                f"{supported_table()}. For INT8 add --format tensorrt (an INT8 TensorRT engine "
+                "calibrated on training images), or use --precision fp16"
+            )
+    if opset is not None and opset < MIN_OPSET:
+        raise ConfigError(f"--opset {opset} is too old; use {MIN_OPSET} or newer")
+    if max_parity_images < 1:
+        raise ConfigError(f"max_parity_images must be >= 1, got {max_parity_images}")
+    return ExportOptions(roles=role_list, formats=format_list, precision=chosen, profile=profile,
+                         out_dir=Path(out_dir), opset=opset, static_batch=static_batch,
+                         max_parity_images=max_parity_images)

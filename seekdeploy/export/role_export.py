@@ -1,0 +1,142 @@
+"""Export one role into a (staging) folder: static.pt, model.onnx and its derived copies, each with
+its parity proof and test accuracy through onnxruntime, the TensorRT step, and manifest.json.
+
+Parity chain, on the same real validation images: supernet at the role's spec -> static model
+(proven by `slice_role`) -> every ONNX file. Each file is compared with both the static model and
+the supernet; exceeding its precision's tolerance (`ExportOptions.tolerances`) is an ExportError.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from seekdeploy._io import atomic_write_json
+from seekdeploy.export.manifest import MANIFEST_NAME, build_manifest, input_spec, output_spec
+from seekdeploy.export.options import ExportFormat
+from seekdeploy.export.static_models import SLICE_MAX_ABS, STATIC_NAME, SlicedModel, save_static
+from seekdeploy.profiles.schema import Precision
+
+if TYPE_CHECKING:
+    from seekdeploy.export.export_run import _Plan
+
+
+def prove_file(path: Path, precision: Precision, sliced: SlicedModel, plan: _Plan) -> dict[str, Any]:
+    """Parity of one ONNX file against the static model and the supernet, checked against the
+    precision's tolerance, plus its own test-split top-1 (all in onnxruntime)."""
+    from seekdeploy.export.parity import accuracy, check_parity, compare_logits, run_onnx
+
+    logits = run_onnx(path, plan.data.val_images)  # (N, K)
+    vs_static = compare_logits(sliced.static_logits, logits)
+    vs_supernet = compare_logits(sliced.supernet_logits, logits)
+    tolerances = plan.options.tolerances
+    what = f"{sliced.role.value} {path.name}"
+    check_parity(vs_static, precision, f"{what} (vs the static model)", tolerances=tolerances)
+    check_parity(vs_supernet, precision, f"{what} (vs the supernet)", tolerances=tolerances)
+    test_logits = run_onnx(path, plan.data.test_images)
+    tolerance = tolerances[precision]
+    return {
+        "precision": precision.value, "vs_static": vs_static.to_json(),
+        "vs_supernet": vs_supernet.to_json(),
+        "tolerance": {"max_abs": tolerance.max_abs, "min_top1_agreement": tolerance.min_top1_agreement},
+        "test_top1": accuracy(test_logits, plan.data.test_labels), "test_n": int(len(plan.data.test_labels)),
+    }
+
+
+def _header(plan: _Plan, sliced: SlicedModel) -> dict[str, Any]:
+    from seekdeploy.nn import estimate_cost
+
+    supernet = plan.run.supernet
+    cost = estimate_cost(sliced.spec, in_channels=supernet.in_channels,
+                         image_size=supernet.image_size, num_classes=supernet.num_classes)
+    return {
+        "run": plan.run_name, "run_dir": str(Path(plan.run.run_dir).resolve()),
+        "role": sliced.role.value, "family": supernet.family, "spec": sliced.spec.to_json(),
+        "spec_text": sliced.spec.to_text(), "bn_role": sliced.bn_role, "params": cost.params,
+        "flops": cost.flops, "cost": {**cost.to_json(), "weight_bytes": cost.weight_bytes("fp32")},
+        "dataset": plan.data.dataset_name,
+    }
+
+
+def _predicted_latency_ms(plan: _Plan, role: str) -> float | None:
+    # The planner records predictions in the run's manifest: a number, per role, or {latency_ms}.
+    import json
+
+    path = Path(plan.run.run_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except ValueError:
+        return None
+    value = manifest.get("predicted_latency_ms") if isinstance(manifest, dict) else None
+    if isinstance(value, dict):
+        value = value.get(role)
+    if isinstance(value, dict):
+        value = value.get("latency_ms")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _onnx_files(plan: _Plan, sliced: SlicedModel, role_dir: Path) -> tuple[Any, dict, dict]:
+    from seekdeploy.export.onnx_export import export_onnx
+    from seekdeploy.export.onnx_passes import convert_fp16, optimize_onnx
+
+    info = export_onnx(sliced.module, role_dir / "model.onnx", input_shape=plan.input_shape,
+                       opset=plan.opset, dynamic_batch=not plan.options.static_batch)
+    proofs = {"model.onnx": prove_file(info.path, Precision.FP32, sliced, plan)}
+    optimized = optimize_onnx(info.path, role_dir / "model.opt.onnx")
+    if optimized.kept and optimized.path is not None:
+        proofs[optimized.path.name] = prove_file(optimized.path, Precision.FP32, sliced, plan)
+    if Precision.FP16 in plan.options.onnx_precisions():
+        half = convert_fp16(info.path, role_dir / "model.fp16.onnx")
+        proofs[half.name] = prove_file(half, Precision.FP16, sliced, plan)
+    optimization = {"kept": optimized.kept, "nodes_before": optimized.nodes_before,
+                    "nodes_after": optimized.nodes_after, "reason": optimized.reason}
+    return info, proofs, optimization
+
+
+def _tensorrt(plan: _Plan, role_dir: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    from seekdeploy.export.tensorrt_step import lint_findings, prepare_tensorrt
+
+    profile = plan.profile
+    version = profile.runtime.tensorrt_version if profile else None
+    if not plan.options.wants(ExportFormat.TENSORRT):
+        if version is None:
+            return None, []
+        return {"lint_only": True, "tensorrt_version": version,
+                "lint": lint_findings(role_dir / "model.onnx", version)}, []
+    precision = plan.options.precision or profile.runtime.precision
+    outcome = prepare_tensorrt(
+        role_dir, profile, precision, input_chw=plan.input_shape[1:],
+        static_batch=plan.input_shape[0] if plan.options.static_batch else None,
+        calibration_images=plan.data.calibration_images)
+    return outcome.to_json(), [outcome.notice] if outcome.notice else []
+
+
+def export_role(plan: _Plan, sliced: SlicedModel, role_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    """Write one role's folder (see module docstring); return its manifest and any notices."""
+    role_dir.mkdir(parents=True, exist_ok=True)
+    save_static(sliced, role_dir / STATIC_NAME, run_name=plan.run_name, supernet=plan.run.supernet)
+    info, proofs, optimization = _onnx_files(plan, sliced, role_dir)
+    tensorrt, notices = _tensorrt(plan, role_dir)
+    primary = proofs["model.onnx"]
+    training = (plan.run.metrics.get("test_top1") or {}).get(sliced.role.value)
+    manifest = build_manifest(
+        header=_header(plan, sliced), role_dir=role_dir,
+        input_block=input_spec(shape=plan.input_shape, dynamic_batch=info.dynamic_batch,
+                               mean=plan.data.mean, std=plan.data.std,
+                               class_names=plan.data.class_names, name=info.input_name),
+        output_block=output_spec(batch=plan.input_shape[0], num_classes=len(plan.data.class_names),
+                                 name=info.output_name),
+        export_info={"opset": info.opset, "exporter": info.exporter.value,
+                     "node_count": info.node_count, "op_counts": info.op_counts},
+        accuracy={"test_top1": primary["test_top1"], "n": primary["test_n"], "split": "test",
+                  "file": "model.onnx", "runtime": "onnxruntime (CPUExecutionProvider)",
+                  "training_test_top1": training},
+        parity={"split": "validation", "n": sliced.parity.n,
+                "static_vs_supernet": {**sliced.parity.to_json(), "max_abs_limit": SLICE_MAX_ABS},
+                "files": proofs},
+        extras={"optimization": optimization, "tensorrt": tensorrt,
+                "profile": plan.profile_name,
+                "predicted_latency_ms": _predicted_latency_ms(plan, sliced.role.value)},
+    )
+    atomic_write_json(role_dir / MANIFEST_NAME, manifest)
+    return manifest, notices

@@ -1,0 +1,258 @@
+"""`seekdeploy export` on a real (tiny) trained run: ONNX files, parity, manifests, pair.json,
+fp16 tolerance, TensorRT without TensorRT, and every user error leaving nothing half-written."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import contextlib
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from seekdeploy._io import TMP_PREFIX, sha256_file
+from seekdeploy.errors import ExportError
+from seekdeploy.export.static_models import load_static
+from seekdeploy.export.parity import ORT_DISABLED_OPTIMIZERS, TOLERANCES, ParityTolerance
+from seekdeploy.profiles.schema import Precision
+
+PROFILE = SimpleNamespace(name="tiny", input=SimpleNamespace(channels=1, height=8, width=8))
+ROLES = ("base", "motivated")
+
+
+class _Quiet:
+    def update_step(self, *args) -> None:
+        pass
+
+    def log(self, text: str) -> None:
+        pass
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    from seekdeploy.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A 1-epoch digits run at 8x8 (private BN), trained through the library API in ~1 s."""
+    from seekdeploy.train.config import TrainConfig
+    from seekdeploy.train.loop import run_training
+    from seekdeploy.train.run import finish_run, start_run
+
+    torch.set_num_threads(1)  # the tiny model is slower with thread contention than without
+    config = TrainConfig(arch="resnet", data="digits", epochs=1, batch_size=64, seed=0,
+                         condition="random:p=0.3", base_spec="depth=1,1;width=4,8",
+                         motivated_spec="depth=1,2;width=8,16", device="cpu")
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    session = start_run(config, run_dir, profile=PROFILE)
+    run_training(session, _Quiet())
+    finish_run(session, "tiny")
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory) -> SimpleNamespace:
+    out = tmp_path_factory.mktemp("exports")
+    code, stdout, stderr = _cli("export", str(trained), "--out", str(out), "--precision", "fp16")
+    assert code == 0, stderr
+    return SimpleNamespace(run=trained, dir=out / "tiny", stdout=stdout)
+
+
+def _manifest(folder: Path) -> dict:
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"],
+                                disabled_optimizers=ORT_DISABLED_OPTIMIZERS)
+
+
+def _dataset(run_dir: Path):
+    from seekdeploy.data import load_dataset, normalize
+    from seekdeploy.train.checkpoint import load_run
+
+    run = load_run(run_dir)
+    data = load_dataset(run.dataset_name, **run.data_kwargs)
+    return run, data, lambda images: normalize(images, data.mean, data.std)
+
+
+def test_export_writes_checked_onnx_models_that_match_the_supernet(exported):
+    run, data, prepare = _dataset(exported.run)
+    val = prepare(data.val.images[:64])  # (64, 1, 8, 8)
+    for role in ROLES:
+        folder = exported.dir / role
+        onnx.checker.check_model(str(folder / "model.onnx"), full_check=True)
+        session = _session(folder / "model.onnx")
+        logits = session.run(None, {"input": val.numpy()})[0]  # (64, 10)
+        with torch.no_grad():
+            reference = run.supernet(val, run.spec_for(role), run.bn_role_for(role)).numpy()
+        assert logits.shape == (64, 10)
+        assert np.abs(logits - reference).max() <= TOLERANCES[Precision.FP32].max_abs
+        manifest = _manifest(folder)
+        parity = manifest["parity"]
+        assert parity["static_vs_supernet"]["max_abs"] <= 1e-5 and parity["n"] == len(data.val)
+        proof = parity["files"]["model.onnx"]
+        assert 0 <= proof["vs_static"]["max_abs"] <= 1e-4 and proof["vs_supernet"]["top1_agreement"] == 1.0
+        # The manifest's accuracy is the exported model's own, on the whole test split.
+        test_logits = session.run(None, {"input": prepare(data.test.images).numpy()})[0]
+        expected = float(np.mean(test_logits.argmax(1) == data.test.labels.numpy()))
+        assert manifest["accuracy"]["test_top1"] == pytest.approx(expected)
+        assert manifest["accuracy"]["n"] == len(data.test)
+    assert "PASSED" in exported.stdout and "model.onnx vs static" in exported.stdout
+
+
+def test_manifest_hashes_sizes_and_input_spec(exported):
+    _, data, _ = _dataset(exported.run)
+    for role in ROLES:
+        folder = exported.dir / role
+        manifest = _manifest(folder)
+        on_disk = sorted(p.name for p in folder.iterdir() if p.name != "manifest.json")
+        assert sorted(manifest["files"]) == on_disk and "model.onnx" in on_disk
+        for name, entry in manifest["files"].items():
+            assert entry["sha256"] == sha256_file(folder / name)
+            assert entry["bytes"] == (folder / name).stat().st_size
+        spec = manifest["input"]
+        assert (spec["name"], spec["layout"], spec["dtype"], spec["dynamic_batch"]) == ("input", "NCHW", "float32", True)
+        assert spec["shape"][1:] == [1, 8, 8] and spec["mean"] == pytest.approx(list(data.mean))
+        assert spec["class_labels"] == list(data.class_names) and "/ 255" in spec["normalization"]
+        assert manifest["output"]["name"] == "logits" and manifest["role"] == role
+        assert {"torch", "onnx", "onnxruntime", "seekdeploy"} <= set(manifest["versions"])
+        assert manifest["opset"] == 18 and manifest["exporter"] == "dynamo"
+        static = load_static(folder / "static.pt")  # weights_only inside
+        assert manifest["params"] == sum(p.numel() for p in static.parameters())
+    assert not [p for p in exported.dir.iterdir() if p.name.startswith(TMP_PREFIX)]
+
+
+def test_pair_json_proves_the_base_is_a_slice_of_the_motivated(exported):
+    pair = json.loads((exported.dir / "pair.json").read_text())
+    assert pair["checked"] > 10 and pair["max_abs_diff"] == 0.0 and pair["identical"]
+    # --bn private: BN statistics are per role; they are listed, with the reason, not hidden.
+    assert pair["not_compared"] and all("private" in e["reason"] for e in pair["not_compared"])
+    assert {e["base"].rpartition(".")[2] for e in pair["not_compared"]} == \
+        {"running_mean", "running_var", "num_batches_tracked"}
+    for role in ROLES:
+        assert pair["onnx_sha256"][role] == sha256_file(exported.dir / role / "model.onnx")
+    # Independently: every compared base tensor equals the motivated tensor's prefix.
+    base = torch.load(exported.dir / "base" / "static.pt", weights_only=True)["state_dict"]
+    motivated = torch.load(exported.dir / "motivated" / "static.pt", weights_only=True)["state_dict"]
+    for entry in pair["tensors"]:
+        tensor = base[entry["base"]]
+        prefix = motivated[entry["motivated"]][tuple(slice(0, n) for n in tensor.shape)]
+        assert torch.equal(tensor, prefix), entry["base"]
+
+
+def test_exported_base_has_the_graph_of_an_equally_sized_static_model(exported, tmp_path):
+    from seekdeploy.export.onnx_export import export_onnx
+    from seekdeploy.nn import build_static
+    from seekdeploy.train.checkpoint import load_run
+
+    run = load_run(exported.run)
+    fresh = build_static(run.base_spec, num_classes=10, in_channels=1, image_size=8)
+    # Trained-looking BatchNorm (a fresh one is the identity, whose zero folded biases the ONNX
+    # optimizer drops, which would make any graph comparison vacuous).
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for module in fresh.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                for tensor in (module.weight, module.bias, module.running_mean):
+                    tensor.copy_(torch.randn(tensor.shape, generator=generator))
+                module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+    export_onnx(fresh, tmp_path / "direct.onnx", input_shape=(1, 1, 8, 8))
+
+    def signature(path: Path):
+        model = onnx.load(str(path))
+        ops = collections.Counter(node.op_type for node in model.graph.node)
+        return ops, sorted(tuple(t.dims) for t in model.graph.initializer)
+
+    assert signature(exported.dir / "base" / "model.onnx") == signature(tmp_path / "direct.onnx")
+
+
+def test_fp16_export_and_its_tolerance_is_enforced(exported, tmp_path):
+    from seekdeploy.export.export_run import export_run
+    from seekdeploy.export.options import parse_export_options
+
+    for role in ROLES:
+        manifest = _manifest(exported.dir / role)
+        proof = manifest["parity"]["files"]["model.fp16.onnx"]
+        assert proof["precision"] == "fp16" and 0 < proof["vs_static"]["max_abs"] <= 5e-2
+        assert manifest["files"]["model.fp16.onnx"]["precision"] == "fp16"
+        fp16 = onnx.load(str(exported.dir / role / "model.fp16.onnx"))
+        assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in fp16.graph.initializer)
+    shutil.copytree(exported.dir, tmp_path / "tiny")
+    folder = tmp_path / "tiny" / "base"
+    before = {p.name: sha256_file(p) for p in folder.iterdir()}
+    # The same export with an fp16 limit no real fp16 model can meet must fail, and must leave the
+    # previous export exactly as it was and no staging folder behind.
+    tight = dict(TOLERANCES)
+    tight[Precision.FP16] = ParityTolerance(max_abs=1e-9, min_top1_agreement=0.99)
+    strict = parse_export_options(roles="base", precision="fp16", out_dir=tmp_path)
+    with pytest.raises(ExportError, match="model.fp16.onnx.*fp16 parity check"):
+        export_run(exported.run, dataclasses.replace(strict, tolerances=tight))
+    assert {p.name: sha256_file(p) for p in folder.iterdir()} == before
+    assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == ["base", "motivated", "pair.json"]
+
+
+@pytest.mark.skipif(shutil.which("trtexec") is not None, reason="trtexec is on PATH: it would build")
+def test_tensorrt_without_tensorrt_writes_build_script_and_says_so(trained, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here: the engine would be built, not scripted")
+    code, stdout, stderr = _cli("export", str(trained), "--roles", "base", "--format", "onnx,tensorrt",
+                                "--precision", "int8", "--profile", "jetson-nano", "--out", str(tmp_path))
+    assert code == 0, stderr
+    assert "NOTICE: TensorRT is not installed here" in stdout and "build_engine.sh" in stdout
+    assert "TensorRT 8.2 lint: 0 finding(s)" in stdout
+    folder = tmp_path / "tiny" / "base"
+    script = (folder / "build_engine.sh").read_text()
+    calib = f"--calib=model.{sha256_file(folder / 'model.onnx')[:12]}.calib"
+    for flag in ("--int8", calib, "--workspace=", "model.jetson-nano.trt8.2.int8.engine"):
+        assert flag in script
+    subprocess.run(["bash", "-n", str(folder / "build_engine.sh")], check=True)
+    images = np.load(folder / "calibration_images.npy")
+    assert images.dtype == np.float32 and images.shape[1:] == (1, 8, 8) and abs(images.mean()) < 1
+    manifest = _manifest(folder)
+    assert manifest["opset"] == 13  # TensorRT 8.2 reads opset <= 13
+    assert manifest["tensorrt"]["method"] == "build_engine.sh" and manifest["tensorrt"]["engine"] is None
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--format", "onx"), "did you mean 'onnx'"),
+    (("--precision", "fp61"), "did you mean 'fp16'"),
+    (("--roles", "bse"), "did you mean 'base'"),
+    (("--precision", "int8"), "tensorrt: fp32, fp16, int8"),
+])
+def test_bad_options_are_refused_before_any_work(trained, tmp_path, args, message):
+    code, _, stderr = _cli("export", str(trained), "--out", str(tmp_path / "out"), *args)
+    assert code == 1 and message in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_runs_are_clear_errors_and_leave_nothing(trained, tmp_path):
+    out = tmp_path / "out"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    broken = tmp_path / "broken"
+    shutil.copytree(trained, broken)
+    checkpoint = broken / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # truncated mid-write
+    cases = [(empty, "no checkpoint"), (broken, "corrupt or truncated"),
+             (tmp_path / "missing", "does not exist"), (trained / "..", "invalid run name")]
+    for run_dir, message in cases:
+        code, _, stderr = _cli("export", str(run_dir), "--out", str(out))
+        assert code == 1 and message in stderr and "Traceback" not in stderr, (run_dir, stderr)
+    assert not out.exists() or not any(out.rglob("*.onnx"))
