@@ -1,0 +1,146 @@
+"""`seekdeploy plan` (pick a nested pair that fits the budgets) and `seekdeploy calibrate`.
+
+Imports only click at module level; the model code (torch) loads inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+FAMILIES = ("resnet", "mbconv", "vit")
+
+
+@contextmanager
+def _calibration_warnings_to(console: Any) -> Iterator[None]:
+    # A stale or foreign calibration is worth one readable line, not a Python warning trace.
+    from seekdeploy.plan.calibration_file import CalibrationWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CalibrationWarning)
+        yield
+    for warning in caught:
+        if issubclass(warning.category, CalibrationWarning):
+            console.print(f"[yellow]warning:[/] {warning.message}", highlight=False)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+@click.command("plan")
+@click.option("--profile", "profile_name", required=True, help="Hardware profile name, alias or YAML path.")
+@click.option("--arch", type=click.Choice(FAMILIES), default="resnet", show_default=True, help="Model family.")
+@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Calibration file [profiles/<profile>.latency.json].")
+@click.option("--roofline", is_flag=True, help="Ignore any calibration; predict with the roofline.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
+def plan(profile_name: str, arch: str, calibration: Path | None, roofline: bool, as_json: bool) -> None:
+    """Pick the largest motivated spec and the largest base nested in it that meet the budgets.
+
+    Latency is predicted at each budget's percentile by the profile's calibration when it matches
+    this device, else by the roofline of the profile's declared peak GFLOP/s and bandwidth.
+    """
+    from rich.console import Console
+
+    from seekdeploy.plan.calibration_file import load_predictor
+    from seekdeploy.plan.planner import plan_pair
+    from seekdeploy.plan.predictor import RooflinePredictor
+    from seekdeploy.profiles.loader import load_profile
+
+    console = Console(stderr=as_json)
+    profile = load_profile(profile_name)
+    with _calibration_warnings_to(console):
+        predictor = RooflinePredictor(profile) if roofline else load_predictor(profile, arch, calibration)
+    result = plan_pair(profile, arch, predictor)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        return
+    _print_plan(console, result)
+
+
+def _print_plan(console: Any, result: Any) -> None:
+    from rich import box
+    from rich.table import Table
+
+    predictor = result.predictor
+    source = f" ({predictor.get('model')}, {predictor.get('source')})" if predictor["kind"] == "calibrated" else ""
+    percentiles = sorted({f"p{rp.budget.latency_percentile:g}" for rp in (result.base, result.motivated)})
+    table = Table(title=f"{result.family} on {result.profile} · {predictor['kind']} predictor{source}",
+                  title_justify="left", box=box.SIMPLE_HEAD,
+                  caption=f"latency ms at the budget percentile ({', '.join(percentiles)}), margin = "
+                          "budget - prediction · memory, file: MiB predicted/budget")
+    for column in ("role", "params", "MFLOP", "latency", "budget", "margin", "memory", "file"):
+        table.add_column(column, justify="left" if column == "role" else "right", no_wrap=True)
+    for role_plan in (result.base, result.motivated):
+        data = role_plan.to_json()
+        margins = data["margins"]
+        table.add_row(role_plan.role.value, f"{data['params'] / 1e6:.2f}M", f"{data['flops'] / 1e6:.1f}",
+                      f"{data['predicted_latency_ms']:.3f}", f"{data['budget_latency_ms']:g}",
+                      f"{margins['latency_ms']:+.3f}",
+                      _of_budget(data["predicted_memory_mib"], role_plan.budget.peak_memory_mib),
+                      _of_budget(data["predicted_file_size_mib"], role_plan.budget.file_size_mib))
+    console.print(table)
+    console.print(f"base:      {result.base.candidate.spec}", highlight=False)
+    console.print(f"motivated: {result.motivated.candidate.spec}", highlight=False)
+    if result.grid_limited:
+        console.print("[yellow]note:[/] the motivated model is the largest spec of the search grid; "
+                      "the budget would allow more")
+    console.print(f"searched {result.searched} specs in {result.search_seconds:.2f} s")
+    console.print("PASSED: planned a nested pair within every budget", style="bold green")
+
+
+def _of_budget(value: float, budget: float | None) -> str:
+    return f"{value:.2f}" if budget is None else f"{value:.2f}/{budget:g}"
+
+
+@click.command("calibrate")
+@click.option("--profile", "profile_name", required=True, help="Hardware profile name, alias or YAML path.")
+@click.option("--arch", type=click.Choice(FAMILIES), default="resnet", show_default=True,
+              help="Model family whose specs are measured.")
+@click.option("--specs", "spec_count", type=click.IntRange(min=6), default=24, show_default=True,
+              help="How many design specs to export and time (corners + random).")
+@click.option("--host", default=None, help="Time on this device over SSH (user@host[:port]) instead of here.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random design specs.")
+@click.option("--opset", type=click.IntRange(min=13), default=None,
+              help="ONNX opset of the design exports [the one `export` uses for the profile].")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("profiles"),
+              show_default=True, help="Folder of the calibration file <profile>.latency.json.")
+def calibrate(profile_name: str, arch: str, spec_count: int, host: str | None, seed: int,
+              opset: int | None, out_dir: Path) -> None:
+    """Export and time a design of specs on the target and fit the profile's latency model.
+
+    Writes <out-dir>/<profile>.latency.json with the device fingerprint; `plan` and `train` use
+    it on a matching device and ignore it (with a warning) anywhere else.
+    """
+    from rich.console import Console
+
+    from seekdeploy.plan.calibration import calibrate_profile
+    from seekdeploy.profiles.loader import load_profile
+
+    console = Console()
+    profile = load_profile(profile_name)
+    where = host or "this machine"
+    console.print(f"calibrating {profile.name} ({arch}, {spec_count} specs) on {where}…")
+
+    def progress(index: int, measurement: Any) -> None:
+        console.print(f"  {index + 1:>3}/{spec_count}  median {measurement.median_ms:8.3f} ms  "
+                      f"{measurement.spec}", highlight=False)
+
+    result = calibrate_profile(profile, arch, specs=spec_count, host=host, seed=seed, opset=opset,
+                               folder=out_dir, on_measured=progress)
+    fit = result.fit
+    others = ", ".join(f"{name} {mape:.1f}%" for name, mape in fit.heldout_mape_by_model.items())
+    console.print(f"fit: {fit.model} · held-out MAPE {fit.heldout_mape_percent:.1f}% · "
+                  f"fit MAPE {fit.train_mape_percent:.1f}% (candidates: {others})", highlight=False)
+    console.print(f"tail ratios (pXX / median): {result.tail_ratios}", highlight=False)
+    if result.tail_capped:
+        console.print("[yellow]warning:[/] latency tails were extreme (another load on the device?); "
+                      "ratios are capped: recalibrate on an idle device")
+    console.print(f"written to {result.path}")
+    console.print("PASSED: calibrated", style="bold green")

@@ -1,0 +1,12 @@
+"""Train against the profile: latency prediction, device calibration and the pair planner.
+
+- `layers`: the per-layer cost list of a spec (what a predictor sees), for every family.
+- `predictor`: `RooflinePredictor` (declared hardware figures) and `CalibratedPredictor` (a fit
+  on latencies measured on the target), `load_predictor(profile)` picks the best usable one.
+- `calibration`: designs, exports and times a set of specs on the target and fits the model,
+  stored as `profiles/<name>.latency.json` with the device fingerprint.
+- `space` and `planner`: the family's spec grid and `plan_pair`, which picks the largest
+  motivated spec and the largest base nested in it that meet the profile's budgets.
+
+Importing this package imports neither torch nor onnx; only calibration does, inside functions.
+"""

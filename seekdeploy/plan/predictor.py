@@ -1,0 +1,200 @@
+"""Latency predictors per hardware profile: the roofline fallback and the calibrated fit.
+
+Both predict the *typical* (median) latency of one inference at the profile's input batch, in
+milliseconds; a budget is set at a percentile (p95 by default), so `predict_percentile_ms`
+multiplies the typical latency by a tail factor. The roofline predictor uses the documented
+default `default_tail_factor(p)` (1.0 at the median, rising linearly to 1.25 at p95); a
+calibration measures the factor on the target and records it.
+
+Roofline: every layer takes max(FLOPs / peak, bytes moved / bandwidth) plus a fixed per-layer
+overhead (kernel launch / operator dispatch), summed over the layer list of `seekdeploy.plan.layers`.
+Peak GFLOP/s is the profile's figure at its precision; declared peaks are rarely reached by tiny
+layers, so this is an optimistic bound on compute plus a guessed overhead: a fallback only.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from seekdeploy.errors import ProfileError
+from seekdeploy.plan.layers import Layer, LayerKind, list_layers
+
+# Per-layer fixed cost of the roofline, by runtime: onnxruntime's per-operator dispatch on a CPU
+# is ~5-20 us; a TensorRT kernel launch on a Jetson ~5 us (documented defaults, not measured).
+ROOFLINE_LAYER_OVERHEAD_MS = {"onnxruntime": 0.01, "tensorrt": 0.005}
+DEFAULT_TAIL_AT_P95 = 1.25
+BYTES_PER_ELEMENT = {"fp32": 4, "fp16": 2, "int8": 1}
+
+
+def default_tail_factor(percentile: float) -> float:
+    """p-th percentile / median latency assumed without a calibration: 1 at p50, 1.25 at p95.
+
+    Linear in the percentile between p50 and p95 and flat above (a p99 budget would need a
+    measured tail; calibrate the profile for that).
+    """
+    if percentile <= 50.0:
+        return 1.0
+    return 1.0 + (DEFAULT_TAIL_AT_P95 - 1.0) * min(1.0, (percentile - 50.0) / 45.0)
+
+
+def profile_precision(profile: Any) -> str:
+    """The profile's precision as a plain string ("fp32", "fp16", "int8")."""
+    return str(getattr(profile.runtime.precision, "value", profile.runtime.precision))
+
+
+def bytes_per_element(profile: Any) -> int:
+    """Bytes of one weight/activation element at the profile's precision."""
+    return BYTES_PER_ELEMENT[profile_precision(profile)]
+
+
+def input_geometry(profile: Any) -> dict[str, int]:
+    """Keyword arguments of `list_layers`/`estimate_cost` for the profile's input (10 classes)."""
+    return {"in_channels": profile.input.channels, "image_size": profile.input.height, "num_classes": 10}
+
+
+@functools.lru_cache(maxsize=65536)
+def _cached_layers(spec: Any, in_channels: int, image_size: int, num_classes: int) -> tuple[Layer, ...]:
+    return tuple(list_layers(spec, in_channels=in_channels, image_size=image_size, num_classes=num_classes))
+
+
+def spec_layers(spec: Any, geometry: dict[str, int]) -> tuple[Layer, ...]:
+    """The (cached) layer list of `spec` for `geometry` (see `input_geometry`)."""
+    return _cached_layers(spec, geometry["in_channels"], geometry["image_size"], geometry["num_classes"])
+
+
+class LatencyPredictor:
+    """Common interface: typical latency of a spec, and the latency at a budget percentile."""
+
+    kind = "abstract"
+
+    def __init__(self, profile: Any, num_classes: int = 10) -> None:
+        self.profile = profile
+        self.geometry = {**input_geometry(profile), "num_classes": num_classes}
+        self.batch = int(profile.input.batch)
+
+    def predict_latency_ms(self, spec: Any) -> float:
+        """Typical (median) latency in ms of one inference of `spec` at the profile's batch."""
+        raise NotImplementedError
+
+    def tail_factor(self, percentile: float) -> float:
+        """Latency at `percentile` divided by the typical latency."""
+        return default_tail_factor(percentile)
+
+    def predict_percentile_ms(self, spec: Any, percentile: float) -> float:
+        """Predicted latency at a budget percentile (typical latency x tail factor)."""
+        return self.predict_latency_ms(spec) * self.tail_factor(percentile)
+
+    def describe(self) -> dict[str, Any]:
+        """What the predictor is, for manifests and the plan's JSON."""
+        return {"kind": self.kind}
+
+
+class RooflinePredictor(LatencyPredictor):
+    """Roofline over the layer list from the profile's declared peak and bandwidth (the fallback)."""
+
+    kind = "roofline"
+
+    def __init__(self, profile: Any, num_classes: int = 10) -> None:
+        super().__init__(profile, num_classes)
+        precision = profile_precision(profile)
+        peaks = {getattr(k, "value", k): v for k, v in profile.hardware.peak_gflops.items()}
+        peak = peaks.get(precision, peaks.get("fp32"))
+        if not peak or peak <= 0 or profile.hardware.memory_bandwidth_gbs <= 0:
+            raise ProfileError(f"profile {profile.name} declares no usable peak GFLOP/s for {precision} "
+                               "or memory bandwidth; add hardware.peak_gflops and memory_bandwidth_gbs")
+        self.peak_flops_per_ms = peak * 1e6  # GFLOP/s -> FLOP/ms
+        self.bytes_per_ms = profile.hardware.memory_bandwidth_gbs * 1e6  # GB/s -> B/ms
+        self.bytes_per_element = bytes_per_element(profile)
+        runtime = str(getattr(profile.runtime.name, "value", profile.runtime.name))
+        self.layer_overhead_ms = ROOFLINE_LAYER_OVERHEAD_MS.get(runtime, 0.01)
+
+    def layer_times_ms(self, layers: Sequence[Layer]) -> tuple[float, float]:
+        """(compute-bound ms, memory-bound ms) summed over `layers`, each layer at its own bound."""
+        compute = memory = 0.0
+        for layer in layers:
+            flops_ms = 2.0 * layer.macs * self.batch / self.peak_flops_per_ms
+            bytes_ms = layer.moved_bytes(self.batch, self.bytes_per_element) / self.bytes_per_ms
+            if flops_ms >= bytes_ms:
+                compute += flops_ms
+            else:
+                memory += bytes_ms
+        return compute, memory
+
+    def predict_latency_ms(self, spec: Any) -> float:
+        """Sum over layers of max(FLOPs / peak, bytes / bandwidth) + per-layer overhead, in ms."""
+        layers = spec_layers(spec, self.geometry)
+        compute, memory = self.layer_times_ms(layers)
+        return compute + memory + self.layer_overhead_ms * len(layers)
+
+    def describe(self) -> dict[str, Any]:
+        """Kind plus the figures it uses."""
+        return {"kind": self.kind, "peak_gflops": self.peak_flops_per_ms / 1e6,
+                "memory_bandwidth_gbs": self.bytes_per_ms / 1e6,
+                "layer_overhead_ms": self.layer_overhead_ms, "tail_at_p95": DEFAULT_TAIL_AT_P95}
+
+
+def feature_vector(model: str, layers: Sequence[Layer], batch: int, roofline: RooflinePredictor) -> list[float]:
+    """The regression features of one spec for the fit `model` (see `FIT_MODELS`).
+
+    MACs are in millions and bytes in MB so the non-negative least squares is well conditioned.
+    """
+    if model == "roofline-scaled":
+        compute, memory = roofline.layer_times_ms(layers)
+        return [compute, memory, float(len(layers)), 1.0]
+    per_kind: list[float] = []
+    for kind in LayerKind:
+        chosen = [layer for layer in layers if layer.kind is kind]
+        macs = sum(layer.macs for layer in chosen) * batch / 1e6
+        moved = sum(layer.moved_bytes(batch, roofline.bytes_per_element) for layer in chosen) / 1e6
+        per_kind += [macs, moved, float(len(chosen))] if model == "layer-features" else [macs]
+    if model == "kind-macs":
+        moved = sum(layer.moved_bytes(batch, roofline.bytes_per_element) for layer in layers) / 1e6
+        per_kind += [moved, float(len(layers))]
+    return per_kind + [1.0]
+
+
+# The candidate fits: per layer type MACs, bytes and a per-layer constant; per type MACs plus total
+# bytes and a per-layer constant; the roofline's own compute/memory times rescaled.
+FIT_MODELS = ("layer-features", "kind-macs", "roofline-scaled")
+
+
+class CalibratedPredictor(LatencyPredictor):
+    """A fit on latencies measured on the target: latency = features(spec) . coefficients."""
+
+    kind = "calibrated"
+
+    def __init__(self, profile: Any, model: str, coefficients: Sequence[float],
+                 tail_ratios: dict[str, float] | None = None, num_classes: int = 10,
+                 source: str | None = None) -> None:
+        super().__init__(profile, num_classes)
+        if model not in FIT_MODELS:
+            raise ProfileError(f"calibration model {model!r} is unknown; recalibrate with `seekdeploy calibrate`")
+        self.model = model
+        self.coefficients = [float(c) for c in coefficients]
+        self.tail_ratios = {str(k): float(v) for k, v in (tail_ratios or {}).items()}
+        self.source = source
+        self._roofline = RooflinePredictor(profile, num_classes)
+
+    def features(self, spec: Any) -> list[float]:
+        """The fit's feature vector for `spec`."""
+        return feature_vector(self.model, spec_layers(spec, self.geometry), self.batch, self._roofline)
+
+    def predict_latency_ms(self, spec: Any) -> float:
+        """Fitted typical latency in ms (never below 1 us)."""
+        features = self.features(spec)
+        if len(features) != len(self.coefficients):
+            raise ProfileError(f"calibration {self.source} has {len(self.coefficients)} coefficients but "
+                               f"model {self.model!r} needs {len(features)}; recalibrate")
+        return max(1e-3, sum(f * c for f, c in zip(features, self.coefficients)))
+
+    def tail_factor(self, percentile: float) -> float:
+        """The measured tail ratio at this percentile when calibrated, else the default."""
+        key = f"{percentile:g}"
+        return self.tail_ratios.get(key, default_tail_factor(percentile))
+
+    def describe(self) -> dict[str, Any]:
+        """Kind, fit model, source file and tail ratios."""
+        return {"kind": self.kind, "model": self.model, "source": self.source,
+                "tail_ratios": self.tail_ratios}

@@ -1,0 +1,106 @@
+"""Latency predictors: layer lists agree with the analytic cost, the roofline is monotone, fits recover."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from seekdeploy.nn import estimate_cost
+from seekdeploy.plan.fit import choose_fit, fit_nnls
+from seekdeploy.plan.layers import list_layers
+from seekdeploy.plan.predictor import (CalibratedPredictor, RooflinePredictor, default_tail_factor,
+                                       input_geometry)
+from seekdeploy.plan.space import design_specs, spec_grid
+from seekdeploy.profiles.loader import load_profile
+from seekdeploy.profiles.schema import HardwareFigures, Precision
+
+PROFILE = load_profile("x86-cpu")
+GEOMETRY = input_geometry(PROFILE)
+
+
+@pytest.mark.parametrize("family", ["resnet", "mbconv", "vit"])
+def test_layer_list_sums_to_the_analytic_cost(family: str) -> None:
+    for spec in design_specs(family, 12, seed=1):
+        layers = list_layers(spec, **GEOMETRY)
+        cost = estimate_cost(spec, **GEOMETRY)
+        assert sum(layer.macs for layer in layers) == cost.macs, spec
+        assert sum(layer.params for layer in layers) == cost.params, spec
+
+
+def _compute_bound(profile, peak_gflops: float = 10.0):
+    # Unlimited bandwidth: the roofline is pure FLOPs / peak (plus the per-layer overhead).
+    figures = HardwareFigures(peak_gflops={Precision.FP32: peak_gflops}, memory_bandwidth_gbs=1e12)
+    return dataclasses.replace(profile, hardware=figures)
+
+
+def test_roofline_is_flops_over_peak_when_compute_bound() -> None:
+    predictor = RooflinePredictor(_compute_bound(PROFILE))
+    predictor.layer_overhead_ms = 0.0
+    for spec in design_specs("resnet", 8, seed=2):
+        flops = estimate_cost(spec, **GEOMETRY).flops
+        assert predictor.predict_latency_ms(spec) == pytest.approx(flops / 10e9 * 1e3, rel=1e-9)
+
+
+@pytest.mark.parametrize("family", ["resnet", "mbconv", "vit"])
+def test_roofline_is_monotone_in_flops_along_nesting(family: str) -> None:
+    predictor = RooflinePredictor(PROFILE)
+    grid = list(spec_grid(family))
+    rng = np.random.default_rng(0)
+    checked = 0
+    for index in rng.choice(len(grid), size=min(60, len(grid)), replace=False):
+        big = grid[int(index)]
+        for small in grid[:: max(1, len(grid) // 40)]:
+            if big != small and big.contains(small):
+                assert estimate_cost(small, **GEOMETRY).flops <= estimate_cost(big, **GEOMETRY).flops
+                assert predictor.predict_latency_ms(small) < predictor.predict_latency_ms(big)
+                checked += 1
+    assert checked > 20
+
+
+def test_more_bandwidth_and_peak_never_slow_a_model_down() -> None:
+    spec = spec_grid("resnet")[-1]
+    slow = RooflinePredictor(PROFILE).predict_latency_ms(spec)
+    fast = RooflinePredictor(_compute_bound(PROFILE, peak_gflops=80.0)).predict_latency_ms(spec)
+    assert fast < slow
+
+
+def test_default_tail_factor_is_one_at_the_median_and_documented_at_p95() -> None:
+    assert default_tail_factor(50) == 1.0
+    assert default_tail_factor(95) == pytest.approx(1.25)
+    assert 1.0 < default_tail_factor(90) < default_tail_factor(95)
+
+
+def test_nnls_recovers_known_nonnegative_coefficients() -> None:
+    rng = np.random.default_rng(0)
+    features = rng.uniform(0.1, 5.0, size=(30, 4))
+    features[:, -1] = 1.0
+    truth = np.array([0.3, 0.0, 1.2, 0.05])
+    coefficients = fit_nnls(features, features @ truth)
+    np.testing.assert_allclose(coefficients, truth, atol=1e-6)
+
+
+def test_choose_fit_prefers_the_model_that_predicts_held_out_specs() -> None:
+    rng = np.random.default_rng(1)
+    good = rng.uniform(0.1, 5.0, size=(20, 3))
+    latency = good @ np.array([0.5, 0.2, 0.1]) + 0.05
+    noise = rng.uniform(0.1, 5.0, size=(20, 3))  # unrelated features
+    fit = choose_fit({"good": np.c_[good, np.ones(20)].tolist(), "noise": np.c_[noise, np.ones(20)].tolist()},
+                     latency.tolist())
+    assert fit.model == "good"
+    assert fit.heldout_mape_percent < 1e-3 < fit.heldout_mape_by_model["noise"]
+
+
+def test_calibrated_predictor_applies_its_coefficients_and_measured_tail() -> None:
+    predictor = CalibratedPredictor(PROFILE, "roofline-scaled", [2.0, 3.0, 0.01, 0.1], {"95": 1.5})
+    roofline = RooflinePredictor(PROFILE)
+    spec = spec_grid("resnet")[5]
+    from seekdeploy.plan.predictor import spec_layers
+
+    compute, memory = roofline.layer_times_ms(spec_layers(spec, GEOMETRY))
+    layers = len(spec_layers(spec, GEOMETRY))
+    expected = 2.0 * compute + 3.0 * memory + 0.01 * layers + 0.1
+    assert predictor.predict_latency_ms(spec) == pytest.approx(expected)
+    assert predictor.predict_percentile_ms(spec, 95) == pytest.approx(1.5 * expected)
+    assert predictor.tail_factor(90) == default_tail_factor(90)  # not measured: the default
