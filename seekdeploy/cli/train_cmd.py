@@ -1,0 +1,121 @@
+"""`seekdeploy train`: train a nested base/motivated pair with motivated training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from seekdeploy._io import safe_name
+from seekdeploy.errors import ConfigError
+
+_TRAINING_OPTIONS = ("arch", "data", "data_dir", "epochs", "batch_size", "lr", "optimizer",
+                     "base", "motivated", "condition", "bn", "bn_recalibrate", "seed",
+                     "deterministic", "profile", "out")
+
+
+def _run_dir(out: str | None, profile: str, arch: str, data: str) -> Path:
+    if out is None:
+        # `imagefolder:PATH` holds a path; the default run name keeps only the folder's name.
+        source, sep, folder = data.partition(":")
+        label = f"{source}-{Path(folder).expanduser().resolve().name or 'data'}" if sep else data
+        return Path("runs") / safe_name(f"{Path(profile).stem}-{arch}-{label}", "run name")
+    path = Path(out)
+    safe_name(path.name, "run name")
+    return path
+
+
+def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
+    source = click.core.ParameterSource.COMMANDLINE
+    return [name for name in names if ctx.get_parameter_source(name) == source]
+
+
+@click.command("train")
+@click.option("--profile", help="Hardware profile (name or YAML path); gives the input size.")
+@click.option("--arch", type=click.Choice(["resnet", "mbconv", "vit"]), default="resnet",
+              show_default=True, help="Model family.")
+@click.option("--data", default="digits", show_default=True, help="Dataset name.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the dataset.")
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--lr", type=float, default=None, help="Peak learning rate [sgd 0.05, adamw 0.002].")
+@click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True)
+@click.option("--base", help="Base spec, e.g. 'depth=2,2,2;width=8,16,32' [family default].")
+@click.option("--motivated", help="Motivated spec (the supernet) [family default].")
+@click.option("--condition", default="streak:k=3,hold=1", show_default=True,
+              help="Motivation condition: streak:k=,hold= | random:p= | matched:reference=RUN "
+                   "| never | always.")
+@click.option("--bn", type=click.Choice(["private", "shared"]), default="private",
+              show_default=True, help="BatchNorm statistics per role or shared.")
+@click.option("--bn-recalibrate", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Batches used to re-estimate BN statistics before each evaluation (0 = off); "
+                   "the motivated role trains on few batches, so its running statistics lag.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--deterministic", is_flag=True, help="torch.use_deterministic_algorithms(True).")
+@click.option("--out", help="Run folder [runs/<profile>-<arch>-<data>].")
+@click.option("--resume", "resume", type=click.Path(), help="Continue an interrupted run folder.")
+@click.pass_context
+def train(ctx: click.Context, profile: str | None, arch: str, data: str, data_dir: str | None,
+          epochs: int, batch_size: int, lr: float | None, optimizer: str, base: str | None,
+          motivated: str | None, condition: str, bn: str, bn_recalibrate: int, seed: int,
+          device: str, deterministic: bool, out: str | None, resume: str | None) -> None:
+    """Train a base model and the motivated model that contains it, sharing weights.
+
+    Every batch trains one role; the condition decides which from the base's loss history.
+    Writes runs/NAME/ (checkpoint.pt, metrics.jsonl, motivation.jsonl, manifest.json).
+    Ctrl-C saves a checkpoint; --resume RUN continues it.
+    """
+    from rich.console import Console
+
+    from seekdeploy.train.run import train_pair
+
+    console = Console(stderr=True)
+    if resume:
+        ignored = _given(ctx, _TRAINING_OPTIONS)
+        if ignored:
+            raise ConfigError(f"--resume continues {resume} with its saved settings; drop "
+                              f"{', '.join('--' + n.replace('_', '-') for n in ignored)}")
+        summary = train_pair(None, Path(resume), resume=True, console=console)
+    else:
+        if not profile:
+            raise ConfigError("--profile is required (see `seekdeploy profiles list`), "
+                              "or --resume RUN to continue a run")
+        config, loaded = _build_config(arch, data, data_dir, epochs, batch_size, lr, optimizer,
+                                       base, motivated, condition, bn, bn_recalibrate, seed,
+                                       device, deterministic, profile)
+        run_dir = _run_dir(out, loaded.name, arch, data)
+        summary = train_pair(config, run_dir, profile=loaded, console=console)
+    _print_summary(summary)
+
+
+def _build_config(arch, data, data_dir, epochs, batch_size, lr, optimizer, base, motivated,
+                  condition, bn, bn_recalibrate, seed, device, deterministic, profile):
+    from seekdeploy.profiles.loader import load_profile
+    from seekdeploy.train.conditions import parse_condition
+    from seekdeploy.train.config import TrainConfig
+
+    parse_condition(condition)  # fail before loading data if the condition text is wrong
+    loaded = load_profile(profile)
+    config = TrainConfig.from_dict({
+        "arch": arch, "data": data, "data_dir": data_dir, "epochs": epochs,
+        "batch_size": batch_size, "lr": lr if lr is not None else (0.05 if optimizer == "sgd"
+                                                                   else 0.002),
+        "optimizer": optimizer, "weight_decay": 5e-4 if optimizer == "sgd" else 0.05,
+        "condition": condition, "bn": bn, "bn_recalibrate_batches": bn_recalibrate,
+        "seed": seed, "device": device, "deterministic": deterministic,
+        "base_spec": base, "motivated_spec": motivated})
+    return config, loaded
+
+
+def _print_summary(summary) -> None:
+    top1 = summary.test_top1
+    click.echo(f"run:                {summary.run_dir}")
+    click.echo(f"test top-1:         base {top1['base']:.2%}   motivated {top1['motivated']:.2%}")
+    click.echo(f"motivated fraction: {summary.motivated_fraction:.1%} of batches")
+    click.echo(f"training cost:      {summary.train_flops / 1e12:.3f} TFLOP = "
+               f"{summary.cost_ratio:.2f}x the standalone motivated model "
+               f"({summary.standalone_motivated_flops / 1e12:.3f} TFLOP)")
+    click.echo(f"time:               {summary.seconds:.1f} s")
+    click.echo("PASSED: trained the pair")

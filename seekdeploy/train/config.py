@@ -1,0 +1,105 @@
+"""`TrainConfig`: every option of a training run, with defaults, as one frozen dataclass.
+
+The resolved config is written to `runs/<name>/config.yaml` and stored in every checkpoint as a
+plain dict (`to_dict`), so a run can be resumed and its models rebuilt from the checkpoint alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from seekdeploy.errors import ConfigError
+
+
+class OptimizerName(str, enum.Enum):
+    """The sliced optimizers (see `seekdeploy.train.optim`)."""
+
+    SGD = "sgd"
+    ADAMW = "adamw"
+
+
+class BnMode(str, enum.Enum):
+    """BatchNorm statistics: one set per role (`private`) or one set for both (`shared`)."""
+
+    PRIVATE = "private"
+    SHARED = "shared"
+
+
+class DeviceChoice(str, enum.Enum):
+    """Where training runs; `auto` picks CUDA when available."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of one training run (units in names; defaults sized for the digits demo)."""
+
+    arch: str = "resnet"
+    data: str = "digits"
+    data_dir: str | None = None
+    epochs: int = 3
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    lr: float = 0.05
+    optimizer: OptimizerName = OptimizerName.SGD
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 0.5
+    min_lr: float = 0.0
+    label_smoothing: float = 0.1
+    condition: str = "streak:k=3,hold=1"
+    bn: BnMode = BnMode.PRIVATE
+    bn_recalibrate_batches: int = 0
+    seed: int = 0
+    device: DeviceChoice = DeviceChoice.AUTO
+    deterministic: bool = False
+    val_fraction: float = 0.1
+    base_spec: str | None = None  # spec text; None = the family's default pair
+    motivated_spec: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_positive(self, ("epochs", "batch_size", "eval_batch_size"), int)
+        _check_positive(self, ("lr",), float)
+        checks = [
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("warmup_epochs", self.warmup_epochs >= 0, ">= 0"),
+            ("bn_recalibrate_batches", self.bn_recalibrate_batches >= 0, ">= 0"),
+            ("val_fraction", 0 < self.val_fraction < 1, "in (0, 1)"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ConfigError(f"training option {name}={getattr(self, name)!r} must be {allowed}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (enums as their values) for YAML, JSON and checkpoints."""
+        return {key: (value.value if isinstance(value, enum.Enum) else value)
+                for key, value in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of `to_dict`; unknown keys are an error naming them."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        values = dict(data)
+        for key, kind in (("optimizer", OptimizerName), ("bn", BnMode), ("device", DeviceChoice)):
+            if key in values:
+                values[key] = kind(values[key])
+        return cls(**values)
+
+
+def _check_positive(config: TrainConfig, names: tuple[str, ...], kind: type) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"training option {name}={value!r} must be a positive {kind.__name__}")

@@ -1,0 +1,177 @@
+"""The alternating training loop: one role per batch, decided by the motivation condition.
+
+Per step: the condition decides the role BEFORE the batch; the supernet runs at that role's spec
+and BN role; the sliced optimizer updates only that role's region; the condition then sees the
+base's loss (base steps only). Per epoch: evaluate both roles on validation, write metrics and a
+checkpoint. A SIGINT/SIGTERM finishes the current step, saves, and stops (resume continues
+mid-epoch bit-for-bit: the data order of an epoch comes from seed + epoch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from seekdeploy.errors import TrainingDiverged
+from seekdeploy.profiles.schema import Role
+from seekdeploy.train import checkpoint as ckpt
+from seekdeploy.train._bn import recalibrate_bn
+from seekdeploy.train._signals import StopFlag, TrainingInterrupted, stop_on_signals
+from seekdeploy.train.records import ProgressDisplay
+from seekdeploy.train.session import TRAINING_FLOPS_PER_FORWARD, TrainSession
+
+ROLES = (Role.BASE, Role.MOTIVATED)
+
+
+def _autocast(session: TrainSession):
+    if session.amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(session.device.type, dtype=session.amp_dtype)
+
+
+def _normalized(session: TrainSession, images_uint8: torch.Tensor, augment: bool) -> torch.Tensor:
+    from seekdeploy.data import apply_augment, normalize
+
+    if augment:
+        images_uint8 = apply_augment(images_uint8, session.dataset.augment, session.augment_generator)
+    return normalize(images_uint8, session.dataset.mean, session.dataset.std)  # (B, C, H, W)
+
+
+def epoch_order(session: TrainSession, epoch: int) -> torch.Tensor:
+    """The training-sample order of `epoch`: a permutation seeded by (seed, epoch) only."""
+    session.order_generator.manual_seed(session.config.seed * 100_003 + epoch)
+    return torch.randperm(len(session.dataset.train), generator=session.order_generator)
+
+
+def train_step(session: TrainSession, images: torch.Tensor, labels: torch.Tensor,
+               role: Role) -> float:
+    """One optimizer step of `role` on a uint8 batch; returns the batch loss (raises on NaN/inf)."""
+    supernet = session.supernet
+    inputs = _normalized(session, images, augment=True)  # (B, C, H, W) float32
+    with _autocast(session):
+        logits = supernet(inputs, spec=session.specs[role], bn_role=session.bn_role(role))  # (B, K)
+    loss = F.cross_entropy(logits.float(), labels, label_smoothing=session.config.label_smoothing)
+    loss_value = float(loss.detach())
+    if not math.isfinite(loss_value):
+        raise TrainingDiverged(
+            f"the {role.value} loss became {loss_value} at step {session.progress.step}; "
+            "the last checkpoint is kept. Lower --lr, or use --optimizer adamw")
+    session.optimizer.zero_grad(set_to_none=True)
+    session.scaler.scale(loss).backward()
+    session.scaler.step(session.optimizer, regions=session.regions[role])
+    session.scaler.update()
+    session.schedule.step()
+    return loss_value
+
+
+@torch.no_grad()
+def evaluate(session: TrainSession, split: Any, role: Role) -> tuple[float, float]:
+    """(top-1 accuracy, mean loss) of `role` on a split, in eval mode."""
+    supernet = session.supernet
+    supernet.eval()
+    correct, loss_sum, count = 0, 0.0, len(split)
+    for start in range(0, count, session.config.eval_batch_size):
+        images = split.images[start:start + session.config.eval_batch_size].to(session.device)
+        labels = split.labels[start:start + session.config.eval_batch_size].to(session.device)
+        with _autocast(session):
+            logits = supernet(_normalized(session, images, augment=False),
+                              spec=session.specs[role], bn_role=session.bn_role(role))  # (B, K)
+        loss_sum += float(F.cross_entropy(logits.float(), labels, reduction="sum"))
+        correct += int((logits.argmax(dim=1) == labels).sum())
+    supernet.train()
+    return correct / max(1, count), loss_sum / max(1, count)
+
+
+def _recalibrate(session: TrainSession, role: Role) -> None:
+    batches = session.config.bn_recalibrate_batches
+    if batches <= 0:
+        return
+    # Its own generator (seed + epoch) so recalibration never shifts the training RNG streams.
+    generator = torch.Generator().manual_seed(session.config.seed * 7_919 + session.progress.epoch)
+    train = session.dataset.train
+    order = torch.randperm(len(train), generator=generator)
+    chunks = [order[i * session.config.batch_size:(i + 1) * session.config.batch_size]
+              for i in range(min(batches, session.steps_per_epoch))]
+    inputs = (_normalized(session, train.images[idx].to(session.device), augment=False)
+              for idx in chunks)
+    with _autocast(session):
+        recalibrate_bn(session.supernet, inputs, session.specs[role], session.bn_role(role))
+
+
+def _end_epoch(session: TrainSession, display: ProgressDisplay, epoch_seconds: float) -> None:
+    progress = session.progress
+    parts = []
+    for role in ROLES:
+        _recalibrate(session, role)
+        top1, val_loss = evaluate(session, session.dataset.val, role)
+        batches = progress.batches[role.value]
+        session.records.add_epoch({
+            "epoch": progress.epoch, "role": role.value,
+            "train_loss": progress.loss_sum[role.value] / batches if batches else None,
+            "val_top1": top1, "val_loss": val_loss, "batches": batches,
+            "motivated_batches": progress.motivated_batches,
+            "motivated_fraction": progress.motivated_batches / max(1, progress.step),
+            "train_flops": progress.train_flops, "seconds": round(epoch_seconds, 3)})
+        parts.append(f"{role.value} val top-1 {top1:.2%}")
+    display.log(f"epoch {progress.epoch + 1}/{session.config.epochs}: " + ", ".join(parts) +
+                f", motivated {progress.motivated_batches / max(1, progress.step):.1%} "
+                f"({epoch_seconds:.1f} s)")
+    progress.epoch += 1
+    progress.batch_in_epoch = 0
+    progress.reset_epoch()
+
+
+def save(session: TrainSession, final: dict[str, Any] | None = None) -> None:
+    """Write the JSONL records, then the checkpoint (both atomic)."""
+    session.records.flush()
+    ckpt.save_checkpoint(session.run_dir / ckpt.CHECKPOINT_NAME, session.checkpoint_payload(final))
+
+
+def _run_epoch(session: TrainSession, flag: StopFlag, display: ProgressDisplay) -> None:
+    progress, config = session.progress, session.config
+    train = session.dataset.train
+    order = epoch_order(session, progress.epoch)
+    started = time.perf_counter()
+    for batch in range(progress.batch_in_epoch, session.steps_per_epoch):
+        index = order[batch * config.batch_size:(batch + 1) * config.batch_size]
+        images, labels = train.images[index].to(session.device), train.labels[index].to(session.device)
+        decision = session.condition.decide(progress.step)
+        loss = train_step(session, images, labels, decision.role)
+        if decision.role is Role.BASE:
+            session.condition.observe_base_loss(loss)
+        else:
+            progress.motivated_batches += 1
+        progress.train_flops += (TRAINING_FLOPS_PER_FORWARD * session.forward_flops[decision.role]
+                                 * len(index))
+        progress.loss_sum[decision.role.value] += loss
+        progress.batches[decision.role.value] += 1
+        session.records.add_step({"step": progress.step, "epoch": progress.epoch,
+                                  "role": decision.role.value, "reason": decision.reason,
+                                  "loss": loss, "base_loss": loss if decision.role is Role.BASE
+                                  else None})
+        progress.step += 1
+        progress.batch_in_epoch = batch + 1
+        display.update_step(progress.epoch, decision.role.value, loss,
+                            progress.motivated_batches / progress.step)
+        if flag.requested:
+            progress.seconds += time.perf_counter() - started
+            save(session)
+            raise TrainingInterrupted(
+                f"stopped by {flag.signal_name} after step {progress.step}; checkpoint saved. "
+                f"Continue with: seekdeploy train --resume {session.run_dir}")
+    elapsed = time.perf_counter() - started
+    progress.seconds += elapsed
+    _end_epoch(session, display, elapsed)
+
+
+def run_training(session: TrainSession, display: ProgressDisplay) -> None:
+    """Train the remaining epochs, checkpointing after each; stop cleanly on SIGINT/SIGTERM."""
+    with stop_on_signals() as flag:
+        while session.progress.epoch < session.config.epochs:
+            _run_epoch(session, flag, display)
+            save(session)

@@ -1,0 +1,114 @@
+"""What a run writes besides checkpoints: metrics.jsonl, motivation.jsonl, manifest.json, and
+the progress display.
+
+The JSONL files are kept in memory and rewritten atomically at every checkpoint, so on disk they
+always agree with the checkpoint; a resumed run first drops any lines past its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from seekdeploy import __version__
+from seekdeploy._io import atomic_write_json, atomic_write_text
+
+METRICS_NAME = "metrics.jsonl"
+MOTIVATION_NAME = "motivation.jsonl"
+MANIFEST_NAME = "manifest.json"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Records of a JSONL file; a missing file is empty, a torn last line is dropped."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue  # a line torn by a crash; the checkpoint decides what survives anyway
+    return records
+
+
+class RunRecords:
+    """The per-step motivation records and per-epoch metrics of one run."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.motivation: list[dict[str, Any]] = []
+        self.metrics: list[dict[str, Any]] = []
+
+    def load_until(self, step: int, epoch: int) -> None:
+        """Read the files of a run being resumed, keeping only what its checkpoint covers."""
+        self.motivation = [r for r in read_jsonl(self.run_dir / MOTIVATION_NAME) if r["step"] < step]
+        self.metrics = [r for r in read_jsonl(self.run_dir / METRICS_NAME) if r["epoch"] < epoch]
+
+    def add_step(self, record: dict[str, Any]) -> None:
+        """One motivation.jsonl line (step, epoch, role, reason, base loss)."""
+        self.motivation.append(record)
+
+    def add_epoch(self, record: dict[str, Any]) -> None:
+        """One metrics.jsonl line (epoch and role)."""
+        self.metrics.append(record)
+
+    def flush(self) -> None:
+        """Rewrite both files atomically."""
+        for name, records in ((MOTIVATION_NAME, self.motivation), (METRICS_NAME, self.metrics)):
+            text = "".join(json.dumps(record) + "\n" for record in records)
+            atomic_write_text(self.run_dir / name, text)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a run depends on, for manifests."""
+    import numpy
+    import torch
+
+    return {"seekdeploy": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
+            "numpy": numpy.__version__, "platform": platform.platform()}
+
+
+def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> Path:
+    """Write `manifest.json` of a run (atomic)."""
+    return atomic_write_json(run_dir / MANIFEST_NAME, manifest)
+
+
+class ProgressDisplay:
+    """A rich progress bar on a terminal; one line per epoch otherwise (never one per step)."""
+
+    def __init__(self, console: Any, total_steps: int, done_steps: int) -> None:
+        self.console = console
+        self._progress = None
+        self._task = None
+        if console.is_terminal:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=console,
+                transient=True)
+            self._task = self._progress.add_task("train", total=total_steps, completed=done_steps,
+                                                 status="")
+
+    def __enter__(self) -> ProgressDisplay:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update_step(self, epoch: int, role: str, loss: float, motivated_fraction: float) -> None:
+        """Advance the bar by one step."""
+        if self._progress is not None:
+            status = f"epoch {epoch + 1} {role:<9} loss {loss:.3f} motivated {motivated_fraction:.0%}"
+            self._progress.update(self._task, advance=1, status=status)
+
+    def log(self, text: str) -> None:
+        """A line that stays (epoch summaries, notes)."""
+        self.console.print(text, highlight=False)

@@ -1,0 +1,181 @@
+"""A whole training run: choose the specs, create or resume the session, train, evaluate on the
+test split, and write the summary into `manifest.json` and the final checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seekdeploy._io import TMP_PREFIX, atomic_write_text
+from seekdeploy.errors import CheckpointError, ConfigError, SpecError
+from seekdeploy.profiles.schema import Role
+from seekdeploy.train import checkpoint as ckpt
+from seekdeploy.train.config import TrainConfig
+from seekdeploy.train.loop import ROLES, evaluate, run_training, save
+from seekdeploy.train.records import ProgressDisplay, library_versions, write_manifest
+from seekdeploy.train.session import TRAINING_FLOPS_PER_FORWARD, TrainSession
+
+CONFIG_NAME = "config.yaml"
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """The headline figures of a finished run."""
+
+    run_dir: Path
+    test_top1: dict[str, float]
+    motivated_fraction: float
+    train_flops: float
+    standalone_motivated_flops: float
+    seconds: float
+
+    @property
+    def cost_ratio(self) -> float:
+        """Training FLOPs of this run / those of training the motivated model alone."""
+        return self.train_flops / self.standalone_motivated_flops
+
+
+def choose_specs(profile: Any, arch: str, base: str | None,
+                 motivated: str | None) -> tuple[Any, Any, Any]:
+    """(family config, base spec, motivated spec) for a run. Specs given as text win; with neither
+    given, the planner picks the pair that fits the profile's budgets (`seekdeploy.plan`), or the
+    family's default pair when the profile declares no budgets."""
+    from seekdeploy import nn as sd_nn
+
+    if base is None and motivated is None and getattr(profile, "budgets", None):
+        from seekdeploy.plan.planner import plan_pair
+
+        planned = plan_pair(profile, arch)
+        base, motivated = planned.base.candidate.spec.to_text(), planned.motivated.candidate.spec.to_text()
+
+    family_config, default_base, default_motivated = sd_nn.default_pair(arch)
+    base_spec = sd_nn.parse_spec(arch, base) if base else default_base
+    motivated_spec = sd_nn.parse_spec(arch, motivated) if motivated else default_motivated
+    if motivated:
+        # The supernet IS the motivated model: size the family config to the given spec.
+        fields = family_config.to_json()
+        fields.update({key: value for key, value in motivated_spec.to_json().items()
+                       if key in fields})
+        family_config = type(family_config).from_fields(fields)
+    if not motivated_spec.contains(base_spec):
+        raise SpecError(f"the base {base_spec} is not nested in the motivated {motivated_spec}: "
+                        "every base depth/width must be <= the motivated one's (pass --base and "
+                        "--motivated that nest)")
+    if not family_config.max_spec().contains(motivated_spec):
+        raise SpecError(f"the motivated {motivated_spec} does not fit the {arch} supernet "
+                        f"{family_config.max_spec()}; use a smaller --motivated")
+    return family_config, base_spec, motivated_spec
+
+
+def start_run(config: TrainConfig, run_dir: Path, *, profile: Any) -> TrainSession:
+    """A new run folder with its resolved config.yaml and a fresh session."""
+    from seekdeploy.train.session import new_session
+
+    if (run_dir / ckpt.CHECKPOINT_NAME).exists() or (run_dir / CONFIG_NAME).exists():
+        raise ConfigError(f"run folder {run_dir} already holds a run; continue it with "
+                          f"--resume {run_dir}, or choose another --out")
+    channels, height, width = profile.input.channels, profile.input.height, profile.input.width
+    if height != width:
+        raise ConfigError(f"profile {profile.name} declares a {height}x{width} input; training "
+                          "supports square inputs only. Use a profile with height == width")
+    family_config, base_spec, motivated_spec = choose_specs(
+        profile, config.arch, config.base_spec, config.motivated_spec)
+    config = TrainConfig.from_dict(config.to_dict() | {"base_spec": base_spec.to_text(),
+                                                       "motivated_spec": motivated_spec.to_text()})
+    session = new_session(config, run_dir, in_channels=channels, image_size=height,
+                          base_spec=base_spec, motivated_spec=motivated_spec,
+                          family_config=family_config)
+    # A step-0 checkpoint BEFORE config.yaml: a run killed in its first epoch can then always be
+    # resumed (config.yaml without a checkpoint would refuse both a restart and --resume).
+    save(session)
+    from seekdeploy.plan.planner import predict_roles
+
+    prediction = predict_roles(profile, config.arch, {Role.BASE: base_spec, Role.MOTIVATED: motivated_spec})
+    resolved = {"profile": profile.name, **config.to_dict(), **({"latency_prediction": prediction}
+                                                                 if prediction else {})}
+    atomic_write_text(run_dir / CONFIG_NAME, yaml.safe_dump(resolved, sort_keys=False))
+    return session
+
+
+def resume_run(run_dir: Path) -> TrainSession:
+    """The session of an interrupted run, restored from its checkpoint."""
+    from seekdeploy.train.session import resume_session
+
+    if not run_dir.is_dir():
+        raise CheckpointError(f"cannot resume: run folder {run_dir} does not exist")
+    # Temp files of writes a crash interrupted: never read, only wasting disk (one per crash).
+    for stray in run_dir.glob(f"{TMP_PREFIX}*"):
+        stray.unlink(missing_ok=True)
+    return resume_session(run_dir)
+
+
+def _summarize(session: TrainSession, test_top1: dict[str, float]) -> TrainSummary:
+    progress = session.progress
+    samples = progress.step * session.config.batch_size
+    standalone = TRAINING_FLOPS_PER_FORWARD * session.forward_flops[Role.MOTIVATED] * samples
+    return TrainSummary(run_dir=session.run_dir, test_top1=test_top1,
+                        motivated_fraction=progress.motivated_batches / max(1, progress.step),
+                        train_flops=progress.train_flops, standalone_motivated_flops=standalone,
+                        seconds=progress.seconds)
+
+
+def finish_run(session: TrainSession, profile_name: str | None) -> TrainSummary:
+    """Test both roles, then write the final checkpoint and manifest.json."""
+    test_top1 = {role.value: evaluate(session, session.dataset.test, role)[0] for role in ROLES}
+    summary = _summarize(session, test_top1)
+    session.progress.finished = True
+    costs = {"train_flops": summary.train_flops,
+             "standalone_motivated_train_flops": summary.standalone_motivated_flops,
+             "cost_ratio": summary.cost_ratio,
+             "forward_flops_per_sample": {r.value: session.forward_flops[r] for r in ROLES}}
+    final = {"test_top1": test_top1, "motivated_fraction": summary.motivated_fraction,
+             "motivated_batches": session.progress.motivated_batches,
+             "steps": session.progress.step, "costs": costs, "seconds": summary.seconds}
+    save(session, final)
+    model_args = session.model_args()
+    write_manifest(session.run_dir, {
+        "kind": "seekdeploy-train-run", "run": session.run_dir.name, "profile": profile_name,
+        "family": model_args["family"], "model": model_args,
+        "specs": {"base": session.specs[Role.BASE].to_text(),
+                  "motivated": session.specs[Role.MOTIVATED].to_text()},
+        "config": session.config.to_dict(), "dataset": session.dataset.to_json(),
+        "final": final, "device": str(session.device), "versions": library_versions(),
+        **_latency_prediction(session.run_dir)})
+    return summary
+
+
+def _latency_prediction(run_dir: Path) -> dict:
+    # Recorded in config.yaml by start_run (the profile object is gone on resume).
+    path = run_dir / CONFIG_NAME
+    resolved = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    prediction = resolved.get("latency_prediction") if isinstance(resolved, dict) else None
+    return dict(prediction) if isinstance(prediction, dict) else {}
+
+
+def train_pair(config: TrainConfig | None, run_dir: Path, *, profile: Any = None,
+               resume: bool = False, console: Any = None) -> TrainSummary:
+    """Train (or resume) a base/motivated pair in `run_dir` and return its summary.
+
+    Raises TrainingInterrupted (after saving) on SIGINT/SIGTERM and TrainingDiverged on a
+    NaN/inf loss (the last epoch's checkpoint is kept).
+    """
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    if resume:
+        session = resume_run(run_dir)
+        profile_name = yaml.safe_load((run_dir / CONFIG_NAME).read_text()).get("profile") \
+            if (run_dir / CONFIG_NAME).is_file() else None
+    else:
+        session = start_run(config, run_dir, profile=profile)
+        profile_name = profile.name
+    total = session.steps_per_epoch * session.config.epochs
+    with ProgressDisplay(console, total, session.progress.step) as display:
+        if resume:
+            display.log(f"resuming {run_dir} at epoch {session.progress.epoch + 1}, "
+                        f"step {session.progress.step}")
+        run_training(session, display)
+    return finish_run(session, profile_name)

@@ -1,0 +1,214 @@
+"""Everything one training run holds (data, supernet, optimizer, schedule, condition, RNGs,
+progress), built fresh from a config or restored from a checkpoint, and saved back into one."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seekdeploy.errors import ConfigError, SpecError
+from seekdeploy.profiles.schema import Role
+from seekdeploy.train import checkpoint as ckpt
+from seekdeploy.train.conditions import MotivationCondition, create_condition
+from seekdeploy.train.config import BnMode, DeviceChoice, TrainConfig
+from seekdeploy.train.optim import CosineWarmupSchedule, create_optimizer
+from seekdeploy.train.records import RunRecords
+
+TRAINING_FLOPS_PER_FORWARD = 3.0  # forward + backward (≈ 2× forward): the usual estimate
+
+
+@dataclass
+class Progress:
+    """Where a run stands; saved in every checkpoint (`batch_in_epoch` > 0 after a Ctrl-C)."""
+
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    step: int = 0
+    train_flops: float = 0.0
+    motivated_batches: int = 0
+    seconds: float = 0.0
+    finished: bool = False
+    loss_sum: dict[str, float] = field(default_factory=lambda: {"base": 0.0, "motivated": 0.0})
+    batches: dict[str, int] = field(default_factory=lambda: {"base": 0, "motivated": 0})
+
+    def reset_epoch(self) -> None:
+        """Clear the per-epoch loss accumulators."""
+        self.loss_sum = {"base": 0.0, "motivated": 0.0}
+        self.batches = {"base": 0, "motivated": 0}
+
+
+def resolve_device(choice: DeviceChoice) -> torch.device:
+    """`auto` → CUDA when available, else CPU; `cuda` without a GPU is a ConfigError."""
+    if choice is DeviceChoice.CUDA and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is usable here; "
+                          "use --device cpu (or auto)")
+    if choice is DeviceChoice.CPU or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed python, numpy and torch; optionally force deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=False)
+        torch.backends.cudnn.benchmark = False
+
+
+@dataclass
+class TrainSession:
+    """One run's live objects. Built by `new_session` or `resume_session`."""
+
+    config: TrainConfig
+    run_dir: Path
+    dataset: Any
+    data_kwargs: dict[str, Any]
+    supernet: Any
+    specs: dict[Role, Any]
+    optimizer: torch.optim.Optimizer
+    schedule: CosineWarmupSchedule
+    scaler: Any
+    condition: MotivationCondition
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    augment_generator: torch.Generator
+    order_generator: torch.Generator
+    progress: Progress
+    records: RunRecords
+    steps_per_epoch: int
+    regions: dict[Role, dict[torch.Tensor, Any]] = field(default_factory=dict)
+    forward_flops: dict[Role, float] = field(default_factory=dict)
+
+    def bn_role(self, role: Role) -> str:
+        """The BN statistics role a training role runs with."""
+        return "shared" if self.config.bn is BnMode.SHARED else role.value
+
+    def model_args(self) -> dict[str, Any]:
+        """Construction arguments of the supernet plus the pair of specs (plain data)."""
+        args = ckpt.supernet_kwargs(self.supernet)
+        args["base_spec"] = self.specs[Role.BASE].to_json()
+        args["motivated_spec"] = self.specs[Role.MOTIVATED].to_json()
+        return args
+
+    def checkpoint_payload(self, final: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Everything needed to resume or rebuild this run, as plain data."""
+        generators = {"augment": self.augment_generator, "data_order": self.order_generator}
+        return {
+            "model": self.model_args(),
+            "state_dict": self.supernet.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "condition": {"text": self.config.condition, "state": self.condition.state_dict()},
+            "rng": ckpt.capture_rng(generators),
+            "progress": dataclasses.asdict(self.progress),
+            "config": self.config.to_dict(),
+            "data": {"name": self.config.data, "kwargs": dict(self.data_kwargs)},
+            "final": final,
+        }
+
+
+def _load_data(config: TrainConfig, data_kwargs: dict[str, Any]) -> Any:
+    from seekdeploy.data import load_dataset
+
+    return load_dataset(config.data, **data_kwargs)
+
+
+def _prepare(config: TrainConfig, run_dir: Path, data_kwargs: dict[str, Any], supernet: Any,
+             specs: dict[Role, Any], dataset: Any = None) -> TrainSession:
+    """Wire optimizer, schedule, condition, generators and cost around a supernet (fresh state)."""
+    from seekdeploy import nn as sd_nn
+
+    seed_everything(config.seed, config.deterministic)
+    device = resolve_device(config.device)
+    dataset = dataset if dataset is not None else _load_data(config, data_kwargs)
+    steps_per_epoch = len(dataset.train) // config.batch_size
+    if steps_per_epoch < 1:
+        raise ConfigError(f"--batch-size {config.batch_size} is larger than the {len(dataset.train)} "
+                          f"training images of {config.data}; use a smaller batch size")
+    supernet.to(device).train()
+    optimizer = create_optimizer(config.optimizer.value, supernet.parameters(), lr=config.lr,
+                                 weight_decay=config.weight_decay, momentum=config.momentum,
+                                 nesterov=config.nesterov)
+    total_steps = steps_per_epoch * config.epochs
+    schedule = CosineWarmupSchedule(optimizer, config.lr, total_steps,
+                                    round(config.warmup_epochs * steps_per_epoch), config.min_lr)
+    amp_dtype = None
+    if device.type == "cuda":
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
+    session = TrainSession(
+        config=config, run_dir=run_dir, dataset=dataset, data_kwargs=data_kwargs,
+        supernet=supernet, specs=specs, optimizer=optimizer, schedule=schedule, scaler=scaler,
+        condition=create_condition(config.condition, seed=config.seed), device=device,
+        amp_dtype=amp_dtype, augment_generator=torch.Generator(device=device).manual_seed(config.seed),
+        order_generator=torch.Generator().manual_seed(config.seed), progress=Progress(),
+        records=RunRecords(run_dir), steps_per_epoch=steps_per_epoch)
+    params = dict(supernet.named_parameters())
+    for role, spec in specs.items():
+        region_map = supernet.slice_map(spec, bn_role=session.bn_role(role))
+        session.regions[role] = {params[name]: region_map[name] for name in params}
+        cost = sd_nn.estimate_cost(spec, in_channels=supernet.in_channels,
+                                   image_size=supernet.image_size, num_classes=supernet.num_classes)
+        session.forward_flops[role] = float(cost.flops)
+    return session
+
+
+def new_session(config: TrainConfig, run_dir: Path, *, in_channels: int, image_size: int,
+                base_spec: Any, motivated_spec: Any, family_config: Any) -> TrainSession:
+    """A fresh run: create the supernet (seeded) and everything around it."""
+    from seekdeploy import nn as sd_nn
+
+    if not motivated_spec.contains(base_spec):
+        raise SpecError(f"the base {base_spec} is not nested in the motivated {motivated_spec}: "
+                        "every base depth/width must be <= the motivated one's")
+    data_kwargs = {"channels": in_channels, "height": image_size, "width": image_size,
+                   "seed": config.seed, "data_dir": config.data_dir,
+                   "val_fraction": config.val_fraction}
+    bn_roles = ("shared",) if config.bn is BnMode.SHARED else ("base", "motivated")
+    seed_everything(config.seed, config.deterministic)  # the weights' initialization is seeded
+    dataset = _load_data(config, data_kwargs)
+    supernet = sd_nn.create_supernet(config.arch, family_config, num_classes=dataset.num_classes,
+                                     in_channels=in_channels, image_size=image_size,
+                                     bn_roles=bn_roles)
+    specs = {Role.BASE: base_spec, Role.MOTIVATED: motivated_spec}
+    return _prepare(config, run_dir, data_kwargs, supernet, specs, dataset)
+
+
+def resume_session(run_dir: Path) -> TrainSession:
+    """Rebuild a run from its checkpoint and restore every state it held."""
+    payload = ckpt.read_checkpoint(run_dir / ckpt.CHECKPOINT_NAME)
+    try:
+        return _restore_session(run_dir, payload)
+    except ckpt.MALFORMED_PAYLOAD_ERRORS as exc:
+        # weights_only keeps code out, not nonsense: a foreign payload is the user's input.
+        raise ckpt.malformed_checkpoint_error(run_dir / ckpt.CHECKPOINT_NAME, exc) from exc
+
+
+def _restore_session(run_dir: Path, payload: dict[str, Any]) -> TrainSession:
+    from seekdeploy import nn as sd_nn
+
+    config = TrainConfig.from_dict(payload["config"])
+    model_args = payload["model"]
+    supernet = ckpt.build_supernet(model_args)
+    specs = {Role.BASE: sd_nn.spec_from_json(model_args["base_spec"]),
+             Role.MOTIVATED: sd_nn.spec_from_json(model_args["motivated_spec"])}
+    session = _prepare(config, run_dir, dict(payload["data"]["kwargs"]), supernet, specs)
+    session.supernet.load_state_dict(payload["state_dict"])
+    session.optimizer.load_state_dict(payload["optimizer"])
+    session.schedule.load_state_dict(payload["schedule"])
+    session.scaler.load_state_dict(payload["scaler"])
+    session.condition.load_state_dict(payload["condition"]["state"])
+    ckpt.restore_rng(payload["rng"], {"augment": session.augment_generator,
+                                      "data_order": session.order_generator})
+    session.progress = Progress(**payload["progress"])
+    session.records.load_until(session.progress.step, session.progress.epoch)
+    return session
