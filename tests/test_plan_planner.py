@@ -119,7 +119,7 @@ def test_plan_cli_prints_json_and_clear_errors(run_cli, tmp_cwd, tmp_path) -> No
     text = (load_profile("x86-cpu").source_path).read_text()
     tight = tmp_path / "tight.yaml"
     tight.write_text(text.replace("name: x86-cpu", "name: tight").replace("aliases: [cpu, local]", "aliases: []")
-                     .replace("latency_ms: 5.0", "latency_ms: 0.0001"))
+                     .replace("latency_ms: 1.0", "latency_ms: 0.0001"))
     failed = run_cli("plan", "--profile", str(tight), "--arch", "resnet")
     assert failed.exit_code == 1
     assert "tightest budget is the base latency p95" in failed.stderr

@@ -69,8 +69,8 @@ def test_x86_cpu_is_the_measurable_demo_profile(tmp_cwd: Path) -> None:
     assert profile.runtime.name is RuntimeName.ONNXRUNTIME
     assert profile.runtime.precision is Precision.FP32
     assert profile.runtime.threads == 0
-    assert profile.budget("base").latency_ms == 5.0
-    assert profile.budget("motivated").latency_ms == 15.0
+    assert profile.budget("base").latency_ms == 1.0
+    assert profile.budget("motivated").latency_ms == 3.0
     assert profile.budget("base").latency_percentile == 95.0
 
 
@@ -272,13 +272,13 @@ def test_cli_list_show_validate(tmp_cwd: Path, run_cli: Any) -> None:
     listed = run_cli("profiles", "list")
     assert listed.exit_code == 0
     assert all(name in listed.stdout for name in SHIPPED)
-    assert "p95 <= 5 ms" in listed.stdout and "shipped" in listed.stdout
+    assert "p95 <= 1 ms" in listed.stdout and "shipped" in listed.stdout
 
     shown = run_cli("profiles", "show", "jetson", "--json")
     assert shown.exit_code == 0
     assert json.loads(shown.stdout)["name"] == "jetson-orin-nano"
     readable = run_cli("profiles", "show", "x86-cpu")
-    assert "latency_ms: 5.0" in readable.stdout and "resolved from" in readable.stdout
+    assert "latency_ms: 1.0" in readable.stdout and "resolved from" in readable.stdout
 
     good = write_profile(tmp_cwd / "good.yaml", valid_data())
     ok = run_cli("profiles", "validate", str(good))
