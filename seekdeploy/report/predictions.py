@@ -1,0 +1,117 @@
+"""Test-split predictions of both exported ONNX models, cached as `predictions.npz`.
+
+The cascade must be computed from what ships, so both `model.onnx` files run with onnxruntime
+(CPU) on the run's own test split, normalized exactly as in training. The logits are cached in the
+export folder together with the sha256 of each model and the dataset's identity; a cache whose
+models or data differ is recomputed, never trusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seekdeploy._io import atomic_path, sha256_file
+from seekdeploy.errors import RuntimeBackendError
+
+PREDICTIONS_NAME = "predictions.npz"
+_CHUNK = 256  # images per onnxruntime call: bounded memory, few calls
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Logits of both roles on the same test images, and the true labels."""
+
+    base_logits: np.ndarray  # (N, K)
+    motivated_logits: np.ndarray  # (N, K)
+    labels: np.ndarray  # (N,)
+    source: str  # "cache" or "computed"
+
+    def top1(self, role: str) -> float:
+        """Top-1 accuracy of `role` on these images."""
+        logits = self.base_logits if role == "base" else self.motivated_logits
+        return float((logits.argmax(axis=1) == self.labels).mean())
+
+
+def load_or_compute_predictions(export_dir: Path, model_paths: dict[str, Path],
+                                run_manifest: dict[str, Any]) -> Predictions:
+    """Predictions of both exported models on the run's test split (cached in `export_dir`)."""
+    identity = _identity(model_paths, run_manifest)
+    cache = export_dir / PREDICTIONS_NAME
+    cached = _read_cache(cache, identity)
+    if cached is not None:
+        return cached
+    images, labels = _test_split(run_manifest)  # (N, C, H, W) float32, (N,)
+    logits = {role: run_onnx(model_paths[role], images) for role in ("base", "motivated")}
+    with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
+        # A file handle, not a name: np.savez would append ".npz" to the temp name.
+        np.savez_compressed(handle, base_logits=logits["base"], motivated_logits=logits["motivated"],
+                            labels=labels, identity=np.asarray(identity))
+    return Predictions(logits["base"], logits["motivated"], labels, source="computed")
+
+
+def run_onnx(model_path: Path, images: np.ndarray) -> np.ndarray:
+    """(N, K) float32 logits of one ONNX classifier on (N, C, H, W) float32 images (CPU)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # warnings about unused initializers are noise here
+    try:
+        session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable models
+        raise RuntimeBackendError(f"onnxruntime cannot load {model_path}: {exc}; re-run "
+                                  "`seekdeploy export`") from exc
+    entry = session.get_inputs()[0]
+    batch_dim = entry.shape[0]
+    # A static batch axis (e.g. exported with a fixed batch of 1) is fed that many images at a time.
+    chunk = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else _CHUNK
+    outputs = []
+    for start in range(0, len(images), chunk):
+        part = images[start:start + chunk]
+        if len(part) < chunk and isinstance(batch_dim, int):
+            pad = np.zeros((chunk - len(part), *part.shape[1:]), dtype=part.dtype)
+            outputs.append(session.run(None, {entry.name: np.concatenate([part, pad])})[0][:len(part)])
+        else:
+            outputs.append(session.run(None, {entry.name: part})[0])
+    return np.concatenate(outputs).astype(np.float32)  # (N, K)
+
+
+def _test_split(run_manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    from seekdeploy.data import load_dataset, normalize
+
+    dataset_info = run_manifest.get("dataset") or {}
+    config = run_manifest.get("config") or {}
+    shape = dataset_info.get("input") or {}
+    dataset = load_dataset(
+        dataset_info.get("name", config.get("data", "digits")),
+        channels=int(shape["channels"]), height=int(shape["height"]), width=int(shape["width"]),
+        seed=int(config.get("seed", 0)), data_dir=config.get("data_dir"),
+        val_fraction=float(config.get("val_fraction", 0.1)),
+    )
+    test = dataset.test
+    images = normalize(test.images, dataset.mean, dataset.std).numpy()  # (N, C, H, W) float32
+    return images.astype(np.float32), test.labels.numpy().astype(np.int64)
+
+
+def _identity(model_paths: dict[str, Path], run_manifest: dict[str, Any]) -> list[str]:
+    dataset = run_manifest.get("dataset") or {}
+    config = run_manifest.get("config") or {}
+    return [sha256_file(model_paths["base"]), sha256_file(model_paths["motivated"]),
+            str(dataset.get("name")), str(dataset.get("input")), str(config.get("seed")),
+            str(config.get("val_fraction")), str((dataset.get("sizes") or {}).get("test"))]
+
+
+def _read_cache(path: Path, identity: list[str]) -> Predictions | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if [str(x) for x in data["identity"]] != identity:
+                return None
+            return Predictions(data["base_logits"], data["motivated_logits"], data["labels"],
+                               source="cache")
+    except (OSError, ValueError, KeyError):
+        return None  # a torn or foreign cache is recomputed
