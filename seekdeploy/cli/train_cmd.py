@@ -37,7 +37,9 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 @click.option("--data", default="digits", show_default=True, help="Dataset name.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the dataset.")
 @click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Global batch per step; under torchrun each of the N processes trains "
+                   "batch-size / N of it (must divide evenly).")
 @click.option("--lr", type=float, default=None, help="Peak learning rate [sgd 0.05, adamw 0.002].")
 @click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True)
 @click.option("--base", help="Base spec, e.g. 'depth=2,2,2;width=8,16,32' [family default].")
@@ -56,22 +58,41 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 @click.option("--deterministic", is_flag=True, help="torch.use_deterministic_algorithms(True).")
 @click.option("--out", help="Run folder [runs/<profile>-<arch>-<data>].")
 @click.option("--resume", "resume", type=click.Path(), help="Continue an interrupted run folder.")
+@click.option("--dist-timeout", "dist_timeout_s", type=click.FloatRange(min=1), default=300.0,
+              show_default=True, help="Under torchrun: seconds a rank waits for the others (to "
+              "join, or in a step) before the run stops with an error.")
 @click.pass_context
 def train(ctx: click.Context, profile: str | None, arch: str, data: str, data_dir: str | None,
           epochs: int, batch_size: int, lr: float | None, optimizer: str, base: str | None,
           motivated: str | None, condition: str, bn: str, bn_recalibrate: int, seed: int,
-          device: str, deterministic: bool, out: str | None, resume: str | None) -> None:
+          device: str, deterministic: bool, out: str | None, resume: str | None,
+          dist_timeout_s: float) -> None:
     """Train a base model and the motivated model that contains it, sharing weights.
 
     Every batch trains one role; the condition decides which from the base's loss history.
     Writes runs/NAME/ (checkpoint.pt, metrics.jsonl, motivation.jsonl, manifest.json).
     Ctrl-C saves a checkpoint; --resume RUN continues it.
+
+    \b
+    Data-parallel on N GPUs (or CPU processes), one node or several:
+      torchrun --nproc-per-node N -m seekdeploy train --profile P ...
     """
     from rich.console import Console
 
+    from seekdeploy.train import distributed
+
+    with distributed.distributed_training(device, dist_timeout_s):
+        summary = _train(ctx, profile, arch, data, data_dir, epochs, batch_size, lr, optimizer,
+                         base, motivated, condition, bn, bn_recalibrate, seed, device,
+                         deterministic, out, resume, Console(stderr=True))
+        if distributed.is_main():
+            _print_summary(summary)
+
+
+def _train(ctx, profile, arch, data, data_dir, epochs, batch_size, lr, optimizer, base, motivated,
+           condition, bn, bn_recalibrate, seed, device, deterministic, out, resume, console):
     from seekdeploy.train.run import train_pair
 
-    console = Console(stderr=True)
     if resume:
         ignored = _given(ctx, _TRAINING_OPTIONS)
         if ignored:
@@ -87,7 +108,7 @@ def train(ctx: click.Context, profile: str | None, arch: str, data: str, data_di
                                        device, deterministic, profile)
         run_dir = _run_dir(out, loaded.name, arch, data)
         summary = train_pair(config, run_dir, profile=loaded, console=console)
-    _print_summary(summary)
+    return summary
 
 
 def _build_config(arch, data, data_dir, epochs, batch_size, lr, optimizer, base, motivated,

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from seekdeploy.errors import TrainingDiverged
 from seekdeploy.profiles.schema import Role
 from seekdeploy.train import checkpoint as ckpt
+from seekdeploy.train import distributed
 from seekdeploy.train._bn import recalibrate_bn
 from seekdeploy.train._signals import StopFlag, TrainingInterrupted, stop_on_signals
 from seekdeploy.train.records import ProgressDisplay
@@ -52,17 +53,21 @@ def train_step(session: TrainSession, images: torch.Tensor, labels: torch.Tensor
                role: Role) -> float:
     """One optimizer step of `role` on a uint8 batch; returns the batch loss (raises on NaN/inf)."""
     supernet = session.supernet
-    inputs = _normalized(session, images, augment=True)  # (B, C, H, W) float32
+    inputs = _normalized(session, images, augment=True)  # (B, C, H, W) float32, global batch
+    # Under torchrun: this rank's share (B / world); augmenting the whole batch first keeps the
+    # augment generator in lockstep on every rank (and equal to a single-process run).
+    inputs, labels = distributed.shard_batch(inputs, labels)
     with _autocast(session):
         logits = supernet(inputs, spec=session.specs[role], bn_role=session.bn_role(role))  # (B, K)
     loss = F.cross_entropy(logits.float(), labels, label_smoothing=session.config.label_smoothing)
-    loss_value = float(loss.detach())
+    loss_value = distributed.average_loss(loss, role is Role.MOTIVATED)  # all ranks: same value
     if not math.isfinite(loss_value):
         raise TrainingDiverged(
             f"the {role.value} loss became {loss_value} at step {session.progress.step}; "
             "the last checkpoint is kept. Lower --lr, or use --optimizer adamw")
     session.optimizer.zero_grad(set_to_none=True)
     session.scaler.scale(loss).backward()
+    distributed.average_gradients(session.regions[role])
     session.scaler.step(session.optimizer, regions=session.regions[role])
     session.scaler.update()
     session.schedule.step()
@@ -106,7 +111,8 @@ def _recalibrate(session: TrainSession, role: Role) -> None:
 def _end_epoch(session: TrainSession, display: ProgressDisplay, epoch_seconds: float) -> None:
     progress = session.progress
     parts = []
-    for role in ROLES:
+    # Rank 0 alone recalibrates and evaluates; the loop then broadcasts its BN buffers.
+    for role in ROLES if distributed.is_main() else ():
         _recalibrate(session, role)
         top1, val_loss = evaluate(session, session.dataset.val, role)
         batches = progress.batches[role.value]
@@ -127,7 +133,10 @@ def _end_epoch(session: TrainSession, display: ProgressDisplay, epoch_seconds: f
 
 
 def save(session: TrainSession, final: dict[str, Any] | None = None) -> None:
-    """Write the JSONL records, then the checkpoint (both atomic)."""
+    """Write the JSONL records, then the checkpoint (both atomic); rank 0 only under torchrun."""
+    distributed.write_debug_state(session)  # only with SEEKDEPLOY_DIST_DEBUG_DIR set
+    if not distributed.is_main():
+        return
     session.records.flush()
     ckpt.save_checkpoint(session.run_dir / ckpt.CHECKPOINT_NAME, session.checkpoint_payload(final))
 
@@ -158,19 +167,22 @@ def _run_epoch(session: TrainSession, flag: StopFlag, display: ProgressDisplay) 
         progress.batch_in_epoch = batch + 1
         display.update_step(progress.epoch, decision.role.value, loss,
                             progress.motivated_batches / progress.step)
-        if flag.requested:
+        if distributed.any_rank(flag.requested):  # every rank stops at the same step
             progress.seconds += time.perf_counter() - started
             save(session)
             raise TrainingInterrupted(
-                f"stopped by {flag.signal_name} after step {progress.step}; checkpoint saved. "
+                f"stopped by {flag.signal_name or 'a signal to another rank'} after step "
+                f"{progress.step}; checkpoint saved. "
                 f"Continue with: seekdeploy train --resume {session.run_dir}")
     elapsed = time.perf_counter() - started
     progress.seconds += elapsed
     _end_epoch(session, display, elapsed)
+    distributed.broadcast_buffers(session.supernet)  # every rank now holds rank 0's model
 
 
 def run_training(session: TrainSession, display: ProgressDisplay) -> None:
     """Train the remaining epochs, checkpointing after each; stop cleanly on SIGINT/SIGTERM."""
+    distributed.broadcast_buffers(session.supernet, include_parameters=True)  # as DDP does
     with stop_on_signals() as flag:
         while session.progress.epoch < session.config.epochs:
             _run_epoch(session, flag, display)

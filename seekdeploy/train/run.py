@@ -3,6 +3,7 @@ test split, and write the summary into `manifest.json` and the final checkpoint.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from seekdeploy._io import TMP_PREFIX, atomic_write_text
 from seekdeploy.errors import CheckpointError, ConfigError, SpecError
 from seekdeploy.profiles.schema import Role
 from seekdeploy.train import checkpoint as ckpt
+from seekdeploy.train import distributed
 from seekdeploy.train.config import TrainConfig
 from seekdeploy.train.loop import ROLES, evaluate, run_training, save
 from seekdeploy.train.records import ProgressDisplay, library_versions, write_manifest
@@ -77,6 +79,7 @@ def start_run(config: TrainConfig, run_dir: Path, *, profile: Any) -> TrainSessi
     if (run_dir / ckpt.CHECKPOINT_NAME).exists() or (run_dir / CONFIG_NAME).exists():
         raise ConfigError(f"run folder {run_dir} already holds a run; continue it with "
                           f"--resume {run_dir}, or choose another --out")
+    distributed.barrier()  # every rank has checked before rank 0 writes the folder
     channels, height, width = profile.input.channels, profile.input.height, profile.input.width
     if height != width:
         raise ConfigError(f"profile {profile.name} declares a {height}x{width} input; training "
@@ -96,7 +99,8 @@ def start_run(config: TrainConfig, run_dir: Path, *, profile: Any) -> TrainSessi
     prediction = predict_roles(profile, config.arch, {Role.BASE: base_spec, Role.MOTIVATED: motivated_spec})
     resolved = {"profile": profile.name, **config.to_dict(), **({"latency_prediction": prediction}
                                                                  if prediction else {})}
-    atomic_write_text(run_dir / CONFIG_NAME, yaml.safe_dump(resolved, sort_keys=False))
+    if distributed.is_main():
+        atomic_write_text(run_dir / CONFIG_NAME, yaml.safe_dump(resolved, sort_keys=False))
     return session
 
 
@@ -107,7 +111,7 @@ def resume_run(run_dir: Path) -> TrainSession:
     if not run_dir.is_dir():
         raise CheckpointError(f"cannot resume: run folder {run_dir} does not exist")
     # Temp files of writes a crash interrupted: never read, only wasting disk (one per crash).
-    for stray in run_dir.glob(f"{TMP_PREFIX}*"):
+    for stray in run_dir.glob(f"{TMP_PREFIX}*") if distributed.is_main() else ():
         stray.unlink(missing_ok=True)
     return resume_session(run_dir)
 
@@ -135,6 +139,8 @@ def finish_run(session: TrainSession, profile_name: str | None) -> TrainSummary:
              "motivated_batches": session.progress.motivated_batches,
              "steps": session.progress.step, "costs": costs, "seconds": summary.seconds}
     save(session, final)
+    if not distributed.is_main():
+        return summary
     model_args = session.model_args()
     write_manifest(session.run_dir, {
         "kind": "seekdeploy-train-run", "run": session.run_dir.name, "profile": profile_name,
@@ -143,6 +149,7 @@ def finish_run(session: TrainSession, profile_name: str | None) -> TrainSummary:
                   "motivated": session.specs[Role.MOTIVATED].to_text()},
         "config": session.config.to_dict(), "dataset": session.dataset.to_json(),
         "final": final, "device": str(session.device), "versions": library_versions(),
+        "world_size": distributed.world_size(),
         **_latency_prediction(session.run_dir)})
     return summary
 
@@ -165,6 +172,8 @@ def train_pair(config: TrainConfig | None, run_dir: Path, *, profile: Any = None
     from rich.console import Console
 
     console = console or Console(stderr=True)
+    if not distributed.is_main():
+        console = Console(file=io.StringIO())  # progress and epoch lines: rank 0 only
     if resume:
         session = resume_run(run_dir)
         profile_name = yaml.safe_load((run_dir / CONFIG_NAME).read_text()).get("profile") \

@@ -15,6 +15,7 @@ import torch
 from seekdeploy.errors import ConfigError, SpecError
 from seekdeploy.profiles.schema import Role
 from seekdeploy.train import checkpoint as ckpt
+from seekdeploy.train import distributed
 from seekdeploy.train.conditions import MotivationCondition, create_condition
 from seekdeploy.train.config import BnMode, DeviceChoice, TrainConfig
 from seekdeploy.train.optim import CosineWarmupSchedule, create_optimizer
@@ -130,6 +131,7 @@ def _prepare(config: TrainConfig, run_dir: Path, data_kwargs: dict[str, Any], su
     seed_everything(config.seed, config.deterministic)
     device = resolve_device(config.device)
     dataset = dataset if dataset is not None else _load_data(config, data_kwargs)
+    distributed.per_rank_batch_size(config.batch_size)  # under torchrun: divisible by the ranks
     steps_per_epoch = len(dataset.train) // config.batch_size
     if steps_per_epoch < 1:
         raise ConfigError(f"--batch-size {config.batch_size} is larger than the {len(dataset.train)} "
