@@ -1,0 +1,219 @@
+"""Hostile and broken checkpoints: a pickle payload is refused without running it, and any
+checkpoint that `torch.load(weights_only=True)` accepts but that is not a seekdeploy run is a
+`CheckpointError` (for `load_run` and for `train --resume`), never a stray exception."""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from seekdeploy.errors import CheckpointError, SeekdeployError
+from seekdeploy.train.checkpoint import CHECKPOINT_NAME, load_run, read_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_TRAIN = ["--data", "digits", "--arch", "resnet", "--base", "depth=1,1;width=2,4",
+              "--motivated", "depth=1,1;width=4,8", "--batch-size", "256", "--epochs", "1",
+              "--seed", "1"]
+
+
+def write_tiny_profile(folder: Path) -> Path:
+    """x86-cpu shrunk to an 8x8 grey input, so a training epoch takes a fraction of a second."""
+    text = (REPO / "profiles" / "x86-cpu.yaml").read_text()
+    for old, new in (("name: x86-cpu", "name: tiny-test"), ("aliases: [cpu, local]", "aliases: []"),
+                     ("channels: 3", "channels: 1"), ("height: 32", "height: 8"),
+                     ("width: 32", "width: 8")):
+        text = text.replace(old, new)
+    path = folder / "tiny-test.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished one-epoch run, trained in-process through the real CLI entry point."""
+    from seekdeploy.cli.main import main
+
+    folder = tmp_path_factory.mktemp("run")
+    profile = write_tiny_profile(folder)
+    assert main(["train", "--profile", str(profile), *TINY_TRAIN, "--out", str(folder / "run")]) == 0
+    return folder / "run"
+
+
+class MakesMarker:
+    """Unpickling this would run `os.system("touch MARKER")`."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return os.system, (f"touch {self.marker}",)
+
+
+class OpensMarker:
+    """Unpickling this would create the marker through `builtins.open` (no shell)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return open, (str(self.marker), "w")
+
+
+def _hostile_files(folder: Path, good: dict[str, Any], marker: Path) -> dict[str, Path]:
+    """Checkpoint files that each carry a code-running pickle payload somewhere."""
+    files = {}
+    evil_top = folder / "top"
+    evil_top.mkdir()
+    torch.save(MakesMarker(marker), evil_top / CHECKPOINT_NAME)
+    files["whole payload"] = evil_top
+    nested = folder / "nested"
+    nested.mkdir()
+    payload = copy.copy(good)
+    payload["config"] = {**good["config"], "seed": OpensMarker(marker)}
+    torch.save(payload, nested / CHECKPOINT_NAME)
+    files["inside the config"] = nested
+    in_state = folder / "state"
+    in_state.mkdir()
+    payload = copy.copy(good)
+    payload["state_dict"] = {**good["state_dict"], "extra": MakesMarker(marker)}
+    torch.save(payload, in_state / CHECKPOINT_NAME)
+    files["inside the state_dict"] = in_state
+    legacy = folder / "legacy"
+    legacy.mkdir()  # a plain (non-zip) pickle stream, the pre-1.6 torch.save format
+    (legacy / CHECKPOINT_NAME).write_bytes(pickle.dumps(MakesMarker(marker), protocol=2))
+    files["legacy pickle"] = legacy
+    spliced = folder / "spliced"
+    spliced.mkdir()  # a genuine zip checkpoint whose data.pkl was swapped for the payload
+    _splice_data_pkl(nested / CHECKPOINT_NAME, spliced / CHECKPOINT_NAME,
+                     pickle.dumps(MakesMarker(marker), protocol=2))
+    files["spliced data.pkl"] = spliced
+    return files
+
+
+def _splice_data_pkl(source: Path, target: Path, data: bytes) -> None:
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for item in old.infolist():
+            content = data if item.filename.endswith("/data.pkl") else old.read(item.filename)
+            new.writestr(item, content)
+
+
+def test_pickle_payloads_are_refused_without_running(trained_run: Path, tmp_path: Path,
+                                                     run_cli) -> None:
+    marker = tmp_path / "PWNED"
+    good = read_checkpoint(trained_run / CHECKPOINT_NAME)
+    files = _hostile_files(tmp_path, good, marker)
+    assert len(files) == 5
+    for where, run_dir in files.items():
+        with pytest.raises(CheckpointError, match="corrupt|not a seekdeploy"):
+            read_checkpoint(run_dir / CHECKPOINT_NAME)
+        with pytest.raises(CheckpointError):
+            load_run(run_dir)
+        result = run_cli("train", "--resume", str(run_dir))
+        assert result.exit_code == 1, (where, result)
+        assert "checkpoint" in result.stderr and "Traceback" not in result.stderr, where
+        assert not marker.exists(), f"the payload {where} ran"
+
+
+def test_plain_torch_load_would_have_run_it(tmp_path: Path) -> None:
+    # Guards the test above: the payload is live, so its refusal means something.
+    marker = tmp_path / "PWNED"
+    torch.save(OpensMarker(marker), tmp_path / "evil.pt")
+    torch.load(tmp_path / "evil.pt", weights_only=False)
+    assert marker.exists()
+
+
+# ---- foreign but loadable data: mutate a real payload and demand CheckpointError or success ----
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 40), st.floats(),
+                    st.text(max_size=8), st.just(torch.zeros(2, 3)))
+values = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=6)
+
+
+def _paths(data: Any, prefix: tuple = (), depth: int = 0) -> list[tuple]:
+    found = [prefix] if prefix else []
+    if isinstance(data, dict) and depth < 3:
+        for key, value in data.items():
+            if key != "state_dict" or depth:  # 100 tensor names would drown everything else
+                found += _paths(value, (*prefix, key), depth + 1)
+    return found
+
+
+@st.composite
+def mutations(draw: st.DrawFn, paths: list[tuple]) -> list[tuple[tuple, str, Any]]:
+    return [(draw(st.sampled_from(paths)), draw(st.sampled_from(["replace", "delete"])),
+             draw(values)) for _ in range(draw(st.integers(1, 3)))]
+
+
+def _mutate(payload: dict[str, Any], changes: list[tuple[tuple, str, Any]]) -> dict[str, Any]:
+    data = copy.deepcopy(payload)
+    for path, action, value in changes:
+        parent = data
+        try:
+            for key in path[:-1]:
+                parent = parent[key]
+            if action == "delete":
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = value
+        except (KeyError, TypeError, IndexError):
+            continue  # an earlier change removed this path
+    return data
+
+
+@pytest.fixture(scope="module")
+def good_payload(trained_run: Path) -> dict[str, Any]:
+    return read_checkpoint(trained_run / CHECKPOINT_NAME)
+
+
+def _save(folder: Path, payload: dict[str, Any]) -> Path:
+    folder.mkdir(exist_ok=True)
+    torch.save(payload, folder / CHECKPOINT_NAME)
+    return folder
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_checkpoint_loads_or_raises_checkpoint_error(good_payload, tmp_path, data) -> None:
+    changes = data.draw(mutations(_paths(good_payload)))
+    run_dir = _save(tmp_path / "mutated", _mutate(good_payload, changes))
+    try:
+        run = load_run(run_dir)
+    except SeekdeployError:
+        return
+    assert run.base_spec is not None and run.motivated_spec.contains(run.base_spec) in (True, False)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_checkpoint_resumes_or_raises_seekdeploy_error(good_payload, tmp_path, data) -> None:
+    from seekdeploy.train.session import resume_session
+
+    changes = data.draw(mutations(_paths(good_payload)))
+    run_dir = _save(tmp_path / "mutated-resume", _mutate(good_payload, changes))
+    try:
+        resume_session(run_dir)
+    except SeekdeployError:
+        return
+
+
+def test_truncated_checkpoints_are_corrupt_errors(trained_run: Path, tmp_path: Path) -> None:
+    data = (trained_run / CHECKPOINT_NAME).read_bytes()
+    for cut in (0, 1, 100, len(data) // 2, len(data) - 1):
+        folder = tmp_path / f"cut{cut}"
+        folder.mkdir()
+        (folder / CHECKPOINT_NAME).write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match="corrupt or truncated"):
+            load_run(folder)
