@@ -206,6 +206,22 @@ def test_fp16_export_and_its_tolerance_is_enforced(exported, tmp_path):
     assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == ["base", "motivated", "pair.json"]
 
 
+def test_reexport_clears_staging_left_by_a_killed_export(exported, tmp_path):
+    from seekdeploy.export.export_run import export_run
+    from seekdeploy.export.options import parse_export_options
+
+    shutil.copytree(exported.dir, tmp_path / "tiny")
+    # What a SIGKILL during an export leaves: a staging folder with partial files, never a final name.
+    stale = tmp_path / "tiny" / ".tmp-export-killed"
+    (stale / "base").mkdir(parents=True)
+    (stale / "base" / "model.onnx").write_bytes(b"partial")
+    result = export_run(exported.run, parse_export_options(roles="base", out_dir=tmp_path))
+    assert not stale.exists()
+    assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == ["base", "motivated", "pair.json"]
+    pair = json.loads((tmp_path / "tiny" / "pair.json").read_text())
+    assert pair["onnx_sha256"]["base"] == result.roles[0].manifest["files"]["model.onnx"]["sha256"]
+
+
 @pytest.mark.skipif(shutil.which("trtexec") is not None, reason="trtexec is on PATH: it would build")
 def test_tensorrt_without_tensorrt_writes_build_script_and_says_so(trained, tmp_path):
     import importlib.util

@@ -148,6 +148,7 @@ def export_run(run_dir: str | Path, options: ExportOptions) -> ExportResult:
     notices = _input_notices(plan)
     export_dir = options.out_dir / plan.run_name
     export_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_stages(export_dir)
     stage = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}export-", dir=export_dir))
     try:
         sliced = {role: slice_role(plan.run, role, plan.data.val_images) for role in Role}
@@ -181,9 +182,19 @@ def _input_notices(plan: _Plan) -> list[str]:
             "the export keeps the trained input size (retrain for the profile's input to match)"]
 
 
+def _remove_stale_stages(export_dir: Path) -> None:
+    # A killed export leaves its staging folder behind (never anything under a final name);
+    # the next export of the same run clears them so they do not pile up.
+    for stale in export_dir.glob(f"{TMP_PREFIX}export-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def _publish(stage: Path, export_dir: Path, roles: list[RoleExport]) -> None:
     # Each role folder replaces its predecessor with two renames inside one filesystem; the old
-    # folder goes into the staging folder, which is removed afterwards.
+    # folder goes into the staging folder, which is removed afterwards. The old pair.json goes
+    # first: a kill between the renames and the new pair.json then leaves no pair.json rather
+    # than a stale one describing other models.
+    (export_dir / PAIR_NAME).unlink(missing_ok=True)
     for entry in roles:
         final = export_dir / entry.role.value
         if final.exists():
