@@ -110,6 +110,8 @@ _TARGET = SshTarget.parse("me@dev:2200")
          "Host key verification failed.", diagnose.UnknownHostKeyError, "--accept-new-host-key"),
         ("@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @\nHost key verification failed.",
          diagnose.HostKeyChangedError, "ssh-keygen -R '[dev]:2200'"),
+        ("Connection to dev closed by remote host.", diagnose.ConnectionDroppedError, "retry"),
+        ("client_loop: send disconnect: Broken pipe", diagnose.ConnectionDroppedError, "dropped"),
         ("kex_exchange_identification: something odd", RemoteError, "something odd"),
     ],
 )  # fmt: skip

@@ -44,6 +44,10 @@ class RemoteTimeoutError(RemoteError):
     """A remote command ran past its time limit."""
 
 
+class ConnectionDroppedError(RemoteError):
+    """An established SSH connection dropped while copying or running."""
+
+
 class AgentFailedError(RemoteError):
     """The agent started but could not measure the model."""
 
@@ -58,6 +62,10 @@ _UNREACHABLE_MARKERS = {
     "connection closed by": "the device closed the connection before logging in (MaxStartups?)",
     "connection reset": "the connection was reset before logging in",
 }
+
+
+# An established session that ends abruptly: ssh prints "Connection to HOST closed by remote host."
+_DROPPED_MARKERS = ("closed by remote host", "broken pipe", "client_loop: send disconnect")
 
 
 def classify_ssh_failure(stderr: str, target: SshTarget, known_hosts: str) -> RemoteError:
@@ -83,6 +91,11 @@ def classify_ssh_failure(stderr: str, target: SshTarget, known_hosts: str) -> Re
             f"{host_label} refused the SSH key ({last_line}). Install your public key there "
             "(ssh-copy-id), pass the right one with --identity, or check the user name; "
             "password logins are not used (BatchMode)"
+        )
+    if any(marker in text for marker in _DROPPED_MARKERS):
+        return ConnectionDroppedError(
+            f"the connection to {host_label} dropped while working (ssh said: {last_line}). "
+            "Nothing was kept from this attempt; check the device and the network, then retry"
         )
     for marker, why in _UNREACHABLE_MARKERS.items():
         if marker in text:
