@@ -30,6 +30,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
 # (module, command attribute): one line per working command. Each module imports only click and
 # light helpers at import time, so `seekdeploy --help` never loads torch or onnx.
 _COMMANDS: list[tuple[str, str]] = [
+    ("seekdeploy.cli.run_cmd", "run"),
+    ("seekdeploy.cli.export_cmd", "slice_command"), ("seekdeploy.cli.export_cmd", "export_command"),
+    ("seekdeploy.cli.plan_cmd", "plan"), ("seekdeploy.cli.plan_cmd", "calibrate"),
+    ("seekdeploy.cli.report_cmd", "report"),
+    ("seekdeploy.cli.train_cmd", "train"),
+    ("seekdeploy.cli.profile_cmd", "profile_command"),
+    ("seekdeploy.cli.profiles_cmd", "profiles"),
+    ("seekdeploy.cli.doctor_cmd", "doctor"),
 ]
 
 

@@ -1,6 +1,8 @@
-"""`seekdeploy profile EXPORT --profile P`: measure latency here and check each role's budget.
+"""`seekdeploy profile EXPORT --profile P [--host user@host]`: measure latency here or on devices
+over SSH and check each role's budget.
 
-Imports only click at module level; numpy, onnxruntime and torch load inside the command.
+Imports only click at module level; numpy, onnxruntime and torch load inside the command. The
+measuring itself is `seekdeploy.profile_export` (shared with `seekdeploy run`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import click
 
-DEFAULT_SWEEP_BATCHES = (1, 2, 4, 8, 16)
+from seekdeploy.remote.cli_options import remote_options
 
 
 @click.command("profile")
@@ -21,7 +23,7 @@ DEFAULT_SWEEP_BATCHES = (1, 2, 4, 8, 16)
 @click.option("--role", type=click.Choice(["base", "motivated"]), default=None,
               help="Profile one role only (default: every role in the export).")
 @click.option("--runtime", type=click.Choice(["onnxruntime", "torch", "tensorrt"]), default=None,
-              help="Runtime to measure with (default: the profile's runtime).")
+              help="Runtime to measure with (default: the profile's).")
 @click.option("--providers", default=None, help="Comma-separated onnxruntime execution providers "
               "(default: the profile's).")
 @click.option("--threads", type=click.IntRange(min=0), default=None,
@@ -35,37 +37,37 @@ DEFAULT_SWEEP_BATCHES = (1, 2, 4, 8, 16)
 @click.option("--json", "as_json", is_flag=True, help="Print the results JSON on stdout (table on stderr).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Where to write the results JSON (default: profile.json in the export folder).")
+@remote_options
 @click.pass_context
 def profile_command(ctx: click.Context, export: Path, profile_name: str, **options: Any) -> None:
-    """Measure latency of an export on this machine and give PASS/FAIL per budget (exit 3 on FAIL).
+    """Measure latency of an export here or on devices (--host) and give PASS/FAIL per budget
+    (exit 3 on FAIL).
 
     \b
     EXPORT is an export folder (exports/<run>/ with <role>/model.onnx and manifest.json),
     one role's folder, or a single .onnx file (checked as role 'base' unless --role is given).
+    Locally an ONNX model is timed in a fresh child process, so its peak memory is its own.
+    With --host (repeatable) each device runs the same protocol through a small agent over SSH;
+    one device writes profile.json, several write profile.<host>.json each.
     """
     from rich.console import Console
 
-    from seekdeploy.runtime.display import print_report
-    from seekdeploy.runtime.results import build_profile_document, write_profile_document
-    from seekdeploy.runtime.targets import find_targets
-
     profile = load_profile_for_cli(profile_name)
-    targets = find_targets(export, options["role"])
     console = Console(stderr=True) if options["as_json"] else Console()
-    results, verdicts = [], []
-    for target in targets:
-        result, verdict = _profile_target(target, profile, export, options, console)
-        results.append(result)
-        verdicts.append(verdict)
-    document = build_profile_document(
-        profile_name=profile.name, export=str(export), results=results, verdicts=verdicts
-    )
-    out = options["out"] or _default_out(export)
-    write_profile_document(out, document)
-    title = f"{export} on {profile.name} (written to {out})"
-    passed = print_report(console, results, verdicts, title)
+    outcomes = profile_outcomes(export, profile, options, console)
+    from seekdeploy.profile_export import print_outcomes
+
+    passed = print_outcomes(console, export, profile, outcomes)
     if options["as_json"]:
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        documents = [outcome.document for outcome in outcomes if outcome.document is not None]
+        payload = documents[0] if len(documents) == 1 else documents
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    failed = [outcome for outcome in outcomes if outcome.error is not None]
+    if failed:
+        from seekdeploy.errors import RemoteError
+
+        hosts = ", ".join(outcome.host for outcome in failed)
+        raise RemoteError(f"no results from {hosts}; the reason is printed above for each")
     if not passed:
         from seekdeploy.errors import BudgetViolation
 
@@ -79,78 +81,34 @@ def load_profile_for_cli(name_or_path: str) -> Any:
     return load_profile(name_or_path)
 
 
-def _profile_target(target: Any, profile: Any, export: Path, options: dict[str, Any], console: Any) -> tuple:
-    from seekdeploy.profiles.schema import Role
-    from seekdeploy.runtime.profiling import ProfileRequest, profile_model
-    from seekdeploy.runtime.timing import ProtocolSettings
-    from seekdeploy.runtime.verdict import RoleVerdict, evaluate_role
+def profile_settings_from_cli(options: dict[str, Any]) -> Any:
+    """`ProfileSettings` from the command's option values."""
+    from seekdeploy.profile_export import ProfileSettings
 
-    runtime = options["runtime"] or profile.runtime.name.value
-    chw = _input_chw(target, profile, console)
-    batch = options["batch"] or profile.input.batch
-    sweep = (profile.input.batch_sweep or DEFAULT_SWEEP_BATCHES) if options["sweep"] else ()
-    request = ProfileRequest(
-        model=_model_for(runtime, target, profile, export, options),
-        runtime=runtime,
-        input_shape=(batch, *chw),
-        protocol=ProtocolSettings.from_protocol(profile.measurement),
-        role=target.role,
-        providers=_providers(options, profile),
-        threads=profile.runtime.threads if options["threads"] is None else options["threads"],
-        repeats=options["repeats"],
-        sweep_batches=tuple(sweep),
-        precision=profile.runtime.precision.value,
-    )
-    console.print(f"profiling {target.role} ({target.model_path}) with {runtime}, input {list(request.input_shape)}…")
-    result = profile_model(request)
-    if Role(target.role) not in profile.budgets:
-        return result, RoleVerdict(role=target.role, checks=())
-    return result, evaluate_role(target.role, result, profile.budget(target.role), target.accuracy)
+    providers = None
+    if options.get("providers"):
+        providers = tuple(p.strip() for p in options["providers"].split(",") if p.strip())
+    return ProfileSettings(role=options.get("role"), runtime=options.get("runtime"), providers=providers,
+                           threads=options.get("threads"), batch=options.get("batch"),
+                           sweep=bool(options.get("sweep")), repeats=options.get("repeats") or 1,
+                           run_dir=options.get("run_dir"), out=options.get("out"))  # fmt: skip
 
 
-def _input_chw(target: Any, profile: Any, console: Any) -> tuple[int, int, int]:
-    declared = (profile.input.channels, profile.input.height, profile.input.width)
-    from_manifest = target.input_chw
-    if from_manifest is None:
-        return declared
-    if from_manifest != declared:
-        # The model can only take its own input; the profile's is what the device would be fed.
-        console.print(
-            f"[yellow]note:[/] {target.role} manifest input (C,H,W)={from_manifest} differs from "
-            f"profile {profile.name}'s {declared}; using the model's"
-        )
-    return from_manifest
+def profile_outcomes(export: Path, profile: Any, options: dict[str, Any], console: Any) -> list[Any]:
+    """Measure locally, or on every `--host` in parallel; one `ProfileOutcome` per device."""
+    from seekdeploy.profile_export import RemoteSettings, profile_local, profile_on_hosts
+    from seekdeploy.remote.cli_options import ssh_options_from_cli
 
+    settings = profile_settings_from_cli(options)
+    hosts = tuple(options.get("hosts") or ())
+    if not hosts:
+        return [profile_local(export, profile, settings, log=lambda line: console.print(line, highlight=False))]
+    ssh_options, python, trtexec = ssh_options_from_cli(**options)
+    remote = RemoteSettings(options=ssh_options, python=python, trtexec=trtexec)
 
-def _providers(options: dict[str, Any], profile: Any) -> tuple[str, ...]:
-    if options["providers"]:
-        return tuple(p.strip() for p in options["providers"].split(",") if p.strip())
-    return tuple(profile.runtime.execution_providers)
+    def on_done(outcome: Any) -> None:
+        what = f"{outcome.result.get('role') or 'model'} measured" if outcome.ok else "failed"
+        console.print(f"{outcome.host}: {what}", highlight=False)
 
-
-def _model_for(runtime: str, target: Any, profile: Any, export: Path, options: dict[str, Any]) -> Any:
-    from seekdeploy.runtime.targets import find_engine, load_torch_module
-
-    if runtime == "tensorrt":
-        _require_tensorrt()
-        return find_engine(target, profile.name, profile.runtime.precision.value)
-    if runtime == "torch":
-        return load_torch_module(target, export, options["run_dir"])
-    return target.model_path
-
-
-def _require_tensorrt() -> None:
-    from seekdeploy.errors import MissingDependencyError, require
-
-    try:
-        require("tensorrt", extra="tensorrt", purpose="timing TensorRT engines")
-    except MissingDependencyError as exc:
-        raise MissingDependencyError(
-            f"{exc}; or measure the ONNX model here with --runtime onnxruntime"
-        ) from exc
-
-
-def _default_out(export: Path) -> Path:
-    if export.is_file():
-        return export.with_name(f"{export.stem}.profile.json")
-    return export / "profile.json"
+    console.print(f"profiling {export} on {', '.join(hosts)} over SSH…", highlight=False)
+    return profile_on_hosts(export, profile, hosts, settings, remote, on_done=on_done)

@@ -118,6 +118,16 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
+def disabled_optimizers(args: argparse.Namespace) -> list[str]:
+    """Graph optimizers to switch off: MatmulTransposeFusion for fp16 models.
+
+    onnxruntime 1.32's MatmulTransposeFusion segfaults the whole process while loading some fp16
+    attention graphs (seekdeploy.export.parity does the same); it changes speed, never results.
+    """
+    fp16 = args.precision == "fp16" or os.path.basename(args.model).endswith(".fp16.onnx")
+    return ["MatmulTransposeFusion"] if fp16 else []
+
+
 def measure_onnxruntime(args: argparse.Namespace, timing, numpy) -> dict:
     """Load the model in onnxruntime, time it under the protocol, sweep batches if asked."""
     ort = import_required("onnxruntime")
@@ -125,18 +135,25 @@ def measure_onnxruntime(args: argparse.Namespace, timing, numpy) -> dict:
     available = ort.get_available_providers()
     unknown = [p for p in providers if p not in available]
     if unknown:
-        raise AgentError(f"provider(s) {unknown} not in this onnxruntime build; it has {available}")
+        raise AgentError(f"execution provider(s) {unknown} not available in this onnxruntime build; "
+                         f"it has {available}")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = args.threads
     options.log_severity_level = 3
     timing.reset_peak_rss()  # the peak then covers this model's load and runs, not the imports
     try:
-        session = ort.InferenceSession(args.model, sess_options=options, providers=providers)
+        session = ort.InferenceSession(args.model, sess_options=options, providers=providers,
+                                       disabled_optimizers=disabled_optimizers(args))
     except Exception as exc:  # onnxruntime's own error types vary by version
         raise AgentError(f"onnxruntime cannot load {os.path.basename(args.model)}: {exc}")
     input_name = session.get_inputs()[0].name
     rng = numpy.random.default_rng(0)
+    try:  # fail fast, with a message, on an input the model cannot take
+        session.run(None, {input_name: numpy.zeros(input_shape_of(args, args.batch), numpy.float32)})
+    except Exception as exc:  # onnxruntime's own error types vary by version
+        raise AgentError(f"onnxruntime cannot run {os.path.basename(args.model)} on input "
+                         f"{input_shape_of(args, args.batch)}: {exc}")
 
     def time_batch(batch: int, repeats: int) -> list:
         feed = {input_name: rng.standard_normal(input_shape_of(args, batch)).astype(numpy.float32)}

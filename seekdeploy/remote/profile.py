@@ -107,7 +107,7 @@ def build_plan(model_path: Path, hardware: Any, role: str | None, target: SshTar
     """The agent request for `model_path` under `hardware`'s runtime, input and protocol."""
     runtime, shape, protocol = hardware.runtime, hardware.input, hardware.measurement
     precision = _value(runtime.precision)
-    cache = _find_calibration_cache(model_path.parent) if precision == "int8" else None
+    cache = _find_calibration_cache(model_path) if precision == "int8" else None
     request = AgentRequest(
         model_name=safe_name(model_path.name, "model file name"), runtime=_value(runtime.name),
         providers=tuple(runtime.execution_providers), threads=int(runtime.threads),
@@ -266,14 +266,18 @@ def _role_from_folder(folder: Path) -> str | None:
     return folder.name if folder.name in ("base", "motivated") else None
 
 
-def _find_calibration_cache(folder: Path) -> Path:
-    found = sorted(folder.glob("*.cache"))
-    if not found:
+def _find_calibration_cache(model_path: Path) -> Path:
+    """The export's INT8 cache for exactly this ONNX file: `<stem>.<sha256[:12]>.calib` beside it."""
+    from seekdeploy.export.tensorrt.calibrator import calibration_cache_path
+
+    cache = calibration_cache_path(model_path)
+    if not cache.is_file():
         raise RemoteError(
-            f"the profile asks for int8 but {folder} has no calibration cache (*.cache): "
+            f"the profile asks for int8 but {model_path.parent} has no calibration cache for "
+            f"{model_path.name} ({cache.name}; a cache of another file would mis-quantize): "
             "export with `seekdeploy export --precision int8` first"
         )
-    return found[0]
+    return cache
 
 
 def _value(item: Any) -> Any:

@@ -109,7 +109,8 @@ def model_file_size_mib(path: Path) -> float:
 
 
 def _default_runner(request: ProfileRequest) -> Runner:
-    return create_runner(request.runtime, request.model, request.providers, request.threads)
+    return create_runner(request.runtime, request.model, request.providers, request.threads,
+                         request.precision)
 
 
 def _measure_once(runner: Runner, feed: dict[str, np.ndarray], request: ProfileRequest) -> LatencyStats:

@@ -92,11 +92,13 @@ class OnnxRuntimeRunner(Runner):
         path: str | Path,
         providers: Sequence[str] = ("CPUExecutionProvider",),
         threads: int = 0,
+        precision: str | None = None,
     ) -> None:
         super().__init__()
         self.path = Path(path)
         self.providers = tuple(providers)
         self.threads = int(threads)  # 0 = onnxruntime's default (one per physical core)
+        self.precision = precision
         self._session: Any = None
         self._errors: tuple[type[BaseException], ...] = ()
 
@@ -118,7 +120,8 @@ class OnnxRuntimeRunner(Runner):
         self._errors = _ort_error_types(ort)
         try:
             self._session = ort.InferenceSession(
-                str(self.path), sess_options=options, providers=list(self.providers)
+                str(self.path), sess_options=options, providers=list(self.providers),
+                disabled_optimizers=disabled_optimizers(self.path, self.precision),
             )
         except self._errors as exc:
             raise RuntimeBackendError(f"onnxruntime cannot load {self.path}: {exc}") from exc
@@ -144,6 +147,17 @@ class OnnxRuntimeRunner(Runner):
     def session_providers(self) -> list[str]:
         """Providers the active session really uses (onnxruntime may drop unusable ones)."""
         return list(self._session.get_providers())
+
+
+def disabled_optimizers(path: str | Path, precision: str | None = None) -> list[str]:
+    """onnxruntime graph optimizers to switch off for this model: MatmulTransposeFusion for fp16.
+
+    onnxruntime 1.32's MatmulTransposeFusion segfaults the whole process while loading some fp16
+    attention graphs; the fusion changes speed, never results (`export.parity` and the remote
+    agent do the same). A model is fp16 when `precision` says so or its name is `*.fp16.onnx`.
+    """
+    fp16 = precision == "fp16" or Path(path).name.endswith(".fp16.onnx")
+    return ["MatmulTransposeFusion"] if fp16 else []
 
 
 class TorchRunner(Runner):
@@ -216,10 +230,11 @@ def _ort_type_to_numpy(ort_type: str) -> str:
     return _ORT_TYPES.get(ort_type, "float32")
 
 
-def create_runner(runtime: str, model: Any, providers: Sequence[str] = (), threads: int = 0) -> Runner:
+def create_runner(runtime: str, model: Any, providers: Sequence[str] = (), threads: int = 0,
+                  precision: str | None = None) -> Runner:
     """Build the runner for `runtime` ("onnxruntime", "torch" or "tensorrt") and its model."""
     if runtime == "onnxruntime":
-        return OnnxRuntimeRunner(model, providers or ("CPUExecutionProvider",), threads)
+        return OnnxRuntimeRunner(model, providers or ("CPUExecutionProvider",), threads, precision)
     if runtime == "torch":
         return TorchRunner(model)
     if runtime == "tensorrt":

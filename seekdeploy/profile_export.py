@@ -1,0 +1,249 @@
+"""Profile an export here or on devices over SSH and judge each role against the profile's budgets.
+
+The library layer under `seekdeploy profile` and the pipeline's profile stage. Locally, an ONNX
+model is measured by the standalone agent in a fresh child process (so peak memory is the model's,
+not this process's torch); the torch and TensorRT runtimes run in this process. With hosts, every
+role folder goes through `seekdeploy.remote.profile.profile_remote`, all hosts in parallel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seekdeploy._io import safe_name
+from seekdeploy.errors import ConfigError, SeekdeployError
+
+DEFAULT_SWEEP_BATCHES = (1, 2, 4, 8, 16)
+LOCAL_HOST = "local"
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """How to measure: overrides of the profile's runtime settings (None = the profile's)."""
+
+    role: str | None = None
+    runtime: str | None = None
+    providers: tuple[str, ...] | None = None
+    threads: int | None = None
+    batch: int | None = None
+    sweep: bool = False
+    repeats: int = 1
+    run_dir: Path | None = None  # the training run, for --runtime torch
+    out: Path | None = None  # where profile.json goes (local only)
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """The SSH side of `--host`: options, the device's python and trtexec."""
+
+    options: Any = None  # seekdeploy.remote.ssh.SshOptions
+    python: str = "python3"
+    trtexec: str | None = None
+
+
+@dataclass(frozen=True)
+class ProfileOutcome:
+    """One device's answer for an export: its results, verdicts and profile.json, or its error."""
+
+    host: str
+    results: tuple[dict[str, Any], ...] = ()
+    verdicts: tuple[Any, ...] = ()  # RoleVerdict per result
+    document: dict[str, Any] | None = None
+    path: Path | None = None
+    error: SeekdeployError | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def passed(self) -> bool:
+        """True when the device answered and every role met its budgets."""
+        return self.error is None and all(verdict.passed for verdict in self.verdicts)
+
+
+def default_out(export: Path, host: str | None = None) -> Path:
+    """profile.json in the export folder (`<model>.profile.json` beside one .onnx file); with
+    `host` (one of several devices) `profile.<host>.json` / `<model>.profile.<host>.json`."""
+    suffix = f".{safe_name(host.replace(':', '_'), 'host label')}" if host else ""
+    if export.is_file():
+        return export.with_name(f"{export.stem}.profile{suffix}.json")
+    return export / f"profile{suffix}.json"
+
+
+def profile_local(export: Path, profile: Any, settings: ProfileSettings,
+                  log: Callable[[str], None] | None = None) -> ProfileOutcome:
+    """Measure every role of `export` on this machine; write profile.json and return the outcome.
+
+    `log` receives one progress line per model (and any note about its input shape).
+    """
+    from seekdeploy.runtime.targets import find_targets
+
+    log = log or (lambda line: None)
+    results, verdicts, notes = [], [], []
+    for target in find_targets(export, settings.role):
+        chw, note = _input_chw(target, profile)
+        if note:
+            notes.append(note)
+            log(f"note: {note}")
+        runtime = settings.runtime or profile.runtime.name.value
+        log(f"profiling {target.role} ({target.model_path}) with {runtime}, input "
+            f"{[settings.batch or profile.input.batch, *chw]}…")
+        result = _measure_target(target, profile, export, settings, chw)
+        results.append(result)
+        verdicts.append(judge_result(target.role, result, profile, target.accuracy))
+    return _finish(export, profile, LOCAL_HOST, results, verdicts, settings.out or default_out(export), notes)
+
+
+def profile_on_hosts(export: Path, profile: Any, hosts: Sequence[str], settings: ProfileSettings,
+                     remote: RemoteSettings, on_done: Any = None) -> list[ProfileOutcome]:
+    """Measure every role of `export` on each host (in parallel); one outcome per host, in order.
+
+    The device uses the profile's runtime, threads and input; overriding them is refused here. A
+    host's failure is kept in its outcome. One host writes profile.json; several write
+    `profile.<host>.json` each, beside the export.
+    """
+    from seekdeploy.remote.profile import profile_remote
+    from seekdeploy.remote.target import SshTarget
+    from seekdeploy.runtime.targets import find_targets
+
+    _refuse_local_overrides(settings)
+    # Every host string is checked before any ssh starts; outcomes come back keyed by label.
+    labels = list(dict.fromkeys(SshTarget.parse(host).label for host in hosts))
+    if not labels:
+        raise ConfigError("no --host given: name at least one device as user@host[:port]")
+    if settings.out is not None and len(labels) > 1:
+        raise ConfigError("--out names one file, but several --host were given; drop --out: each "
+                          "device's results go to profile.<host>.json beside the export")
+    measured: dict[str, list] = {label: [] for label in labels}
+    errors: dict[str, SeekdeployError] = {}
+    for target in find_targets(export, settings.role):
+        # The role folder, so an fp16 onnxruntime profile gets model.fp16.onnx where exported.
+        outcomes = profile_remote(target.model_path.parent, profile, labels, role=target.role,
+                                  options=remote.options, python=remote.python,
+                                  repeats=settings.repeats, sweep=settings.sweep,
+                                  trtexec=remote.trtexec, on_done=on_done)  # fmt: skip
+        for label, outcome in outcomes.items():
+            if outcome.ok:
+                measured[label].append((target, outcome.result))
+            else:
+                errors.setdefault(label, outcome.error)
+    finished = []
+    for label in labels:
+        if label in errors:
+            finished.append(ProfileOutcome(label, error=errors[label]))
+            continue
+        verdicts = [judge_result(t.role, result, profile, t.accuracy) for t, result in measured[label]]
+        results = [result for _, result in measured[label]]
+        out = _remote_out(export, label, settings.out, several=len(labels) > 1)
+        finished.append(_finish(export, profile, label, results, verdicts, out, []))
+    return finished
+
+
+def _remote_out(export: Path, label: str, out: Path | None, several: bool) -> Path:
+    if not several:
+        return out or default_out(export)  # profile.json; its "host" field names the device
+    return default_out(export, label)
+
+
+def _refuse_local_overrides(settings: ProfileSettings) -> None:
+    given = [flag for flag, value in (("--runtime", settings.runtime), ("--providers", settings.providers),
+                                      ("--threads", settings.threads), ("--batch", settings.batch),
+                                      ("--run", settings.run_dir)) if value is not None]  # fmt: skip
+    if given:
+        raise ConfigError(f"{', '.join(given)} cannot be combined with --host: a device measures with "
+                          "its profile's runtime, threads and input; edit the profile instead")
+
+
+def _finish(export: Path, profile: Any, host: str, results: list, verdicts: list, out: Path,
+            notes: list[str]) -> ProfileOutcome:
+    from seekdeploy.runtime.results import build_profile_document, write_profile_document
+
+    document = build_profile_document(profile_name=profile.name, export=str(export), results=results,
+                                      verdicts=verdicts, host=host)  # fmt: skip
+    write_profile_document(out, document)
+    return ProfileOutcome(host, tuple(results), tuple(verdicts), document, out, notes=tuple(notes))
+
+
+def judge_result(role: str, result: dict[str, Any], profile: Any, accuracy: float | None) -> Any:
+    """The `RoleVerdict` of one model result against `profile`'s budget for `role` (none declared: no checks)."""
+    from seekdeploy.profiles.schema import Role
+    from seekdeploy.runtime.verdict import RoleVerdict, evaluate_role
+
+    if Role(role) not in profile.budgets:
+        return RoleVerdict(role=role, checks=())
+    return evaluate_role(role, result, profile.budget(role), accuracy)
+
+
+def _measure_target(target: Any, profile: Any, export: Path, settings: ProfileSettings,
+                    chw: tuple[int, int, int]) -> dict[str, Any]:
+    from seekdeploy.runtime.timing import ProtocolSettings
+
+    runtime = settings.runtime or profile.runtime.name.value
+    batch = settings.batch or profile.input.batch
+    sweep = tuple(profile.input.batch_sweep or DEFAULT_SWEEP_BATCHES) if settings.sweep else ()
+    threads = profile.runtime.threads if settings.threads is None else settings.threads
+    providers = settings.providers or tuple(profile.runtime.execution_providers)
+    protocol = ProtocolSettings.from_protocol(profile.measurement)
+    precision = profile.runtime.precision.value
+    if runtime == "onnxruntime":
+        from seekdeploy.remote.local_agent import measure_in_child
+
+        return measure_in_child(target.model_path, input_shape=(batch, *chw), protocol=protocol,
+                                providers=providers, threads=threads, role=target.role,
+                                precision=precision, repeats=settings.repeats, sweep_batches=sweep)  # fmt: skip
+    from seekdeploy.runtime.profiling import ProfileRequest, profile_model
+
+    request = ProfileRequest(model=_in_process_model(runtime, target, profile, export, settings),
+                             runtime=runtime, input_shape=(batch, *chw), protocol=protocol,
+                             role=target.role, providers=providers, threads=threads,
+                             repeats=settings.repeats, sweep_batches=sweep, precision=precision)  # fmt: skip
+    return profile_model(request)
+
+
+def _in_process_model(runtime: str, target: Any, profile: Any, export: Path, settings: ProfileSettings) -> Any:
+    from seekdeploy.errors import MissingDependencyError, require
+    from seekdeploy.runtime.targets import find_engine, load_torch_module
+
+    if runtime == "torch":
+        return load_torch_module(target, export, settings.run_dir)
+    try:
+        require("tensorrt", extra="tensorrt", purpose="timing TensorRT engines")
+    except MissingDependencyError as exc:
+        raise MissingDependencyError(f"{exc}; or measure the ONNX model here with --runtime onnxruntime") from exc
+    return find_engine(target, profile.name, profile.runtime.precision.value)
+
+
+def _input_chw(target: Any, profile: Any) -> tuple[tuple[int, int, int], str | None]:
+    declared = (profile.input.channels, profile.input.height, profile.input.width)
+    from_manifest = target.input_chw
+    if from_manifest is None or from_manifest == declared:
+        return declared, None
+    # The model can only take its own input; the profile's is what the device would be fed.
+    return from_manifest, (f"{target.role} manifest input (C,H,W)={from_manifest} differs from "
+                           f"profile {profile.name}'s {declared}; using the model's")
+
+
+def print_outcomes(console: Any, export: Path, profile: Any, outcomes: list[Any]) -> bool:
+    """The table and verdicts of every device (errors in red); True when every device passed."""
+    from seekdeploy.runtime.display import print_report
+
+    passed = True
+    for outcome in outcomes:
+        if outcome.error is not None:
+            console.print(f"{outcome.host}: {outcome.error}", style="red", markup=False, highlight=False)
+            passed = False
+            continue
+        where = "" if outcome.host == "local" else f" on {outcome.host}"
+        title = f"{export}{where} · {profile.name} (written to {outcome.path})"
+        passed = print_report(console, outcome.results, outcome.verdicts, title) and passed
+        _print_predictions(console, export, profile, outcome.results)
+    return passed
+
+
+def _print_predictions(console: Any, export: Path, profile: Any, results: list[Any]) -> None:
+    # The latency the planner predicted at training time (if recorded) beside the measurement.
+    from seekdeploy.plan.report import prediction_lines
+
+    for line in prediction_lines(export, results, profile):
+        console.print(line, highlight=False)

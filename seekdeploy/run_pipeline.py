@@ -1,0 +1,260 @@
+"""`seekdeploy run`: train → slice → export → profile → report, resumable stage by stage.
+
+Each stage calls the same library function its own command does. Whether a stage is finished is
+decided from its artifacts, never from memory: the training run's manifest.json (written only
+after the final checkpoint), export manifests that name the checkpoint's sha256, a profile.json
+newer than the export for the same profile and device, a report newer than that profile.json.
+`runs/<name>/pipeline.json` records what each stage did and when (written atomically).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seekdeploy._io import atomic_write_json, safe_name
+from seekdeploy.errors import SeekdeployError
+
+PIPELINE_FILE = "pipeline.json"
+PIPELINE_KIND = "seekdeploy.pipeline"
+DEFAULT_EPOCHS = 5  # digits on 2 shared cores: a few minutes, both models far above chance
+
+
+class Stage(str, enum.Enum):
+    """The pipeline's stages, in order."""
+
+    TRAIN = "train"
+    SLICE = "slice"
+    EXPORT = "export"
+    PROFILE = "profile"
+    REPORT = "report"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What `seekdeploy run` was asked for (defaults are the CLI's)."""
+
+    profile: str
+    arch: str = "resnet"
+    data: str = "digits"
+    data_dir: str | None = None
+    epochs: int = DEFAULT_EPOCHS
+    condition: str = "streak:k=3,hold=1"
+    name: str | None = None
+    runs_dir: Path = Path("runs")
+    exports_dir: Path = Path("exports")
+    hosts: tuple[str, ...] = ()
+    remote: Any = None  # seekdeploy.profile_export.RemoteSettings for --host
+    force: bool = False
+
+    def run_name(self, profile_name: str) -> str:
+        """`--name`, or `<profile>-<arch>-<data>` as `seekdeploy train` names its runs."""
+        return safe_name(self.name or f"{profile_name}-{self.arch}-{self.data}", "run name")
+
+    def train_request(self) -> dict[str, Any]:
+        """The training options that decide whether an existing run is the one asked for."""
+        return {"arch": self.arch, "data": self.data, "epochs": self.epochs, "condition": self.condition}
+
+
+@dataclass
+class PipelineState:
+    """pipeline.json: one entry per stage (status, times, what it produced or why it was skipped)."""
+
+    path: Path
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, run_name: str, profile_name: str) -> PipelineState:
+        """The state at `path`, or a fresh one (an unreadable file is started over, not trusted)."""
+        import json
+
+        data: dict[str, Any] = {}
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = {}
+        if not isinstance(data, dict) or data.get("kind") != PIPELINE_KIND:
+            data = {}
+        data.update(kind=PIPELINE_KIND, schema_version=1, run=run_name, profile=profile_name)
+        data.setdefault("stages", {})
+        return cls(path, data)
+
+    def stage(self, stage: Stage) -> dict[str, Any]:
+        """The mutable entry of `stage`."""
+        return self.data["stages"].setdefault(stage.value, {})
+
+    def mark(self, stage: Stage, status: str, **fields: Any) -> None:
+        """Set `stage`'s status (and fields) and write pipeline.json atomically."""
+        entry = self.stage(stage)
+        entry.update(status=status, **fields)
+        self.save()
+
+    def save(self) -> None:
+        """Write pipeline.json atomically."""
+        atomic_write_json(self.path, self.data)
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    """What one stage did: ran, or skipped because its artifacts are current; with a detail line."""
+
+    stage: Stage
+    ran: bool
+    detail: str
+    seconds: float = 0.0
+
+
+@dataclass
+class PipelineContext:
+    """Everything the stages share: the request, resolved profile, folders and state."""
+
+    config: PipelineConfig
+    profile: Any  # HardwareProfile
+    run_dir: Path
+    export_dir: Path
+    state: PipelineState
+    console: Any
+    outcome: Any = None  # the ProfileOutcome(s) of the profile stage
+    say: Callable[[str], None] = print
+    table_console: Any = None  # where the profile stage prints its latency table (None: not at all)
+
+
+def now_utc() -> str:
+    """The current UTC time, ISO 8601 with seconds."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_stage(context: PipelineContext, stage: Stage, is_current: Callable[[], str | None],
+              execute: Callable[[], str]) -> StageOutcome:
+    """Skip `stage` when `is_current()` gives a reason; else run `execute()` and record it.
+
+    The state file says `running` while a stage runs, `done` after it, `failed`/`interrupted` when it
+    raised; a skip leaves the stage's recorded times alone and adds `last_skipped_utc`.
+    """
+    state = context.state
+    reason = is_current()
+    if reason is not None:
+        state.mark(stage, "done", last_skipped_utc=now_utc())
+        context.say(f"[{stage.value}] skipped: {reason}")
+        return StageOutcome(stage, ran=False, detail=reason)
+    context.say(f"[{stage.value}] running…")
+    state.mark(stage, "running", started_utc=now_utc(), finished_utc=None, error=None)
+    started = time.perf_counter()
+    try:
+        detail = execute()
+    except BaseException as exc:
+        # Ctrl-C / SIGTERM (training saves first and raises with exit code 130) vs a real failure.
+        stopped = isinstance(exc, KeyboardInterrupt) or getattr(exc, "exit_code", None) == 130
+        state.mark(stage, "interrupted" if stopped else "failed", error=str(exc)[:500] or type(exc).__name__,
+                   finished_utc=now_utc(), seconds=round(time.perf_counter() - started, 3))
+        raise
+    seconds = time.perf_counter() - started
+    state.mark(stage, "done", finished_utc=now_utc(), seconds=round(seconds, 3), detail=detail)
+    context.say(f"[{stage.value}] done in {seconds:.1f} s: {detail}")
+    return StageOutcome(stage, ran=True, detail=detail, seconds=seconds)
+
+
+class PipelineError(SeekdeployError):
+    """The pipeline cannot continue with what is on disk; the message says how to proceed."""
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """The end of a pipeline: the summary line, whether every budget passed, and where things are."""
+
+    passed: bool
+    summary: str
+    run_dir: Path
+    export_dir: Path
+    stages: tuple[StageOutcome, ...]
+    errors: tuple[SeekdeployError, ...] = ()  # a failed report, devices that gave no result
+    over_budget: bool = False  # some role FAILed a budget (exit 3)
+
+
+def open_context(config: PipelineConfig, console: Any, say: Callable[[str], None],
+                 table_console: Any = None) -> PipelineContext:
+    """Resolve the profile and folders and load pipeline.json (nothing is trained or written)."""
+    from seekdeploy.profiles.loader import load_profile
+
+    profile = load_profile(config.profile)
+    name = config.run_name(profile.name)
+    run_dir, export_dir = Path(config.runs_dir) / name, Path(config.exports_dir) / name
+    if run_dir.exists() and not run_dir.is_dir():
+        raise PipelineError(f"{run_dir} exists and is not a folder; pass --name or --runs-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = PipelineState.load(run_dir / PIPELINE_FILE, name, profile.name)
+    return PipelineContext(config, profile, run_dir, export_dir, state, console, say=say,
+                           table_console=table_console)
+
+
+def run_pipeline(config: PipelineConfig, console: Any = None, say: Callable[[str], None] = print,
+                 table_console: Any = None) -> PipelineResult:
+    """Run every stage that is not current, in order, and return the verdict summary.
+
+    `say` prints the stage lines; `console` (rich, stderr by default) gets training progress;
+    `table_console` (if given) the latency table of a profile stage that ran. Raises what a stage
+    raises (training interrupted: exit 130, after saving a checkpoint).
+    """
+    from seekdeploy import pipeline_stages as stages
+
+    if console is None:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+    context = open_context(config, console, say, table_console)
+    if config.force:
+        stages.remove_previous(context)
+        context.state.data["stages"] = {}
+        say(f"[pipeline] --force: removed the previous training files and {context.export_dir}")
+    context.state.data["config"] = {"profile": config.profile, **config.train_request(),
+                                    "hosts": list(config.hosts), "exports_dir": str(config.exports_dir)}
+    context.state.save()
+    plan = [
+        (Stage.TRAIN, stages.is_current_train, stages.execute_train),
+        (Stage.SLICE, stages.is_current_slice, stages.execute_slice),
+        (Stage.EXPORT, stages.is_current_export, stages.execute_export),
+        (Stage.PROFILE, stages.is_current_profile, stages.execute_profile),
+        (Stage.REPORT, stages.is_current_report, stages.execute_report),
+    ]
+    done, errors = [], []
+    for stage, check, execute in plan:
+        try:
+            done.append(run_stage(context, stage, lambda f=check: f(context), lambda f=execute: f(context)))
+        except SeekdeployError as exc:
+            if stage is not Stage.REPORT:
+                raise
+            # The verdict stands without the report: say why it is missing, then still summarize.
+            say(f"[report] failed: {exc}")
+            errors.append(exc)
+    errors += [outcome.error for outcome in context.outcome or () if outcome.error is not None]
+    passed, summary = summarize(context.outcome or [])
+    context.state.data.update(passed=passed, summary=summary, finished_utc=now_utc())
+    context.state.save()
+    over_budget = any(not v.passed for o in context.outcome or () for v in o.verdicts)
+    return PipelineResult(passed, summary, context.run_dir, context.export_dir, tuple(done),
+                          tuple(errors), over_budget)
+
+
+def summarize(outcomes: list[Any]) -> tuple[bool, str]:
+    """(all passed, the closing line): `PASSED base p95 … / motivated p95 …` or `FAILED …`."""
+    parts, passed = [], bool(outcomes)
+    for outcome in outcomes:
+        where = "" if outcome.host == "local" else f"on {outcome.host}: "
+        if outcome.error is not None:
+            parts.append(f"{where}no result ({type(outcome.error).__name__})")
+            passed = False
+            continue
+        roles = []
+        for verdict in outcome.verdicts:
+            passed = passed and verdict.passed
+            checks = verdict.failures() or [c for c in verdict.checks if c.name.value in ("latency", "accuracy")]
+            figures = ", ".join(check.describe().split(" (margin")[0] for check in checks)
+            roles.append(f"{verdict.role} {'PASS' if verdict.passed else 'FAIL'} ({figures or 'no budget'})")
+        parts.append(where + " / ".join(roles))
+    return passed, f"{'PASSED' if passed else 'FAILED'} " + "; ".join(parts or ["nothing was profiled"])
