@@ -115,6 +115,12 @@ def test_export_writes_checked_onnx_models_that_match_the_supernet(exported):
     assert "PASSED" in exported.stdout and "model.onnx vs static" in exported.stdout
 
 
+def test_manifest_records_the_checkpoint_it_was_cut_from(exported):
+    for role in ROLES:
+        assert _manifest(exported.dir / role)["checkpoint_sha256"] == sha256_file(
+            exported.run / "checkpoint.pt")
+
+
 def test_manifest_hashes_sizes_and_input_spec(exported):
     _, data, _ = _dataset(exported.run)
     for role in ROLES:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seekdeploy._io import atomic_write_json
+from seekdeploy._io import atomic_write_json, sha256_file
 from seekdeploy.export.manifest import MANIFEST_NAME, build_manifest, input_spec, output_spec
 from seekdeploy.export.options import ExportFormat
 from seekdeploy.export.static_models import SLICE_MAX_ABS, STATIC_NAME, SlicedModel, save_static
@@ -45,12 +45,16 @@ def prove_file(path: Path, precision: Precision, sliced: SlicedModel, plan: _Pla
 
 def _header(plan: _Plan, sliced: SlicedModel) -> dict[str, Any]:
     from seekdeploy.nn import estimate_cost
+    from seekdeploy.train.checkpoint import CHECKPOINT_NAME
 
     supernet = plan.run.supernet
     cost = estimate_cost(sliced.spec, in_channels=supernet.in_channels,
                          image_size=supernet.image_size, num_classes=supernet.num_classes)
     return {
         "run": plan.run_name, "run_dir": str(Path(plan.run.run_dir).resolve()),
+        # Provenance: which training state these files were cut from (the pipeline uses it to
+        # tell a current export from a stale one).
+        "checkpoint_sha256": sha256_file(Path(plan.run.run_dir) / CHECKPOINT_NAME),
         "role": sliced.role.value, "family": supernet.family, "spec": sliced.spec.to_json(),
         "spec_text": sliced.spec.to_text(), "bn_role": sliced.bn_role, "params": cost.params,
         "flops": cost.flops, "cost": {**cost.to_json(), "weight_bytes": cost.weight_bytes("fp32")},
