@@ -158,3 +158,18 @@ def test_trtexec_helpers() -> None:
         [{"count": 2}, {"latencyMs": 1.5, "computeMs": 1.0}, {"startH2DMs": 1.0, "endD2HMs": 3.0}]
     )
     assert latency == [1.5, 2.0] and compute == [1.0]
+
+
+def test_agent_files_parse_as_python_3_8() -> None:
+    """JetPack 5 devices run Python 3.8: every file shipped to a device must be 3.8 syntax, and
+    must not subscript builtin or collections.abc generics at import time (3.9+)."""
+    import ast
+
+    from seekdeploy.remote.agent_files import MINIMUM_PYTHON, agent_files
+
+    assert MINIMUM_PYTHON == (3, 8)
+    for runtime in ("onnxruntime", "tensorrt"):
+        for path in agent_files(runtime).values():
+            source = Path(path).read_text(encoding="utf-8")
+            ast.parse(source, filename=str(path), feature_version=(3, 8))
+            assert "from collections.abc import" not in source, path

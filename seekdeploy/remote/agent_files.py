@@ -17,7 +17,7 @@ _REMOTE_DIR = Path(__file__).resolve().parent
 _RUNTIME_DIR = _REMOTE_DIR.parent / "runtime"
 AGENT_SCRIPT = "agent.py"
 ARTIFACTS_FILE = "artifacts.json"  # written by agent_tensorrt.py: the engine files to copy back
-MINIMUM_PYTHON = (3, 9)  # timing.py subscripts collections.abc.Callable at import time
+MINIMUM_PYTHON = (3, 8)  # JetPack 5 ships Python 3.8; the agent files are checked against it
 
 
 def agent_files(runtime: str) -> dict[str, Path]:

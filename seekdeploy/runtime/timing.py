@@ -16,9 +16,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable  # not collections.abc.Callable: devices may run Python 3.8 (JetPack 5)
 
 import numpy as np
 
