@@ -111,7 +111,8 @@ class SlopeCondition(MotivationCondition):
 
     def observe_base_loss(self, loss: float) -> None:
         self.losses.append(loss)
-        if len(self.losses) == self.window and regression_slope(list(self.losses)) < -self.threshold:
+        full = len(self.losses) == self.window
+        if full and regression_slope(list(self.losses)) < -self.threshold:
             self.hold_left = self.hold
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,320 @@
+"""Motivated pair vs baselines on Fashion-MNIST: does one alternating run give both models?
+
+For each family, with the same epochs, seeds and training images, train: the traditional base
+(`never`), the standalone motivated model (`always`), the paper's paired run (`streak`), the
+paper's ablations (`random`, and `matched` to the paired run's motivated count), and the
+conditions of `seekdeploy.train.conditions_extra` (`ema-streak`, `slope`, `target`). Report per
+condition: base and motivated test top-1 (mean ± std over seeds, full 10,000-image test set),
+motivated fraction, training FLOPs, wall time; and, per seed then averaged, the paired deltas
+(base − `never` base, motivated − `always` motivated) and cost / `always` cost.
+
+    python bench/pair_vs_baselines.py --family resnet --seeds 0,1,2 --epochs 3 --train-subset 6000
+
+The training subset is class-balanced and the same for every run (drawn with --subset-seed); 10 %
+of it is held out for validation, as the trainer always does. Each run lives in
+WORK/<family>/e<E>-n<N>-b<B>-r<R>/<condition>/seed<S>/ (the trainer's run folder `run/` plus
+`result.json`; WORK defaults to the git-ignored runs/pair_vs_baselines); a run whose
+result.json exists is skipped, an interrupted one is resumed from its checkpoint. Results:
+OUT/<family>/e<E>-n<N>-b<B>-r<R>/summary.{json,md}. BN statistics of each role are re-estimated
+on R training batches before every evaluation (the motivated model's statistics are otherwise
+stale after long runs of base steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gzip
+import os
+import platform
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seekdeploy._io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from seekdeploy.errors import SeekdeployError
+
+DEFAULT_OUT = Path("bench/results/pair_vs_baselines")  # summaries (small, committed)
+DEFAULT_WORK = Path("runs/pair_vs_baselines")  # data subset and run folders (git-ignored)
+# (label, condition text); `matched` gets its reference (the same seed's streak run) at run time.
+CONDITIONS: tuple[tuple[str, str], ...] = (
+    ("never", "never"), ("always", "always"), ("streak", "streak:k=3,hold=1"),
+    ("random", "random:p=0.3"), ("matched", "matched"), ("ema-streak", "ema-streak:k=3,hold=2"),
+    ("slope", "slope:window=32,hold=1"), ("target", "target:target=0.4,hold=2"),
+)
+IDX_NAMES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+             "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+
+
+def encode_idx(array: np.ndarray) -> bytes:
+    """IDX bytes of a uint8 array: magic (0, 0, 0x08 = ubyte, ndim), big-endian dims, data."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big")
+                                                          for d in array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def balanced_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Sorted indices of `size` samples, as equal per class as possible, drawn with `seed`."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    per_class = [size // len(classes) + (i < size % len(classes)) for i in range(len(classes))]
+    chosen = [rng.choice(np.flatnonzero(labels == c), n, replace=False)
+              for c, n in zip(classes, per_class)]
+    return np.sort(np.concatenate(chosen))
+
+
+def write_subset(out_dir: Path, size: int, seed: int, source_dir: str | None) -> Path:
+    """A folder of Fashion-MNIST IDX files: `size` balanced training images, the full test set.
+
+    Feeding the trainer a folder (its public `data_dir`) keeps every run reproducible from its
+    own config; the folder is written once and reused.
+    """
+    from seekdeploy.data._fashion_mnist import find_files
+    from seekdeploy.data._idx import read_idx
+    from seekdeploy.data._locations import SYSTEM_FASHION_MNIST_DIR
+
+    folder = out_dir / "data" / f"fashion-mnist-n{size}-s{seed}"
+    if all((folder / f"{name}.gz").is_file() for name in IDX_NAMES.values()):
+        return folder
+    roots = [Path(source_dir)] if source_dir else [Path(SYSTEM_FASHION_MNIST_DIR)]
+    files = find_files(roots)
+    if files is None:
+        raise SeekdeployError(f"Fashion-MNIST not found in {roots[0]}; install the Debian "
+                              "package dataset-fashion-mnist or pass --data-dir")
+    arrays = {key: read_idx(path) for key, path in files.items()}
+    if not 10 <= size <= len(arrays["train_labels"]):
+        raise SeekdeployError(f"--train-subset {size} must be in [10, "
+                              f"{len(arrays['train_labels'])}]")
+    keep = balanced_subset(arrays["train_labels"], size, seed)
+    arrays["train_images"], arrays["train_labels"] = (arrays["train_images"][keep],
+                                                      arrays["train_labels"][keep])
+    for key, name in IDX_NAMES.items():
+        atomic_write_bytes(folder / f"{name}.gz", gzip.compress(encode_idx(arrays[key]), 6))
+    return folder
+
+
+def bench_profile() -> Any:
+    """The x86-cpu profile with Fashion-MNIST's native input (1 x 28 x 28)."""
+    from seekdeploy.profiles.loader import load_profile
+
+    profile = load_profile("x86-cpu")
+    return dataclasses.replace(profile, input=dataclasses.replace(
+        profile.input, channels=1, height=28, width=28))
+
+
+def run_one(run_root: Path, args: argparse.Namespace, family: str, seed: int,
+            condition: str, data_dir: Path) -> dict[str, Any]:
+    """Train (or resume, or skip) one run; return its result record."""
+    import json
+
+    from rich.console import Console
+
+    from seekdeploy.nn import default_pair
+    from seekdeploy.train.checkpoint import CHECKPOINT_NAME
+    from seekdeploy.train.config import DeviceChoice, TrainConfig
+    from seekdeploy.train.run import train_pair
+
+    result_path = run_root / "result.json"
+    if result_path.is_file():
+        return json.loads(result_path.read_text(encoding="utf-8"))
+    run_dir = run_root / "run"
+    resume = (run_dir / CHECKPOINT_NAME).is_file()
+    if run_dir.exists() and not resume:
+        shutil.rmtree(run_dir)  # died before its first checkpoint: nothing to keep
+    # Pinned to the family's default pair: left open, the trainer would plan specs from the
+    # profile's budgets, and every condition must train the same two models.
+    _, base, motivated = default_pair(family)
+    config = TrainConfig(arch=family, data="fashion-mnist", data_dir=str(data_dir),
+                         base_spec=base.to_text(), motivated_spec=motivated.to_text(),
+                         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
+                         bn_recalibrate_batches=args.bn_recalibrate_batches,
+                         condition=condition, device=DeviceChoice.CPU)
+    started = time.perf_counter()
+    summary = train_pair(None if resume else config, run_dir, profile=bench_profile(),
+                         resume=resume, console=Console(stderr=True))
+    result = {"family": family, "seed": seed, "condition": condition,
+              "specs": {"base": base.to_text(), "motivated": motivated.to_text()},
+              "test_top1": summary.test_top1, "motivated_fraction": summary.motivated_fraction,
+              "train_flops": summary.train_flops,
+              "standalone_motivated_flops": summary.standalone_motivated_flops,
+              "train_seconds": summary.seconds,
+              "wall_seconds": time.perf_counter() - started, "resumed": resume}
+    atomic_write_json(result_path, result)
+    return result
+
+
+def condition_text(label: str, text: str, seed_root: dict[str, Path]) -> str:
+    """The condition text of `label`; `matched` points at the same seed's streak run."""
+    if label != "matched":
+        return text
+    return f"matched:reference={seed_root['streak'] / 'run' / 'motivation.jsonl'}"
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None for a single value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def summarize(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per condition: mean ± std over seeds, and per-seed-paired deltas and cost ratio
+    against `never` (base) and `always` (motivated, cost) where those ran for the seed."""
+    rows = []
+    for label, by_seed in results.items():
+        seeds = sorted(by_seed)
+        row: dict[str, Any] = {"condition": label, "seeds": seeds,
+                               "text": by_seed[seeds[0]]["condition"]}
+        for key, pick in (("base_top1", lambda r: r["test_top1"]["base"]),
+                          ("motivated_top1", lambda r: r["test_top1"]["motivated"]),
+                          ("motivated_fraction", lambda r: r["motivated_fraction"]),
+                          ("train_gflops", lambda r: r["train_flops"] / 1e9),
+                          ("wall_seconds", lambda r: r["wall_seconds"])):
+            row[key] = mean_std([pick(by_seed[s]) for s in seeds])
+        paired = {"base_minus_never": ("never", lambda r, ref: r["test_top1"]["base"]
+                                       - ref["test_top1"]["base"]),
+                  "motivated_minus_always": ("always", lambda r, ref: r["test_top1"]["motivated"]
+                                             - ref["test_top1"]["motivated"]),
+                  "cost_vs_always": ("always", lambda r, ref: r["train_flops"]
+                                     / ref["train_flops"])}
+        for key, (reference, pick) in paired.items():
+            refs = results.get(reference, {})
+            values = [pick(by_seed[s], refs[s]) for s in seeds if s in refs]
+            row[key] = mean_std(values) if values else None
+        rows.append(row)
+    return rows
+
+
+def _cell(value: tuple[float, float | None] | None, scale: float = 1.0, digits: int = 1,
+          signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    mean, std = value
+    text = f"{mean * scale:+.{digits}f}" if signed else f"{mean * scale:.{digits}f}"
+    return text + (f" ± {std * scale:.{digits}f}" if std is not None else "")
+
+
+def to_markdown(rows: list[dict[str, Any]], settings: dict[str, Any]) -> str:
+    """The results table (accuracies in %, deltas in percentage points)."""
+    lines = [f"Fashion-MNIST, family `{settings['family']}` ({settings['base_spec']} in "
+             f"{settings['motivated_spec']}), {settings['epochs']} epochs, "
+             f"{settings['train_subset']} training images (90 % trained on), batch "
+             f"{settings['batch_size']}, seeds {settings['seeds']}; mean ± std over seeds.", "",
+             "| condition | base top-1 % | motivated top-1 % | motivated fraction | train GFLOPs "
+             "| cost / always | Δ base vs never (pp) | Δ motivated vs always (pp) | wall s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| `{row['condition']}` | {_cell(row['base_top1'], 100)} | "
+            f"{_cell(row['motivated_top1'], 100)} | {_cell(row['motivated_fraction'], 1, 3)} | "
+            f"{_cell(row['train_gflops'], 1, 0)} | {_cell(row['cost_vs_always'], 1, 2)} | "
+            f"{_cell(row['base_minus_never'], 100, 2, True)} | "
+            f"{_cell(row['motivated_minus_always'], 100, 2, True)} | "
+            f"{_cell(row['wall_seconds'], 1, 0)} |")
+    return "\n".join(lines) + "\n"
+
+
+def describe_machine() -> dict[str, Any]:
+    """CPU model, core count, load and library versions at the start of the benchmark."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").is_file():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "load_average_1m": os.getloadavg()[0], "python": sys.version.split()[0],
+            "torch": torch.__version__, "platform": platform.platform()}
+
+
+def run_family(args: argparse.Namespace, family: str, labels: list[str]) -> list[dict[str, Any]]:
+    """All runs of one family (streak before matched), then its summary files."""
+    from seekdeploy.nn import default_pair
+
+    setting = (f"e{args.epochs}-n{args.train_subset}-b{args.batch_size}"
+               f"-r{args.bn_recalibrate_batches}")
+    root, summary_root = args.work / family / setting, args.out / family / setting
+    data_dir = write_subset(args.work, args.train_subset, args.subset_seed, args.data_dir)
+    results: dict[str, dict[int, dict[str, Any]]] = {label: {} for label in labels}
+    for seed in args.seeds:
+        seed_root = {label: root / label / f"seed{seed}" for label, _ in CONDITIONS}
+        for label, text in CONDITIONS:
+            if label not in labels:
+                continue
+            print(f"[{family} seed {seed}] {label}", file=sys.stderr, flush=True)
+            results[label][seed] = run_one(seed_root[label], args, family, seed,
+                                           condition_text(label, text, seed_root), data_dir)
+    _, base, motivated = default_pair(family)
+    settings = {"family": family, "epochs": args.epochs, "train_subset": args.train_subset,
+                "bn_recalibrate_batches": args.bn_recalibrate_batches,
+                "subset_seed": args.subset_seed, "batch_size": args.batch_size, "lr": args.lr,
+                "seeds": args.seeds, "base_spec": base.to_text(),
+                "motivated_spec": motivated.to_text(), "input": [1, 28, 28]}
+    rows = summarize(results)
+    table = to_markdown(rows, settings)
+    atomic_write_json(summary_root / "summary.json", {
+        "settings": settings, "machine": describe_machine(), "rows": rows, "runs": results})
+    atomic_write_text(summary_root / "summary.md", table)
+    print(table)
+    return rows
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", default="resnet",
+                        help="comma-separated model families (resnet, mbconv, vit)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--train-subset", type=int, default=6000,
+                        help="class-balanced training images (10 %% become validation)")
+    parser.add_argument("--subset-seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--bn-recalibrate-batches", type=int, default=20,
+                        help="training batches that re-estimate each role's BN statistics "
+                             "before every evaluation (0 = off)")
+    parser.add_argument("--conditions", default=",".join(label for label, _ in CONDITIONS),
+                        help="comma-separated subset of the condition labels")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (1 is fastest on a shared 2-core machine)")
+    parser.add_argument("--data-dir", default=None, help="folder with the Fashion-MNIST IDX files")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="summary.{json,md} root")
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK,
+                        help="root of the data subset and the run folders (resumable)")
+    args = parser.parse_args(argv)
+    args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    args.families = [f.strip() for f in args.family.split(",") if f.strip()]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every requested family; exit 1 with one line on a user error."""
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    known = [label for label, _ in CONDITIONS]
+    labels = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    try:
+        unknown = sorted(set(labels) - set(known))
+        if unknown:
+            raise SeekdeployError(f"unknown condition label(s) {unknown}; known: {known}")
+        if "matched" in labels and "streak" not in labels:
+            raise SeekdeployError("`matched` needs the `streak` run of the same seed; "
+                                  "add streak to --conditions")
+        for family in args.families:
+            run_family(args, family, labels)
+    except SeekdeployError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
