@@ -19,10 +19,11 @@ from typing import Any
 
 from seekdeploy._io import atomic_write_json, safe_name
 from seekdeploy.errors import SeekdeployError
+from seekdeploy.train.config import DEFAULT_CONDITION, TrainConfig
 
 PIPELINE_FILE = "pipeline.json"
 PIPELINE_KIND = "seekdeploy.pipeline"
-DEFAULT_EPOCHS = 5  # digits on 2 shared cores: a few minutes, both models far above chance
+DEFAULT_EPOCHS = TrainConfig.epochs  # the trainer's default: digits in about a minute on 2 cores
 
 
 class Stage(str, enum.Enum):
@@ -44,7 +45,7 @@ class PipelineConfig:
     data: str = "digits"
     data_dir: str | None = None
     epochs: int = DEFAULT_EPOCHS
-    condition: str = "streak:k=3,hold=1"
+    condition: str = DEFAULT_CONDITION
     name: str | None = None
     runs_dir: Path = Path("runs")
     exports_dir: Path = Path("exports")

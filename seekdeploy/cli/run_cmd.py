@@ -13,6 +13,7 @@ import click
 
 from seekdeploy.remote.cli_options import remote_options
 from seekdeploy.run_pipeline import DEFAULT_EPOCHS  # light: standard library only at import
+from seekdeploy.train.config import DEFAULT_CONDITION  # light: no torch at import
 
 
 @click.command("run")
@@ -23,8 +24,9 @@ from seekdeploy.run_pipeline import DEFAULT_EPOCHS  # light: standard library on
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder holding the dataset.")
 @click.option("--epochs", type=click.IntRange(min=1), default=DEFAULT_EPOCHS, show_default=True,
               help="Training epochs.")
-@click.option("--condition", default="streak:k=3,hold=1", show_default=True,
-              help="Motivation condition: streak:k=,hold= | random:p= | never | always.")
+@click.option("--condition", default=DEFAULT_CONDITION, show_default=True,
+              help="Motivation condition: slope:window=,hold= | streak:k=,hold= (the paper's) | "
+                   "ema-streak | target:target= | random:p= | never | always.")
 @click.option("--name", default=None, help="Run name [<profile>-<arch>-<data>].")
 @click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
               show_default=True, help="Where training runs go.")

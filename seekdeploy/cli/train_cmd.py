@@ -8,6 +8,9 @@ import click
 
 from seekdeploy._io import safe_name
 from seekdeploy.errors import ConfigError
+from seekdeploy.train.config import TrainConfig
+
+_DEFAULTS = TrainConfig()  # one place for defaults: the CLI shows the dataclass's own values
 
 _TRAINING_OPTIONS = ("arch", "data", "data_dir", "epochs", "batch_size", "lr", "optimizer",
                      "base", "motivated", "condition", "bn", "bn_recalibrate", "seed",
@@ -36,7 +39,8 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
               show_default=True, help="Model family.")
 @click.option("--data", default="digits", show_default=True, help="Dataset name.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the dataset.")
-@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=_DEFAULTS.epochs, show_default=True,
+              help="Training epochs (the default suits digits; larger datasets need fewer).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Global batch per step; under torchrun each of the N processes trains "
                    "batch-size / N of it (must divide evenly).")
@@ -44,12 +48,13 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 @click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True)
 @click.option("--base", help="Base spec, e.g. 'depth=2,2,2;width=8,16,32' [family default].")
 @click.option("--motivated", help="Motivated spec (the supernet) [family default].")
-@click.option("--condition", default="streak:k=3,hold=1", show_default=True,
-              help="Motivation condition: streak:k=,hold= | random:p= | matched:reference=RUN "
-                   "| never | always.")
+@click.option("--condition", default=_DEFAULTS.condition, show_default=True,
+              help="Motivation condition: slope:window=,hold= | streak:k=,hold= (the paper's) | "
+                   "ema-streak | target:target= | random:p= | matched:reference=RUN | never | always.")
 @click.option("--bn", type=click.Choice(["private", "shared"]), default="private",
               show_default=True, help="BatchNorm statistics per role or shared.")
-@click.option("--bn-recalibrate", type=click.IntRange(min=0), default=8, show_default=True,
+@click.option("--bn-recalibrate", type=click.IntRange(min=0), default=_DEFAULTS.bn_recalibrate_batches,
+              show_default=True,
               help="Batches used to re-estimate BN statistics before each evaluation (0 = off); "
                    "the motivated role trains on few batches, so its running statistics lag.")
 @click.option("--seed", type=int, default=0, show_default=True)

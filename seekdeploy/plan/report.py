@@ -32,10 +32,12 @@ def find_prediction(export: Path, role: str) -> dict[str, Any] | None:
     export_manifest = _read_json(role_folder / "manifest.json")
     export_dir = role_folder.parent if role_folder.name in ("base", "motivated") else role_folder
     run_dir = export_manifest.get("run_dir") or str(export_dir.parent.parent / "runs" / export_dir.name)
-    for manifest in (export_manifest, _read_json(Path(run_dir) / "manifest.json")):
+    run_manifest = _read_json(Path(run_dir) / "manifest.json")
+    for manifest in (export_manifest, run_manifest):
         latency = _role_value(manifest.get("predicted_latency_ms"), role)
         if isinstance(latency, (int, float)) and not isinstance(latency, bool) and latency > 0:
-            predictor = manifest.get("latency_predictor") or {}
+            # Export manifests copy the number only; the predictor is described in the run's.
+            predictor = manifest.get("latency_predictor") or run_manifest.get("latency_predictor") or {}
             return {"latency_ms": float(latency),
                     "percentile": _role_value(manifest.get("latency_percentile"), role),
                     "predictor": predictor.get("kind", "?") if isinstance(predictor, dict) else str(predictor)}

@@ -36,6 +36,9 @@ class DeviceChoice(str, enum.Enum):
     CUDA = "cuda"
 
 
+DEFAULT_CONDITION = "slope:window=32,hold=1"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Options of one training run (units in names; defaults sized for the digits demo)."""
@@ -43,7 +46,9 @@ class TrainConfig:
     arch: str = "resnet"
     data: str = "digits"
     data_dir: str | None = None
-    epochs: int = 3
+    # digits (1,294 training images, ~20 steps an epoch): 15 epochs reach ~97% for both models
+    # in about a minute on 2 cores; 5 left them near 75%.
+    epochs: int = 15
     batch_size: int = 64
     eval_batch_size: int = 256
     lr: float = 0.05
@@ -54,9 +59,13 @@ class TrainConfig:
     warmup_epochs: float = 0.5
     min_lr: float = 0.0
     label_smoothing: float = 0.1
-    condition: str = "streak:k=3,hold=1"
+    # Chosen by bench/pair_vs_baselines.py (README "Results"): the paper's streak:k=3,hold=1 fires
+    # on ~4% of batches and starves the motivated model; slope gives it ~43% and the best pair.
+    condition: str = DEFAULT_CONDITION
     bn: BnMode = BnMode.PRIVATE
-    bn_recalibrate_batches: int = 0
+    # The motivated role trains on a minority of batches, so its running BN statistics lag; a
+    # short re-estimation before every evaluation and export is what makes it usable (measured).
+    bn_recalibrate_batches: int = 20
     seed: int = 0
     device: DeviceChoice = DeviceChoice.AUTO
     deterministic: bool = False
