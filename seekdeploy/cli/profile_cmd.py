@@ -110,5 +110,8 @@ def profile_outcomes(export: Path, profile: Any, options: dict[str, Any], consol
         what = f"{outcome.result.get('role') or 'model'} measured" if outcome.ok else "failed"
         console.print(f"{outcome.host}: {what}", highlight=False)
 
-    console.print(f"profiling {export} on {', '.join(hosts)} over SSH…", highlight=False)
+    from seekdeploy.remote.target import SshTarget
+
+    labels = [SshTarget.parse(host).label for host in hosts]  # refuse a bad host before saying anything
+    console.print(f"profiling {export} on {', '.join(labels)} over SSH…", highlight=False)
     return profile_on_hosts(export, profile, hosts, settings, remote, on_done=on_done)
