@@ -59,8 +59,11 @@ def test_sigterm_then_resume_is_bit_identical(tmp_path, tiny_profile) -> None:
     process = subprocess.Popen(_command(*common, "--out", str(broken)), env=_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    while not (broken / "checkpoint.pt").exists() and process.poll() is None:
-        assert time.monotonic() < deadline, "no checkpoint appeared"
+    metrics = broken / "metrics.jsonl"
+    # After the first epoch's checkpoint (metrics.jsonl gets its first lines then); the step-0
+    # checkpoint written at start-up comes before the signal handler is installed.
+    while not (metrics.exists() and metrics.read_text().strip()) and process.poll() is None:
+        assert time.monotonic() < deadline, "no epoch checkpoint appeared"
         time.sleep(0.01)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
