@@ -97,6 +97,9 @@ def build_supernet(model_args: dict[str, Any]):
     """Rebuild the supernet described by a checkpoint's `model` entry (weights not loaded)."""
     from seekdeploy import nn as sd_nn
 
+    if not isinstance(model_args, dict) or not isinstance(model_args.get("config"), dict):
+        # A foreign or damaged file; callers turn this into a CheckpointError naming the file.
+        raise TypeError("the checkpoint's model entry is not a mapping with a 'config' mapping")
     # create_supernet takes the config in its `to_json()` form and validates it.
     config = {key: value for key, value in model_args["config"].items() if key != "family"}
     return sd_nn.create_supernet(
