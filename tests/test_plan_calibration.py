@@ -11,7 +11,7 @@ import pytest
 
 from seekdeploy.plan.calibration_file import (CalibrationWarning, calibration_path, load_predictor,
                                               local_fingerprint, write_calibration)
-from seekdeploy.plan.predictor import CalibratedPredictor, RooflinePredictor
+from seekdeploy.plan.predictor import FIT_MODELS, CalibratedPredictor, RooflinePredictor
 from seekdeploy.plan.space import design_specs
 from seekdeploy.profiles.loader import load_profile
 from seekdeploy.profiles.schema import MeasurementProtocol
@@ -85,7 +85,7 @@ def test_calibration_round_trip_on_a_tiny_design(tmp_cwd) -> None:
     entry = document["families"]["resnet"]
     assert entry["model"] == result.fit.model and len(entry["measurements"]) == 6
     assert document["fingerprint"]["cpu_model"] == local_fingerprint(PROFILE)["cpu_model"]
-    assert set(entry["fit"]["heldout_mape_by_model"]) == {"layer-features", "kind-macs", "roofline-scaled"}
+    assert set(entry["fit"]["heldout_mape_by_model"]) == set(FIT_MODELS)
     assert all(m["median_ms"] > 0 for m in entry["measurements"])
     with warnings.catch_warnings():
         warnings.simplefilter("error", CalibrationWarning)

@@ -104,3 +104,34 @@ def test_calibrated_predictor_applies_its_coefficients_and_measured_tail() -> No
     assert predictor.predict_latency_ms(spec) == pytest.approx(expected)
     assert predictor.predict_percentile_ms(spec, 95) == pytest.approx(1.5 * expected)
     assert predictor.tail_factor(90) == default_tail_factor(90)  # not measured: the default
+
+
+def test_padded_macs_round_channels_up_to_the_block() -> None:
+    from seekdeploy.plan.layers import Layer, LayerKind
+
+    conv = Layer(LayerKind.CONV, macs=40 * 24 * 9 * 64, params=0, in_elements=0, out_elements=0,
+                 in_channels=24, out_channels=40)
+    assert conv.padded_macs(16) == pytest.approx(48 * 32 * 9 * 64)  # 24 -> 32 in, 40 -> 48 out
+    assert conv.padded_macs(8) == conv.macs  # already multiples of 8
+    depthwise = Layer(LayerKind.DEPTHWISE, macs=40 * 9 * 64, params=0, in_elements=0, out_elements=0,
+                      in_channels=40, out_channels=40, groups=40)
+    assert depthwise.padded_macs(16) == pytest.approx(48 * 9 * 64)
+    assert Layer(LayerKind.MATMUL, 100, 0, 0, 0).padded_macs(16) == 100  # no channels: unchanged
+
+
+def test_padded_fit_recovers_a_channel_blocked_latency_and_wins_cross_validation() -> None:
+    """Synthetic target: 16-lane padded conv MACs at 0.01 ms/M + 2 us per layer + 0.02 ms; the
+    16-block candidate reproduces it exactly and the cross-validation prefers it."""
+    from seekdeploy.plan.predictor import FIT_MODELS, feature_vector, spec_layers
+
+    roofline = RooflinePredictor(PROFILE)
+    specs = design_specs("resnet", 24, seed=4)
+    layers = [spec_layers(spec, GEOMETRY) for spec in specs]
+    latency = [0.01 * sum(layer.padded_macs(16) for layer in ls) / 1e6 + 0.002 * len(ls) + 0.02 for ls in layers]
+    features = {model: [feature_vector(model, ls, 1, roofline) for ls in layers] for model in FIT_MODELS}
+    fit = choose_fit(features, latency)
+    assert fit.model == "padded-macs-16"
+    assert fit.heldout_mape_percent < 1e-3 < min(v for k, v in fit.heldout_mape_by_model.items() if k != fit.model)
+    predictor = CalibratedPredictor(PROFILE, fit.model, fit.coefficients)
+    for spec, expected in zip(specs, latency):
+        assert predictor.predict_latency_ms(spec) == pytest.approx(expected, rel=1e-6)

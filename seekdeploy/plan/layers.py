@@ -37,11 +37,33 @@ class Layer:
     params: int
     in_elements: int
     out_elements: int
+    in_channels: int = 0  # convolutions and linear layers; 0 = not a channel-blocked layer
+    out_channels: int = 0
+    groups: int = 1
+
+    def padded_macs(self, block: int) -> float:
+        """MACs with input and output channels rounded up to `block` (a SIMD register's lanes).
+
+        CPU convolution kernels (ONNX Runtime's NCHWc layout, oneDNN) compute whole blocks of
+        channels, so a 40-channel conv costs as much as a 48-channel one on 16-lane AVX-512.
+        Depthwise layers pad only their channels; layers without channels keep their MACs.
+        """
+        if self.out_channels <= 0 or block <= 1:
+            return float(self.macs)
+        per_group = self.in_channels // self.groups
+        factor = _round_up(self.out_channels, block) / self.out_channels
+        if self.groups == 1 and per_group > 0:
+            factor *= _round_up(per_group, block) / per_group
+        return self.macs * factor
 
     def moved_bytes(self, batch: int, bytes_per_element: int) -> int:
         """Bytes read and written: activations for `batch` images plus the weights once."""
         activations = batch * (self.in_elements + self.out_elements)
         return bytes_per_element * (activations + self.params)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 class _Walker:
@@ -59,13 +81,13 @@ class _Walker:
                 LayerKind.POINTWISE if kernel == 1 else LayerKind.CONV)
         self.layers.append(Layer(kind, weights * size_out * size_out,
                                  weights + (out_ch if bias else 0) + extra_params,
-                                 in_ch * size_in * size_in, out_ch * size_out * size_out))
+                                 in_ch * size_in * size_in, out_ch * size_out * size_out, in_ch, out_ch, groups))
         return size_out
 
     def linear(self, in_features: int, out_features: int, tokens: int = 1, extra_params: int = 0) -> None:
         weights = in_features * out_features
         self.layers.append(Layer(LayerKind.LINEAR, weights * tokens, weights + out_features + extra_params,
-                                 in_features * tokens, out_features * tokens))
+                                 in_features * tokens, out_features * tokens, in_features, out_features))
 
     def matmul(self, macs: int, in_elements: int, out_elements: int) -> None:
         self.layers.append(Layer(LayerKind.MATMUL, macs, 0, in_elements, out_elements))

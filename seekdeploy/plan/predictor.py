@@ -143,6 +143,8 @@ def feature_vector(model: str, layers: Sequence[Layer], batch: int, roofline: Ro
     if model == "roofline-scaled":
         compute, memory = roofline.layer_times_ms(layers)
         return [compute, memory, float(len(layers)), 1.0]
+    if model.startswith(PADDED_MACS_PREFIX):
+        return padded_features(layers, batch, int(model[len(PADDED_MACS_PREFIX):]))
     per_kind: list[float] = []
     for kind in LayerKind:
         chosen = [layer for layer in layers if layer.kind is kind]
@@ -155,9 +157,34 @@ def feature_vector(model: str, layers: Sequence[Layer], batch: int, roofline: Ro
     return per_kind + [1.0]
 
 
+def padded_features(layers: Sequence[Layer], batch: int, block: int) -> list[float]:
+    """Channel-blocked features: per layer type, MACs with channels padded to `block` (millions)
+    and the layer count; then the output elements of layers with MACs and the elements of the
+    elementwise layers (millions), and a constant.
+
+    A CPU kernel's time is its padded MACs plus a per-layer dispatch cost plus a cost per output
+    element (layout conversion, bias/ReLU epilogue); which block fits the CPU (8 lanes for AVX2,
+    16 for AVX-512, 4 for NEON) is left to the cross-validation among the `padded-macs-*` fits.
+    """
+    features: list[float] = []
+    for kind in LayerKind:
+        chosen = [layer for layer in layers if layer.kind is kind]
+        if kind is LayerKind.ELEMENTWISE:
+            features += [sum(layer.in_elements + layer.out_elements for layer in chosen) * batch / 1e6,
+                         float(len(chosen))]
+        else:
+            features += [sum(layer.padded_macs(block) for layer in chosen) * batch / 1e6, float(len(chosen))]
+    computed = [layer for layer in layers if layer.macs > 0]
+    return features + [sum(layer.out_elements for layer in computed) * batch / 1e6, 1.0]
+
+
 # The candidate fits: per layer type MACs, bytes and a per-layer constant; per type MACs plus total
-# bytes and a per-layer constant; the roofline's own compute/memory times rescaled.
-FIT_MODELS = ("layer-features", "kind-macs", "roofline-scaled")
+# bytes and a per-layer constant; the roofline's own compute/memory times rescaled; per layer type
+# channel-padded MACs and counts at 4, 8 and 16 channel blocks (NEON, AVX2, AVX-512 fp32 lanes).
+PADDED_MACS_PREFIX = "padded-macs-"
+PADDED_BLOCKS = (4, 8, 16)
+FIT_MODELS = ("layer-features", "kind-macs", "roofline-scaled",
+              *(f"{PADDED_MACS_PREFIX}{block}" for block in PADDED_BLOCKS))
 
 
 class CalibratedPredictor(LatencyPredictor):
