@@ -116,7 +116,7 @@ def run_one(run_root: Path, args: argparse.Namespace, family: str, seed: int,
 
     from seekdeploy.nn import default_pair
     from seekdeploy.train.checkpoint import CHECKPOINT_NAME
-    from seekdeploy.train.config import DeviceChoice, TrainConfig
+    from seekdeploy.train.config import BnMode, DeviceChoice, TrainConfig
     from seekdeploy.train.run import train_pair
 
     result_path = run_root / "result.json"
@@ -132,7 +132,7 @@ def run_one(run_root: Path, args: argparse.Namespace, family: str, seed: int,
     config = TrainConfig(arch=family, data="fashion-mnist", data_dir=str(data_dir),
                          base_spec=base.to_text(), motivated_spec=motivated.to_text(),
                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
-                         bn_recalibrate_batches=args.bn_recalibrate_batches,
+                         bn_recalibrate_batches=args.bn_recalibrate_batches, bn=BnMode(args.bn),
                          condition=condition, device=DeviceChoice.CPU)
     started = time.perf_counter()
     summary = train_pair(None if resume else config, run_dir, profile=bench_profile(),
@@ -202,7 +202,7 @@ def to_markdown(rows: list[dict[str, Any]], settings: dict[str, Any]) -> str:
     lines = [f"Fashion-MNIST, family `{settings['family']}` ({settings['base_spec']} in "
              f"{settings['motivated_spec']}), {settings['epochs']} epochs, "
              f"{settings['train_subset']} training images (90 % trained on), batch "
-             f"{settings['batch_size']}, seeds {settings['seeds']}; mean ± std over seeds.", "",
+             f"{settings['batch_size']}, BN {settings.get('bn', 'private')}, seeds {settings['seeds']}; mean ± std over seeds.", "",
              "| condition | base top-1 % | motivated top-1 % | motivated fraction | train GFLOPs "
              "| cost / always | Δ base vs never (pp) | Δ motivated vs always (pp) | wall s |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -237,7 +237,7 @@ def run_family(args: argparse.Namespace, family: str, labels: list[str]) -> list
     from seekdeploy.nn import default_pair
 
     setting = (f"e{args.epochs}-n{args.train_subset}-b{args.batch_size}"
-               f"-r{args.bn_recalibrate_batches}")
+               f"-r{args.bn_recalibrate_batches}" + ("-bnshared" if args.bn == "shared" else ""))
     root, summary_root = args.work / family / setting, args.out / family / setting
     data_dir = write_subset(args.work, args.train_subset, args.subset_seed, args.data_dir)
     results: dict[str, dict[int, dict[str, Any]]] = {label: {} for label in labels}
@@ -251,7 +251,7 @@ def run_family(args: argparse.Namespace, family: str, labels: list[str]) -> list
                                            condition_text(label, text, seed_root), data_dir)
     _, base, motivated = default_pair(family)
     settings = {"family": family, "epochs": args.epochs, "train_subset": args.train_subset,
-                "bn_recalibrate_batches": args.bn_recalibrate_batches,
+                "bn_recalibrate_batches": args.bn_recalibrate_batches, "bn": args.bn,
                 "subset_seed": args.subset_seed, "batch_size": args.batch_size, "lr": args.lr,
                 "seeds": args.seeds, "base_spec": base.to_text(),
                 "motivated_spec": motivated.to_text(), "input": [1, 28, 28]}
@@ -276,6 +276,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--subset-seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--bn", choices=("private", "shared"), default="private",
+                        help="BatchNorm statistics per role (private) or one set for both (shared)")
     parser.add_argument("--bn-recalibrate-batches", type=int, default=20,
                         help="training batches that re-estimate each role's BN statistics "
                              "before every evaluation (0 = off)")
