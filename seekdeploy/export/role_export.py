@@ -63,20 +63,11 @@ def _header(plan: _Plan, sliced: SlicedModel) -> dict[str, Any]:
 
 
 def _predicted_latency_ms(plan: _Plan, role: str) -> float | None:
-    # The planner records predictions in the run's manifest: a number, per role, or {latency_ms}.
-    import json
+    # The planner records predictions in the run's manifest (see seekdeploy.plan.report).
+    from seekdeploy.plan.report import read_json_object, recorded_latency_ms
 
-    path = Path(plan.run.run_dir) / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except ValueError:
-        return None
-    value = manifest.get("predicted_latency_ms") if isinstance(manifest, dict) else None
-    if isinstance(value, dict):
-        value = value.get(role)
-    if isinstance(value, dict):
-        value = value.get("latency_ms")
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    manifest = read_json_object(Path(plan.run.run_dir) / "manifest.json")
+    return recorded_latency_ms(manifest.get("predicted_latency_ms"), role)
 
 
 def _onnx_files(plan: _Plan, sliced: SlicedModel, role_dir: Path) -> tuple[Any, dict, dict]:

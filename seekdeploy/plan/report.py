@@ -13,12 +13,23 @@ from pathlib import Path
 from typing import Any
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in `path`, or {} when the file is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def recorded_latency_ms(value: Any, role: str) -> float | None:
+    """A recorded predicted latency in any shape manifests use for it: a number, {role: ms},
+    {role: {"latency_ms": ms}} or {"latency_ms": ms}; None when `value` holds none."""
+    if isinstance(value, dict):
+        value = value.get(role, value.get("latency_ms"))
+        if isinstance(value, dict):
+            value = value.get("latency_ms")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _role_value(value: Any, role: str) -> Any:
@@ -29,13 +40,13 @@ def find_prediction(export: Path, role: str) -> dict[str, Any] | None:
     """{"latency_ms", "percentile", "predictor"} recorded for `role` of `export`, or None."""
     folder = export if export.is_dir() else export.parent
     role_folder = folder / role if (folder / role).is_dir() else folder  # exports/<run>/<role>
-    export_manifest = _read_json(role_folder / "manifest.json")
+    export_manifest = read_json_object(role_folder / "manifest.json")
     export_dir = role_folder.parent if role_folder.name in ("base", "motivated") else role_folder
     run_dir = export_manifest.get("run_dir") or str(export_dir.parent.parent / "runs" / export_dir.name)
-    run_manifest = _read_json(Path(run_dir) / "manifest.json")
+    run_manifest = read_json_object(Path(run_dir) / "manifest.json")
     for manifest in (export_manifest, run_manifest):
-        latency = _role_value(manifest.get("predicted_latency_ms"), role)
-        if isinstance(latency, (int, float)) and not isinstance(latency, bool) and latency > 0:
+        latency = recorded_latency_ms(manifest.get("predicted_latency_ms"), role)
+        if latency is not None and latency > 0:
             # Export manifests copy the number only; the predictor is described in the run's.
             predictor = manifest.get("latency_predictor") or run_manifest.get("latency_predictor") or {}
             return {"latency_ms": float(latency),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from seekdeploy.plan.report import recorded_latency_ms
 from seekdeploy.report.sources import ROLES, ExportFiles, RunFiles, result_for, verdict_for
 
 LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99")
@@ -130,13 +131,9 @@ def find_prediction(role: str, *manifests: dict[str, Any]) -> float | None:
         if isinstance(planned, (int, float)) and not isinstance(planned, bool):
             return float(planned)
         for key in _PREDICTION_KEYS:
-            value = manifest.get(key)
-            if isinstance(value, dict):
-                value = value.get(role, value.get("latency_ms"))
-                if isinstance(value, dict):
-                    value = value.get("latency_ms")
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
+            value = recorded_latency_ms(manifest.get(key), role)
+            if value is not None:
+                return value
     return None
 
 
