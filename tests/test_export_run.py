@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import contextlib
-import io
 import json
 import shutil
 import subprocess
@@ -24,26 +22,10 @@ from seekdeploy.errors import ExportError
 from seekdeploy.export.static_models import load_static
 from seekdeploy.export.parity import ORT_DISABLED_OPTIMIZERS, TOLERANCES, ParityTolerance
 from seekdeploy.profiles.schema import Precision
+from helpers import QuietDisplay, cli_in_process
 
 PROFILE = SimpleNamespace(name="tiny", input=SimpleNamespace(channels=1, height=8, width=8))
 ROLES = ("base", "motivated")
-
-
-class _Quiet:
-    def update_step(self, *args) -> None:
-        pass
-
-    def log(self, text: str) -> None:
-        pass
-
-
-def _cli(*args: str) -> tuple[int, str, str]:
-    from seekdeploy.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +41,7 @@ def trained(tmp_path_factory) -> Path:
                          motivated_spec="depth=1,2;width=8,16", device="cpu")
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     session = start_run(config, run_dir, profile=PROFILE)
-    run_training(session, _Quiet())
+    run_training(session, QuietDisplay())
     finish_run(session, "tiny")
     return run_dir
 
@@ -67,7 +49,7 @@ def trained(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory) -> SimpleNamespace:
     out = tmp_path_factory.mktemp("exports")
-    code, stdout, stderr = _cli("export", str(trained), "--out", str(out), "--precision", "fp16")
+    code, stdout, stderr = cli_in_process("export", str(trained), "--out", str(out), "--precision", "fp16")
     assert code == 0, stderr
     return SimpleNamespace(run=trained, dir=out / "tiny", stdout=stdout)
 
@@ -234,7 +216,7 @@ def test_tensorrt_without_tensorrt_writes_build_script_and_says_so(trained, tmp_
 
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here: the engine would be built, not scripted")
-    code, stdout, stderr = _cli("export", str(trained), "--roles", "base", "--format", "onnx,tensorrt",
+    code, stdout, stderr = cli_in_process("export", str(trained), "--roles", "base", "--format", "onnx,tensorrt",
                                 "--precision", "int8", "--profile", "jetson-nano", "--out", str(tmp_path))
     assert code == 0, stderr
     assert "NOTICE: TensorRT is not installed here" in stdout and "build_engine.sh" in stdout
@@ -259,7 +241,7 @@ def test_tensorrt_without_tensorrt_writes_build_script_and_says_so(trained, tmp_
     (("--precision", "int8"), "tensorrt: fp32, fp16, int8"),
 ])
 def test_bad_options_are_refused_before_any_work(trained, tmp_path, args, message):
-    code, _, stderr = _cli("export", str(trained), "--out", str(tmp_path / "out"), *args)
+    code, _, stderr = cli_in_process("export", str(trained), "--out", str(tmp_path / "out"), *args)
     assert code == 1 and message in stderr and "Traceback" not in stderr
     assert not (tmp_path / "out").exists()
 
@@ -275,6 +257,6 @@ def test_bad_runs_are_clear_errors_and_leave_nothing(trained, tmp_path):
     cases = [(empty, "no checkpoint"), (broken, "corrupt or truncated"),
              (tmp_path / "missing", "does not exist"), (trained / "..", "invalid run name")]
     for run_dir, message in cases:
-        code, _, stderr = _cli("export", str(run_dir), "--out", str(out))
+        code, _, stderr = cli_in_process("export", str(run_dir), "--out", str(out))
         assert code == 1 and message in stderr and "Traceback" not in stderr, (run_dir, stderr)
     assert not out.exists() or not any(out.rglob("*.onnx"))

@@ -25,8 +25,8 @@ import torch
 from forkserver import ForkServer
 from seekdeploy._io import TMP_PREFIX
 from seekdeploy.train.checkpoint import CHECKPOINT_NAME, FORMAT, load_run
+from helpers import write_tiny_profile
 
-REPO = Path(__file__).resolve().parents[1]
 # Two optimizer steps per epoch and a checkpoint after every epoch: writes are tiny and frequent.
 TINY_TRAIN = ["--data", "digits", "--arch", "resnet", "--base", "depth=1,1;width=2,4",
               "--motivated", "depth=1,1;width=4,8", "--batch-size", "512", "--seed", "5",
@@ -43,14 +43,7 @@ def fork_server():
 @pytest.fixture(scope="module")
 def tiny_profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """x86-cpu shrunk to an 8x8 grey input, so an epoch takes a fraction of a second."""
-    text = (REPO / "profiles" / "x86-cpu.yaml").read_text()
-    for old, new in (("name: x86-cpu", "name: tiny-test"), ("aliases: [cpu, local]", "aliases: []"),
-                     ("channels: 3", "channels: 1"), ("height: 32", "height: 8"),
-                     ("width: 32", "width: 8")):
-        text = text.replace(old, new)
-    path = tmp_path_factory.mktemp("profile") / "tiny-test.yaml"
-    path.write_text(text)
-    return path
+    return write_tiny_profile(tmp_path_factory.mktemp("profile"))
 
 
 def check_last_good(run: Path, previous_step: int) -> int:

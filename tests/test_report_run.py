@@ -14,22 +14,16 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import write_tiny_profile
 
-REPO = Path(__file__).resolve().parents[1]
 TINY_SPECS = {"base_spec": "depth=1,1;width=2,4", "motivated_spec": "depth=1,1;width=4,8"}
 
 
 def _tiny_profile(folder: Path) -> Path:
     """x86-cpu with a 1x8x8 input and a short timing protocol, so profiling takes ~1 s."""
-    text = (REPO / "profiles" / "x86-cpu.yaml").read_text()
-    for old, new in (("name: x86-cpu", "name: tiny-report"), ("aliases: [cpu, local]", "aliases: []"),
-                     ("channels: 3", "channels: 1"), ("height: 32", "height: 8"), ("width: 32", "width: 8"),
-                     ("duration_ms: 1000", "duration_ms: 150"), ("min_iterations: 100", "min_iterations: 50"),
-                     ("warmup_ms: 200", "warmup_ms: 20")):
-        text = text.replace(old, new)
-    path = folder / "tiny-report.yaml"
-    path.write_text(text)
-    return path
+    return write_tiny_profile(folder, name="tiny-report", extra=(
+        ("duration_ms: 1000", "duration_ms: 150"), ("min_iterations: 100", "min_iterations: 50"),
+        ("warmup_ms: 200", "warmup_ms: 20")))
 
 
 def _train(run_dir: Path, profile_path: Path) -> None:

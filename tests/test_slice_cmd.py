@@ -3,8 +3,6 @@ the pair check with nothing role-private, and clear errors."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,25 +11,9 @@ import torch
 
 from seekdeploy.errors import CheckpointError
 from seekdeploy.export.static_models import load_static
+from helpers import QuietDisplay, cli_in_process
 
 PROFILE = SimpleNamespace(name="tiny", input=SimpleNamespace(channels=1, height=8, width=8))
-
-
-class _Quiet:
-    def update_step(self, *args) -> None:
-        pass
-
-    def log(self, text: str) -> None:
-        pass
-
-
-def _cli(*args: str) -> tuple[int, str, str]:
-    from seekdeploy.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +29,7 @@ def shared_run(tmp_path_factory) -> Path:
                          motivated_spec="depth=2,1;width=8,8", device="cpu", bn="shared")
     run_dir = tmp_path_factory.mktemp("runs") / "shared"
     session = start_run(config, run_dir, profile=PROFILE)
-    run_training(session, _Quiet())
+    run_training(session, QuietDisplay())
     finish_run(session, "tiny")
     return run_dir
 
@@ -57,7 +39,7 @@ def test_slice_writes_proven_static_models(shared_run, tmp_path):
     from seekdeploy.nn import estimate_cost
     from seekdeploy.train.checkpoint import load_run
 
-    code, stdout, stderr = _cli("slice", str(shared_run), "--out", str(tmp_path))
+    code, stdout, stderr = cli_in_process("slice", str(shared_run), "--out", str(tmp_path))
     assert code == 0, stderr
     assert stdout.count("static vs supernet") == 2 and "PASSED" in stdout
     run = load_run(shared_run)
@@ -85,7 +67,7 @@ def test_slice_one_role_and_pair_check_under_shared_bn(shared_run, tmp_path):
     from seekdeploy.export.static_models import slice_role
     from seekdeploy.train.checkpoint import load_run
 
-    code, _, stderr = _cli("slice", str(shared_run), "--role", "base", "--out", str(tmp_path))
+    code, _, stderr = cli_in_process("slice", str(shared_run), "--role", "base", "--out", str(tmp_path))
     assert code == 0, stderr
     assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["base"]
     run = load_run(shared_run)
@@ -100,9 +82,9 @@ def test_slice_one_role_and_pair_check_under_shared_bn(shared_run, tmp_path):
 def test_slice_errors_are_clear(shared_run, tmp_path):
     cases = [(tmp_path / "nowhere", "does not exist"), (shared_run / "..", "invalid run name")]
     for run_dir, message in cases:
-        code, _, stderr = _cli("slice", str(run_dir), "--out", str(tmp_path / "out"))
+        code, _, stderr = cli_in_process("slice", str(run_dir), "--out", str(tmp_path / "out"))
         assert code == 1 and message in stderr and "Traceback" not in stderr
-    code, _, stderr = _cli("slice", str(shared_run), "--role", "bass")
+    code, _, stderr = cli_in_process("slice", str(shared_run), "--role", "bass")
     assert code == 2 and "bass" in stderr  # click's own choice validation
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="corrupt or truncated"):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import write_tiny_profile
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = ["--data", "digits", "--arch", "resnet", "--base", "depth=1,1;width=2,4",
         "--motivated", "depth=1,1;width=4,8", "--batch-size", "16", "--seed", "3",
         "--condition", "streak:k=2,hold=1", "--deterministic"]
@@ -22,13 +22,7 @@ TINY = ["--data", "digits", "--arch", "resnet", "--base", "depth=1,1;width=2,4",
 @pytest.fixture(scope="module")
 def tiny_profile(tmp_path_factory) -> Path:
     """x86-cpu with an 8x8 single-channel input, so a training epoch takes a fraction of a second."""
-    text = (REPO / "profiles" / "x86-cpu.yaml").read_text()
-    text = text.replace("name: x86-cpu", "name: tiny-test").replace("aliases: [cpu, local]", "aliases: []")
-    text = text.replace("channels: 3", "channels: 1").replace("height: 32", "height: 8")
-    text = text.replace("width: 32", "width: 8")
-    path = tmp_path_factory.mktemp("profiles") / "tiny-test.yaml"
-    path.write_text(text)
-    return path
+    return write_tiny_profile(tmp_path_factory.mktemp("profiles"))
 
 
 def _command(*args: str) -> list[str]:

@@ -21,8 +21,8 @@ import torch
 
 from seekdeploy.errors import ConfigError
 from seekdeploy.train import distributed
+from helpers import write_tiny_profile
 
-REPO = Path(__file__).resolve().parents[1]
 # 8x8 digits, a tiny pair, global batch 16 (8 per rank): two epochs of 80 steps in ~2 s.
 TINY = ["--data", "digits", "--arch", "resnet", "--base", "depth=1,1;width=4,8",
         "--motivated", "depth=1,1;width=8,16", "--batch-size", "16", "--lr", "0.3",
@@ -33,13 +33,7 @@ STEPS_PER_EPOCH = 1294 // 16
 @pytest.fixture(scope="module")
 def tiny_profile(tmp_path_factory) -> Path:
     """x86-cpu with an 8x8 single-channel input."""
-    text = (REPO / "profiles" / "x86-cpu.yaml").read_text()
-    text = text.replace("name: x86-cpu", "name: tiny-ddp").replace("aliases: [cpu, local]", "aliases: []")
-    text = text.replace("channels: 3", "channels: 1").replace("height: 32", "height: 8")
-    text = text.replace("width: 32", "width: 8")
-    path = tmp_path_factory.mktemp("profiles") / "tiny-ddp.yaml"
-    path.write_text(text)
-    return path
+    return write_tiny_profile(tmp_path_factory.mktemp("profiles"), name="tiny-ddp")
 
 
 def _env(debug_dir: Path | None = None, **extra: str) -> dict[str, str]:
