@@ -156,8 +156,10 @@ def disabled_optimizers(path: str | Path, precision: str | None = None) -> list[
     attention graphs; the fusion changes speed, never results (`export.parity` and the remote
     agent do the same). A model is fp16 when `precision` says so or its name is `*.fp16.onnx`.
     """
+    from seekdeploy.export.parity import ORT_DISABLED_OPTIMIZERS  # light: no numpy or onnx
+
     fp16 = precision == "fp16" or Path(path).name.endswith(".fp16.onnx")
-    return ["MatmulTransposeFusion"] if fp16 else []
+    return list(ORT_DISABLED_OPTIMIZERS) if fp16 else []
 
 
 class TorchRunner(Runner):
