@@ -6,12 +6,11 @@ Every `is_current_*` returns the reason a stage can be skipped, or None when it 
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-from seekdeploy._io import sha256_file
+from seekdeploy._io import read_json_object, sha256_file
 from seekdeploy.errors import ConfigError
 from seekdeploy.run_pipeline import PipelineContext, Stage
 
@@ -19,14 +18,6 @@ ROLES = ("base", "motivated")
 CHECKPOINT = "checkpoint.pt"
 RUN_MANIFEST = "manifest.json"
 TRAIN_LEFTOVERS = ("config.yaml", "metrics.jsonl", "motivation.jsonl")
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _mtime(path: Path) -> float:
@@ -37,8 +28,8 @@ def _mtime(path: Path) -> float:
 
 def train_finished(run_dir: Path) -> bool:
     """True when the run's manifest.json (written after the final checkpoint) is there and current."""
-    manifest = _read_json(run_dir / RUN_MANIFEST)
-    return (manifest is not None and manifest.get("kind") == "seekdeploy-train-run"
+    manifest = read_json_object(run_dir / RUN_MANIFEST)
+    return (manifest.get("kind") == "seekdeploy-train-run"
             and "final" in manifest and _mtime(run_dir / RUN_MANIFEST) >= _mtime(run_dir / CHECKPOINT))
 
 
@@ -125,8 +116,8 @@ def export_current(context: PipelineContext) -> str | None:
     wanted = _checkpoint_sha256(context)
     for role in ROLES:
         folder = context.export_dir / role
-        manifest = _read_json(folder / "manifest.json")
-        if manifest is None or _exported_checkpoint(context, role, manifest) != wanted:
+        manifest = read_json_object(folder / "manifest.json")
+        if not manifest or _exported_checkpoint(context, role, manifest) != wanted:
             return None
         if not all((folder / name).is_file() for name in manifest.get("files", {})):
             return None

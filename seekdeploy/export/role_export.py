@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seekdeploy._io import atomic_write_json, sha256_file
+from seekdeploy._io import atomic_write_json, read_json_object, sha256_file
 from seekdeploy.export.manifest import MANIFEST_NAME, build_manifest, input_spec, output_spec
 from seekdeploy.export.options import ExportFormat
 from seekdeploy.export.static_models import SLICE_MAX_ABS, STATIC_NAME, SlicedModel, save_static
@@ -64,7 +64,7 @@ def _header(plan: _Plan, sliced: SlicedModel) -> dict[str, Any]:
 
 def _predicted_latency_ms(plan: _Plan, role: str) -> float | None:
     # The planner records predictions in the run's manifest (see seekdeploy.plan.report).
-    from seekdeploy.plan.report import read_json_object, recorded_latency_ms
+    from seekdeploy.plan.report import recorded_latency_ms
 
     manifest = read_json_object(Path(plan.run.run_dir) / "manifest.json")
     return recorded_latency_ms(manifest.get("predicted_latency_ms"), role)

@@ -8,18 +8,10 @@ else `runs/<run>` beside `exports/`). Standard library only: the profile command
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """The JSON object in `path`, or {} when the file is missing, unreadable or not an object."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+from seekdeploy._io import read_json_object
 
 
 def recorded_latency_ms(value: Any, role: str) -> float | None:
