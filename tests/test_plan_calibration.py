@@ -8,10 +8,14 @@ import warnings
 from pathlib import Path
 
 import pytest
+from helpers import write_tiny_profile
 
+from seekdeploy.plan.calibration import (CALIBRATION_ROUNDS, Measurement, fit_measurements,
+                                         retime_outliers)
 from seekdeploy.plan.calibration_file import (CalibrationWarning, calibration_path, load_predictor,
                                               local_fingerprint, write_calibration)
-from seekdeploy.plan.predictor import FIT_MODELS, CalibratedPredictor, RooflinePredictor
+from seekdeploy.plan.predictor import (FIT_MODELS, CalibratedPredictor, RooflinePredictor, input_geometry,
+                                       spec_layers)
 from seekdeploy.plan.space import design_specs
 from seekdeploy.profiles.loader import load_profile
 from seekdeploy.profiles.schema import MeasurementProtocol
@@ -79,17 +83,103 @@ def test_calibration_round_trip_on_a_tiny_design(tmp_cwd) -> None:
 
     protocol = MeasurementProtocol(warmup_ms=10, warmup_iterations=3, duration_ms=40, min_iterations=10)
     design = design_specs("resnet", 6, seed=3)
-    result = calibrate_profile(PROFILE, "resnet", design=design, opset=17, protocol=protocol)
+    stages: list[tuple[str, int, int]] = []
+    result = calibrate_profile(PROFILE, "resnet", design=design, opset=17, protocol=protocol,
+                               on_progress=lambda *step: stages.append(step))
+    # Every spec is exported before any is timed, then all are timed round after round.
+    first_rounds = [step for step in stages if not step[0].startswith("re-")]
+    assert first_rounds == [("export", i, 6) for i in range(1, 7)] + \
+        [("time", i, 6 * CALIBRATION_ROUNDS) for i in range(1, 6 * CALIBRATION_ROUNDS + 1)]
     assert result.path.resolve() == tmp_cwd / "profiles" / "x86-cpu.latency.json"
     document = json.loads(result.path.read_text())
     entry = document["families"]["resnet"]
     assert entry["model"] == result.fit.model and len(entry["measurements"]) == 6
     assert document["fingerprint"]["cpu_model"] == local_fingerprint(PROFILE)["cpu_model"]
     assert set(entry["fit"]["heldout_mape_by_model"]) == set(FIT_MODELS)
-    assert all(m["median_ms"] > 0 for m in entry["measurements"])
+    assert all(0 < m["median_ms"] <= m["reported"]["median_ms"] for m in entry["measurements"])
     with warnings.catch_warnings():
         warnings.simplefilter("error", CalibrationWarning)
         loaded = load_predictor(PROFILE, "resnet")
     assert isinstance(loaded, CalibratedPredictor)
     for spec in design:
         assert loaded.predict_latency_ms(spec) == pytest.approx(result.predictor.predict_latency_ms(spec))
+
+
+def _window(median_ms: float, tail: float = 1.2) -> dict[str, float]:
+    return {"min_ms": 0.9 * median_ms, "median_ms": median_ms, "mean_ms": median_ms, "p90_ms": tail * median_ms,
+            "p95_ms": tail * median_ms, "p99_ms": tail * median_ms, "iterations": 100}
+
+
+def test_measurement_fits_the_quietest_window_and_keeps_the_reported_one_for_tails() -> None:
+    spec = design_specs("resnet", 1, seed=0)[0]
+    rounds = [{"latency": _window(2.0), "repeats": [_window(2.0), _window(3.0)]},
+              {"latency": _window(1.5), "repeats": [_window(1.5), _window(1.0)]},
+              {"latency": _window(2.5), "repeats": [_window(2.5), _window(4.0)]}]
+    measurement = Measurement.from_results(spec, rounds)
+    assert measurement.median_ms == 1.0  # the least disturbed of all six windows
+    assert measurement.reported["median_ms"] == 2.0  # the lower median of 1, 1.5, 2, 2.5, 3, 4
+    # A result without per-window figures (an old agent) still counts as one window.
+    assert Measurement.from_results(spec, [{"latency": _window(0.7)}]).median_ms == 0.7
+
+
+def _synthetic_design(disturbed: int, factor: float) -> list[Measurement]:
+    """Latencies that the roofline-scaled model fits exactly, with one point slowed by `factor`."""
+    roofline = RooflinePredictor(PROFILE)
+    geometry = input_geometry(PROFILE)
+    measurements = []
+    for index, spec in enumerate(design_specs("resnet", 16, seed=5)):
+        compute, memory = roofline.layer_times_ms(spec_layers(spec, geometry))
+        clean = 3.0 * compute + 2.0 * memory + 0.02 * len(spec_layers(spec, geometry)) + 0.05
+        median = clean * (factor if index == disturbed else 1.0)
+        measurements.append(Measurement(spec, _window(median), _window(median)))
+    return measurements
+
+
+def test_a_disturbed_design_point_is_timed_again_and_the_quieter_timing_refitted() -> None:
+    measurements = _synthetic_design(disturbed=4, factor=1.8)
+    clean = _synthetic_design(disturbed=4, factor=1.0)
+    asked: list[list] = []
+
+    def retime(specs):
+        asked.append(list(specs))
+        return [next(m for m in clean if m.spec == spec) for spec in specs]
+
+    first = fit_measurements(PROFILE, measurements)
+    updated, refit = retime_outliers(PROFILE, measurements, first, retime=retime)
+    assert asked == [[measurements[4].spec]]  # only the point the fit missed by far
+    assert updated[4].median_ms == pytest.approx(clean[4].median_ms) and updated[4].timings == 2
+    assert all(m.timings == 1 for i, m in enumerate(updated) if i != 4)
+    assert refit.train_mape_percent < 1.0 < first.train_mape_percent
+
+
+def test_a_point_that_times_the_same_again_keeps_its_place_and_is_not_asked_twice() -> None:
+    measurements = _synthetic_design(disturbed=2, factor=1.8)
+    updated, _ = retime_outliers(PROFILE, measurements, fit_measurements(PROFILE, measurements),
+                                 retime=lambda specs: [measurements[2]] * len(specs))
+    assert updated[2].median_ms == measurements[2].median_ms and updated[2].timings == 2
+    again, _ = retime_outliers(PROFILE, updated, fit_measurements(PROFILE, updated),
+                               retime=lambda specs: pytest.fail(f"re-timed twice: {specs}"))
+    assert again == updated
+
+
+def test_a_design_the_fit_matches_is_not_timed_again() -> None:
+    measurements = _synthetic_design(disturbed=0, factor=1.0)
+    updated, _ = retime_outliers(PROFILE, measurements, fit_measurements(PROFILE, measurements),
+                                 retime=lambda specs: pytest.fail(f"re-timed a clean design: {specs}"))
+    assert updated == measurements
+
+
+def test_calibrate_cli_times_every_spec_in_rounds_and_plan_then_uses_the_fit(run_cli, tmp_cwd) -> None:
+    pytest.importorskip("onnxruntime")
+    quick = (("warmup_ms: 200", "warmup_ms: 5"), ("warmup_iterations: 10", "warmup_iterations: 2"),
+             ("duration_ms: 1000", "duration_ms: 20"), ("min_iterations: 100", "min_iterations: 5"))
+    profile_path = write_tiny_profile(tmp_cwd, extra=quick)
+    done = run_cli("calibrate", "--profile", str(profile_path), "--specs", "6", "--opset", "17")
+    assert done.exit_code == 0, done.stderr
+    assert "exporting: 6/6 done" in done.stdout
+    assert f"timing: {6 * CALIBRATION_ROUNDS}/{6 * CALIBRATION_ROUNDS} done" in done.stdout
+    assert "PASSED: calibrated" in done.stdout
+    assert (tmp_cwd / "profiles" / "tiny-test.latency.json").is_file()
+    planned = run_cli("plan", "--profile", str(profile_path), "--arch", "resnet", "--json")
+    assert planned.exit_code == 0, planned.stderr
+    assert json.loads(planned.stdout)["predictor"]["kind"] == "calibrated"

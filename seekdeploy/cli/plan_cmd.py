@@ -128,19 +128,55 @@ def calibrate(profile_name: str, arch: str, spec_count: int, host: str | None, s
     where = host or "this machine"
     console.print(f"calibrating {profile.name} ({arch}, {spec_count} specs) on {where}…")
 
-    def progress(index: int, measurement: Any) -> None:
-        console.print(f"  {index + 1:>3}/{spec_count}  median {measurement.median_ms:8.3f} ms  "
-                      f"{measurement.spec}", highlight=False)
-
-    result = calibrate_profile(profile, arch, specs=spec_count, host=host, seed=seed, opset=opset,
-                               folder=out_dir, on_measured=progress)
+    with CalibrationProgress(console) as progress:
+        result = calibrate_profile(profile, arch, specs=spec_count, host=host, seed=seed, opset=opset,
+                                   folder=out_dir, on_progress=progress.update)
     fit = result.fit
     others = ", ".join(f"{name} {mape:.1f}%" for name, mape in fit.heldout_mape_by_model.items())
     console.print(f"fit: {fit.model} · held-out MAPE {fit.heldout_mape_percent:.1f}% · "
                   f"fit MAPE {fit.train_mape_percent:.1f}% (candidates: {others})", highlight=False)
-    console.print(f"tail ratios (pXX / median): {result.tail_ratios}", highlight=False)
+    retimed = sum(m.timings > 1 for m in result.measurements)
+    if retimed:
+        console.print(f"{retimed} design point(s) the fit missed by far were timed again "
+                      "(the quieter timing is kept)", highlight=False)
+    console.print(f"tail ratios (pXX / typical): {result.tail_ratios}", highlight=False)
     if result.tail_capped:
         console.print("[yellow]warning:[/] latency tails were extreme (another load on the device?); "
                       "ratios are capped: recalibrate on an idle device")
     console.print(f"written to {result.path}")
     console.print("PASSED: calibrated", style="bold green")
+
+
+class CalibrationProgress:
+    """A rich progress bar per stage (export, time) on a terminal; a line per finished stage otherwise."""
+
+    _LABELS = {"export": "exporting", "time": "timing", "re-export": "re-exporting", "re-time": "re-timing"}
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self._progress = None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> CalibrationProgress:
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(TextColumn("  {task.description:<13}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeRemainingColumn(), console=self.console)
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        """`done` of `total` steps of `stage` are finished."""
+        label = self._LABELS.get(stage, stage)
+        if self._progress is None:
+            if done == total:
+                self.console.print(f"  {label}: {total}/{total} done", highlight=False)
+            return
+        if stage not in self._tasks:
+            self._tasks[stage] = self._progress.add_task(label, total=total)
+        self._progress.update(self._tasks[stage], completed=done, total=total)
