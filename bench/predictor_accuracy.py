@@ -12,12 +12,14 @@ the percentile of the window the profiling runner reports. Writes JSON.
 
 Timing windows are short (--duration-ms) so the whole run takes minutes on 2 cores; the
 calibration is written to a temporary folder, not to ./profiles/, unless --keep-calibration.
+To see what a busy device does to the figures, run it under `bench/background_load.py`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -54,8 +56,8 @@ def _parse_args() -> argparse.Namespace:
 def main() -> None:
     args = _parse_args()
     from seekdeploy._io import atomic_write_json
-    from seekdeploy.plan.calibration import calibrate_profile, default_opset, fit_measurements, measure_specs
-    from seekdeploy.plan.predictor import CalibratedPredictor, RooflinePredictor
+    from seekdeploy.plan.calibration import calibrate_profile, default_opset, measure_specs
+    from seekdeploy.plan.predictor import RooflinePredictor
     from seekdeploy.plan.space import design_specs
     from seekdeploy.profiles.loader import load_profile
     from seekdeploy.profiles.schema import MeasurementProtocol
@@ -64,7 +66,7 @@ def main() -> None:
     protocol = MeasurementProtocol(warmup_ms=args.warmup_ms, warmup_iterations=5,
                                    duration_ms=args.duration_ms, min_iterations=args.min_iterations)
     opset = args.opset or default_opset(profile)
-    started = time.perf_counter()
+    started, load_at_start = time.perf_counter(), os.getloadavg()
     design = design_specs(args.arch, args.specs, seed=args.seed)
     held_out = design_specs(args.arch, args.test_specs, seed=args.seed + 1, exclude=frozenset(design),
                             corners=False)
@@ -87,16 +89,8 @@ def main() -> None:
         at_percentile = [predictor.predict_percentile_ms(m.spec, percentile) for m in measured]
         summary[name] = {"typical": _errors(typical, medians),
                          f"p{percentile:g}": _errors(at_percentile, tails)}
-    # The same design fitted to the minimum: what the model costs without other load on the
-    # machine (a shared CPU's median includes other processes' time slices).
-    min_fit = fit_measurements(profile, calibration.measurements, target="min_ms")
-    min_predictor = CalibratedPredictor(profile, min_fit.model, min_fit.coefficients)
-    minimum = [min_predictor.predict_latency_ms(m.spec) for m in measured]
-    summary["calibrated-min"] = {"typical": _errors(minimum, [float(m.latency["min_ms"]) for m in measured]),
-                                 "fit": min_fit.__dict__}
     for m in measured:
-        rows.append({**m.to_json(), **{f"{name}_ms": p.predict_latency_ms(m.spec) for name, p in predictors.items()},
-                     "calibrated_min_ms": min_predictor.predict_latency_ms(m.spec)})
+        rows.append({**m.to_json(), **{f"{name}_ms": p.predict_latency_ms(m.spec) for name, p in predictors.items()}})
     seconds = time.perf_counter() - started
     _print_table(summary, percentile)
     document = {"kind": "seekdeploy.bench.predictor_accuracy", "profile": profile.name, "arch": args.arch,
@@ -105,6 +99,7 @@ def main() -> None:
                 "protocol": vars(args) | {"out": None}, "fit": calibration.fit.__dict__,
                 "tail_ratios": calibration.tail_ratios, "fingerprint": calibration.fingerprint,
                 "summary": summary, "held_out": rows, "seconds": seconds,
+                "load_average_1min": {"start": load_at_start[0], "end": os.getloadavg()[0]},
                 "goal": {"mape_percent_max": 10.0, "within_10_percent_share_min": 0.8}}
     out = args.out or Path("bench/results") / f"predictor_accuracy.{profile.name}.{args.arch}.json"
     atomic_write_json(out, json.loads(json.dumps(document, default=str)))
@@ -115,9 +110,8 @@ def _print_table(summary: dict[str, Any], percentile: float) -> None:
     print(f"{'predictor':<14} {'MAPE %':>6} {'within 10%':>11} {'bias %':>8}   "
           f"{'p' + format(percentile, 'g') + ' MAPE %':>12} {'within 10%':>11}")
     for name, figures in summary.items():
-        typical, tail = figures["typical"], figures.get(f"p{percentile:g}")
-        tail_text = f"{tail['mape_percent']:>12.1f} {tail['within_10_percent_share']:>11.0%}" if tail else \
-            f"{'(vs measured min)':>24}"
+        typical, tail = figures["typical"], figures[f"p{percentile:g}"]
+        tail_text = f"{tail['mape_percent']:>12.1f} {tail['within_10_percent_share']:>11.0%}"
         print(f"{name:<14} {typical['mape_percent']:>6.1f} {typical['within_10_percent_share']:>11.0%} "
               f"{typical['median_signed_error_percent']:>+8.1f}   {tail_text}")
 

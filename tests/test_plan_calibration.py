@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import write_tiny_profile
 
-from seekdeploy.plan.calibration import (CALIBRATION_ROUNDS, Measurement, fit_measurements,
+from seekdeploy.plan.calibration import (CALIBRATION_ROUNDS, RETIME_ALL_MAPE, Measurement, fit_measurements,
                                          retime_outliers)
 from seekdeploy.plan.calibration_file import (CalibrationWarning, calibration_path, load_predictor,
                                               local_fingerprint, write_calibration)
@@ -122,15 +122,17 @@ def test_measurement_fits_the_quietest_window_and_keeps_the_reported_one_for_tai
     assert Measurement.from_results(spec, [{"latency": _window(0.7)}]).median_ms == 0.7
 
 
-def _synthetic_design(disturbed: int, factor: float) -> list[Measurement]:
-    """Latencies that the roofline-scaled model fits exactly, with one point slowed by `factor`."""
+def _synthetic_design(disturbed: int | set[int], factor: float) -> list[Measurement]:
+    """Latencies that the roofline-scaled model fits exactly, with the `disturbed` points slowed by
+    `factor`."""
+    disturbed = {disturbed} if isinstance(disturbed, int) else disturbed
     roofline = RooflinePredictor(PROFILE)
     geometry = input_geometry(PROFILE)
     measurements = []
     for index, spec in enumerate(design_specs("resnet", 16, seed=5)):
         compute, memory = roofline.layer_times_ms(spec_layers(spec, geometry))
         clean = 3.0 * compute + 2.0 * memory + 0.02 * len(spec_layers(spec, geometry)) + 0.05
-        median = clean * (factor if index == disturbed else 1.0)
+        median = clean * (factor if index in disturbed else 1.0)
         measurements.append(Measurement(spec, _window(median), _window(median)))
     return measurements
 
@@ -160,6 +162,25 @@ def test_a_point_that_times_the_same_again_keeps_its_place_and_is_not_asked_twic
     again, _ = retime_outliers(PROFILE, updated, fit_measurements(PROFILE, updated),
                                retime=lambda specs: pytest.fail(f"re-timed twice: {specs}"))
     assert again == updated
+
+
+def test_a_design_timed_during_a_long_spell_of_load_is_timed_again_whole() -> None:
+    slowed = {1, 3, 4, 7, 9, 12, 15}
+    measurements = _synthetic_design(disturbed=slowed, factor=2.0)
+    clean = _synthetic_design(disturbed=set(), factor=1.0)
+    first = fit_measurements(PROFILE, measurements)
+    assert first.heldout_mape_percent > RETIME_ALL_MAPE  # the premise: the fit is visibly poor
+    asked: list[list] = []
+
+    def retime(specs):
+        asked.append(list(specs))
+        return [next(m for m in clean if m.spec == spec) for spec in specs]
+
+    updated, refit = retime_outliers(PROFILE, measurements, first, retime=retime)
+    assert asked == [[m.spec for m in measurements]]  # every point, once
+    assert all(m.timings == 2 for m in updated)
+    assert [m.median_ms for m in updated] == pytest.approx([m.median_ms for m in clean])
+    assert refit.heldout_mape_percent < 1.0
 
 
 def test_a_design_the_fit_matches_is_not_timed_again() -> None:

@@ -140,6 +140,11 @@ def calibrate(profile_name: str, arch: str, spec_count: int, host: str | None, s
         console.print(f"{retimed} design point(s) the fit missed by far were timed again "
                       "(the quieter timing is kept)", highlight=False)
     console.print(f"tail ratios (pXX / typical): {result.tail_ratios}", highlight=False)
+    if result.fit_suspect:
+        console.print(f"[yellow]warning:[/] the fit predicts design specs it did not see with "
+                      f"{fit.heldout_mape_percent:.0f}% error even after timing them all again: the device was "
+                      "probably busy. Calibrate again when it is idle (the new file replaces this one), or "
+                      "plan with --roofline", highlight=False)
     if result.tail_capped:
         console.print("[yellow]warning:[/] latency tails were extreme (another load on the device?); "
                       "ratios are capped: recalibrate on an idle device")
