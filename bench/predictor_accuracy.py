@@ -77,6 +77,8 @@ def main() -> None:
     print(f"  fit {calibration.fit.model}: cross-validated MAPE {calibration.fit.heldout_mape_percent:.1f}% "
           f"({sum(m.timings > 1 for m in calibration.measurements)} design points re-timed, "
           f"{time.perf_counter() - started:.0f} s)", flush=True)
+    if calibration.fit_suspect:
+        print("  warning: the fit stays poor after re-timing the design: the machine was busy", flush=True)
     print(f"timing {len(held_out)} held-out specs…", flush=True)
     measured, _ = measure_specs(profile, held_out, opset=opset, protocol=protocol, seed=args.seed + 1)
     predictors = {"roofline": RooflinePredictor(profile), "calibrated": calibration.predictor}
@@ -96,6 +98,7 @@ def main() -> None:
     document = {"kind": "seekdeploy.bench.predictor_accuracy", "profile": profile.name, "arch": args.arch,
                 "design_specs": len(design), "held_out_specs": len(held_out), "opset": opset,
                 "retimed_design_points": sum(m.timings > 1 for m in calibration.measurements),
+                "fit_suspect": calibration.fit_suspect,
                 "protocol": vars(args) | {"out": None}, "fit": calibration.fit.__dict__,
                 "tail_ratios": calibration.tail_ratios, "fingerprint": calibration.fingerprint,
                 "summary": summary, "held_out": rows, "seconds": seconds,
