@@ -165,3 +165,33 @@ def test_tight_budget_fails_with_exit_3(pipeline, run_cli, tmp_path) -> None:
     document = json.loads((tmp_path / "report.json").read_text())
     assert [role["verdict"] for role in document["roles"]] == ["FAIL", "PASS"]
     assert "FAILED" in result.stdout
+
+
+def test_several_devices_report_the_newest_or_the_one_chosen(pipeline, tmp_path) -> None:
+    import shutil
+
+    from seekdeploy.errors import ConfigError
+    from seekdeploy.report import build_report
+
+    export = tmp_path / "exports" / "tiny"
+    shutil.copytree(pipeline["export"], export)
+    measured = json.loads((export / "profile.json").read_text())
+    slower = json.loads(json.dumps(measured))
+    for result in slower["results"]:
+        result["latency"] = {key: value * 50 if isinstance(value, float) and key.endswith("_ms") else value
+                             for key, value in result["latency"].items()}
+    (export / "profile.json").unlink()
+    (export / "profile.pi@rpi5_2222.json").write_text(json.dumps(slower))
+    (export / "profile.jetson.json").write_text(json.dumps(measured))
+    os.utime(export / "profile.pi@rpi5_2222.json", (1, 1))  # the Jetson's results are the newest
+
+    def base_latency(document):
+        return document["roles"][0]["latency"]
+
+    newest = build_report(pipeline["run"], export, with_plots=False).document
+    assert any("choose one with --device" in note and "pi@rpi5_2222" in note for note in newest["notes"])
+    chosen = build_report(pipeline["run"], export, with_plots=False, device="pi@rpi5:2222").document
+    assert base_latency(chosen) != base_latency(newest)
+    assert not any("several devices" in note for note in chosen["notes"])
+    with pytest.raises(ConfigError, match=r"no results for device 'orin'.*jetson, pi@rpi5_2222"):
+        build_report(pipeline["run"], export, with_plots=False, device="orin")

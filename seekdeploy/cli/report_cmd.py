@@ -26,8 +26,10 @@ BUDGET_EXIT_CODE = BudgetViolation.exit_code
 @click.option("--latency", "latency_statistic", type=click.Choice(["mean", "p50", "p90", "p95", "p99"]),
               default="mean", show_default=True,
               help="Per-image latency statistic used for the cascade's expected latency.")
+@click.option("--device", default=None,
+              help="With several profiled devices (profile.<host>.json), the one to report [the newest].")
 def report(run: Path, export_dir: Path | None, profile_name: str | None, out: Path | None,
-           latency_statistic: str) -> None:
+           latency_statistic: str, device: str | None) -> None:
     """Write report.json, report.md and report.html for a training RUN (runs/<name>).
 
     \b
@@ -41,7 +43,7 @@ def report(run: Path, export_dir: Path | None, profile_name: str | None, out: Pa
     from seekdeploy.report.document import write_built_report
 
     console = Console()
-    built = build_report(run, export_dir, profile_name, latency_statistic=latency_statistic)
+    built = build_report(run, export_dir, profile_name, latency_statistic=latency_statistic, device=device)
     html_path = write_built_report(built, out if out is not None else run)
     print_summary_table(built.document, console)
     for note in built.document["notes"]:

@@ -54,9 +54,11 @@ def write_built_report(report: Report, out: Path) -> Path:
 
 
 def build_report(run_dir: str | Path, export_dir: str | Path | None = None, profile: Any = None, *,
-                 latency_statistic: str = "mean", with_plots: bool = True) -> Report:
+                 latency_statistic: str = "mean", with_plots: bool = True, device: str | None = None) -> Report:
     """Read everything and compute the report (no files written except the predictions cache);
-    `with_plots=False` skips drawing the figures (the JSON figures are the same)."""
+    `with_plots=False` skips drawing the figures (the JSON figures are the same). `device` picks
+    the results of one of several profiled devices (`profile.<device>.json`); without it the
+    report shows profile.json, else the newest device's results."""
     if latency_statistic not in pair_figures.LATENCY_STATISTICS:
         from seekdeploy.errors import ConfigError, did_you_mean
 
@@ -67,7 +69,7 @@ def build_report(run_dir: str | Path, export_dir: str | Path | None = None, prof
     run = read_run(run_dir)
     export_path = Path(export_dir) if export_dir is not None else default_export_dir(run.run_dir)
     export = read_export(export_path)
-    document = read_profile_results(_profile_results_path(export_path, notes)) if export else None
+    document = read_profile_results(_profile_results_path(export_path, notes, device)) if export else None
     hardware = _load_hardware_profile(profile)
     _note_missing(notes, run, export, export_path, document)
     predictions = _predictions(export, run, notes)
@@ -137,16 +139,34 @@ def _note_missing(notes: list[str], run: RunFiles, export: ExportFiles | None, e
                      f"verdict or cascade. Run `seekdeploy profile {export_path} --profile P`.")
 
 
-def _profile_results_path(export_path: Path, notes: list[str]) -> Path:
+def _profile_results_path(export_path: Path, notes: list[str], device: str | None = None) -> Path:
     # profile.json, or with several devices profile.<host>.json each: the report covers one device.
+    from seekdeploy.profile_export import default_out
+
     single = export_path / PROFILE_DOCUMENT
     per_host = sorted(export_path.glob("profile.*.json"), key=lambda p: p.stat().st_mtime)
+    if device is not None:
+        chosen = default_out(export_path, device)
+        if not chosen.is_file():
+            from seekdeploy.errors import ConfigError
+
+            found = ", ".join(sorted(_device_label(p) for p in per_host)) or "none"
+            raise ConfigError(f"no results for device {device!r} in {export_path} (no {chosen.name}); "
+                              f"devices profiled there: {found}. Profile it with `seekdeploy profile "
+                              f"{export_path} --profile P --host {device} --host …`")
+        return chosen
     if single.is_file() or not per_host:
         return single
     if len(per_host) > 1:
-        notes.append(f"several devices were profiled; this report shows {per_host[-1].name} (the "
-                     f"newest), not {', '.join(p.name for p in per_host[:-1])}")
+        others = ", ".join(_device_label(p) for p in per_host[:-1])
+        notes.append(f"several devices were profiled; this report shows {_device_label(per_host[-1])} (the "
+                     f"newest), not {others}: choose one with --device")
     return per_host[-1]
+
+
+def _device_label(results_path: Path) -> str:
+    # profile.<host>.json -> <host> (':' of a port was written as '_').
+    return results_path.name[len("profile."):-len(".json")]
 
 
 def _role_manifest(export: ExportFiles | None, role: str) -> dict[str, Any]:
