@@ -9,6 +9,7 @@ server, so tests can connect with host-key checking ON, exactly as users do. Imp
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import socket
@@ -203,3 +204,18 @@ def write_fake_trtexec(folder: Path, python: str) -> Path:
     )
     script.chmod(0o755)
     return script
+
+
+def client_options(server: SshdServer, **changes):
+    """`SshOptions` for a client of `server` (its key, its known_hosts), with `changes` applied."""
+    from seekdeploy.remote.ssh import SshOptions
+
+    settings = {"identity_file": server.client_key, "known_hosts_file": server.known_hosts,
+                "connect_timeout_s": 5, "command_timeout_s": 120.0}  # fmt: skip
+    settings.update(changes)
+    return SshOptions(**settings)
+
+
+def remote_dirs() -> set[str]:
+    """The agent's work folders on the test device (this machine, so its /tmp is ours to inspect)."""
+    return set(glob.glob("/tmp/seekdeploy.*"))

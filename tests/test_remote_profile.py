@@ -7,7 +7,6 @@ as `python=`, since the device's PATH need not have it).
 
 from __future__ import annotations
 
-import glob
 import json
 import sys
 from pathlib import Path
@@ -15,13 +14,15 @@ from pathlib import Path
 import pytest
 
 try:
-    from sshd import free_port, make_tiny_onnx, sshd_server, tiny_profile, write_fake_trtexec  # noqa: F401 (a fixture)
+    from sshd import (client_options, free_port, make_tiny_onnx, remote_dirs, sshd_server,
+                      tiny_profile, write_fake_trtexec)  # noqa: F401 (a fixture)
 except ImportError:  # tests/ imported as a package
-    from tests.sshd import free_port, make_tiny_onnx, sshd_server, tiny_profile, write_fake_trtexec  # noqa: F401 (a fixture)
+    from tests.sshd import (client_options, free_port, make_tiny_onnx, remote_dirs, sshd_server,
+                            tiny_profile, write_fake_trtexec)  # noqa: F401 (a fixture)
 
 from seekdeploy.remote import diagnose
 from seekdeploy.remote.profile import profile_remote
-from seekdeploy.remote.ssh import SshOptions, SshSession
+from seekdeploy.remote.ssh import SshSession
 from seekdeploy.runtime.result_schema import build_model_result, validate_model_result
 
 pytestmark = pytest.mark.ssh
@@ -36,23 +37,11 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _options(server, **changes) -> SshOptions:
-    settings = {"identity_file": server.client_key, "known_hosts_file": server.known_hosts,
-                "connect_timeout_s": 5, "command_timeout_s": 120.0}  # fmt: skip
-    settings.update(changes)
-    return SshOptions(**settings)
-
-
-def _remote_dirs() -> set[str]:
-    # The test device is this machine, so its /tmp is ours to inspect.
-    return set(glob.glob("/tmp/seekdeploy.*"))
-
-
 def test_profile_remote_end_to_end_with_a_dead_host(sshd_server, export_dir: Path) -> None:
-    before = _remote_dirs()
+    before = remote_dirs()
     dead = f"root@127.0.0.1:{free_port()}"
     outcomes = profile_remote(export_dir, tiny_profile(), [sshd_server.host, dead],
-                              options=_options(sshd_server), python=PYTHON)  # fmt: skip
+                              options=client_options(sshd_server), python=PYTHON)  # fmt: skip
     assert set(outcomes) == {sshd_server.host, dead}
     good, bad = outcomes[sshd_server.host], outcomes[dead]
     assert good.ok and not bad.ok
@@ -66,19 +55,19 @@ def test_profile_remote_end_to_end_with_a_dead_host(sshd_server, export_dir: Pat
     assert set(result) == set(local)
     assert result["host"] == sshd_server.host and result["role"] == "base"
     assert result["model_file"] == "model.onnx" and result["latency"]["iterations"] >= 5
-    assert _remote_dirs() == before  # the device's temp folder is gone
+    assert remote_dirs() == before  # the device's temp folder is gone
 
 
 
 def test_timeout_is_reported_and_cleaned_up(sshd_server, export_dir: Path) -> None:
-    before = _remote_dirs()
+    before = remote_dirs()
     outcome = profile_remote(export_dir, tiny_profile(duration_ms=60_000.0), [sshd_server.host],
-                             options=_options(sshd_server, command_timeout_s=2.0),
+                             options=client_options(sshd_server, command_timeout_s=2.0),
                              python=PYTHON)[sshd_server.host]  # fmt: skip
     assert isinstance(outcome.error, diagnose.RemoteTimeoutError)
     assert "did not finish within 2 s" in str(outcome.error)
-    assert _remote_dirs() == before
-    session = SshSession(sshd_server.host, _options(sshd_server))
+    assert remote_dirs() == before
+    session = SshSession(sshd_server.host, client_options(sshd_server))
     with pytest.raises(diagnose.RemoteTimeoutError):
         session.run(["sleep", "10"], timeout_s=1)  # the local limit alone also holds
 
@@ -90,7 +79,7 @@ def test_tensorrt_engine_is_built_remotely_and_copied_back(sshd_server, tmp_path
     (folder / "model.onnx").write_bytes((export_dir / "model.onnx").read_bytes())
     trtexec = write_fake_trtexec(tmp_path, PYTHON)
     outcome = profile_remote(folder, tiny_profile("tensorrt", "fp16"), [sshd_server.host],
-                             options=_options(sshd_server), python=PYTHON,
+                             options=client_options(sshd_server), python=PYTHON,
                              trtexec=str(trtexec))[sshd_server.host]  # fmt: skip
     assert outcome.ok, outcome.error
     engine = folder / "model.tiny-test.trt10.3.fp16.engine"

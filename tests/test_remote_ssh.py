@@ -7,21 +7,20 @@ as `python=`, since the device's PATH need not have it).
 
 from __future__ import annotations
 
-import glob
 import sys
 from pathlib import Path
 
 import pytest
 
 try:
-    from sshd import sshd_server, tiny_profile  # noqa: F401 (a fixture)
+    from sshd import client_options, remote_dirs, sshd_server, tiny_profile  # noqa: F401 (a fixture)
 except ImportError:  # tests/ imported as a package
-    from tests.sshd import sshd_server, tiny_profile  # noqa: F401 (a fixture)
+    from tests.sshd import client_options, remote_dirs, sshd_server, tiny_profile  # noqa: F401 (a fixture)
 
 from seekdeploy.errors import RemoteError
 from seekdeploy.remote import diagnose
 from seekdeploy.remote.profile import profile_remote
-from seekdeploy.remote.ssh import SshOptions, SshSession
+from seekdeploy.remote.ssh import SshSession
 
 pytestmark = pytest.mark.ssh
 PYTHON = sys.executable
@@ -36,20 +35,8 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _options(server, **changes) -> SshOptions:
-    settings = {"identity_file": server.client_key, "known_hosts_file": server.known_hosts,
-                "connect_timeout_s": 5, "command_timeout_s": 120.0}  # fmt: skip
-    settings.update(changes)
-    return SshOptions(**settings)
-
-
-def _remote_dirs() -> set[str]:
-    # The test device is this machine, so its /tmp is ours to inspect.
-    return set(glob.glob("/tmp/seekdeploy.*"))
-
-
 def test_session_runs_copies_and_cleans_up(sshd_server, tmp_path: Path) -> None:
-    session = SshSession(sshd_server.host, _options(sshd_server))
+    session = SshSession(sshd_server.host, client_options(sshd_server))
     echoed = session.check(["printf", "%s|", "a b", "$(id)", "x;y", "it's"], what="printf")
     assert echoed.text == "a b|$(id)|x;y|it's|"
     source = tmp_path / "payload.bin"
@@ -69,36 +56,36 @@ def test_session_runs_copies_and_cleans_up(sshd_server, tmp_path: Path) -> None:
 def test_failed_agent_still_removes_the_remote_folder(sshd_server, tmp_path: Path) -> None:
     broken = tmp_path / "model.onnx"
     broken.write_bytes(b"not a protobuf")
-    before = _remote_dirs()
+    before = remote_dirs()
     outcome = profile_remote(broken, tiny_profile(), [sshd_server.host],
-                             options=_options(sshd_server), python=PYTHON)[sshd_server.host]  # fmt: skip
+                             options=client_options(sshd_server), python=PYTHON)[sshd_server.host]  # fmt: skip
     assert isinstance(outcome.error, diagnose.AgentFailedError)
     assert "onnxruntime cannot load model.onnx" in str(outcome.error)
-    assert _remote_dirs() == before
+    assert remote_dirs() == before
 
 
 
 def test_unknown_and_changed_host_keys(sshd_server, tmp_path: Path) -> None:
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
-    strict = SshSession(sshd_server.host, _options(sshd_server, known_hosts_file=empty))
+    strict = SshSession(sshd_server.host, client_options(sshd_server, known_hosts_file=empty))
     with pytest.raises(diagnose.UnknownHostKeyError, match="--accept-new-host-key"):
         strict.check(["true"], what="true")
-    trusting = SshSession(sshd_server.host, _options(sshd_server, known_hosts_file=empty,
+    trusting = SshSession(sshd_server.host, client_options(sshd_server, known_hosts_file=empty,
                                                      accept_new_host_key=True))  # fmt: skip
     trusting.check(["true"], what="true")
     assert empty.read_text().strip()  # the key was recorded on first use
     other = (sshd_server.folder / "other_key.pub").read_text().split()[:2]
     changed = tmp_path / "changed_known_hosts"
     changed.write_text(f"[127.0.0.1]:{sshd_server.port} {' '.join(other)}\n")
-    session = SshSession(sshd_server.host, _options(sshd_server, known_hosts_file=changed))
+    session = SshSession(sshd_server.host, client_options(sshd_server, known_hosts_file=changed))
     with pytest.raises(diagnose.HostKeyChangedError, match="CHANGED"):
         session.check(["true"], what="true")
 
 
 
 def test_refused_key(sshd_server) -> None:
-    session = SshSession(sshd_server.host, _options(sshd_server, identity_file=sshd_server.other_key))
+    session = SshSession(sshd_server.host, client_options(sshd_server, identity_file=sshd_server.other_key))
     with pytest.raises(diagnose.KeyRefusedError, match="refused the SSH key"):
         session.check(["true"], what="true")
 
@@ -120,7 +107,7 @@ def test_missing_python_and_modules(sshd_server, export_dir: Path, tmp_path: Pat
     }
     for python, (error_type, phrase) in cases.items():
         outcome = profile_remote(export_dir, tiny_profile(), [sshd_server.host],
-                                 options=_options(sshd_server), python=python)[sshd_server.host]  # fmt: skip
+                                 options=client_options(sshd_server), python=python)[sshd_server.host]  # fmt: skip
         assert isinstance(outcome.error, error_type), (python, outcome.error)
         assert phrase in str(outcome.error)
 
