@@ -49,7 +49,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--min-iterations", type=int, default=30)
     parser.add_argument("--keep-calibration", action="store_true", help="write it to ./profiles/")
     parser.add_argument("--out", type=Path, default=None,
-                        help="JSON output [bench/results/predictor_accuracy.<profile>.<arch>.json]")
+                        help="JSON output [bench/results/predictor_accuracy/<profile>.<arch>.json]")
     return parser.parse_args()
 
 
@@ -104,7 +104,7 @@ def main() -> None:
                 "summary": summary, "held_out": rows, "seconds": seconds,
                 "load_average_1min": {"start": load_at_start[0], "end": os.getloadavg()[0]},
                 "goal": {"mape_percent_max": 10.0, "within_10_percent_share_min": 0.8}}
-    out = args.out or Path("bench/results") / f"predictor_accuracy.{profile.name}.{args.arch}.json"
+    out = args.out or Path("bench/results/predictor_accuracy") / f"{profile.name}.{args.arch}.json"
     atomic_write_json(out, json.loads(json.dumps(document, default=str)))
     print(f"written to {out} ({seconds:.0f} s)")
 
