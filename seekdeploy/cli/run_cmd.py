@@ -43,6 +43,11 @@ def run(profile_name: str, arch: str, data: str, data_dir: str | None, epochs: i
     checkpoint, a profile.json newer than the export, a report newer than that), and an
     interrupted training continues from its checkpoint. Stage state: runs/<name>/pipeline.json.
     Ends with one PASSED/FAILED line; exit 3 when a budget fails.
+
+    \b
+    The pair's size comes from `plan`: the roofline of the profile's declared figures (cautious:
+    small, quick models), or ./profiles/<profile>.latency.json after `seekdeploy calibrate` (the
+    device's measured speed; usually larger models that take longer to train).
     """
     from rich.console import Console
 
