@@ -75,7 +75,7 @@ def main() -> None:
     calibration = calibrate_profile(profile, args.arch, design=design, opset=opset, protocol=protocol,
                                     folder=folder, seed=args.seed)
     print(f"  fit {calibration.fit.model}: cross-validated MAPE {calibration.fit.heldout_mape_percent:.1f}% "
-          f"({sum(m.timings > 1 for m in calibration.measurements)} design points re-timed, "
+          f"({calibration.retimed_points} design points re-timed, "
           f"{time.perf_counter() - started:.0f} s)", flush=True)
     if calibration.fit_suspect:
         print("  warning: the fit stays poor after re-timing the design: the machine was busy", flush=True)
@@ -97,7 +97,7 @@ def main() -> None:
     _print_table(summary, percentile)
     document = {"kind": "seekdeploy.bench.predictor_accuracy", "profile": profile.name, "arch": args.arch,
                 "design_specs": len(design), "held_out_specs": len(held_out), "opset": opset,
-                "retimed_design_points": sum(m.timings > 1 for m in calibration.measurements),
+                "retimed_design_points": calibration.retimed_points,
                 "fit_suspect": calibration.fit_suspect,
                 "protocol": vars(args) | {"out": None}, "fit": calibration.fit.__dict__,
                 "tail_ratios": calibration.tail_ratios, "fingerprint": calibration.fingerprint,

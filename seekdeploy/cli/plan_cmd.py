@@ -135,9 +135,8 @@ def calibrate(profile_name: str, arch: str, spec_count: int, host: str | None, s
     others = ", ".join(f"{name} {mape:.1f}%" for name, mape in fit.heldout_mape_by_model.items())
     console.print(f"fit: {fit.model} · held-out MAPE {fit.heldout_mape_percent:.1f}% · "
                   f"fit MAPE {fit.train_mape_percent:.1f}% (candidates: {others})", highlight=False)
-    retimed = sum(m.timings > 1 for m in result.measurements)
-    if retimed:
-        console.print(f"{retimed} design point(s) the fit missed by far were timed again "
+    if result.retimed_points:
+        console.print(f"{result.retimed_points} design point(s) the fit missed by far were timed again "
                       "(the quieter timing is kept)", highlight=False)
     console.print(f"tail ratios (pXX / typical): {result.tail_ratios}", highlight=False)
     if result.fit_suspect:

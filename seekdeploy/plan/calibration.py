@@ -98,9 +98,19 @@ class CalibrationResult:
     tail_capped: bool
 
     @property
+    def retimed_points(self) -> int:
+        """How many design points were timed twice."""
+        return retimed_count(self.measurements)
+
+    @property
     def fit_suspect(self) -> bool:
         """The fit predicts unseen design points worse than RETIME_ALL_MAPE even after re-timing."""
         return self.fit.heldout_mape_percent > RETIME_ALL_MAPE
+
+
+def retimed_count(measurements: Sequence[Measurement]) -> int:
+    """How many of `measurements` were timed twice (see `retime_outliers`)."""
+    return sum(m.timings > 1 for m in measurements)
 
 
 def default_opset(profile: Any) -> int:
@@ -267,7 +277,7 @@ def calibrate_profile(profile: Any, family: str, *, specs: int = 24, host: str |
         "model": fit.model, "coefficients": list(fit.coefficients), "tail_ratios": tail_ratios,
         "fit": {"train_mape_percent": fit.train_mape_percent, "heldout_mape_percent": fit.heldout_mape_percent,
                 "heldout_mape_by_model": fit.heldout_mape_by_model, "target": "quietest-window median_ms",
-                "retimed": sum(m.timings > 1 for m in measurements)},
+                "retimed": retimed_count(measurements)},
         "protocol": {key: getattr(used_protocol, key) for key in
                      ("warmup_ms", "warmup_iterations", "duration_ms", "min_iterations")},
         "opset": opset or default_opset(profile), "seed": seed,
