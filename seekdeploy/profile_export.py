@@ -71,6 +71,13 @@ def default_out(export: Path, host: str | None = None) -> Path:
     return export / f"profile{suffix}.json"
 
 
+def device_results(export_dir: Path) -> list[tuple[str, Path]]:
+    """The per-device results that `default_out(export_dir, host)` wrote there, oldest first, as
+    (label, path); the label is the host as the file name spells it (a port's ':' as '_')."""
+    found = sorted(export_dir.glob("profile.*.json"), key=lambda path: path.stat().st_mtime)
+    return [(path.name[len("profile."):-len(".json")], path) for path in found]
+
+
 def profile_local(export: Path, profile: Any, settings: ProfileSettings,
                   log: Callable[[str], None] | None = None) -> ProfileOutcome:
     """Measure every role of `export` on this machine; write profile.json and return the outcome.

@@ -141,32 +141,28 @@ def _note_missing(notes: list[str], run: RunFiles, export: ExportFiles | None, e
 
 def _profile_results_path(export_path: Path, notes: list[str], device: str | None = None) -> Path:
     # profile.json, or with several devices profile.<host>.json each: the report covers one device.
-    from seekdeploy.profile_export import default_out
+    from seekdeploy.profile_export import default_out, device_results
 
     single = export_path / PROFILE_DOCUMENT
-    per_host = sorted(export_path.glob("profile.*.json"), key=lambda p: p.stat().st_mtime)
+    per_device = device_results(export_path)
     if device is not None:
         chosen = default_out(export_path, device)
         if not chosen.is_file():
             from seekdeploy.errors import ConfigError
 
-            found = ", ".join(sorted(_device_label(p) for p in per_host)) or "none"
+            found = ", ".join(sorted(label for label, _ in per_device)) or "none"
             raise ConfigError(f"no results for device {device!r} in {export_path} (no {chosen.name}); "
                               f"devices profiled there: {found}. Profile it with `seekdeploy profile "
                               f"{export_path} --profile P --host {device} --host …`")
         return chosen
-    if single.is_file() or not per_host:
+    if single.is_file() or not per_device:
         return single
-    if len(per_host) > 1:
-        others = ", ".join(_device_label(p) for p in per_host[:-1])
-        notes.append(f"several devices were profiled; this report shows {_device_label(per_host[-1])} (the "
+    newest_label, newest = per_device[-1]
+    if len(per_device) > 1:
+        others = ", ".join(label for label, _ in per_device[:-1])
+        notes.append(f"several devices were profiled; this report shows {newest_label} (the "
                      f"newest), not {others}: choose one with --device")
-    return per_host[-1]
-
-
-def _device_label(results_path: Path) -> str:
-    # profile.<host>.json -> <host> (':' of a port was written as '_').
-    return results_path.name[len("profile."):-len(".json")]
+    return newest
 
 
 def _role_manifest(export: ExportFiles | None, role: str) -> dict[str, Any]:
