@@ -5,10 +5,13 @@ forking saves the seconds a fresh interpreter spends importing torch before doin
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 FORK_SERVER = r"""
 import json, os, sys, traceback
@@ -68,3 +71,15 @@ class ForkServer:
     def close(self) -> None:
         self.process.stdin.close()
         self.process.wait(timeout=30)
+
+
+# One thread per child: the kill tests run many short trainings/exports side by side on 2 cores.
+SINGLE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def fork_server():
+    """A warm fork server for the module's tests (single-threaded children)."""
+    server = ForkServer(SINGLE_THREAD_ENV)
+    yield server
+    server.close()

@@ -14,34 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from forkserver import ForkServer
+from forkserver import ForkServer, fork_server  # noqa: F401 (a fixture)
+from helpers import write_tiny_profile
 from seekdeploy._io import TMP_PREFIX, sha256_file
 from seekdeploy.export.onnx_export import load_onnx_checked
 
-REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 TINY_TRAIN = ["--data", "digits", "--arch", "resnet", "--base", "depth=1,1;width=2,4",
               "--motivated", "depth=1,1;width=4,8", "--batch-size", "512", "--epochs", "1"]
 
 
 @pytest.fixture(scope="module")
-def fork_server():
-    server = ForkServer(ENV)
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
 def trained_run(fork_server, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished one-epoch run on 8x8 grey digits."""
-    import yaml
-
     folder = tmp_path_factory.mktemp("export-run")
-    data = yaml.safe_load((REPO / "profiles" / "x86-cpu.yaml").read_text())
-    data.update(name="tiny-test", aliases=[])
-    data["input"].update(channels=1, height=8, width=8)
-    profile = folder / "tiny-test.yaml"
-    profile.write_text(yaml.safe_dump(data))
+    profile = write_tiny_profile(folder)
     pid = fork_server.start(["train", "--profile", str(profile), *TINY_TRAIN,
                              "--out", str(folder / "run")], folder / "train.log")
     assert fork_server.wait(pid) == 0, (folder / "train.log").read_text()

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from forkserver import ForkServer
+from forkserver import SINGLE_THREAD_ENV, fork_server  # noqa: F401 (a fixture)
 from seekdeploy._io import TMP_PREFIX
 from seekdeploy.train.checkpoint import CHECKPOINT_NAME, FORMAT, load_run
 from helpers import write_tiny_profile
@@ -31,13 +31,6 @@ from helpers import write_tiny_profile
 TINY_TRAIN = ["--data", "digits", "--arch", "resnet", "--base", "depth=1,1;width=2,4",
               "--motivated", "depth=1,1;width=4,8", "--batch-size", "512", "--seed", "5",
               "--condition", "streak:k=1,hold=1"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-@pytest.fixture(scope="module")
-def fork_server():
-    server = ForkServer(ENV)
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +148,7 @@ def test_sigkill_of_real_cli_processes(tiny_profile, tmp_path) -> None:
     processes: dict[int, subprocess.Popen] = {}
 
     def start(argv: list[str]) -> int:
-        process = subprocess.Popen([sys.executable, "-m", "seekdeploy", *argv], env=ENV,
+        process = subprocess.Popen([sys.executable, "-m", "seekdeploy", *argv], env=SINGLE_THREAD_ENV,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         processes[process.pid] = process
         return process.pid
