@@ -12,9 +12,9 @@ from typing import Any
 
 from seekdeploy._io import read_json_object, sha256_file
 from seekdeploy.errors import ConfigError
+from seekdeploy.profiles.schema import ROLE_NAMES as ROLES
 from seekdeploy.run_pipeline import PipelineContext, Stage
 
-ROLES = ("base", "motivated")
 CHECKPOINT = "checkpoint.pt"
 RUN_MANIFEST = "manifest.json"
 TRAIN_LEFTOVERS = ("config.yaml", "metrics.jsonl", "motivation.jsonl")

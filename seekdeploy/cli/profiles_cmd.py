@@ -82,6 +82,7 @@ def validate_command(ctx: click.Context, files: tuple[Path, ...]) -> None:
     """Check profile FILES: prints "valid: ..." or the error for each; exit 1 if any is invalid."""
     from seekdeploy.errors import ProfileError
     from seekdeploy.profiles.loader import load_profile_file
+    from seekdeploy.profiles.schema import ROLE_NAMES
 
     failures = 0
     for path in files:
@@ -92,7 +93,7 @@ def validate_command(ctx: click.Context, files: tuple[Path, ...]) -> None:
             click.secho(f"invalid: {error}", fg="red", err=True)
             continue
         budgets = ", ".join(f"{role} {_latency_budget_text(profile, role)}"
-                            for role in ("base", "motivated"))
+                            for role in ROLE_NAMES)
         click.echo(f"valid: {profile.name} ({profile.runtime.name.value}, "
                    f"{profile.runtime.precision.value}; {budgets}) from {path}")
     if failures:

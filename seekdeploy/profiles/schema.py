@@ -21,6 +21,11 @@ class Role(str, enum.Enum):
     MOTIVATED = "motivated"
 
 
+# The role names in order (base first): the folder names of an export and the keys of every
+# per-role mapping in runs, results and reports.
+ROLE_NAMES = tuple(role.value for role in Role)
+
+
 class RuntimeName(str, enum.Enum):
     """Inference runtimes a profile can declare."""
 

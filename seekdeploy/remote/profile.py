@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seekdeploy._io import atomic_write_bytes, safe_name
+from seekdeploy._io import safe_name
 from seekdeploy.errors import RemoteError, SeekdeployError
+from seekdeploy.profiles.schema import ROLE_NAMES
 from seekdeploy.remote import diagnose
 from seekdeploy.remote.agent_files import (
     ARTIFACTS_FILE, MINIMUM_PYTHON, PROBE_SOURCE, AgentRequest, agent_argv, agent_files,
@@ -263,7 +264,7 @@ def _resolve_model(path: Path, hardware: Any, role: str | None) -> tuple[Path, s
 
 
 def _role_from_folder(folder: Path) -> str | None:
-    return folder.name if folder.name in ("base", "motivated") else None
+    return folder.name if folder.name in ROLE_NAMES else None
 
 
 def _find_calibration_cache(model_path: Path) -> Path:

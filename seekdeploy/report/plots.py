@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from seekdeploy.profiles.schema import ROLE_NAMES
+
 COLORS = {"base": "#1f77b4", "motivated": "#ff7f0e", "cascade": "#2ca02c"}
 _DPI = 110
 
@@ -36,7 +38,7 @@ def plot_training_curves(metrics: list[dict[str, Any]], motivation: list[dict[st
     """Loss and validation top-1 per epoch for both roles, and where the motivated steps fell."""
     figure, axes = _figure(9.0, 7.0, 3, 1, sharex=True, height_ratios=[3, 3, 1.3])
     loss_ax, top1_ax, steps_ax = axes[:, 0]
-    for role in ("base", "motivated"):
+    for role in ROLE_NAMES:
         rows = [m for m in metrics if m.get("role") == role]
         epochs = np.array([m["epoch"] + 1 for m in rows], dtype=float)
         train = [m.get("train_loss") for m in rows]
@@ -89,7 +91,7 @@ def _plot_motivated_steps(ax: Any, motivation: list[dict[str, Any]]) -> None:
 def plot_latency_distribution(samples_ms: dict[str, list[float]],
                               budgets: dict[str, dict[str, Any] | None]) -> bytes:
     """A histogram of the raw latency samples of each role with its budget line and percentile."""
-    roles = [role for role in ("base", "motivated") if samples_ms.get(role)]
+    roles = [role for role in ROLE_NAMES if samples_ms.get(role)]
     figure, axes = _figure(9.0, 2.8 * max(1, len(roles)), max(1, len(roles)), 1)
     for ax, role in zip(axes[:, 0], roles):
         _latency_histogram(ax, role, np.asarray(samples_ms[role], dtype=float), budgets.get(role))

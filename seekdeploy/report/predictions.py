@@ -16,6 +16,7 @@ import numpy as np
 
 from seekdeploy._io import atomic_path, sha256_file
 from seekdeploy.errors import RuntimeBackendError
+from seekdeploy.profiles.schema import ROLE_NAMES
 
 PREDICTIONS_NAME = "predictions.npz"
 _CHUNK = 256  # images per onnxruntime call: bounded memory, few calls
@@ -45,7 +46,7 @@ def load_or_compute_predictions(export_dir: Path, model_paths: dict[str, Path],
     if cached is not None:
         return cached
     images, labels = _test_split(run_manifest)  # (N, C, H, W) float32, (N,)
-    logits = {role: run_onnx(model_paths[role], images) for role in ("base", "motivated")}
+    logits = {role: run_onnx(model_paths[role], images) for role in ROLE_NAMES}
     with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
         # A file handle, not a name: np.savez would append ".npz" to the temp name.
         np.savez_compressed(handle, base_logits=logits["base"], motivated_logits=logits["motivated"],

@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from seekdeploy.errors import CheckpointError, ExportError
+from seekdeploy.profiles.schema import ROLE_NAMES as ROLES
 
-ROLES = ("base", "motivated")
 RUN_MANIFEST = "manifest.json"
 PROFILE_DOCUMENT = "profile.json"
 

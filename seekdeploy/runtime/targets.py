@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from seekdeploy.errors import ExportError, RuntimeBackendError
+from seekdeploy.profiles.schema import ROLE_NAMES as ROLES
 
-ROLES = ("base", "motivated")
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from seekdeploy._io import atomic_path
 from seekdeploy.errors import CheckpointError, SpecError
+from seekdeploy.profiles.schema import ROLE_NAMES
 
 if TYPE_CHECKING:
     import torch
@@ -159,7 +160,7 @@ class LoadedRun:
     def bn_role_for(self, role: Any) -> str:
         """The BN statistics role to run `role` ("base"/"motivated" or Role) with."""
         name = getattr(role, "value", role)
-        if name not in ("base", "motivated"):
+        if name not in ROLE_NAMES:
             raise SpecError(f"unknown role {name!r}; choose base or motivated")
         return name if name in self.bn_roles else self.bn_roles[0]
 
