@@ -204,3 +204,19 @@ def test_calibrate_cli_times_every_spec_in_rounds_and_plan_then_uses_the_fit(run
     planned = run_cli("plan", "--profile", str(profile_path), "--arch", "resnet", "--json")
     assert planned.exit_code == 0, planned.stderr
     assert json.loads(planned.stdout)["predictor"]["kind"] == "calibrated"
+    # A calibration named on the command line must exist: no silent fall back to the roofline.
+    missing = run_cli("plan", "--profile", str(profile_path), "--calibration", "nowhere.latency.json")
+    assert missing.exit_code == 2 and "nowhere.latency.json' does not exist" in missing.stderr
+
+
+def test_calibrating_on_an_unreachable_device_fails_before_any_export(tmp_cwd) -> None:
+    from seekdeploy.errors import RemoteError
+    from seekdeploy.plan.calibration import calibrate_profile
+    from sshd import free_port
+
+    stages: list[tuple[str, int, int]] = []
+    with pytest.raises(RemoteError, match="refused"):
+        calibrate_profile(PROFILE, "resnet", specs=6, host=f"nobody@127.0.0.1:{free_port()}",
+                          on_progress=lambda *step: stages.append(step))
+    assert stages == []
+    assert not (tmp_cwd / "profiles").exists()

@@ -58,7 +58,6 @@ def test_profile_remote_end_to_end_with_a_dead_host(sshd_server, export_dir: Pat
     assert remote_dirs() == before  # the device's temp folder is gone
 
 
-
 def test_timeout_is_reported_and_cleaned_up(sshd_server, export_dir: Path) -> None:
     before = remote_dirs()
     outcome = profile_remote(export_dir, tiny_profile(duration_ms=60_000.0), [sshd_server.host],
@@ -70,7 +69,6 @@ def test_timeout_is_reported_and_cleaned_up(sshd_server, export_dir: Path) -> No
     session = SshSession(sshd_server.host, client_options(sshd_server))
     with pytest.raises(diagnose.RemoteTimeoutError):
         session.run(["sleep", "10"], timeout_s=1)  # the local limit alone also holds
-
 
 
 def test_tensorrt_engine_is_built_remotely_and_copied_back(sshd_server, tmp_path: Path, export_dir: Path) -> None:

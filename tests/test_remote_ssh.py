@@ -52,7 +52,6 @@ def test_session_runs_copies_and_cleans_up(sshd_server, tmp_path: Path) -> None:
     assert not Path(failing_folder).exists()  # removed even though the body failed
 
 
-
 def test_failed_agent_still_removes_the_remote_folder(sshd_server, tmp_path: Path) -> None:
     broken = tmp_path / "model.onnx"
     broken.write_bytes(b"not a protobuf")
@@ -62,7 +61,6 @@ def test_failed_agent_still_removes_the_remote_folder(sshd_server, tmp_path: Pat
     assert isinstance(outcome.error, diagnose.AgentFailedError)
     assert "onnxruntime cannot load model.onnx" in str(outcome.error)
     assert remote_dirs() == before
-
 
 
 def test_unknown_and_changed_host_keys(sshd_server, tmp_path: Path) -> None:
@@ -83,12 +81,10 @@ def test_unknown_and_changed_host_keys(sshd_server, tmp_path: Path) -> None:
         session.check(["true"], what="true")
 
 
-
 def test_refused_key(sshd_server) -> None:
     session = SshSession(sshd_server.host, client_options(sshd_server, identity_file=sshd_server.other_key))
     with pytest.raises(diagnose.KeyRefusedError, match="refused the SSH key"):
         session.check(["true"], what="true")
-
 
 
 def test_missing_python_and_modules(sshd_server, export_dir: Path, tmp_path: Path) -> None:
@@ -112,7 +108,20 @@ def test_missing_python_and_modules(sshd_server, export_dir: Path, tmp_path: Pat
         assert phrase in str(outcome.error)
 
 
-
 def test_no_hosts_is_an_error(export_dir: Path) -> None:
     with pytest.raises(RemoteError, match="no --host"):
         profile_remote(export_dir, tiny_profile(), [])
+
+
+def test_check_device_reaches_the_device_and_names_what_is_missing(sshd_server) -> None:
+    from seekdeploy.remote.profile import check_device
+
+    before = remote_dirs()
+    check_device(sshd_server.host, "onnxruntime", python=PYTHON, options=client_options(sshd_server))
+    assert remote_dirs() == before  # the probe's work folder is gone
+    with pytest.raises(diagnose.MissingPythonError, match="no-such-python"):
+        check_device(sshd_server.host, "onnxruntime", python="no-such-python",
+                     options=client_options(sshd_server))
+    with pytest.raises(diagnose.MissingModuleError, match="tensorrt"):
+        check_device(sshd_server.host, "tensorrt", python=PYTHON, options=client_options(sshd_server))
+    assert remote_dirs() == before

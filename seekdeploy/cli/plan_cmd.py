@@ -36,7 +36,7 @@ def _calibration_warnings_to(console: Any) -> Iterator[None]:
 @click.command("plan")
 @click.option("--profile", "profile_name", required=True, help="Hardware profile name, alias or YAML path.")
 @click.option("--arch", type=click.Choice(FAMILIES), default="resnet", show_default=True, help="Model family.")
-@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Calibration file [profiles/<profile>.latency.json].")
 @click.option("--roofline", is_flag=True, help="Ignore any calibration; predict with the roofline.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")

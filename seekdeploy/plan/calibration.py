@@ -259,6 +259,10 @@ def calibrate_profile(profile: Any, family: str, *, specs: int = 24, host: str |
     from seekdeploy.plan.space import design_specs
 
     chosen = list(design) if design is not None else design_specs(family, specs, seed=seed)
+    if host is not None:  # a device that cannot be reached fails now, not after every export
+        from seekdeploy.remote.profile import check_device
+
+        check_device(host, str(getattr(profile.runtime.name, "value", profile.runtime.name)))
     measurements, environment = measure_specs(profile, chosen, host=host, opset=opset, protocol=protocol,
                                               seed=seed, on_progress=on_progress)
 

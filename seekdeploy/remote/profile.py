@@ -129,13 +129,23 @@ def profile_host(session: SshSession, plan: RemotePlan) -> RemoteOutcome:
     try:
         probe, folder = probe_device(session, plan.python, plan.request.runtime)
         with session.temp_dir(folder):
-            check_probe(probe, plan, session.target.label)
+            check_probe(probe, session.target.label, python=plan.python, runtime=plan.request.runtime,
+                        trtexec=plan.request.trtexec)
             result = run_agent(session, plan, folder)
             fetched = fetch_engines(session, plan, folder)
         return RemoteOutcome(host, result=result, fetched_files=fetched)
     except SeekdeployError as exc:
         log.info("host %s failed: %s", host, exc)
         return RemoteOutcome(host, error=exc)
+
+
+def check_device(host: str, runtime: str, *, python: str = "python3", options: SshOptions | None = None) -> None:
+    """Raise the `RemoteError` that profiling `host` would meet on the way in (unreachable, refused
+    key, unknown host key, no Python, no runtime module); one round trip, nothing left behind."""
+    session = SshSession(SshTarget.parse(host), options or SshOptions())
+    probe, folder = probe_device(session, python, runtime)
+    with session.temp_dir(folder):
+        check_probe(probe, session.target.label, python=python, runtime=runtime)
 
 
 def probe_device(session: SshSession, python: str, runtime: str) -> tuple[dict[str, Any], str]:
@@ -163,9 +173,9 @@ def probe_device(session: SshSession, python: str, runtime: str) -> tuple[dict[s
     return probe, session.checked_temp_dir(lines[1:])
 
 
-def check_probe(probe: dict[str, Any], plan: RemotePlan, label: str) -> None:
-    """Raise the matching error when the device's Python cannot run the agent for this plan."""
-    python, runtime = plan.python, plan.request.runtime
+def check_probe(probe: dict[str, Any], label: str, *, python: str, runtime: str, trtexec: str | None = None) -> None:
+    """Raise the matching error when the device's `python` cannot run the agent for `runtime`
+    (`trtexec`: the device's trtexec binary when it is not on PATH)."""
     if tuple(probe["python"]) < MINIMUM_PYTHON:
         version = ".".join(str(v) for v in probe["python"])
         wanted = ".".join(str(v) for v in MINIMUM_PYTHON)
@@ -176,7 +186,7 @@ def check_probe(probe: dict[str, Any], plan: RemotePlan, label: str) -> None:
     for module in _RUNTIME_MODULES.get(runtime, ("numpy",)):
         if probe["modules"].get(module) is None:
             raise diagnose.missing_module_error(module, python, label)
-    has_trtexec = bool(plan.request.trtexec or probe["trtexec"])
+    has_trtexec = bool(trtexec or probe["trtexec"])
     if runtime == "tensorrt" and probe["modules"].get("tensorrt") is None and not has_trtexec:
         raise diagnose.missing_module_error("tensorrt", python, label)
 
