@@ -1,14 +1,27 @@
-"""Motivated pair vs baselines on Fashion-MNIST: does one alternating run give both models?
+"""Motivated pair vs baselines on Fashion-MNIST: does one run give both models?
 
 For each family, with the same epochs, seeds and training images, train: the traditional base
 (`never`), the standalone motivated model (`always`), the paper's paired run (`streak`), the
-paper's ablations (`random`, and `matched` to the paired run's motivated count), and the
-conditions of `seekdeploy.train.conditions_extra` (`ema-streak`, `slope`, `target`). Report per
-condition: base and motivated test top-1 (mean ± std over seeds, full 10,000-image test set),
-motivated fraction, training FLOPs, wall time; and, per seed then averaged, the paired deltas
-(base − `never` base, motivated − `always` motivated) and cost / `always` cost.
+paper's ablations (`random`, and `matched` to the paired run's motivated count), the other
+conditions, and fixed-fraction schedules with either step type (labels below). Report per
+label: base and motivated test top-1 (mean ± std over seeds, full 10,000-image test set),
+motivated fraction, honest training FLOPs (every pass the pair pays: both roles' steps, the
+base's extra pass on joint batches, BN recalibration), wall time; and, per seed then averaged,
+the paired deltas (base − `never` base, motivated − `always` motivated), cost / `always` cost and
+training wall time / `always` training wall time. The row trained with the shipped defaults is
+marked `"default": true`.
 
-    python bench/pair_vs_baselines.py --family resnet --seeds 0,1,2 --epochs 3 --train-subset 6000
+    python bench/pair_vs_baselines.py --family resnet --seeds 0,1,2 --epochs 10 --train-subset 60000 \
+        --conditions never,always,streak,joint-p0.4
+
+Labels: `never`, `always`, `streak`, `matched`, `random`, `ema-streak`, `slope`, `target` (one role
+per batch, as before), `trend` (joint), and `{joint|alone}-p{P}[-ramp{R}][-distill]`: a fixed
+fraction P of motivated batches (`schedule:p=P,ramp=R`), motivated batches joint or alone,
+optionally with in-place distillation (weight 0.5, temperature 2).
+
+Several processes may run the same command side by side (one per core): each claims a run
+before training it (a `claim` file with its pid; a dead owner's claim is taken over and its run
+resumed), and every finished run rewrites the summary, so results land as they come in.
 
 The training subset is class-balanced and the same for every run (drawn with --subset-seed); 10 %
 of it is held out for validation, as the trainer always does. Each run lives in
@@ -27,6 +40,7 @@ import dataclasses
 import gzip
 import os
 import platform
+import re
 import shutil
 import statistics
 import sys
@@ -41,12 +55,52 @@ from seekdeploy.errors import SeekdeployError
 
 DEFAULT_OUT = Path("bench/results/pair_vs_baselines")  # summaries (small, committed)
 DEFAULT_WORK = Path("runs/pair_vs_baselines")  # data subset and run folders (git-ignored)
-# (label, condition text); `matched` gets its reference (the same seed's streak run) at run time.
+# (label, condition text) of the one-role-per-batch conditions; `matched` gets its reference (the
+# same seed's streak run) at run time.
 CONDITIONS: tuple[tuple[str, str], ...] = (
     ("never", "never"), ("always", "always"), ("streak", "streak:k=3,hold=1"),
     ("random", "random:p=0.3"), ("matched", "matched"), ("ema-streak", "ema-streak:k=3,hold=2"),
     ("slope", "slope:window=32,hold=1"), ("target", "target:target=0.4,hold=2"),
 )
+DISTILL = {"distill_weight": 0.5, "distill_temperature": 2.0}
+SCHEDULE_LABEL = re.compile(r"^(joint|alone)-p([0-9.]+)(?:-ramp([0-9.]+))?(-distill)?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """What one label trains: the condition text and the step options."""
+
+    condition: str
+    motivated_step: str = "alone"
+    distill_weight: float = 0.0
+    distill_temperature: float = 1.0
+
+
+def run_spec(label: str) -> RunSpec:
+    """The RunSpec of a label (see the module docstring), or SeekdeployError naming the forms."""
+    fixed = dict(CONDITIONS)
+    if label in fixed:
+        return RunSpec(fixed[label])
+    if label == "trend":
+        return RunSpec("trend:window=64,t=2,floor=0.1,ceiling=0.6", "joint")
+    match = SCHEDULE_LABEL.match(label)
+    if not match:
+        raise SeekdeployError(f"unknown label {label!r}; use one of {sorted(fixed)}, trend, or "
+                              "{joint|alone}-p{P}[-ramp{R}][-distill] (e.g. joint-p0.4)")
+    step, p, ramp, distill = match.groups()
+    condition = f"schedule:p={float(p):g}" + (f",ramp={float(ramp):g}" if ramp else "")
+    return RunSpec(condition, step, **(DISTILL if distill else {}))
+
+
+def is_default(spec: RunSpec) -> bool:
+    """Whether a RunSpec trains with the shipped defaults of TrainConfig."""
+    from seekdeploy.train.config import TrainConfig
+
+    default = TrainConfig()
+    return (spec.condition == default.condition
+            and spec.motivated_step == default.motivated_step.value
+            and spec.distill_weight == default.distill_weight
+            and (spec.distill_weight == 0 or spec.distill_temperature == default.distill_temperature))
 IDX_NAMES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
              "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
 
@@ -107,9 +161,43 @@ def bench_profile() -> Any:
         profile.input, channels=1, height=28, width=28))
 
 
+def claim_run(run_root: Path) -> bool:
+    """Claim a run for this process: True if it is ours to train (no live process holds it)."""
+    run_root.mkdir(parents=True, exist_ok=True)
+    claim = run_root / "claim"
+    for _ in range(2):
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                owner = int(claim.read_text(encoding="utf-8") or "0")
+            except (OSError, ValueError):
+                owner = 0
+            if owner == os.getpid():
+                return True
+            if owner and _alive(owner):
+                return False
+            claim.unlink(missing_ok=True)  # its owner died: take the run over (and resume it)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(str(os.getpid()))
+        return True
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def run_one(run_root: Path, args: argparse.Namespace, family: str, seed: int,
-            condition: str, data_dir: Path) -> dict[str, Any]:
-    """Train (or resume, or skip) one run; return its result record."""
+            spec: RunSpec, data_dir: Path) -> dict[str, Any] | None:
+    """Train (or resume, or skip) one run; its result record, or None if another process has it."""
     import json
 
     from rich.console import Console
@@ -122,6 +210,8 @@ def run_one(run_root: Path, args: argparse.Namespace, family: str, seed: int,
     result_path = run_root / "result.json"
     if result_path.is_file():
         return json.loads(result_path.read_text(encoding="utf-8"))
+    if not claim_run(run_root):
+        return None
     run_dir = run_root / "run"
     resume = (run_dir / CHECKPOINT_NAME).is_file()
     if run_dir.exists() and not resume:
@@ -133,26 +223,34 @@ def run_one(run_root: Path, args: argparse.Namespace, family: str, seed: int,
                          base_spec=base.to_text(), motivated_spec=motivated.to_text(),
                          epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
                          bn_recalibrate_batches=args.bn_recalibrate_batches, bn=BnMode(args.bn),
-                         condition=condition, device=DeviceChoice.CPU)
-    started = time.perf_counter()
+                         condition=spec.condition, motivated_step=spec.motivated_step,
+                         distill_weight=spec.distill_weight,
+                         distill_temperature=spec.distill_temperature, device=DeviceChoice.CPU)
+    started, cpu_started = time.perf_counter(), time.process_time()
     summary = train_pair(None if resume else config, run_dir, profile=bench_profile(),
                          resume=resume, console=Console(stderr=True))
-    result = {"family": family, "seed": seed, "condition": condition,
+    result = {"family": family, "seed": seed, "condition": spec.condition,
+              "run_spec": dataclasses.asdict(spec),
               "specs": {"base": base.to_text(), "motivated": motivated.to_text()},
               "test_top1": summary.test_top1, "motivated_fraction": summary.motivated_fraction,
-              "train_flops": summary.train_flops,
+              "train_flops": summary.train_flops, "cost_flops": summary.cost_flops,
               "standalone_motivated_flops": summary.standalone_motivated_flops,
               "train_seconds": summary.seconds,
-              "wall_seconds": time.perf_counter() - started, "resumed": resume}
+              "wall_seconds": time.perf_counter() - started,
+              "cpu_seconds": time.process_time() - cpu_started,
+              "load_average_1m_at_end": os.getloadavg()[0], "resumed": resume}
     atomic_write_json(result_path, result)
+    (run_root / "claim").unlink(missing_ok=True)
     return result
 
 
-def condition_text(label: str, text: str, seed_root: dict[str, Path]) -> str:
-    """The condition text of `label`; `matched` points at the same seed's streak run."""
+def condition_spec(label: str, seed_root: dict[str, Path]) -> RunSpec:
+    """The RunSpec of `label`; `matched` points at the same seed's streak run."""
+    spec = run_spec(label)
     if label != "matched":
-        return text
-    return f"matched:reference={seed_root['streak'] / 'run' / 'motivation.jsonl'}"
+        return spec
+    return dataclasses.replace(
+        spec, condition=f"matched:reference={seed_root['streak'] / 'run' / 'motivation.jsonl'}")
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -161,17 +259,22 @@ def mean_std(values: list[float]) -> tuple[float, float | None]:
 
 
 def summarize(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per condition: mean ± std over seeds, and per-seed-paired deltas and cost ratio
-    against `never` (base) and `always` (motivated, cost) where those ran for the seed."""
+    """One row per label: mean ± std over seeds, and per-seed-paired deltas, cost ratio and
+    training-wall-time ratio against `never` (base) and `always` (motivated, cost, time) where
+    those ran for the seed."""
     rows = []
     for label, by_seed in results.items():
         seeds = sorted(by_seed)
+        if not seeds:
+            continue
         row: dict[str, Any] = {"condition": label, "seeds": seeds,
-                               "text": by_seed[seeds[0]]["condition"]}
+                               "text": by_seed[seeds[0]]["condition"],
+                               "default": is_default(run_spec(label))}
         for key, pick in (("base_top1", lambda r: r["test_top1"]["base"]),
                           ("motivated_top1", lambda r: r["test_top1"]["motivated"]),
                           ("motivated_fraction", lambda r: r["motivated_fraction"]),
                           ("train_gflops", lambda r: r["train_flops"] / 1e9),
+                          ("train_seconds", lambda r: r["train_seconds"]),
                           ("wall_seconds", lambda r: r["wall_seconds"])):
             row[key] = mean_std([pick(by_seed[s]) for s in seeds])
         paired = {"base_minus_never": ("never", lambda r, ref: r["test_top1"]["base"]
@@ -179,7 +282,9 @@ def summarize(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, A
                   "motivated_minus_always": ("always", lambda r, ref: r["test_top1"]["motivated"]
                                              - ref["test_top1"]["motivated"]),
                   "cost_vs_always": ("always", lambda r, ref: r["train_flops"]
-                                     / ref["train_flops"])}
+                                     / ref["train_flops"]),
+                  "wall_vs_always": ("always", lambda r, ref: r["train_seconds"]
+                                     / ref["train_seconds"])}
         for key, (reference, pick) in paired.items():
             refs = results.get(reference, {})
             values = [pick(by_seed[s], refs[s]) for s in seeds if s in refs]
@@ -202,18 +307,23 @@ def to_markdown(rows: list[dict[str, Any]], settings: dict[str, Any]) -> str:
     lines = [f"Fashion-MNIST, family `{settings['family']}` ({settings['base_spec']} in "
              f"{settings['motivated_spec']}), {settings['epochs']} epochs, "
              f"{settings['train_subset']} training images (90 % trained on), batch "
-             f"{settings['batch_size']}, BN {settings.get('bn', 'private')}, seeds {settings['seeds']}; mean ± std over seeds.", "",
-             "| condition | base top-1 % | motivated top-1 % | motivated fraction | train GFLOPs "
-             "| cost / always | Δ base vs never (pp) | Δ motivated vs always (pp) | wall s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"{settings['batch_size']}, BN {settings.get('bn', 'private')}; mean ± std over "
+             "the seeds of each row. Cost: honest training FLOPs / `always`'s; time: training "
+             "wall time / `always`'s (same seed, same machine; it was shared). **bold** = the "
+             "shipped defaults.", "",
+             "| label | seeds | base top-1 % | motivated top-1 % | motivated fraction "
+             "| cost / always | time / always | Δ base vs never (pp) | Δ motivated vs always (pp) "
+             "| train s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
+        label = f"**`{row['condition']}`**" if row.get("default") else f"`{row['condition']}`"
         lines.append(
-            f"| `{row['condition']}` | {_cell(row['base_top1'], 100)} | "
+            f"| {label} | {','.join(map(str, row['seeds']))} | {_cell(row['base_top1'], 100)} | "
             f"{_cell(row['motivated_top1'], 100)} | {_cell(row['motivated_fraction'], 1, 3)} | "
-            f"{_cell(row['train_gflops'], 1, 0)} | {_cell(row['cost_vs_always'], 1, 2)} | "
+            f"{_cell(row['cost_vs_always'], 1, 2)} | {_cell(row.get('wall_vs_always'), 1, 2)} | "
             f"{_cell(row['base_minus_never'], 100, 2, True)} | "
             f"{_cell(row['motivated_minus_always'], 100, 2, True)} | "
-            f"{_cell(row['wall_seconds'], 1, 0)} |")
+            f"{_cell(row['train_seconds'], 1, 0)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -232,36 +342,63 @@ def describe_machine() -> dict[str, Any]:
             "torch": torch.__version__, "platform": platform.platform()}
 
 
-def run_family(args: argparse.Namespace, family: str, labels: list[str]) -> list[dict[str, Any]]:
-    """All runs of one family (streak before matched), then its summary files."""
+def setting_name(args: argparse.Namespace) -> str:
+    """The folder name of one benchmark setting (epochs, images, batch, recalibration, BN)."""
+    return (f"e{args.epochs}-n{args.train_subset}-b{args.batch_size}"
+            f"-r{args.bn_recalibrate_batches}" + ("-bnshared" if args.bn == "shared" else ""))
+
+
+def collect_results(root: Path) -> dict[str, dict[int, dict[str, Any]]]:
+    """Every finished run under a setting's work folder (any process's), by label and seed."""
+    import json
+
+    results: dict[str, dict[int, dict[str, Any]]] = {}
+    for path in sorted(root.glob("*/seed*/result.json")):
+        label, seed = path.parent.parent.name, int(path.parent.name.removeprefix("seed"))
+        results.setdefault(label, {})[seed] = json.loads(path.read_text(encoding="utf-8"))
+    order = [label for label, _ in CONDITIONS]
+    return dict(sorted(results.items(), key=lambda item: (
+        order.index(item[0]) if item[0] in order else len(order), item[0])))
+
+
+def write_summary(args: argparse.Namespace, family: str) -> str:
+    """Rewrite OUT/<family>/<setting>/summary.{json,md} from every finished run on disk."""
     from seekdeploy.nn import default_pair
 
-    setting = (f"e{args.epochs}-n{args.train_subset}-b{args.batch_size}"
-               f"-r{args.bn_recalibrate_batches}" + ("-bnshared" if args.bn == "shared" else ""))
-    root, summary_root = args.work / family / setting, args.out / family / setting
-    data_dir = write_subset(args.work, args.train_subset, args.subset_seed, args.data_dir)
-    results: dict[str, dict[int, dict[str, Any]]] = {label: {} for label in labels}
-    for seed in args.seeds:
-        seed_root = {label: root / label / f"seed{seed}" for label, _ in CONDITIONS}
-        for label, text in CONDITIONS:
-            if label not in labels:
-                continue
-            print(f"[{family} seed {seed}] {label}", file=sys.stderr, flush=True)
-            results[label][seed] = run_one(seed_root[label], args, family, seed,
-                                           condition_text(label, text, seed_root), data_dir)
+    setting = setting_name(args)
+    results = collect_results(args.work / family / setting)
     _, base, motivated = default_pair(family)
     settings = {"family": family, "epochs": args.epochs, "train_subset": args.train_subset,
                 "bn_recalibrate_batches": args.bn_recalibrate_batches, "bn": args.bn,
                 "subset_seed": args.subset_seed, "batch_size": args.batch_size, "lr": args.lr,
-                "seeds": args.seeds, "base_spec": base.to_text(),
-                "motivated_spec": motivated.to_text(), "input": [1, 28, 28]}
+                "base_spec": base.to_text(), "motivated_spec": motivated.to_text(),
+                "input": [1, 28, 28]}
     rows = summarize(results)
     table = to_markdown(rows, settings)
+    summary_root = args.out / family / setting
     atomic_write_json(summary_root / "summary.json", {
         "settings": settings, "machine": describe_machine(), "rows": rows, "runs": results})
     atomic_write_text(summary_root / "summary.md", table)
-    print(table)
-    return rows
+    return table
+
+
+def run_family(args: argparse.Namespace, family: str, labels: list[str]) -> None:
+    """All runs of one family this process can claim (streak before matched), the summary
+    rewritten after each one that finishes."""
+    root = args.work / family / setting_name(args)
+    data_dir = write_subset(args.work, args.train_subset, args.subset_seed, args.data_dir)
+    for seed in args.seeds:
+        seed_root = {label: root / label / f"seed{seed}" for label in labels}
+        for label in labels:
+            if label == "matched" and not (seed_root["streak"] / "result.json").is_file():
+                print(f"[{family} seed {seed}] matched waits for streak", file=sys.stderr)
+                continue
+            print(f"[{family} seed {seed}] {label}", file=sys.stderr, flush=True)
+            result = run_one(seed_root[label], args, family, seed,
+                             condition_spec(label, seed_root), data_dir)
+            if result is not None:
+                write_summary(args, family)
+    print(write_summary(args, family))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -282,7 +419,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="training batches that re-estimate each role's BN statistics "
                              "before every evaluation (0 = off)")
     parser.add_argument("--conditions", default=",".join(label for label, _ in CONDITIONS),
-                        help="comma-separated subset of the condition labels")
+                        help="comma-separated labels (see the module docstring), run in order")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (1 is fastest on a shared 2-core machine)")
     parser.add_argument("--data-dir", default=None, help="folder with the Fashion-MNIST IDX files")
@@ -301,12 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    known = [label for label, _ in CONDITIONS]
     labels = [c.strip() for c in args.conditions.split(",") if c.strip()]
     try:
-        unknown = sorted(set(labels) - set(known))
-        if unknown:
-            raise SeekdeployError(f"unknown condition label(s) {unknown}; known: {known}")
+        for label in labels:
+            run_spec(label)  # unknown labels fail before anything runs
         if "matched" in labels and "streak" not in labels:
             raise SeekdeployError("`matched` needs the `streak` run of the same seed; "
                                   "add streak to --conditions")

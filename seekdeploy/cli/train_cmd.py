@@ -13,7 +13,8 @@ from seekdeploy.train.config import TrainConfig
 _DEFAULTS = TrainConfig()  # one place for defaults: the CLI shows the dataclass's own values
 
 _TRAINING_OPTIONS = ("arch", "data", "data_dir", "epochs", "batch_size", "lr", "optimizer",
-                     "base", "motivated", "condition", "bn", "bn_recalibrate", "seed",
+                     "base", "motivated", "condition", "motivated_fraction", "motivated_step",
+                     "distill_weight", "distill_temperature", "bn", "bn_recalibrate", "seed",
                      "deterministic", "profile", "out")
 
 
@@ -49,14 +50,29 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 @click.option("--base", help="Base spec, e.g. 'depth=2,2,2;width=8,16,32' [family default].")
 @click.option("--motivated", help="Motivated spec (the supernet) [family default].")
 @click.option("--condition", default=_DEFAULTS.condition, show_default=True,
-              help="Motivation condition: slope:window=,hold= | streak:k=,hold= (the paper's) | "
-                   "ema-streak | target:target= | random:p= | matched:reference=RUN | never | always.")
+              help="Which batches are motivated: schedule:p=,ramp= (a fixed fraction, evenly "
+                   "spread) | trend:floor=,ceiling= | streak:k=,hold= (the paper's) | slope | "
+                   "ema-streak | target:target= | random:p= | matched:reference=RUN | never (the "
+                   "base alone) | always (the motivated model alone).")
+@click.option("--motivated-fraction", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Shorthand for --condition schedule:p=F: pick a point on the cost/accuracy "
+                   "frontier (README \"Results\"); training cost ≈ base/motivated FLOPs + F.")
+@click.option("--motivated-step", type=click.Choice(["joint", "alone"]),
+              default=_DEFAULTS.motivated_step.value, show_default=True,
+              help="A motivated batch trains both roles in one backward (joint: the base learns "
+                   "on every batch) or the motivated model alone (the paper as read).")
+@click.option("--distill-weight", type=click.FloatRange(0.0, 1.0), default=_DEFAULTS.distill_weight,
+              show_default=True, help="On joint batches, blend this much distillation from the "
+                                      "motivated model's predictions into the base's loss (0 = off).")
+@click.option("--distill-temperature", type=click.FloatRange(min=0.0, min_open=True),
+              default=_DEFAULTS.distill_temperature, show_default=True,
+              help="Softmax temperature of that distillation.")
 @click.option("--bn", type=click.Choice(["private", "shared"]), default="private",
               show_default=True, help="BatchNorm statistics per role or shared.")
 @click.option("--bn-recalibrate", type=click.IntRange(min=0), default=_DEFAULTS.bn_recalibrate_batches,
               show_default=True,
-              help="Batches used to re-estimate BN statistics before each evaluation (0 = off); "
-                   "the motivated role trains on few batches, so its running statistics lag.")
+              help="Batches that re-estimate a role's BN statistics before evaluation (0 = off); "
+                   "only a role that did not run on every batch of the epoch is re-estimated.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
@@ -67,14 +83,11 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
               show_default=True, help="Under torchrun: seconds a rank waits for the others (to "
               "join, or in a step) before the run stops with an error.")
 @click.pass_context
-def train(ctx: click.Context, profile: str | None, arch: str, data: str, data_dir: str | None,
-          epochs: int, batch_size: int, lr: float | None, optimizer: str, base: str | None,
-          motivated: str | None, condition: str, bn: str, bn_recalibrate: int, seed: int,
-          device: str, deterministic: bool, out: str | None, resume: str | None,
-          dist_timeout_s: float) -> None:
+def train(ctx: click.Context, **options: object) -> None:
     """Train a base model and the motivated model that contains it, sharing weights.
 
-    Every batch trains one role; the condition decides which from the base's loss history.
+    The condition decides which batches are motivated; a motivated batch trains the motivated
+    model (and, with --motivated-step joint, the base too), every other batch the base alone.
     Writes runs/NAME/ (checkpoint.pt, metrics.jsonl, motivation.jsonl, manifest.json).
     Ctrl-C saves a checkpoint; --resume RUN continues it.
 
@@ -86,18 +99,16 @@ def train(ctx: click.Context, profile: str | None, arch: str, data: str, data_di
 
     from seekdeploy.train import distributed
 
-    with distributed.distributed_training(device, dist_timeout_s):
-        summary = _train(ctx, profile, arch, data, data_dir, epochs, batch_size, lr, optimizer,
-                         base, motivated, condition, bn, bn_recalibrate, seed, device,
-                         deterministic, out, resume, Console(stderr=True))
+    with distributed.distributed_training(options["device"], options["dist_timeout_s"]):
+        summary = _train(ctx, options, Console(stderr=True))
         if distributed.is_main():
             _print_summary(summary)
 
 
-def _train(ctx, profile, arch, data, data_dir, epochs, batch_size, lr, optimizer, base, motivated,
-           condition, bn, bn_recalibrate, seed, device, deterministic, out, resume, console):
+def _train(ctx: click.Context, options: dict, console):
     from seekdeploy.train.run import train_pair
 
+    resume = options["resume"]
     if resume:
         ignored = _given(ctx, _TRAINING_OPTIONS)
         if ignored:
@@ -105,33 +116,40 @@ def _train(ctx, profile, arch, data, data_dir, epochs, batch_size, lr, optimizer
                               f"{', '.join('--' + n.replace('_', '-') for n in ignored)}")
         summary = train_pair(None, Path(resume), resume=True, console=console)
     else:
-        if not profile:
+        if not options["profile"]:
             raise ConfigError("--profile is required (see `seekdeploy profiles list`), "
                               "or --resume RUN to continue a run")
-        config, loaded = _build_config(arch, data, data_dir, epochs, batch_size, lr, optimizer,
-                                       base, motivated, condition, bn, bn_recalibrate, seed,
-                                       device, deterministic, profile)
-        run_dir = _run_dir(out, loaded.name, arch, data)
+        if options["motivated_fraction"] is not None and _given(ctx, ("condition",)):
+            raise ConfigError("--motivated-fraction F is --condition schedule:p=F; give one of "
+                              "the two, not both")
+        config, loaded = _build_config(options)
+        run_dir = _run_dir(options["out"], loaded.name, config.arch, config.data)
         summary = train_pair(config, run_dir, profile=loaded, console=console)
     return summary
 
 
-def _build_config(arch, data, data_dir, epochs, batch_size, lr, optimizer, base, motivated,
-                  condition, bn, bn_recalibrate, seed, device, deterministic, profile):
+def _build_config(options: dict):
     from seekdeploy.profiles.loader import load_profile
     from seekdeploy.train.conditions import parse_condition
     from seekdeploy.train.config import TrainConfig
 
+    condition = options["condition"]
+    if options["motivated_fraction"] is not None:
+        condition = f"schedule:p={options['motivated_fraction']:g}"
     parse_condition(condition)  # fail before loading data if the condition text is wrong
-    loaded = load_profile(profile)
+    loaded = load_profile(options["profile"])
+    sgd = options["optimizer"] == "sgd"
     config = TrainConfig.from_dict({
-        "arch": arch, "data": data, "data_dir": data_dir, "epochs": epochs,
-        "batch_size": batch_size, "lr": lr if lr is not None else (0.05 if optimizer == "sgd"
-                                                                   else 0.002),
-        "optimizer": optimizer, "weight_decay": 5e-4 if optimizer == "sgd" else 0.05,
-        "condition": condition, "bn": bn, "bn_recalibrate_batches": bn_recalibrate,
-        "seed": seed, "device": device, "deterministic": deterministic,
-        "base_spec": base, "motivated_spec": motivated})
+        "arch": options["arch"], "data": options["data"], "data_dir": options["data_dir"],
+        "epochs": options["epochs"], "batch_size": options["batch_size"],
+        "lr": options["lr"] if options["lr"] is not None else (0.05 if sgd else 0.002),
+        "optimizer": options["optimizer"], "weight_decay": 5e-4 if sgd else 0.05,
+        "condition": condition, "motivated_step": options["motivated_step"],
+        "distill_weight": options["distill_weight"],
+        "distill_temperature": options["distill_temperature"], "bn": options["bn"],
+        "bn_recalibrate_batches": options["bn_recalibrate"], "seed": options["seed"],
+        "device": options["device"], "deterministic": options["deterministic"],
+        "base_spec": options["base"], "motivated_spec": options["motivated"]})
     return config, loaded
 
 
@@ -143,5 +161,10 @@ def _print_summary(summary) -> None:
     click.echo(f"training cost:      {summary.train_flops / 1e12:.3f} TFLOP = "
                f"{summary.cost_ratio:.2f}x the standalone motivated model "
                f"({summary.standalone_motivated_flops / 1e12:.3f} TFLOP)")
+    parts = {part: flops for part, flops in summary.cost_flops.items() if flops}
+    if parts and summary.train_flops:
+        click.echo("  of which:         " + ", ".join(
+            f"{part.replace('_', ' ')} {flops / summary.train_flops:.0%}"
+            for part, flops in parts.items()))
     click.echo(f"time:               {summary.seconds:.1f} s")
     click.echo("PASSED: trained the pair")

@@ -202,6 +202,7 @@ class ConditionEntry:
     params: dict[str, tuple[type, Any]]
     help: str
     seeded: bool = False  # the factory takes `seed=` (from the training seed)
+    timed: bool = False  # the factory takes `total_steps=` (the run's length, when known)
 
 
 _REGISTRY: dict[str, ConditionEntry] = {}
@@ -268,25 +269,32 @@ def parse_condition(text: str) -> tuple[str, dict[str, Any]]:
     return name, values
 
 
-def create_condition(text: str, *, seed: int = 0) -> MotivationCondition:
-    """Build a condition from text such as `streak:k=3,hold=1`; `seed` feeds seeded conditions."""
+def create_condition(text: str, *, seed: int = 0,
+                     total_steps: int | None = None) -> MotivationCondition:
+    """Build a condition from text such as `streak:k=3,hold=1`; `seed` feeds seeded conditions,
+    `total_steps` (the run's length) the ones that schedule over the run."""
     name, values = parse_condition(text)
     entry = _REGISTRY[name]
     params = {key: default for key, (_, default) in entry.params.items()} | values
     if entry.seeded:
         params["seed"] = seed
+    if entry.timed:
+        params["total_steps"] = total_steps
     return entry.factory(**params)
 
 
 register_condition("streak", ConditionEntry(
     StreakCondition, {"k": (int, 3), "hold": (int, 1)},
-    "after k consecutive base-loss decreases, train the motivated model for hold batches"))
+    "signal (the paper's): after k consecutive base-loss decreases, train the motivated model "
+    "for hold batches"))
 register_condition("random", ConditionEntry(
-    RandomCondition, {"p": (float, 0.25)}, "each batch motivated with probability p",
+    RandomCondition, {"p": (float, 0.25)},
+    "rate controller (ablation A): each batch motivated with probability p",
     seeded=True))
 register_condition("matched", ConditionEntry(
     MatchedCondition, {"reference": (str, "")},
-    "as many motivated batches as a reference run, at random positions", seeded=True))
+    "rate controller (ablation B): as many motivated batches as a reference run, at random "
+    "positions", seeded=True))
 register_condition("never", ConditionEntry(NeverCondition, {}, "the base alone (baseline)"))
 register_condition("always", ConditionEntry(AlwaysCondition, {}, "the motivated model alone"))
 

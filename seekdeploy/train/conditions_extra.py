@@ -1,4 +1,12 @@
-"""Motivation conditions beyond the paper's: `ema-streak`, `slope` and `target`.
+"""Motivation conditions beyond the paper's: `ema-streak`, `slope`, `target`, `trend`, `schedule`.
+
+Each is one of two kinds, and its help says which:
+
+- a **signal** decides from the base's losses whether the base is improving now (`streak`,
+  `ema-streak`, `slope`); its motivated fraction is whatever the signal makes it;
+- a **rate controller** fixes the motivated fraction (`schedule`, `random`, `matched`) or steers
+  it toward a set value (`target`, and `trend`, which switches between a floor and a ceiling
+  rate on a statistically significant improvement of the base loss).
 
 The paper's `streak` compares raw batch losses. A batch loss is noisy enough that three
 consecutive decreases happen about as often as chance allows (1/24 of base steps for k=3), so the
@@ -140,7 +148,9 @@ class TargetFractionCondition(MotivationCondition):
         _check(self.name, "beta", 0.0 <= beta < 1.0, "in [0, 1)", beta)
         _check(self.name, "horizon", horizon >= 1, ">= 1", horizon)
         self.target, self.hold, self.beta, self.horizon = target, hold, beta, horizon
-        self.fraction = 0.0
+        # The running fraction starts AT the target: started at 0, it would motivate every
+        # improving batch (up to `hold` in a row) until it caught up, front-loading the run.
+        self.fraction = target
         self.ema: float | None = None
         self.improving = False
         self.run_length = 0  # motivated batches since the last base batch
@@ -170,14 +180,127 @@ class TargetFractionCondition(MotivationCondition):
         self.run_length = int(state["run_length"])
 
 
+def slope_t_statistic(values: list[float]) -> float:
+    """t-statistic of the least-squares slope of `values` against their index (0 for fewer than
+    three values or a perfect fit of zero slope): slope / its standard error."""
+    count = len(values)
+    if count < 3:
+        return 0.0
+    mean_x, mean_y = (count - 1) / 2.0, sum(values) / count
+    sxx = sum((i - mean_x) ** 2 for i in range(count))
+    slope = sum((i - mean_x) * (y - mean_y) for i, y in enumerate(values)) / sxx
+    residual = sum((y - mean_y - slope * (i - mean_x)) ** 2 for i, y in enumerate(values))
+    standard_error = (residual / (count - 2) / sxx) ** 0.5
+    if standard_error == 0.0:
+        return 0.0 if slope == 0.0 else (-1e9 if slope < 0 else 1e9)
+    return slope / standard_error
+
+
+class _RateAccumulator:
+    """Spreads a fraction of motivated batches evenly: each batch adds the current rate to an
+    accumulator and is motivated when it reaches 1 (so rate 0.4 gives 2 batches in every 5)."""
+
+    def __init__(self) -> None:
+        self.credit = 0.0
+
+    def take(self, rate: float) -> bool:
+        self.credit += rate
+        if self.credit >= 1.0 - 1e-9:
+            self.credit -= 1.0
+            return True
+        return False
+
+
+class TrendCondition(MotivationCondition):
+    """Rate controller on a signal: motivate at the `ceiling` rate while the base loss has a
+    statistically significant downward trend (the t-statistic of the regression slope of the last
+    `window` base losses is below `-t`), else at the `floor` rate. Fed a loss with no trend, the
+    fraction sits near the floor (a false alarm needs |t| > t by chance); fed an improving loss,
+    it rises to the ceiling."""
+
+    name = "trend"
+
+    def __init__(self, window: int = 64, t: float = 2.0, floor: float = 0.1,
+                 ceiling: float = 0.6) -> None:
+        _check(self.name, "window", window >= 3, ">= 3", window)
+        _check(self.name, "t", t >= 0.0, ">= 0", t)
+        _check(self.name, "floor", 0.0 <= floor <= 1.0, "in [0, 1]", floor)
+        _check(self.name, "ceiling", floor <= ceiling <= 1.0, "in [floor, 1]", ceiling)
+        self.window, self.t, self.floor, self.ceiling = window, t, floor, ceiling
+        self.losses: deque[float] = deque(maxlen=window)
+        self.improving = False
+        self.rate = _RateAccumulator()
+
+    def decide(self, step: int) -> Decision:
+        rate = self.ceiling if self.improving else self.floor
+        if self.rate.take(rate):
+            return Decision(Role.MOTIVATED, f"rate {rate:g} ({'improving' if self.improving else 'floor'})")
+        return Decision(Role.BASE, f"rate {rate:g}")
+
+    def observe_base_loss(self, loss: float) -> None:
+        self.losses.append(loss)
+        full = len(self.losses) == self.window
+        self.improving = full and slope_t_statistic(list(self.losses)) < -self.t
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"losses": list(self.losses), "improving": self.improving,
+                "credit": self.rate.credit}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.losses = deque((float(v) for v in state["losses"]), maxlen=self.window)
+        self.improving = bool(state["improving"])
+        self.rate.credit = float(state["credit"])
+
+
+class ScheduleCondition(MotivationCondition):
+    """Rate controller with no signal: exactly a fraction `p` of the batches are motivated,
+    spread evenly (p=0.4: 2 in every 5). With `ramp` != 0 the fraction changes linearly over the
+    run, from p - ramp/2 at the first batch to p + ramp/2 at the last (the mean stays p); the
+    positions are a pure function of the step, so resume is exact."""
+
+    name = "schedule"
+
+    def __init__(self, p: float = 0.4, ramp: float = 0.0, total_steps: int | None = None) -> None:
+        _check(self.name, "ramp", abs(ramp) <= 2 * min(p, 1 - p), f"within ±{2 * min(p, 1 - p):g} "
+               "(so the fraction stays in [0, 1])", ramp)
+        if ramp and not total_steps:
+            raise ConfigError("condition 'schedule': ramp needs the run's total steps; "
+                              "it is only usable inside a training run")
+        self.p, self.ramp, self.total_steps = p, ramp, total_steps
+
+    def expected_count(self, steps: int) -> float:
+        """Motivated batches among the first `steps`: the integral of the fraction."""
+        if not self.ramp:
+            return self.p * steps
+        total = float(self.total_steps)
+        return (self.p - self.ramp / 2) * steps + self.ramp * steps * steps / (2 * total)
+
+    def decide(self, step: int) -> Decision:
+        # Batch `step` is motivated when the expected count crosses an integer during it.
+        motivated = int(self.expected_count(step + 1) + 1e-9) > int(self.expected_count(step) + 1e-9)
+        role = Role.MOTIVATED if motivated else Role.BASE
+        return Decision(role, f"schedule p={self.p:g}" + (f", ramp {self.ramp:g}" if self.ramp else ""))
+
+
 register_condition("ema-streak", ConditionEntry(
     EmaStreakCondition, {"k": (int, 3), "hold": (int, 2), "beta": (float, 0.9)},
-    "streak of k decreases of the base loss's EMA (weight beta), then hold motivated batches"))
+    "signal: streak of k decreases of the base loss's EMA (weight beta), then hold motivated "
+    "batches"))
 register_condition("slope", ConditionEntry(
     SlopeCondition, {"window": (int, 32), "hold": (int, 1), "threshold": (float, 0.0)},
-    "while the regression slope of the last window base losses is < -threshold, "
+    "signal: while the regression slope of the last window base losses is < -threshold, "
     "hold motivated batches per base batch"))
 register_condition("target", ConditionEntry(
     TargetFractionCondition,
     {"target": (float, 0.4), "hold": (int, 2), "beta": (float, 0.9), "horizon": (int, 100)},
-    "keep the motivated fraction near target, only while the base loss is below its EMA"))
+    "rate controller: keep the motivated fraction near target, motivating only while the base "
+    "loss is below its EMA"))
+register_condition("trend", ConditionEntry(
+    TrendCondition,
+    {"window": (int, 64), "t": (float, 2.0), "floor": (float, 0.1), "ceiling": (float, 0.6)},
+    "rate controller on a signal: the ceiling rate while the last window base losses fall "
+    "significantly (slope t-statistic < -t), else the floor rate"))
+register_condition("schedule", ConditionEntry(
+    ScheduleCondition, {"p": (float, 0.4), "ramp": (float, 0.0)},
+    "rate controller: exactly a fraction p of batches motivated, evenly spread (ramp: the "
+    "fraction rises by ramp from the first to the last batch, mean p)", timed=True))

@@ -36,7 +36,23 @@ class DeviceChoice(str, enum.Enum):
     CUDA = "cuda"
 
 
-DEFAULT_CONDITION = "slope:window=32,hold=1"
+class MotivatedStep(str, enum.Enum):
+    """What a motivated batch trains: the motivated model `alone` (the paper as read: the base
+    skips that batch), or `joint`ly with the base (one backward over both losses, so the base
+    learns on every batch, as slimmable/BigNAS training does)."""
+
+    ALONE = "alone"
+    JOINT = "joint"
+
+
+# Chosen by bench/pair_vs_baselines.py (README "Results"); see the comments on the fields below.
+DEFAULT_CONDITION = "schedule:p=0.4"
+DEFAULT_MOTIVATED_STEP = MotivatedStep.JOINT
+
+# Options added after runs were first saved: a checkpoint or config.yaml without them was
+# trained with these values, so a resumed old run keeps its meaning.
+LEGACY_VALUES: dict[str, Any] = {"motivated_step": "alone", "distill_weight": 0.0,
+                                 "distill_temperature": 1.0}
 
 
 @dataclass(frozen=True)
@@ -62,9 +78,16 @@ class TrainConfig:
     # Chosen by bench/pair_vs_baselines.py (README "Results"): the paper's streak:k=3,hold=1 fires
     # on ~4% of batches and starves the motivated model; slope gives it ~43% and the best pair.
     condition: str = DEFAULT_CONDITION
+    motivated_step: MotivatedStep = DEFAULT_MOTIVATED_STEP
+    # In-place distillation on joint batches: the base's loss becomes
+    # (1 - w) * CE + w * T^2 * KL(motivated/T || base/T), the motivated logits detached. 0 = off.
+    distill_weight: float = 0.0
+    distill_temperature: float = 1.0
     bn: BnMode = BnMode.PRIVATE
-    # The motivated role trains on a minority of batches, so its running BN statistics lag; a
-    # short re-estimation before every evaluation and export is what makes it usable (measured).
+    # A role that did not run on every batch of an epoch has stale running BN statistics (they
+    # describe weights the other role has since changed); those roles alone are re-estimated on
+    # this many training batches after the last epoch, before the test and the export (per-epoch
+    # validation uses the running statistics). Measured: README "Results".
     bn_recalibrate_batches: int = 20
     seed: int = 0
     device: DeviceChoice = DeviceChoice.AUTO
@@ -83,6 +106,8 @@ class TrainConfig:
             ("warmup_epochs", self.warmup_epochs >= 0, ">= 0"),
             ("bn_recalibrate_batches", self.bn_recalibrate_batches >= 0, ">= 0"),
             ("val_fraction", 0 < self.val_fraction < 1, "in (0, 1)"),
+            ("distill_weight", 0 <= self.distill_weight <= 1, "in [0, 1]"),
+            ("distill_temperature", self.distill_temperature > 0, "> 0"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -101,10 +126,16 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
         values = dict(data)
-        for key, kind in (("optimizer", OptimizerName), ("bn", BnMode), ("device", DeviceChoice)):
+        for key, kind in (("optimizer", OptimizerName), ("bn", BnMode), ("device", DeviceChoice),
+                          ("motivated_step", MotivatedStep)):
             if key in values:
                 values[key] = kind(values[key])
         return cls(**values)
+
+    @classmethod
+    def from_saved(cls, data: dict[str, Any]) -> TrainConfig:
+        """`from_dict` for a config saved by a run: options it predates take their old values."""
+        return cls.from_dict(LEGACY_VALUES | dict(data))
 
 
 def _check_positive(config: TrainConfig, names: tuple[str, ...], kind: type) -> None:

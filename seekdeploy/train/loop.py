@@ -22,6 +22,7 @@ from seekdeploy.profiles.schema import Role
 from seekdeploy.train import checkpoint as ckpt
 from seekdeploy.train import distributed
 from seekdeploy.train._bn import recalibrate_bn
+from seekdeploy.train.config import MotivatedStep
 from seekdeploy.train._signals import StopFlag, TrainingInterrupted, stop_on_signals
 from seekdeploy.train.records import ProgressDisplay
 from seekdeploy.train.session import TRAINING_FLOPS_PER_FORWARD, TrainSession
@@ -49,29 +50,68 @@ def epoch_order(session: TrainSession, epoch: int) -> torch.Tensor:
     return torch.randperm(len(session.dataset.train), generator=session.order_generator)
 
 
+def _base_objective(session: TrainSession, base_ce: torch.Tensor, base_logits: torch.Tensor,
+                    motivated_logits: torch.Tensor) -> torch.Tensor:
+    """The base's loss on a joint batch: cross-entropy, optionally blended with in-place
+    distillation from the motivated model's detached predictions (slimmable/BigNAS style)."""
+    weight = session.config.distill_weight
+    if weight <= 0:
+        return base_ce
+    temperature = session.config.distill_temperature
+    teacher = F.softmax(motivated_logits.detach().float() / temperature, dim=1)  # (B, K)
+    student = F.log_softmax(base_logits.float() / temperature, dim=1)  # (B, K)
+    # T^2 keeps the soft-target gradients on the scale of the hard-target ones (Hinton et al.).
+    distill = F.kl_div(student, teacher, reduction="batchmean") * temperature ** 2
+    return (1.0 - weight) * base_ce + weight * distill
+
+
+def is_joint(session: TrainSession, role: Role) -> bool:
+    """Whether a batch of `role` also trains the base (a motivated batch under --motivated-step
+    joint)."""
+    return role is Role.MOTIVATED and session.config.motivated_step is MotivatedStep.JOINT
+
+
+def _forward(session: TrainSession, inputs: torch.Tensor, role: Role) -> torch.Tensor:
+    with _autocast(session):
+        return session.supernet(inputs, spec=session.specs[role],
+                                bn_role=session.bn_role(role))  # (B, K)
+
+
 def train_step(session: TrainSession, images: torch.Tensor, labels: torch.Tensor,
-               role: Role) -> float:
-    """One optimizer step of `role` on a uint8 batch; returns the batch loss (raises on NaN/inf)."""
-    supernet = session.supernet
+               role: Role) -> dict[Role, float]:
+    """One optimizer step of `role` on a uint8 batch; returns the batch loss of every role that
+    trained on it (`role`, plus the base on a joint batch); raises on NaN/inf.
+
+    A joint batch runs both roles on the same images and takes one backward over the sum of the
+    two losses, then one sliced step over the motivated region (which contains the base's): the
+    shared slice moves by both losses, the motivated-only weights by the motivated loss alone.
+    """
     inputs = _normalized(session, images, augment=True)  # (B, C, H, W) float32, global batch
     # Under torchrun: this rank's share (B / world); augmenting the whole batch first keeps the
     # augment generator in lockstep on every rank (and equal to a single-process run).
     inputs, labels = distributed.shard_batch(inputs, labels)
-    with _autocast(session):
-        logits = supernet(inputs, spec=session.specs[role], bn_role=session.bn_role(role))  # (B, K)
-    loss = F.cross_entropy(logits.float(), labels, label_smoothing=session.config.label_smoothing)
-    loss_value = distributed.average_loss(loss, role is Role.MOTIVATED)  # all ranks: same value
-    if not math.isfinite(loss_value):
-        raise TrainingDiverged(
-            f"the {role.value} loss became {loss_value} at step {session.progress.step}; "
-            "the last checkpoint is kept. Lower --lr, or use --optimizer adamw")
+    smoothing = session.config.label_smoothing
+    logits = _forward(session, inputs, role)
+    losses = {role: F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)}
+    objective = losses[role]
+    if is_joint(session, role):
+        base_logits = _forward(session, inputs, Role.BASE)
+        losses[Role.BASE] = F.cross_entropy(base_logits.float(), labels, label_smoothing=smoothing)
+        objective = objective + _base_objective(session, losses[Role.BASE], base_logits, logits)
+    values = {r: distributed.average_loss(loss, role is Role.MOTIVATED)  # all ranks: same value
+              for r, loss in losses.items()}
+    for trained, value in values.items():
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"the {trained.value} loss became {value} at step {session.progress.step}; "
+                "the last checkpoint is kept. Lower --lr, or use --optimizer adamw")
     session.optimizer.zero_grad(set_to_none=True)
-    session.scaler.scale(loss).backward()
+    session.scaler.scale(objective).backward()
     distributed.average_gradients(session.regions[role])
     session.scaler.step(session.optimizer, regions=session.regions[role])
     session.scaler.update()
     session.schedule.step()
-    return loss_value
+    return values
 
 
 @torch.no_grad()
@@ -92,6 +132,15 @@ def evaluate(session: TrainSession, split: Any, role: Role) -> tuple[float, floa
     return correct / max(1, count), loss_sum / max(1, count)
 
 
+def stale_roles(session: TrainSession) -> list[Role]:
+    """Roles whose running BN statistics lag their weights: a role that trained this epoch but
+    not on every batch of it (the other role changed the shared weights in between). A role that
+    ran on every batch (the base under joint steps; `never`'s base; `always`'s motivated model)
+    has statistics as fresh as standalone training; an untrained role is left alone."""
+    ran = session.progress.batches
+    return [role for role in ROLES if 0 < ran[role.value] < session.progress.batch_in_epoch]
+
+
 def _recalibrate(session: TrainSession, role: Role) -> None:
     batches = session.config.bn_recalibrate_batches
     if batches <= 0:
@@ -106,23 +155,32 @@ def _recalibrate(session: TrainSession, role: Role) -> None:
               for idx in chunks)
     with _autocast(session):
         recalibrate_bn(session.supernet, inputs, session.specs[role], session.bn_role(role))
+    images = sum(len(idx) for idx in chunks)
+    session.progress.add_cost("bn_recalibration", session.forward_flops[role] * images)
 
 
 def _end_epoch(session: TrainSession, display: ProgressDisplay, epoch_seconds: float) -> None:
     progress = session.progress
     parts = []
     # Rank 0 alone recalibrates and evaluates; the loop then broadcasts its BN buffers.
+    # Recalibration is paid once, after the last epoch (before the test and the export); the
+    # epochs before validate with the running statistics (monitoring only).
+    last_epoch = progress.epoch + 1 >= session.config.epochs
+    stale = stale_roles(session) if last_epoch else []
     for role in ROLES if distributed.is_main() else ():
-        _recalibrate(session, role)
+        if role in stale:
+            _recalibrate(session, role)
         top1, val_loss = evaluate(session, session.dataset.val, role)
         batches = progress.batches[role.value]
         session.records.add_epoch({
             "epoch": progress.epoch, "role": role.value,
             "train_loss": progress.loss_sum[role.value] / batches if batches else None,
             "val_top1": top1, "val_loss": val_loss, "batches": batches,
+            "bn_recalibrated": role in stale,
             "motivated_batches": progress.motivated_batches,
             "motivated_fraction": progress.motivated_batches / max(1, progress.step),
-            "train_flops": progress.train_flops, "seconds": round(epoch_seconds, 3)})
+            "train_flops": progress.train_flops, "cost_flops": dict(progress.cost_flops),
+            "seconds": round(epoch_seconds, 3)})
         parts.append(f"{role.value} val top-1 {top1:.2%}")
     display.log(f"epoch {progress.epoch + 1}/{session.config.epochs}: " + ", ".join(parts) +
                 f", motivated {progress.motivated_batches / max(1, progress.step):.1%} "
@@ -141,6 +199,17 @@ def save(session: TrainSession, final: dict[str, Any] | None = None) -> None:
     ckpt.save_checkpoint(session.run_dir / ckpt.CHECKPOINT_NAME, session.checkpoint_payload(final))
 
 
+def _count_step(session: TrainSession, role: Role, images: int,
+                losses: dict[Role, float]) -> None:
+    """Add one step's training FLOPs (by part) and losses to the run's progress."""
+    progress = session.progress
+    for trained, loss in losses.items():
+        part = (f"{trained.value}_steps" if trained is role else "joint_base_passes")
+        progress.add_cost(part, TRAINING_FLOPS_PER_FORWARD * session.forward_flops[trained] * images)
+        progress.loss_sum[trained.value] += loss
+        progress.batches[trained.value] += 1
+
+
 def _run_epoch(session: TrainSession, flag: StopFlag, display: ProgressDisplay) -> None:
     progress, config = session.progress, session.config
     train = session.dataset.train
@@ -150,22 +219,19 @@ def _run_epoch(session: TrainSession, flag: StopFlag, display: ProgressDisplay) 
         index = order[batch * config.batch_size:(batch + 1) * config.batch_size]
         images, labels = train.images[index].to(session.device), train.labels[index].to(session.device)
         decision = session.condition.decide(progress.step)
-        loss = train_step(session, images, labels, decision.role)
-        if decision.role is Role.BASE:
-            session.condition.observe_base_loss(loss)
-        else:
+        losses = train_step(session, images, labels, decision.role)
+        if Role.BASE in losses:
+            session.condition.observe_base_loss(losses[Role.BASE])
+        if decision.role is Role.MOTIVATED:
             progress.motivated_batches += 1
-        progress.train_flops += (TRAINING_FLOPS_PER_FORWARD * session.forward_flops[decision.role]
-                                 * len(index))
-        progress.loss_sum[decision.role.value] += loss
-        progress.batches[decision.role.value] += 1
+        _count_step(session, decision.role, len(index), losses)
         session.records.add_step({"step": progress.step, "epoch": progress.epoch,
                                   "role": decision.role.value, "reason": decision.reason,
-                                  "loss": loss, "base_loss": loss if decision.role is Role.BASE
-                                  else None})
+                                  "loss": losses[decision.role],
+                                  "base_loss": losses.get(Role.BASE)})
         progress.step += 1
         progress.batch_in_epoch = batch + 1
-        display.update_step(progress.epoch, decision.role.value, loss,
+        display.update_step(progress.epoch, decision.role.value, losses[decision.role],
                             progress.motivated_batches / progress.step)
         if distributed.any_rank(flag.requested):  # every rank stops at the same step
             progress.seconds += time.perf_counter() - started

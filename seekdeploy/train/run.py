@@ -4,7 +4,7 @@ test split, and write the summary into `manifest.json` and the final checkpoint.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,12 @@ class TrainSummary:
     train_flops: float
     standalone_motivated_flops: float
     seconds: float
+    cost_flops: dict[str, float] = field(default_factory=dict)  # by part (session.COST_PARTS)
 
     @property
     def cost_ratio(self) -> float:
-        """Training FLOPs of this run / those of training the motivated model alone."""
+        """Training FLOPs of this run (every pass: both roles' steps, the base's extra pass on
+        joint batches, BN recalibration) / those of training the motivated model alone."""
         return self.train_flops / self.standalone_motivated_flops
 
 
@@ -123,7 +125,7 @@ def _summarize(session: TrainSession, test_top1: dict[str, float]) -> TrainSumma
     return TrainSummary(run_dir=session.run_dir, test_top1=test_top1,
                         motivated_fraction=progress.motivated_batches / max(1, progress.step),
                         train_flops=progress.train_flops, standalone_motivated_flops=standalone,
-                        seconds=progress.seconds)
+                        seconds=progress.seconds, cost_flops=dict(progress.cost_flops))
 
 
 def finish_run(session: TrainSession, profile_name: str | None) -> TrainSummary:
@@ -133,7 +135,7 @@ def finish_run(session: TrainSession, profile_name: str | None) -> TrainSummary:
     session.progress.finished = True
     costs = {"train_flops": summary.train_flops,
              "standalone_motivated_train_flops": summary.standalone_motivated_flops,
-             "cost_ratio": summary.cost_ratio,
+             "cost_ratio": summary.cost_ratio, "cost_flops_by_part": summary.cost_flops,
              "forward_flops_per_sample": {r.value: session.forward_flops[r] for r in ROLES}}
     final = {"test_top1": test_top1, "motivated_fraction": summary.motivated_fraction,
              "motivated_batches": session.progress.motivated_batches,

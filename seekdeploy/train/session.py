@@ -22,6 +22,9 @@ from seekdeploy.train.optim import CosineWarmupSchedule, create_optimizer
 from seekdeploy.train.records import RunRecords
 
 TRAINING_FLOPS_PER_FORWARD = 3.0  # forward + backward (≈ 2× forward): the usual estimate
+# Where the pair's training FLOPs go: training steps of each role, the base's extra pass on a
+# joint batch, and the forward-only BN recalibration passes.
+COST_PARTS = ("base_steps", "motivated_steps", "joint_base_passes", "bn_recalibration")
 
 
 @dataclass
@@ -35,8 +38,14 @@ class Progress:
     motivated_batches: int = 0
     seconds: float = 0.0
     finished: bool = False
+    cost_flops: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COST_PARTS, 0.0))
     loss_sum: dict[str, float] = field(default_factory=lambda: {"base": 0.0, "motivated": 0.0})
     batches: dict[str, int] = field(default_factory=lambda: {"base": 0, "motivated": 0})
+
+    def add_cost(self, part: str, flops: float) -> None:
+        """Count `flops` under `part` (one of COST_PARTS) and in the total."""
+        self.cost_flops[part] = self.cost_flops.get(part, 0.0) + flops
+        self.train_flops += flops
 
     def reset_epoch(self) -> None:
         """Clear the per-epoch loss accumulators."""
@@ -150,7 +159,8 @@ def _prepare(config: TrainConfig, run_dir: Path, data_kwargs: dict[str, Any], su
     session = TrainSession(
         config=config, run_dir=run_dir, dataset=dataset, data_kwargs=data_kwargs,
         supernet=supernet, specs=specs, optimizer=optimizer, schedule=schedule, scaler=scaler,
-        condition=create_condition(config.condition, seed=config.seed), device=device,
+        condition=create_condition(config.condition, seed=config.seed,
+                                   total_steps=steps_per_epoch * config.epochs), device=device,
         amp_dtype=amp_dtype, augment_generator=torch.Generator(device=device).manual_seed(config.seed),
         order_generator=torch.Generator().manual_seed(config.seed), progress=Progress(),
         records=RunRecords(run_dir), steps_per_epoch=steps_per_epoch)
@@ -198,7 +208,7 @@ def resume_session(run_dir: Path) -> TrainSession:
 def _restore_session(run_dir: Path, payload: dict[str, Any]) -> TrainSession:
     from seekdeploy import nn as sd_nn
 
-    config = TrainConfig.from_dict(payload["config"])
+    config = TrainConfig.from_saved(payload["config"])
     model_args = payload["model"]
     supernet = ckpt.build_supernet(model_args)
     specs = {Role.BASE: sd_nn.spec_from_json(model_args["base_spec"]),
