@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 from pathlib import Path
+from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,6 +34,29 @@ class QuietDisplay:
         pass
 
 
+def train_tiny_run(run_dir: Path, epochs: int = 1, *, channels: int = 1, height: int = 8,
+                   width: int = 8, name: str = "tiny", **config: object) -> Path:
+    """A digits run (private BN, resnet base depth=1,1;width=4,8 inside depth=1,2;width=8,16, at
+    1x8x8 unless told), trained through the library API in a few seconds; returns `run_dir`.
+    `config` overrides any TrainConfig field; `name` is the recorded profile's name."""
+    import torch
+
+    from seekdeploy.train.config import TrainConfig
+    from seekdeploy.train.loop import run_training
+    from seekdeploy.train.run import finish_run, start_run
+
+    torch.set_num_threads(1)  # the tiny model is slower with thread contention than without
+    settings = {"arch": "resnet", "data": "digits", "epochs": epochs, "batch_size": 64, "seed": 0,
+                "condition": "random:p=0.3", "base_spec": "depth=1,1;width=4,8",
+                "motivated_spec": "depth=1,2;width=8,16", "device": "cpu", **config}
+    profile = SimpleNamespace(name=name, input=SimpleNamespace(channels=channels, height=height,
+                                                               width=width))
+    session = start_run(TrainConfig(**settings), run_dir, profile=profile)
+    run_training(session, QuietDisplay())
+    finish_run(session, name)
+    return run_dir
+
+
 def cli_in_process(*args: str) -> tuple[int, str, str]:
     """Run `seekdeploy ARGS` in this process (usable in module-scoped fixtures, unlike the
     `run_cli` fixture); returns (exit code, stdout, stderr)."""
@@ -42,3 +66,4 @@ def cli_in_process(*args: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(args))
     return code, out.getvalue(), err.getvalue()
+

@@ -22,28 +22,15 @@ from seekdeploy.errors import ExportError
 from seekdeploy.export.static_models import load_static
 from seekdeploy.export.parity import ORT_DISABLED_OPTIMIZERS, TOLERANCES, ParityTolerance
 from seekdeploy.profiles.schema import Precision
-from helpers import QuietDisplay, cli_in_process
+from helpers import cli_in_process, train_tiny_run
 
-PROFILE = SimpleNamespace(name="tiny", input=SimpleNamespace(channels=1, height=8, width=8))
 ROLES = ("base", "motivated")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A 1-epoch digits run at 8x8 (private BN), trained through the library API in ~1 s."""
-    from seekdeploy.train.config import TrainConfig
-    from seekdeploy.train.loop import run_training
-    from seekdeploy.train.run import finish_run, start_run
-
-    torch.set_num_threads(1)  # the tiny model is slower with thread contention than without
-    config = TrainConfig(arch="resnet", data="digits", epochs=1, batch_size=64, seed=0,
-                         condition="random:p=0.3", base_spec="depth=1,1;width=4,8",
-                         motivated_spec="depth=1,2;width=8,16", device="cpu")
-    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    session = start_run(config, run_dir, profile=PROFILE)
-    run_training(session, QuietDisplay())
-    finish_run(session, "tiny")
-    return run_dir
+    return train_tiny_run(tmp_path_factory.mktemp("runs") / "tiny")
 
 
 @pytest.fixture(scope="module")

@@ -4,34 +4,21 @@ the pair check with nothing role-private, and clear errors."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from seekdeploy.errors import CheckpointError
 from seekdeploy.export.static_models import load_static
-from helpers import QuietDisplay, cli_in_process
-
-PROFILE = SimpleNamespace(name="tiny", input=SimpleNamespace(channels=1, height=8, width=8))
+from helpers import cli_in_process, train_tiny_run
 
 
 @pytest.fixture(scope="module")
 def shared_run(tmp_path_factory) -> Path:
     """A 1-epoch digits run with one set of BN statistics for both roles (--bn shared)."""
-    from seekdeploy.train.config import TrainConfig
-    from seekdeploy.train.loop import run_training
-    from seekdeploy.train.run import finish_run, start_run
-
-    torch.set_num_threads(1)
-    config = TrainConfig(arch="resnet", data="digits", epochs=1, batch_size=64, seed=1,
-                         condition="random:p=0.5", base_spec="depth=1,1;width=4,8",
-                         motivated_spec="depth=2,1;width=8,8", device="cpu", bn="shared")
-    run_dir = tmp_path_factory.mktemp("runs") / "shared"
-    session = start_run(config, run_dir, profile=PROFILE)
-    run_training(session, QuietDisplay())
-    finish_run(session, "tiny")
-    return run_dir
+    return train_tiny_run(tmp_path_factory.mktemp("runs") / "shared", seed=1,
+                          condition="random:p=0.5", motivated_spec="depth=2,1;width=8,8",
+                          bn="shared")
 
 
 def test_slice_writes_proven_static_models(shared_run, tmp_path):

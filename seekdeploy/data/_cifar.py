@@ -19,6 +19,7 @@ from seekdeploy.data._locations import (
     run_download,
     search_roots,
 )
+from seekdeploy.data._preprocessing import PixelSource
 from seekdeploy.data._safe_pickle import load_pickle_data
 from seekdeploy.data._transform import RawDataset
 from seekdeploy.data.dataset import AugmentPolicy
@@ -136,4 +137,6 @@ def load_cifar(layout: CifarLayout, data_dir: str | os.PathLike[str] | None,
         test_labels=test_labels,
         class_names=class_names,
         augment=AUGMENT,
+        source=PixelSource(origin=f"{layout.title} python batches: uint8 (N, 3, 32, 32), "
+                                  "planes in R, G, B order", colour="RGB"),
     )

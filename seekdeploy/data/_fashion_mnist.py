@@ -15,6 +15,7 @@ from seekdeploy.data._locations import (
     run_download,
     search_roots,
 )
+from seekdeploy.data._preprocessing import PixelSource
 from seekdeploy.data._transform import RawDataset
 from seekdeploy.data.dataset import AugmentPolicy
 from seekdeploy.errors import DatasetError
@@ -28,6 +29,9 @@ FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 AUGMENT = AugmentPolicy(hflip=True, crop_padding=2)
+SOURCE = PixelSource(origin="Fashion-MNIST IDX files: uint8 (N, 28, 28), one grey channel",
+                     colour="grey",
+                     polarity="bright garment on a black background (0 = background)")
 _LAYOUTS = (".", "FashionMNIST/raw", "fashion-mnist")  # plain, torchvision's, a named sub-folder
 _HOW_TO_GET = (
     "install it with `sudo apt-get install dataset-fashion-mnist` (files land in "
@@ -112,4 +116,5 @@ def load_fashion_mnist(data_dir: str | os.PathLike[str] | None, download: bool) 
         test_labels=arrays["test_labels"].astype(np.int64),
         class_names=CLASS_NAMES,
         augment=AUGMENT,
+        source=SOURCE,
     )

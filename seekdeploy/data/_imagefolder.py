@@ -11,6 +11,7 @@ from types import ModuleType
 
 import numpy as np
 
+from seekdeploy.data._preprocessing import PixelSource
 from seekdeploy.data._transform import RawDataset, resize_images
 from seekdeploy.data.dataset import AugmentPolicy
 from seekdeploy.errors import DatasetError, require
@@ -97,5 +98,11 @@ def load_imagefolder(path: str, *, channels: int, height: int, width: int) -> Ra
             val_images, val_labels = _read_split(root / "val", require_all=False, **load)
     # Images are already at the target size, so the CIFAR-style 1/8 crop padding is set here.
     augment = AugmentPolicy(hflip=True, crop_padding=max(1, round(min(height, width) / 8)))
+    mode = _PIL_MODES[channels]
+    source = PixelSource(
+        origin=f"image files decoded with Pillow, then Image.convert({mode!r})"
+               + (" (Pillow's ITU-R 601-2 luma: L = R*299/1000 + G*587/1000 + B*114/1000)"
+                  if mode == "L" else " (grey replicated to R = G = B; alpha dropped)"),
+        colour="grey" if mode == "L" else "RGB", any_size=True)
     return RawDataset(train_images, train_labels, test_images, test_labels, class_names, augment,
-                      val_images, val_labels)
+                      val_images, val_labels, source)

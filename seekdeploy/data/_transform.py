@@ -10,11 +10,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seekdeploy.data._preprocessing import (
+    LUMA_WEIGHTS,
+    RESIZE_ALIGN_CORNERS,
+    RESIZE_ANTIALIAS,
+    RESIZE_MODE,
+    PixelSource,
+    describe_preprocessing,
+)
 from seekdeploy.data.dataset import AugmentPolicy, ImageDataset, ImageSplit
 from seekdeploy.errors import DatasetError
 
-# ITU-R BT.601 luma weights, the usual RGB -> grey conversion (same as PIL's "L" mode).
-_LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 _RESIZE_CHUNK = 4096  # images per interpolate call: bounds temporaries
 TEST_FRACTION = 0.2  # held out as test where a source has no official test split
 
@@ -31,6 +37,7 @@ class RawDataset:
     augment: AugmentPolicy  # at native resolution; padding is rescaled with the images
     val_images: np.ndarray | None = None
     val_labels: np.ndarray | None = None
+    source: PixelSource | None = None  # None: uint8 [0, 255] arrays, described generically
 
 
 def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
@@ -41,7 +48,7 @@ def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
     if source == 1 and channels == 3:
         return np.repeat(images, 3, axis=1)
     if source == 3 and channels == 1:
-        weights = np.asarray(_LUMA_WEIGHTS, dtype=np.float32)[None, :, None, None]
+        weights = np.asarray(LUMA_WEIGHTS, dtype=np.float32)[None, :, None, None]
         grey = (images.astype(np.float32) * weights).sum(axis=1, keepdims=True)  # (N, 1, H, W)
         return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
     raise DatasetError(
@@ -51,7 +58,10 @@ def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
 
 
 def resize_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear, antialiased resize of uint8 (N, C, H, W) to (N, C, height, width), in chunks."""
+    """Bilinear, antialiased resize of uint8 (N, C, H, W) to (N, C, height, width), in chunks.
+
+    Pillow's BILINEAR resize reproduces it (see `_preprocessing.describe_resize`).
+    """
     import torch
 
     if images.shape[2:] == (height, width):
@@ -61,7 +71,8 @@ def resize_images(images: np.ndarray, height: int, width: int) -> np.ndarray:
         # torch resizes uint8 directly (rounded, saturated): ~5x faster than a float round trip.
         chunk = torch.from_numpy(np.ascontiguousarray(images[start:start + _RESIZE_CHUNK]))
         resized = torch.nn.functional.interpolate(
-            chunk, size=(height, width), mode="bilinear", align_corners=False, antialias=True
+            chunk, size=(height, width), mode=RESIZE_MODE, align_corners=RESIZE_ALIGN_CORNERS,
+            antialias=RESIZE_ANTIALIAS,
         )  # (n, C, height, width) uint8
         out[start:start + len(chunk)] = resized.numpy()
     return out
@@ -140,6 +151,12 @@ def build_dataset(name: str, raw: RawDataset, *, channels: int, height: int, wid
     official validation split, `val_fraction` of the remaining training data becomes validation.
     """
     native = (int(raw.train_images.shape[2]), int(raw.train_images.shape[3]))
+    source = raw.source or PixelSource(origin=f"{name}: uint8 (N, C, H, W) arrays",
+                                       colour="grey" if raw.train_images.shape[1] == 1 else "RGB")
+    preprocessing = describe_preprocessing(
+        source, source_channels=int(raw.train_images.shape[1]),
+        source_size=None if source.any_size else native, channels=channels, height=height,
+        width=width)
     train_x, train_y = raw.train_images, raw.train_labels
     test_x, test_y = raw.test_images, raw.test_labels
     if test_x is None or test_y is None:
@@ -166,4 +183,5 @@ def build_dataset(name: str, raw: RawDataset, *, channels: int, height: int, wid
         mean=mean,
         std=std,
         augment=augment,
+        preprocessing=preprocessing,
     )

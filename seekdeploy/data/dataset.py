@@ -8,7 +8,7 @@ Images are stored once, already converted to the profile's channels and size, as
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch is imported inside functions so `import seekdeploy.data` stays light
@@ -56,7 +56,8 @@ class ImageSplit:
 class ImageDataset:
     """A loaded dataset: three splits, class names, train-split statistics and augmentation.
 
-    `mean`/`std` are per channel on the [0, 1] scale, computed on the train split.
+    `mean`/`std` are per channel on the [0, 1] scale, computed on the train split;
+    `preprocessing` says how a source image became a stored one (see `data._preprocessing`).
     """
 
     name: str
@@ -67,6 +68,7 @@ class ImageDataset:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     augment: AugmentPolicy
+    preprocessing: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -90,6 +92,7 @@ class ImageDataset:
             "std": list(self.std),
             "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
             "augment": self.augment.to_json(),
+            "preprocessing": self.preprocessing,
         }
 
 

@@ -11,12 +11,19 @@ import numpy as np
 
 from seekdeploy.data import _cifar, _fashion_mnist
 from seekdeploy.data._locations import SYSTEM_FASHION_MNIST_DIR, search_roots
+from seekdeploy.data._preprocessing import PixelSource
 from seekdeploy.data._transform import RawDataset, build_dataset
 from seekdeploy.data.dataset import AugmentPolicy, ImageDataset
 from seekdeploy.errors import DatasetError, did_you_mean, require
 
 IMAGEFOLDER_PREFIX = "imagefolder:"
 _MAX_SIDE_PX = 4096
+_DIGITS_LEVELS = 16  # sklearn's digits have 17 grey levels, 0..16
+DIGITS_SOURCE = PixelSource(
+    origin="sklearn.datasets.load_digits().images: float64 (N, 8, 8), one grey channel",
+    colour="grey", value_range=(0.0, float(_DIGITS_LEVELS)),
+    to_uint8=f"round_half_even(value * 255 / {_DIGITS_LEVELS}), clipped to [0, 255], uint8",
+    polarity="bright ink on a dark background (0 = background, 16 = full ink)")
 
 
 class DatasetName(str, enum.Enum):
@@ -63,8 +70,8 @@ def parse_dataset_name(name: str) -> tuple[DatasetName, str | None]:
 def _load_digits() -> RawDataset:
     datasets = require("sklearn.datasets", purpose="the built-in digits dataset")
     bunch = datasets.load_digits()
-    # 8x8 images with 17 grey levels (0..16): stretch to the full uint8 range.
-    images = np.clip(np.rint(bunch.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+    # 8x8 images with 17 grey levels (0..16): stretch to the full uint8 range (DIGITS_SOURCE).
+    images = np.clip(np.rint(bunch.images * (255.0 / _DIGITS_LEVELS)), 0, 255).astype(np.uint8)
     return RawDataset(
         train_images=images[:, None],  # (1797, 1, 8, 8)
         train_labels=np.asarray(bunch.target, dtype=np.int64),
@@ -72,6 +79,7 @@ def _load_digits() -> RawDataset:
         test_labels=None,
         class_names=tuple(str(int(n)) for n in bunch.target_names),
         augment=AugmentPolicy(hflip=False, crop_padding=1),  # flipped digits are other glyphs
+        source=DIGITS_SOURCE,
     )
 
 

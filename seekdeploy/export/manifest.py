@@ -1,10 +1,11 @@
 """`exports/<run>/<role>/manifest.json`: everything a consumer needs to run and trust one export.
 
 The manifest says what the model is (run, role, family, spec, params, FLOPs), how to feed it (input
-name, shape, layout, dtype, normalization and class labels), what it returns, how it was made
-(opset, exporter, library versions), what every file in the folder is (sha256, bytes, precision),
-how well it matches what was trained (parity per file) and how accurate it is (test split,
-through onnxruntime).
+name, shape, layout, dtype, normalization, class labels, and `input.preprocessing`: the complete
+recipe from a source image, resize and colour included), what it returns, how it was made (opset,
+exporter, library versions), what every file in the folder is (sha256, bytes, precision), how well
+it matches what was trained (parity per file) and how accurate it is (test split, through
+onnxruntime).
 """
 
 from __future__ import annotations
@@ -66,12 +67,20 @@ def describe_files(role_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def input_spec(*, shape: tuple[int, int, int, int], dynamic_batch: bool, mean: tuple[float, ...],
-               std: tuple[float, ...], class_names: tuple[str, ...], name: str = "input") -> dict[str, Any]:
-    """The manifest's `input` block: how to turn images into the model's input."""
+               std: tuple[float, ...], class_names: tuple[str, ...], name: str = "input",
+               preprocessing: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest's `input` block: how to turn images into the model's input.
+
+    `preprocessing` (from the dataset, `seekdeploy.data._preprocessing`) is the complete recipe
+    from a source image: its pixel range, resize semantics, colour handling and step order; the
+    block repeats mean and std inside it so it can be followed on its own.
+    """
+    recipe = {**(preprocessing or {}), "mean": list(mean), "std": list(std),
+              "normalization": NORMALIZATION}
     return {"name": name, "shape": list(shape), "dynamic_batch": dynamic_batch, "layout": "NCHW",
             "dtype": "float32", "channels": shape[1], "height": shape[2], "width": shape[3],
             "mean": list(mean), "std": list(std), "normalization": NORMALIZATION,
-            "class_labels": list(class_names)}
+            "preprocessing": recipe, "class_labels": list(class_names)}
 
 
 def output_spec(*, batch: int, num_classes: int, name: str = "logits") -> dict[str, Any]:

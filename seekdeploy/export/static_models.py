@@ -9,7 +9,7 @@ compares it with the supernet run at the role's spec on real validation images; 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ class EvalData:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     class_names: tuple[str, ...]
+    preprocessing: dict[str, Any] = field(default_factory=dict)  # ImageDataset.preprocessing
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def load_eval_data(run: Any, max_parity_images: int = DEFAULT_PARITY_IMAGES,
         test_labels=dataset.test.labels.numpy(),
         calibration_images=prepared(dataset.train.images[:calibration_images]),
         mean=tuple(float(m) for m in dataset.mean), std=tuple(float(s) for s in dataset.std),
-        class_names=tuple(dataset.class_names),
+        class_names=tuple(dataset.class_names), preprocessing=dataset.preprocessing,
     )
 
 
