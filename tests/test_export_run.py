@@ -225,7 +225,7 @@ def test_tensorrt_without_tensorrt_writes_build_script_and_says_so(trained, tmp_
     (("--format", "onx"), "did you mean 'onnx'"),
     (("--precision", "fp61"), "did you mean 'fp16'"),
     (("--roles", "bse"), "did you mean 'base'"),
-    (("--precision", "int8"), "tensorrt: fp32, fp16, int8"),
+    (("--precision", "int4"), "choose from fp32, fp16, int8"),
 ])
 def test_bad_options_are_refused_before_any_work(trained, tmp_path, args, message):
     code, _, stderr = cli_in_process("export", str(trained), "--out", str(tmp_path / "out"), *args)

@@ -49,8 +49,9 @@ def slice_command(run: str, role: str, out_dir: str) -> None:
 @click.option("--format", "formats", default="onnx", show_default=True,
               help="Comma-separated formats: onnx, tensorrt.")
 @click.option("--precision", default=None,
-              help="fp32 | fp16 | int8. onnx: fp32, fp16 (adds model.fp16.onnx); tensorrt: fp32, "
-                   "fp16, int8. [ONNX fp32; engines: the profile's precision]")
+              help="fp32 | fp16 | int8. onnx: fp32, fp16 (adds model.fp16.onnx), int8 (adds "
+                   "model.int8.onnx, QDQ for ONNX Runtime/OpenVINO); tensorrt: fp32, fp16, int8. "
+                   "[ONNX fp32; engines: the profile's precision]")
 @click.option("--profile", default=None,
               help="Target hardware profile (name or YAML) [the one the run was trained for].")
 @click.option("--out", "out_dir", default="exports", show_default=True, type=click.Path(file_okay=False),
@@ -59,8 +60,16 @@ def slice_command(run: str, role: str, out_dir: str) -> None:
               help="ONNX opset [18; capped to what the profile's TensorRT reads].")
 @click.option("--static-batch", is_flag=True,
               help="Fix the batch axis to the profile's batch (default: dynamic batch).")
+@click.option("--calibration-method", default="minmax", show_default=True,
+              help="INT8 ONNX: how activation ranges are calibrated: minmax, entropy, percentile.")
+@click.option("--calibration-images", type=click.IntRange(min=1), default=256, show_default=True,
+              help="INT8: how many TRAINING images calibrate the activation ranges.")
+@click.option("--max-accuracy-drop", "max_accuracy_drop_pp", type=click.FloatRange(min=0), default=None,
+              help="INT8 ONNX: refuse a model whose test top-1 falls more than this many percentage "
+                   "points below fp32's [the profile's runtime.int8_max_accuracy_drop_pp, else 1.0].")
 def export_command(run: str, roles: str, formats: str, precision: str | None, profile: str | None,
-                   out_dir: str, opset: int | None, static_batch: bool) -> None:
+                   out_dir: str, opset: int | None, static_batch: bool, calibration_method: str,
+                   calibration_images: int, max_accuracy_drop_pp: float | None) -> None:
     """Export the pair as ONNX (and TensorRT) with parity proofs, accuracy and manifests.
 
     Every file is checked against the supernet and the static model on real validation images
@@ -72,7 +81,9 @@ def export_command(run: str, roles: str, formats: str, precision: str | None, pr
 
     options = parse_export_options(roles=roles, formats=formats, precision=precision,
                                    profile=profile, out_dir=out_dir, opset=opset,
-                                   static_batch=static_batch)
+                                   static_batch=static_batch, calibration_method=calibration_method,
+                                   calibration_images=calibration_images,
+                                   max_accuracy_drop_pp=max_accuracy_drop_pp)
     result = export_run(run, options)
     click.echo(f"export {result.export_dir}  (opset {result.opset}, profile {result.profile_name or '-'})")
     for entry in result.roles:
@@ -94,6 +105,7 @@ def _print_role(manifest: dict[str, Any], folder: Any) -> None:
     for name, proof in parity["files"].items():
         click.echo(_parity_line(f"{name} vs static", proof["vs_static"])
                    + f"  test top-1 {proof['test_top1']:.2%} (n={proof['test_n']})")
+    _print_cpu_extras(manifest)
     optimization = manifest["optimization"]
     if not optimization["kept"]:
         click.echo(f"  model.opt.onnx not kept: {optimization['reason']}")
@@ -107,3 +119,17 @@ def _print_role(manifest: dict[str, Any], folder: Any) -> None:
             click.echo(f"  engine {tensorrt['engine']} ({tensorrt['method']})")
         elif tensorrt.get("script"):
             click.echo(f"  wrote {tensorrt['script']} (engine not built here)")
+
+
+def _print_cpu_extras(manifest: dict[str, Any]) -> None:
+    # The INT8 accuracy-drop proof and OpenVINO's parity, when the export made them.
+    for name, proof in manifest["parity"]["files"].items():
+        drop = proof.get("accuracy_drop")
+        if drop:
+            click.echo(f"  {name}: test top-1 drop {drop['drop_pp']:.2f} pp (allowed {drop['allowed_drop_pp']:g} "
+                       f"pp, {drop['allowed_from']}); calibrated on {manifest['int8']['calibration_images']} "
+                       f"training images ({manifest['int8']['calibration_method']})")
+    openvino = manifest.get("openvino") or {}
+    for name, proof in (openvino.get("files") or {}).items():
+        click.echo(_parity_line(f"{name} OpenVINO vs ORT", proof["vs_onnxruntime"])
+                   + f"  test top-1 {proof['test_top1']:.2%}")

@@ -6,6 +6,8 @@ them, so importing `seekdeploy.export` (and the CLI) stays light.
 - `onnx_export`: `export_onnx`, `load_onnx_checked`, `DEFAULT_OPSET`, `Exporter`.
 - `onnx_passes`: `optimize_onnx`, `convert_fp16`.
 - `parity`: `compare_logits`, `check_parity`, `TOLERANCES`, `run_onnx`, `accuracy`.
+- `quantize`: INT8 QDQ ONNX for CPU runtimes (`quantize_int8`, calibration settings, the
+  accuracy-drop check); `openvino_parity`: OpenVINO vs ONNX Runtime for OpenVINO targets.
 - `tensorrt/`: engine naming and version guard, lint, trtexec commands and output, build script,
   Python-API engine builder and INT8 entropy calibrator.
 - `export_run`: `export_run(run_dir, ExportOptions)` and `slice_run` (the `export`/`slice` commands),

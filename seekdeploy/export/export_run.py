@@ -22,7 +22,7 @@ from seekdeploy._io import TMP_PREFIX, atomic_write_json, safe_name
 from seekdeploy.errors import ConfigError, ProfileError
 from seekdeploy.export.options import ExportFormat, ExportOptions
 from seekdeploy.export.static_models import STATIC_NAME, EvalData, SlicedModel
-from seekdeploy.profiles.schema import HardwareProfile, Precision, Role
+from seekdeploy.profiles.schema import HardwareProfile, Precision, Role, RuntimeName
 
 PAIR_NAME = "pair.json"
 _ONNX_NAMES = {Precision.FP32: "model.onnx", Precision.FP16: "model.fp16.onnx"}
@@ -121,6 +121,16 @@ def _resolve_opset(options: ExportOptions, profile: HardwareProfile | None) -> i
     return options.opset
 
 
+def _refuse_int8_onnx_for_tensorrt(options: ExportOptions, profile: HardwareProfile | None) -> None:
+    # A QDQ model is for CPU runtimes; TensorRT calibrates its own INT8 engine from the fp32 ONNX.
+    if Precision.INT8 not in options.onnx_precisions() or profile is None:
+        return
+    if profile.runtime.name is RuntimeName.TENSORRT:
+        raise ConfigError(f"--precision int8 --format onnx makes an INT8 QDQ model for ONNX Runtime or "
+                          f"OpenVINO, but profile {profile.name} runs TensorRT, which builds its INT8 "
+                          "engine from the fp32 ONNX: use --format onnx,tensorrt")
+
+
 def plan_export(run_dir: str | Path, options: ExportOptions) -> _Plan:
     """Load the run, the profile and the data and resolve every choice; writes nothing."""
     from seekdeploy.export.static_models import load_eval_data
@@ -130,24 +140,47 @@ def plan_export(run_dir: str | Path, options: ExportOptions) -> _Plan:
     run_name = run_name_of(run_dir)
     run = load_run(run_dir)
     profile, profile_name = _resolve_profile(options, run_dir)
+    _refuse_int8_onnx_for_tensorrt(options, profile)
     opset = _resolve_opset(options, profile)
     batch = (profile.input.batch if profile else 1) if options.static_batch else 1
     supernet = run.supernet
     shape = (batch, supernet.in_channels, supernet.image_size, supernet.image_size)
-    data = load_eval_data(run, options.max_parity_images)
+    data = load_eval_data(run, options.max_parity_images,
+                          calibration_images=options.int8.calibration_images)
     return _Plan(run, run_name, options, profile, profile_name, opset, shape, data)
 
 
 def export_run(run_dir: str | Path, options: ExportOptions) -> ExportResult:
     """Export the run's roles per `options` into `options.out_dir/<run>/` (see module docstring)."""
+    plan = plan_export(run_dir, options)
+    notices = _input_notices(plan)
+    export_dir = options.out_dir / plan.run_name
+    created = _highest_missing(export_dir)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _export_into(plan, export_dir, notices)
+    except BaseException:
+        if created is not None:  # a refused first export leaves no empty folders behind either
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _highest_missing(folder: Path) -> Path | None:
+    # The outermost folder that mkdir(parents=True) would create, or None when `folder` exists.
+    missing = None
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
+
+def _export_into(plan: _Plan, export_dir: Path, notices: list[str]) -> ExportResult:
     from seekdeploy.export.pair import check_pair
     from seekdeploy.export.role_export import export_role
     from seekdeploy.export.static_models import slice_role
 
-    plan = plan_export(run_dir, options)
-    notices = _input_notices(plan)
-    export_dir = options.out_dir / plan.run_name
-    export_dir.mkdir(parents=True, exist_ok=True)
+    options = plan.options
     _remove_stale_stages(export_dir)
     stage = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}export-", dir=export_dir))
     try:

@@ -25,6 +25,7 @@ _KNOWN_FILES = {
     "model.onnx": ("onnx", "fp32"),
     "model.opt.onnx": ("onnx-ort-optimized", "fp32"),
     "model.fp16.onnx": ("onnx", "fp16"),
+    "model.int8.onnx": ("onnx-qdq", "int8"),
     "static.pt": ("torch-static-state-dict", "fp32"),
     "build_engine.sh": ("tensorrt-build-script", None),
     "calibration_images.npy": ("int8-calibration-images", "fp32"),

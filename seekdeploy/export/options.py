@@ -14,6 +14,7 @@ from pathlib import Path
 
 from seekdeploy.errors import ConfigError, did_you_mean
 from seekdeploy.export.parity import TOLERANCES, ParityTolerance
+from seekdeploy.export.quantize import DEFAULT_CALIBRATION_IMAGES, CalibrationMethod, Int8Settings
 from seekdeploy.profiles.schema import Precision, Role
 
 
@@ -24,10 +25,11 @@ class ExportFormat(str, enum.Enum):
     TENSORRT = "tensorrt"
 
 
-# The one table: format -> precisions it can produce. ONNX carries fp32 and an fp16 copy; INT8
-# exists only as a TensorRT engine (calibrated on real training images).
+# The one table: format -> precisions it can produce. ONNX carries fp32 and an fp16 or INT8 (QDQ,
+# for ONNX Runtime / OpenVINO CPU targets) copy; a TensorRT engine can be INT8 too. Both INT8
+# kinds are calibrated on real training images.
 FORMAT_PRECISIONS: dict[ExportFormat, tuple[Precision, ...]] = {
-    ExportFormat.ONNX: (Precision.FP32, Precision.FP16),
+    ExportFormat.ONNX: (Precision.FP32, Precision.FP16, Precision.INT8),
     ExportFormat.TENSORRT: (Precision.FP32, Precision.FP16, Precision.INT8),
 }
 MIN_OPSET = 13
@@ -46,15 +48,21 @@ class ExportOptions:
     static_batch: bool = False
     tolerances: Mapping[Precision, ParityTolerance] = field(default_factory=lambda: dict(TOLERANCES))
     max_parity_images: int = 512
+    int8: Int8Settings = field(default_factory=Int8Settings)
 
     def wants(self, export_format: ExportFormat) -> bool:
         """True when `export_format` was asked for."""
         return export_format in self.formats
 
     def onnx_precisions(self) -> tuple[Precision, ...]:
-        """Precisions of the ONNX files: fp32 always (every other artifact is built from it)."""
-        if self.wants(ExportFormat.ONNX) and self.precision is Precision.FP16:
+        """Precisions of the ONNX files: fp32 always (every other artifact is built from it), plus
+        fp16, or INT8 QDQ when no TensorRT engine is asked for (an engine is INT8 by itself)."""
+        if not self.wants(ExportFormat.ONNX):
+            return (Precision.FP32,)
+        if self.precision is Precision.FP16:
             return (Precision.FP32, Precision.FP16)
+        if self.precision is Precision.INT8 and not self.wants(ExportFormat.TENSORRT):
+            return (Precision.FP32, Precision.INT8)
         return (Precision.FP32,)
 
 
@@ -82,7 +90,10 @@ def supported_table() -> str:
 def parse_export_options(*, roles: str = "base,motivated", formats: str = "onnx",
                          precision: str | None = None, profile: str | None = None,
                          out_dir: str | Path = "exports", opset: int | None = None,
-                         static_batch: bool = False, max_parity_images: int = 512) -> ExportOptions:
+                         static_batch: bool = False, max_parity_images: int = 512,
+                         calibration_method: str = CalibrationMethod.MINMAX.value,
+                         calibration_images: int = DEFAULT_CALIBRATION_IMAGES,
+                         max_accuracy_drop_pp: float | None = None) -> ExportOptions:
     """Validate CLI-style option text into `ExportOptions`; `ConfigError` naming the fix otherwise."""
     role_list = tuple(_parse_enum(Role, r, "role") for r in _split(roles, "roles"))
     format_list = tuple(_parse_enum(ExportFormat, f, "format") for f in _split(formats, "format"))
@@ -93,13 +104,15 @@ def parse_export_options(*, roles: str = "base,motivated", formats: str = "onnx"
             asked = ",".join(f.value for f in format_list)
             raise ConfigError(
                 f"--precision {chosen.value} cannot be produced with --format {asked}; supported: "
-                f"{supported_table()}. For INT8 add --format tensorrt (an INT8 TensorRT engine "
-                "calibrated on training images), or use --precision fp16"
+                f"{supported_table()}"
             )
     if opset is not None and opset < MIN_OPSET:
         raise ConfigError(f"--opset {opset} is too old; use {MIN_OPSET} or newer")
     if max_parity_images < 1:
         raise ConfigError(f"max_parity_images must be >= 1, got {max_parity_images}")
+    method = _parse_enum(CalibrationMethod, str(calibration_method).strip().lower(), "calibration method")
+    int8 = Int8Settings(calibration_method=method, calibration_images=int(calibration_images),
+                        max_accuracy_drop_pp=max_accuracy_drop_pp)
     return ExportOptions(roles=role_list, formats=format_list, precision=chosen, profile=profile,
                          out_dir=Path(out_dir), opset=opset, static_batch=static_batch,
-                         max_parity_images=max_parity_images)
+                         max_parity_images=max_parity_images, int8=int8)

@@ -1,5 +1,6 @@
 """Export one role into a (staging) folder: static.pt, model.onnx and its derived copies, each with
-its parity proof and test accuracy through onnxruntime, the TensorRT step, and manifest.json.
+its parity proof and test accuracy through onnxruntime, the INT8 QDQ copy for CPU targets (with its
+accuracy-drop proof), OpenVINO parity for OpenVINO targets, the TensorRT step, and manifest.json.
 
 Parity chain, on the same real validation images: supernet at the role's spec -> static model
 (proven by `slice_role`) -> every ONNX file. Each file is compared with both the static model and
@@ -88,6 +89,34 @@ def _onnx_files(plan: _Plan, sliced: SlicedModel, role_dir: Path) -> tuple[Any, 
     return info, proofs, optimization
 
 
+def _int8_file(plan: _Plan, sliced: SlicedModel, role_dir: Path,
+               proofs: dict[str, Any]) -> dict[str, Any] | None:
+    # The QDQ INT8 copy for CPU runtimes, proven by agreement and by its test top-1 drop.
+    from seekdeploy.export.quantize import INT8_NAME, allowed_drop_pp, check_accuracy_drop, quantize_int8
+
+    if Precision.INT8 not in plan.options.onnx_precisions():
+        return None
+    settings = plan.options.int8
+    quantized = quantize_int8(role_dir / "model.onnx", role_dir / INT8_NAME, plan.data.calibration_images,
+                              settings.calibration_method)
+    proof = prove_file(quantized.path, Precision.INT8, sliced, plan)
+    allowed, source = allowed_drop_pp(settings, plan.profile)
+    drop = check_accuracy_drop(fp32_top1=proofs["model.onnx"]["test_top1"], int8_top1=proof["test_top1"],
+                               allowed_pp=allowed, source=source, what=f"{sliced.role.value} {INT8_NAME}")
+    proofs[INT8_NAME] = {**proof, "accuracy_drop": drop}
+    return quantized.recipe
+
+
+def _openvino(plan: _Plan, sliced: SlicedModel, role_dir: Path,
+              proofs: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+    from seekdeploy.export.openvino_parity import prove_openvino
+
+    runtime = plan.profile.runtime.name.value if plan.profile else None
+    if runtime != "openvino":
+        return None, []
+    return prove_openvino(plan, sliced, role_dir, list(proofs))
+
+
 def _tensorrt(plan: _Plan, role_dir: Path) -> tuple[dict[str, Any] | None, list[str]]:
     from seekdeploy.export.tensorrt_step import lint_findings, prepare_tensorrt
 
@@ -111,7 +140,10 @@ def export_role(plan: _Plan, sliced: SlicedModel, role_dir: Path) -> tuple[dict[
     role_dir.mkdir(parents=True, exist_ok=True)
     save_static(sliced, role_dir / STATIC_NAME, run_name=plan.run_name, supernet=plan.run.supernet)
     info, proofs, optimization = _onnx_files(plan, sliced, role_dir)
+    int8 = _int8_file(plan, sliced, role_dir, proofs)
+    openvino, openvino_notices = _openvino(plan, sliced, role_dir, proofs)
     tensorrt, notices = _tensorrt(plan, role_dir)
+    notices = openvino_notices + notices
     primary = proofs["model.onnx"]
     training = (plan.run.metrics.get("test_top1") or {}).get(sliced.role.value)
     manifest = build_manifest(
@@ -130,7 +162,7 @@ def export_role(plan: _Plan, sliced: SlicedModel, role_dir: Path) -> tuple[dict[
         parity={"split": "validation", "n": sliced.parity.n,
                 "static_vs_supernet": {**sliced.parity.to_json(), "max_abs_limit": SLICE_MAX_ABS},
                 "files": proofs},
-        extras={"optimization": optimization, "tensorrt": tensorrt,
+        extras={"optimization": optimization, "tensorrt": tensorrt, "int8": int8, "openvino": openvino,
                 "profile": plan.profile_name,
                 "predicted_latency_ms": _predicted_latency_ms(plan, sliced.role.value)},
     )

@@ -86,6 +86,7 @@ _RULES: dict[tuple[type, str], Callable[[Any], str | None]] = {
     (schema.DeviceSpec, "memory_mib"): _at_least_one,
     (schema.RuntimeSpec, "threads"): _non_negative_int,
     (schema.RuntimeSpec, "workspace_mib"): _at_least_one,
+    (schema.RuntimeSpec, "int8_max_accuracy_drop_pp"): _non_negative,
     (schema.InputSpec, "channels"): _at_least_one,
     (schema.InputSpec, "height"): _at_least_one,
     (schema.InputSpec, "width"): _at_least_one,

@@ -31,6 +31,7 @@ class RuntimeName(str, enum.Enum):
 
     ONNXRUNTIME = "onnxruntime"
     TENSORRT = "tensorrt"
+    OPENVINO = "openvino"  # Intel's CPU runtime; reads the exported ONNX (pip install 'seekdeploy[openvino]')
 
 
 class Precision(str, enum.Enum):
@@ -62,6 +63,9 @@ class RuntimeSpec:
     threads: int = 0  # 0 = the runtime's default (all cores)
     tensorrt_version: str | None = None  # the version the device ships, e.g. "8.6" or "10.3"
     workspace_mib: int = 1024  # TensorRT builder workspace limit
+    # INT8 ONNX export: the most the test top-1 may fall below fp32's, in percentage points
+    # (None = seekdeploy.export.quantize.DEFAULT_MAX_ACCURACY_DROP_PP; --max-accuracy-drop wins).
+    int8_max_accuracy_drop_pp: float | None = None
 
 
 @dataclass(frozen=True)

@@ -234,7 +234,7 @@ def _ort_type_to_numpy(ort_type: str) -> str:
 
 def create_runner(runtime: str, model: Any, providers: Sequence[str] = (), threads: int = 0,
                   precision: str | None = None) -> Runner:
-    """Build the runner for `runtime` ("onnxruntime", "torch" or "tensorrt") and its model."""
+    """Build the runner for `runtime` ("onnxruntime", "torch", "tensorrt" or "openvino") and its model."""
     if runtime == "onnxruntime":
         return OnnxRuntimeRunner(model, providers or ("CPUExecutionProvider",), threads, precision)
     if runtime == "torch":
@@ -243,5 +243,9 @@ def create_runner(runtime: str, model: Any, providers: Sequence[str] = (), threa
         from seekdeploy.runtime.tensorrt_runner import TensorRTRunner
 
         return TensorRTRunner(model)
-    known = ("onnxruntime", "torch", "tensorrt")
+    if runtime == "openvino":
+        from seekdeploy.runtime.openvino_runner import OpenVinoRunner
+
+        return OpenVinoRunner(model, threads)
+    known = ("onnxruntime", "torch", "tensorrt", "openvino")
     raise RuntimeBackendError(f"unknown runtime {runtime!r}{did_you_mean(runtime, known)}; use one of {known}")

@@ -1,0 +1,51 @@
+"""OpenVINO's part of the export proof (profiles with `runtime: openvino`).
+
+Every exported ONNX file OpenVINO would run (fp32, fp16, INT8 QDQ; not the ORT-optimized copy,
+which may hold ONNX Runtime's own operators) is run by OpenVINO and by ONNX Runtime on the same
+real validation images; the two must agree within the file's precision tolerance
+(`export.parity`), and OpenVINO's own test top-1 is recorded. Where OpenVINO is not installed the
+proof is skipped with a notice (the export is still usable on a device that has it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from seekdeploy.export.quantize import INT8_NAME
+from seekdeploy.profiles.schema import Precision
+
+if TYPE_CHECKING:
+    from seekdeploy.export.export_run import _Plan
+    from seekdeploy.export.static_models import SlicedModel
+
+PROVEN_FILES = {"model.onnx": Precision.FP32, "model.fp16.onnx": Precision.FP16, INT8_NAME: Precision.INT8}
+
+
+def prove_openvino(plan: _Plan, sliced: SlicedModel, role_dir: Path,
+                   names: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """OpenVINO vs ONNX Runtime for each of `names` in `role_dir`; (manifest block, notices).
+    `ExportError` when a file's OpenVINO logits exceed its tolerance."""
+    if importlib.util.find_spec("openvino") is None:
+        notice = (f"OpenVINO is not installed here, so the {sliced.role.value} model's OpenVINO parity "
+                  "was not proven; pip install 'seekdeploy[openvino]' and export again to prove it")
+        return {"checked": False, "reason": "openvino not installed"}, [notice]
+    from seekdeploy.export.parity import accuracy, check_parity, compare_logits, run_onnx
+    from seekdeploy.remote.agent_openvino import DEVICE, version_of
+    from seekdeploy.runtime.openvino_runner import import_openvino, openvino_logits
+
+    files = {}
+    for name in names:
+        precision = PROVEN_FILES.get(name)
+        if precision is None:
+            continue
+        path = role_dir / name
+        figures = compare_logits(run_onnx(path, plan.data.val_images), openvino_logits(path, plan.data.val_images))
+        check_parity(figures, precision, f"{sliced.role.value} {name} in OpenVINO (vs ONNX Runtime)",
+                     tolerances=plan.options.tolerances)
+        test_top1 = accuracy(openvino_logits(path, plan.data.test_images), plan.data.test_labels)
+        files[name] = {"precision": precision.value, "vs_onnxruntime": figures.to_json(),
+                       "test_top1": test_top1}
+    return {"checked": True, "openvino": version_of(import_openvino()), "device": DEVICE,
+            "split": "validation", "files": files}, []

@@ -1,0 +1,91 @@
+"""OpenVINO as a runtime: the in-process runner (same life cycle as every other runner) and the
+logits helper the export's parity proof uses.
+
+Both compile through `seekdeploy.remote.agent_openvino.compile_onnx`, the standalone code the
+agent runs on a device, so a model runs the same way everywhere. `openvino` is imported only in
+`activate()` / `openvino_logits`, through `require(..., extra="openvino")`, so a missing package is
+one clear line naming `pip install 'seekdeploy[openvino]'`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from seekdeploy.errors import RuntimeBackendError, require
+from seekdeploy.runtime.runners import Runner, TensorInfo
+
+if TYPE_CHECKING:
+    import numpy as np
+
+_PURPOSE = "the OpenVINO runtime (a profile with `runtime: openvino`)"
+_BATCH = 64
+
+
+def import_openvino() -> Any:
+    """The `openvino` module, or `MissingDependencyError` saying to install seekdeploy[openvino]."""
+    return require("openvino", extra="openvino", purpose=_PURPOSE)
+
+
+class OpenVinoRunner(Runner):
+    """An ONNX model compiled by OpenVINO for the CPU (latency hint, f32 inference precision)."""
+
+    name = "openvino"
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.threads = int(threads)  # 0 = OpenVINO's default (every core)
+        self._compiled: Any = None
+        self._request: Any = None
+
+    def _activate(self) -> None:
+        from seekdeploy.remote import agent_openvino
+
+        openvino = import_openvino()
+        if not self.path.is_file():
+            raise RuntimeBackendError(f"ONNX model {self.path} does not exist; export it first")
+        try:
+            self._compiled = agent_openvino.compile_onnx(str(self.path), self.threads, openvino)
+        except agent_openvino.OpenVinoAgentError as exc:
+            raise RuntimeBackendError(str(exc)) from exc
+        self._request = self._compiled.create_infer_request()
+
+    def _deactivate(self) -> None:
+        self._request = None
+        self._compiled = None
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        from seekdeploy.remote import agent_openvino
+
+        try:
+            return agent_openvino.run_request(self._request, self._compiled, feed)
+        except agent_openvino.OpenVinoAgentError as exc:
+            raise RuntimeBackendError(f"{self.path}: {exc}") from exc
+
+    def input_infos(self) -> list[TensorInfo]:
+        """Inputs as OpenVINO reads them from the ONNX file; dynamic axes become None."""
+        infos = []
+        for port in self._compiled.inputs:
+            shape = tuple(None if dim.is_dynamic else dim.get_length() for dim in port.get_partial_shape())
+            infos.append(TensorInfo(port.get_any_name(), shape, "float32"))
+        return infos
+
+
+def openvino_logits(path: str | Path, images: np.ndarray, threads: int = 0) -> np.ndarray:
+    """(N, K) float32 logits of an ONNX classifier run by OpenVINO over (N, C, H, W) float32 images."""
+    import numpy as np
+
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    with OpenVinoRunner(path, threads) as runner:
+        name = runner.input_infos()[0].name
+        fixed = runner.input_infos()[0].shape[0]
+        step = fixed or _BATCH
+        outputs = []
+        for start in range(0, images.shape[0], step):
+            chunk = images[start:start + step]  # (b, C, H, W)
+            real = chunk.shape[0]
+            if fixed and real < fixed:
+                chunk = np.concatenate([chunk, np.zeros((fixed - real, *chunk.shape[1:]), np.float32)])
+            outputs.append(runner.infer({name: chunk})[0][:real])  # (b, K)
+    return np.concatenate(outputs).astype(np.float32)
