@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -79,3 +81,62 @@ def test_cpu_model_from_x86_cpuinfo(tmp_path: Path) -> None:
     (tmp_path / "proc").mkdir()
     (tmp_path / "proc/cpuinfo").write_text("processor : 0\nmodel name : Test CPU @ 3GHz\n\nmodel name : other\n")
     assert read_cpu_model(tmp_path) == "Test CPU @ 3GHz"
+
+
+# ---- the machine's load while a window is timed ----
+
+
+def _write_proc(root: Path, machine_jiffies: list[int], processes: dict[int, tuple[str, int, int]],
+                loadavg: str = "1.50 0.75 0.25 3/120 999") -> None:
+    (root / "proc").mkdir(parents=True, exist_ok=True)
+    (root / "proc/stat").write_text("cpu  " + " ".join(str(j) for j in machine_jiffies) + "\ncpu0 1 2 3\n")
+    (root / "proc/loadavg").write_text(loadavg + "\n")
+    for pid, (name, ticks, nice) in processes.items():
+        (root / "proc" / str(pid)).mkdir(exist_ok=True)
+        # pid (comm) state ppid ... utime(14) stime(15) ... nice(19): the comm has a space and a ')'.
+        fields = ["S", "1"] + ["0"] * 9 + [str(ticks), "0"] + ["0"] * 3 + [str(nice)] + ["0"] * 5
+        (root / "proc" / str(pid) / "stat").write_text(f"{pid} ({name}) {' '.join(fields)}\n")
+
+
+def test_load_of_a_fake_proc_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from seekdeploy.runtime import environment
+
+    clock = itertools.count(10.0)  # each watched interval lasts exactly one second
+    monkeypatch.setattr(environment, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    ticks = float(os.sysconf("SC_CLK_TCK"))
+    # user nice system idle iowait irq softirq steal
+    _write_proc(tmp_path, [100, 0, 0, 100, 0, 0, 0, 0], {4242: ("hog (x)", 50, 19), 4343: ("idle one", 7, 0),
+                                                        os.getpid(): ("me", 0, 0)})  # fmt: skip
+    stop = environment.watch_load(tmp_path)
+    busy_ticks = int(1.5 * ticks)
+    _write_proc(tmp_path, [100 + busy_ticks, 0, 0, 100 + int(0.3 * ticks), 0, 0, 0, int(0.2 * ticks)],
+                {4242: ("hog (x)", 50 + busy_ticks, 19), 4343: ("idle one", 7, 0), os.getpid(): ("me", 999, 0)})
+    load = stop()
+    assert load["interval_s"] == pytest.approx(1.0)
+    assert load["loadavg"] == [1.5, 0.75, 0.25]
+    assert load["others_busy_cores"] == pytest.approx(1.5, abs=0.02)  # this process is not "other"
+    assert load["busy_processes"] == [{"pid": 4242, "name": "hog (x)", "nice": 19, "cores": pytest.approx(1.5, abs=0.02)}]
+    assert load["steal_percent"] == pytest.approx(100 * 0.2 / 2.0, abs=1.0)
+    assert environment.watch_load(tmp_path / "nothing")() == {}  # no /proc: nothing, and no error
+
+
+def test_a_busy_process_is_seen_while_a_window_runs() -> None:
+    from seekdeploy.runtime.environment import watch_load
+
+    hog = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 5\nwhile time.time() < end: pass"])
+    try:
+        import time
+
+        time.sleep(0.3)  # the hog is running before the window opens
+        stop = watch_load()
+        time.sleep(1.0)  # the "window": this process sleeps, the hog spins
+        load = stop()
+    finally:
+        hog.kill()
+        hog.wait()
+    seen = {process["pid"]: process for process in load["busy_processes"]}
+    assert hog.pid in seen and seen[hog.pid]["cores"] > 0.3  # a shared 2-core machine: generous
+    assert load["others_busy_cores"] >= seen[hog.pid]["cores"]
+    assert load["loadavg"] and len(load["loadavg"]) == 3
+    env = collect_environment("onnxruntime")
+    assert env["loadavg"] == pytest.approx(load["loadavg"], abs=5.0)

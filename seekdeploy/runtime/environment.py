@@ -4,6 +4,12 @@ Standard library ONLY (no numpy, no seekdeploy): the remote agent ships this fil
 Library versions come from package metadata, so recording torch's version never imports torch.
 Everything is best effort: a value that cannot be read is left out or None, never an error,
 because a missing clock file must not stop a latency measurement.
+
+The machine's load while a window is timed comes from /proc (Linux): `watch_load()` is called
+just before a window and its stop function just after, so nothing is read while samples are
+taken. It records the load average, how many cores were busy, how many of them other processes
+kept busy (the timing process and its threads excluded), the VM's steal time, and the busiest
+other processes with their nice value.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,6 +35,8 @@ _VERSIONED_PACKAGES = {
     "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-libs"),
 }
 _COMMAND_TIMEOUT_S = 5.0
+_BUSY_PROCESS_MIN_CORES = 0.05  # other processes using less than 5 % of a core are not listed
+_BUSY_PROCESSES_LISTED = 5
 
 
 def collect_environment(
@@ -56,6 +65,7 @@ def collect_environment(
         "threads": int(threads),
         "python": platform.python_version(),
         "versions": library_versions(),
+        "loadavg": read_loadavg(base),
     }
     board = _read_text(base / "proc/device-tree/model")
     if board:
@@ -64,6 +74,97 @@ def collect_environment(
     if tegra_release is not None:
         env["jetson"] = collect_jetson(base, tegra_release)
     return env
+
+
+def read_loadavg(root: str | os.PathLike[str] = "/") -> list[float] | None:
+    """The 1, 5 and 15 minute load averages from /proc/loadavg, or None where unreadable."""
+    text = _read_text(Path(root) / "proc/loadavg")
+    try:
+        return [float(value) for value in text.split()[:3]] if text else None
+    except ValueError:
+        return None
+
+
+def watch_load(root: str | os.PathLike[str] = "/", exclude_pids: tuple[int, ...] = ()) -> Any:
+    """Snapshot /proc now; the returned function snapshots again and describes the interval.
+
+    The description (a JSON-safe dict, empty where /proc is unreadable)::
+
+        {"interval_s", "loadavg": [1m, 5m, 15m], "busy_cores", "others_busy_cores",
+         "steal_percent", "busy_processes": [{"pid", "name", "nice", "cores"}, ...]}
+
+    `others_busy_cores` is every process's CPU time in the interval except this process (and its
+    threads) and `exclude_pids`, divided by the interval: 1.0 means another program kept one core
+    busy the whole window.
+    """
+    base = Path(root)
+    own = {os.getpid(), *exclude_pids}
+    before, started = _cpu_snapshot(base), time.perf_counter()
+
+    def stop() -> dict[str, Any]:
+        after, interval_s = _cpu_snapshot(base), time.perf_counter() - started
+        return _describe_load(base, before, after, interval_s, own)
+
+    return stop
+
+
+def _cpu_snapshot(root: Path) -> dict[str, Any]:
+    """Jiffies of the whole machine (/proc/stat "cpu" line) and of every process."""
+    fields = (_read_text(root / "proc/stat") or "").split("\n", 1)[0].split()
+    processes = {}
+    try:
+        entries = os.listdir(root / "proc")
+    except OSError:
+        entries = []
+    for entry in entries:
+        if entry.isdigit():
+            sample = _read_process(root / "proc" / entry / "stat")
+            if sample is not None:
+                processes[int(entry)] = sample
+    machine = [int(value) for value in fields[1:]] if fields[:1] == ["cpu"] else []
+    return {"machine": machine, "processes": processes}
+
+
+def _read_process(path: Path) -> tuple[str, int, int] | None:
+    # /proc/PID/stat: "pid (comm) state ..."; comm may hold spaces and ')', so split at the last ')'.
+    text = _read_text(path)
+    if not text or ")" not in text:
+        return None
+    name = text[text.find("(") + 1:text.rfind(")")]
+    rest = text[text.rfind(")") + 2:].split()
+    try:
+        return name, int(rest[11]) + int(rest[12]), int(rest[16])  # utime + stime, nice
+    except (IndexError, ValueError):
+        return None
+
+
+def _describe_load(root: Path, before: dict[str, Any], after: dict[str, Any], interval_s: float,
+                   own: set[int]) -> dict[str, Any]:
+    if not after["machine"] or interval_s <= 0:
+        return {}
+    ticks_per_s = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
+    delta = [now - then for now, then in zip(after["machine"], before["machine"] or after["machine"])]
+    total = sum(delta[:8]) or 1  # user nice system idle iowait irq softirq steal (guest is in user)
+    idle = delta[3] + (delta[4] if len(delta) > 4 else 0)
+    steal = delta[7] if len(delta) > 7 else 0
+    cpus = os.cpu_count() or 1
+    busy = []
+    for pid, (name, ticks, nice) in after["processes"].items():
+        earlier = before["processes"].get(pid)
+        if pid in own or earlier is None or earlier[0] != name:
+            continue
+        used_cores = (ticks - earlier[1]) / ticks_per_s / interval_s
+        if used_cores > 0:
+            busy.append({"pid": pid, "name": name, "nice": nice, "cores": round(used_cores, 3)})
+    busy.sort(key=lambda process: -process["cores"])
+    return {
+        "interval_s": round(interval_s, 3),
+        "loadavg": read_loadavg(root),
+        "busy_cores": round(cpus * (total - idle) / total, 3),
+        "others_busy_cores": round(sum(process["cores"] for process in busy), 3),
+        "steal_percent": round(100.0 * steal / total, 2),
+        "busy_processes": [p for p in busy if p["cores"] >= _BUSY_PROCESS_MIN_CORES][:_BUSY_PROCESSES_LISTED],
+    }
 
 
 def library_versions() -> dict[str, str]:
