@@ -82,7 +82,7 @@ def run_spec(label: str) -> RunSpec:
     if label in fixed:
         return RunSpec(fixed[label])
     if label == "trend":
-        return RunSpec("trend:window=64,t=2,floor=0.1,ceiling=0.6", "joint")
+        return RunSpec("trend:window=256,t=2,floor=0.1,ceiling=0.6", "joint")
     match = SCHEDULE_LABEL.match(label)
     if not match:
         raise SeekdeployError(f"unknown label {label!r}; use one of {sorted(fixed)}, trend, or "
