@@ -30,13 +30,14 @@ class DoctorCheck:
 
 
 def check_environment() -> list[DoctorCheck]:
-    """Run every check (Python, torch, onnx, onnxruntime, tensorrt, trtexec, GPU, ssh, datasets)
+    """Run every check (Python, torch, onnx, onnxruntime, openvino, tensorrt, trtexec, GPU, ssh, datasets)
     and return one `DoctorCheck` each; never raises for a missing or broken component."""
     checks: list[Callable[[], list[DoctorCheck]]] = [
         _check_python,
         _check_torch_and_gpu,
         _check_onnx,
         _check_onnxruntime,
+        _check_openvino,
         _check_tensorrt,
         _check_trtexec,
         _check_ssh,
@@ -99,6 +100,21 @@ def _check_onnxruntime() -> list[DoctorCheck]:
         return [DoctorCheck("onnxruntime", False, problem, "pip install onnxruntime")]
     providers = ", ".join(ort.get_available_providers())
     return [DoctorCheck("onnxruntime", True, f"{ort.__version__} (providers: {providers})")]
+
+
+def _check_openvino() -> list[DoctorCheck]:
+    ov, problem = _import("openvino")
+    if ov is None:
+        return [DoctorCheck("openvino", False, problem, "pip install 'seekdeploy[openvino]' (only needed "
+                            "for profiles with `runtime: openvino`, e.g. x86-cpu-openvino)")]
+    try:
+        devices = ", ".join(ov.Core().available_devices)
+    except Exception as exc:  # noqa: BLE001 - a broken plugin must be one failed line, not a crash
+        return [DoctorCheck("openvino", False, f"imports but cannot list devices: {exc}",
+                            "reinstall it: pip install --force-reinstall 'seekdeploy[openvino]'")]
+    version = getattr(ov, "get_version", lambda: getattr(ov, "__version__", "unknown"))()
+    return [DoctorCheck("openvino", "CPU" in devices, f"{version} (devices: {devices or 'none'})",
+                        "" if "CPU" in devices else "OpenVINO sees no CPU device; reinstall it")]
 
 
 def _check_tensorrt() -> list[DoctorCheck]:

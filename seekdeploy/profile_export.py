@@ -18,6 +18,7 @@ from seekdeploy.errors import ConfigError, SeekdeployError
 
 DEFAULT_SWEEP_BATCHES = (1, 2, 4, 8, 16)
 LOCAL_HOST = "local"
+AGENT_RUNTIMES = ("onnxruntime", "openvino")  # timed by the agent in a child process (honest peak memory)
 
 
 @dataclass(frozen=True)
@@ -193,12 +194,13 @@ def _measure_target(target: Any, profile: Any, export: Path, settings: ProfileSe
     providers = settings.providers or tuple(profile.runtime.execution_providers)
     protocol = ProtocolSettings.from_protocol(profile.measurement)
     precision = profile.runtime.precision.value
-    if runtime == "onnxruntime":
+    if runtime in AGENT_RUNTIMES:
         from seekdeploy.remote.local_agent import measure_in_child
 
         return measure_in_child(target.model_path, input_shape=(batch, *chw), protocol=protocol,
                                 providers=providers, threads=threads, role=target.role,
-                                precision=precision, repeats=settings.repeats, sweep_batches=sweep)  # fmt: skip
+                                precision=precision, repeats=settings.repeats, sweep_batches=sweep,
+                                runtime=runtime)  # fmt: skip
     from seekdeploy.runtime.profiling import ProfileRequest, profile_model
 
     request = ProfileRequest(model=_in_process_model(runtime, target, profile, export, settings),

@@ -23,7 +23,8 @@ from seekdeploy.profiles.loader import (
 )
 from seekdeploy.profiles.schema import Precision, Role, RuntimeName
 
-SHIPPED = {"jetson-orin-nano", "jetson-agx-orin", "jetson-nano", "raspberry-pi-5", "x86-cpu"}
+SHIPPED = {"jetson-orin-nano", "jetson-agx-orin", "jetson-nano", "raspberry-pi-5", "x86-cpu",
+           "x86-cpu-openvino"}
 REPO_PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 
 

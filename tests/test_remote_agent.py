@@ -168,7 +168,7 @@ def test_agent_files_parse_as_python_3_8() -> None:
     from seekdeploy.remote.agent_files import MINIMUM_PYTHON, agent_files
 
     assert MINIMUM_PYTHON == (3, 8)
-    for runtime in ("onnxruntime", "tensorrt"):
+    for runtime in ("onnxruntime", "tensorrt", "openvino"):
         for path in agent_files(runtime).values():
             source = Path(path).read_text(encoding="utf-8")
             ast.parse(source, filename=str(path), feature_version=(3, 8))

@@ -22,7 +22,7 @@ from seekdeploy.remote.cli_options import remote_options
 @click.option("--profile", "profile_name", required=True, help="Hardware profile name, alias or YAML path.")
 @click.option("--role", type=click.Choice(["base", "motivated"]), default=None,
               help="Profile one role only (default: every role in the export).")
-@click.option("--runtime", type=click.Choice(["onnxruntime", "torch", "tensorrt"]), default=None,
+@click.option("--runtime", type=click.Choice(["onnxruntime", "torch", "tensorrt", "openvino"]), default=None,
               help="Runtime to measure with (default: the profile's).")
 @click.option("--providers", default=None, help="Comma-separated onnxruntime execution providers "
               "(default: the profile's).")

@@ -2,14 +2,14 @@
 """seekdeploy's standalone latency agent: runs on the device, prints nothing but the results JSON.
 
 Copied over SSH beside `timing.py`, `environment.py`, `result_schema.py` (and, for TensorRT,
-`_cuda.py` and `agent_tensorrt.py`), then run as::
+`_cuda.py` and `agent_tensorrt.py`; for OpenVINO, `agent_openvino.py`), then run as::
 
     python3 agent.py --model model.onnx --runtime onnxruntime --providers CPUExecutionProvider \
         --threads 4 --batch 1 --input-shape 3,32,32 --warmup-ms 200 --duration-ms 1000 \
         --output results.json
 
-It needs only the standard library, numpy and the runtime (onnxruntime, or TensorRT with libcudart
-or `trtexec`) — never torch and never seekdeploy itself — so a bare device with JetPack or
+It needs only the standard library, numpy and the runtime (onnxruntime, OpenVINO, or TensorRT with
+libcudart or `trtexec`) — never torch and never seekdeploy itself — so a bare device with JetPack or
 `pip install onnxruntime` can run it. The result is built by the same `build_model_result` the
 local runner uses, so both have one schema. Exit codes: 0 ok, 2 bad arguments, 3 a module is
 missing (stderr line `seekdeploy-agent: missing-module NAME`), 4 the model could not be measured
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agent.py", description=__doc__.splitlines()[0])
     add = parser.add_argument
     add("--model", required=True, help="the ONNX model to measure")
-    add("--runtime", choices=("onnxruntime", "tensorrt"), default="onnxruntime")
+    add("--runtime", choices=("onnxruntime", "tensorrt", "openvino"), default="onnxruntime")
     add("--providers", default="CPUExecutionProvider", help="comma-separated onnxruntime providers")
     add("--threads", type=int, default=0, help="intra-op threads (0 = the runtime's default)")
     add("--batch", type=int, default=1)
@@ -175,6 +175,16 @@ def measure_tensorrt(args: argparse.Namespace, timing, numpy) -> dict:
         raise AgentError(str(exc))
 
 
+def measure_openvino(args: argparse.Namespace, timing, numpy) -> dict:
+    """Compile the ONNX model with OpenVINO's CPU plugin and time it."""
+    openvino = import_required("openvino")
+    agent_openvino = importlib.import_module("agent_openvino")  # shipped beside this file
+    try:
+        return agent_openvino.measure(args, timing, numpy, openvino, protocol_of(args, timing), input_shape_of)
+    except agent_openvino.OpenVinoAgentError as exc:
+        raise AgentError(str(exc))
+
+
 def build_result(args: argparse.Namespace, measured: dict, timing, environment, schema) -> dict:
     """The results JSON through the shared builder (identical schema to a local run)."""
     reported = pick_reported(measured["runs"])
@@ -221,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.runtime == "onnxruntime":
             measured = measure_onnxruntime(args, timing, numpy)
+        elif args.runtime == "openvino":
+            measured = measure_openvino(args, timing, numpy)
         else:
             measured = measure_tensorrt(args, timing, numpy)
         result = build_result(args, measured, timing, environment, schema)

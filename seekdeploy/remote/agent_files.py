@@ -1,9 +1,10 @@
 """Which files the device needs, and the agent's command line, built on the host.
 
 The agent runs beside copies of the runtime's standard-library-only modules (`timing.py`,
-`environment.py`, `result_schema.py`, and `_cuda.py` for TensorRT), so a remote measurement goes
-through exactly the code a local one does. `stage_agent` puts those files in one flat folder, which
-is also how the tests run the agent under an interpreter that has no seekdeploy and no torch.
+`environment.py`, `result_schema.py`, and `_cuda.py` for TensorRT; `agent_openvino.py` for
+OpenVINO), so a remote measurement goes through exactly the code a local one does. `stage_agent`
+puts those files in one flat folder, which is also how the tests run the agent under an
+interpreter that has no seekdeploy and no torch.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def agent_files(runtime: str) -> dict[str, Path]:
     if runtime == "tensorrt":
         files["agent_tensorrt.py"] = _REMOTE_DIR / "agent_tensorrt.py"
         files["_cuda.py"] = _RUNTIME_DIR / "_cuda.py"
+    if runtime == "openvino":
+        files["agent_openvino.py"] = _REMOTE_DIR / "agent_openvino.py"
     return files
 
 

@@ -117,6 +117,7 @@ def missing_module_error(module: str, python: str, host_label: str) -> MissingMo
         "onnxruntime": "python3 -m pip install onnxruntime (onnxruntime-gpu, or NVIDIA's Jetson wheel)",
         "numpy": "python3 -m pip install numpy (or apt install python3-numpy)",
         "tensorrt": "install TensorRT's Python bindings (JetPack ships them: apt install python3-libnvinfer)",
+        "openvino": "python3 -m pip install openvino",
     }
     hint = hints.get(module, f"python3 -m pip install {module}")
     return MissingModuleError(

@@ -39,30 +39,36 @@ def measure_in_child(
     precision: str | None = None,
     repeats: int = 1,
     sweep_batches: Sequence[int] = (),
+    runtime: str = "onnxruntime",
 ) -> dict[str, Any]:
-    """Measure an ONNX model with onnxruntime in a child `python agent.py` and return its result.
+    """Measure an ONNX model with `runtime` (onnxruntime or openvino) in a child `python agent.py`
+    and return its result.
 
     `input_shape` is (B, C, H, W); `protocol` is a `ProtocolSettings`. The result dict has the
     results-JSON schema (host "local"). A failure of the child becomes `RuntimeBackendError` (or
-    `MissingDependencyError` when the child cannot import numpy/onnxruntime) with its message.
+    `MissingDependencyError` when numpy or the runtime cannot be imported) with its message.
     """
     model_path = Path(model_path)
+    if runtime == "openvino":  # checked here first, so the error names the seekdeploy extra
+        from seekdeploy.runtime.openvino_runner import import_openvino
+
+        import_openvino()
     if not model_path.is_file():
         raise RuntimeBackendError(f"ONNX model {model_path} does not exist; export it first")
     batch, *chw = (int(d) for d in input_shape)
     request = AgentRequest(
-        model_name=model_path.name, runtime="onnxruntime", providers=tuple(providers),
+        model_name=model_path.name, runtime=runtime, providers=tuple(providers),
         threads=int(threads), input_chw=tuple(chw), batch=batch, warmup_ms=protocol.warmup_ms,
         warmup_iterations=protocol.warmup_iterations, duration_ms=protocol.duration_ms,
         min_iterations=protocol.min_iterations, precision=precision, role=role,
         repeats=max(1, int(repeats)), sweep_batches=tuple(int(b) for b in sweep_batches),
     )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="seekdeploy-agent-") as folder:
-        stage_agent(Path(folder))
+        stage_agent(Path(folder), runtime)
         _link_model(model_path, Path(folder))
         argv = agent_argv(sys.executable, folder, request)
         done = _run_child(argv, _timeout_s(request), model_path)
-    _raise_for_exit(done, model_path)
+    _raise_for_exit(done, model_path, runtime)
     try:
         return json.loads(done.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError) as exc:
@@ -100,15 +106,15 @@ def _run_child(argv: list[str], timeout_s: float, model_path: Path) -> subproces
         ) from exc
 
 
-def _raise_for_exit(done: subprocess.CompletedProcess, model_path: Path) -> None:
+def _raise_for_exit(done: subprocess.CompletedProcess, model_path: Path, runtime: str = "onnxruntime") -> None:
     if done.returncode == 0:
         return
     lines = done.stderr.strip().splitlines()
     if done.returncode == _EXIT_MISSING_MODULE:
         missing = next((line[len(_MISSING_TAG):] for line in lines if line.startswith(_MISSING_TAG)), "?")
+        fix = "pip install 'seekdeploy[openvino]'" if runtime == "openvino" else "pip install onnxruntime numpy"
         raise MissingDependencyError(
-            f"{sys.executable} cannot import {missing}, which measuring ONNX models needs; "
-            "install it with: pip install onnxruntime numpy"
+            f"{sys.executable} cannot import {missing}, which measuring ONNX models needs; install it with: {fix}"
         )
     tagged = [line[len(_ERROR_TAG):] for line in lines if line.startswith(_ERROR_TAG)]
     if done.returncode == _EXIT_FAILED and tagged:

@@ -30,7 +30,8 @@ from seekdeploy.remote.ssh import (
 from seekdeploy.remote.target import SshTarget
 
 log = logging.getLogger(__name__)
-_RUNTIME_MODULES = {"onnxruntime": ("numpy", "onnxruntime"), "tensorrt": ("numpy",)}
+_RUNTIME_MODULES = {"onnxruntime": ("numpy", "onnxruntime"), "tensorrt": ("numpy",),
+                    "openvino": ("numpy", "openvino")}
 _UPLOAD_SLACK_S = 60.0
 
 
@@ -108,7 +109,8 @@ def build_plan(model_path: Path, hardware: Any, role: str | None, target: SshTar
     """The agent request for `model_path` under `hardware`'s runtime, input and protocol."""
     runtime, shape, protocol = hardware.runtime, hardware.input, hardware.measurement
     precision = _value(runtime.precision)
-    cache = _find_calibration_cache(model_path) if precision == "int8" else None
+    tensorrt_int8 = precision == "int8" and _value(runtime.name) == "tensorrt"  # CPU INT8 is a QDQ file
+    cache = _find_calibration_cache(model_path) if tensorrt_int8 else None
     request = AgentRequest(
         model_name=safe_name(model_path.name, "model file name"), runtime=_value(runtime.name),
         providers=tuple(runtime.execution_providers), threads=int(runtime.threads),
@@ -259,14 +261,15 @@ def _resolve_profile(profile: Any) -> Any:
 
 
 def _resolve_model(path: Path, hardware: Any, role: str | None) -> tuple[Path, str | None]:
-    """The ONNX file to ship (model.fp16.onnx for an fp16 onnxruntime profile when exported)."""
+    """The ONNX file to ship (model.fp16.onnx or model.int8.onnx for such a CPU profile, when exported)."""
     if path.is_file():
         return path, role or _role_from_folder(path.parent)
     if not path.is_dir():
         raise RemoteError(f"{path} is neither an export folder nor an ONNX file; run `seekdeploy export` first")
     candidates = ["model.onnx"]
-    if _value(hardware.runtime.name) == "onnxruntime" and _value(hardware.runtime.precision) == "fp16":
-        candidates.insert(0, "model.fp16.onnx")
+    precision = _value(hardware.runtime.precision)
+    if _value(hardware.runtime.name) in ("onnxruntime", "openvino") and precision in ("fp16", "int8"):
+        candidates.insert(0, f"model.{precision}.onnx")  # the export's fp16 / INT8 QDQ copy
     for name in candidates:
         if (path / name).is_file():
             return path / name, role or _role_from_folder(path)
