@@ -9,7 +9,7 @@ role folder goes through `seekdeploy.remote.profile.profile_remote`, all hosts i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from seekdeploy._io import safe_name
 from seekdeploy.errors import ConfigError, SeekdeployError
 
 DEFAULT_SWEEP_BATCHES = (1, 2, 4, 8, 16)
+DEFAULT_WINDOWS = 5  # timed windows per role: the quietest of five is robust to a busy spell
 LOCAL_HOST = "local"
 AGENT_RUNTIMES = ("onnxruntime", "openvino")  # timed by the agent in a child process (honest peak memory)
 
@@ -31,7 +32,7 @@ class ProfileSettings:
     threads: int | None = None
     batch: int | None = None
     sweep: bool = False
-    repeats: int = 1
+    repeats: int = DEFAULT_WINDOWS  # timed windows per role, interleaved across the roles
     run_dir: Path | None = None  # the training run, for --runtime torch
     out: Path | None = None  # where profile.json goes (local only)
 
@@ -83,23 +84,37 @@ def profile_local(export: Path, profile: Any, settings: ProfileSettings,
                   log: Callable[[str], None] | None = None) -> ProfileOutcome:
     """Measure every role of `export` on this machine; write profile.json and return the outcome.
 
-    `log` receives one progress line per model (and any note about its input shape).
+    Each role is timed in `settings.repeats` windows interleaved across the roles
+    (`runtime.windows.profile_interleaved`); the quietest window is reported and judged. `log`
+    receives one progress line per model (and any note about its input shape).
     """
     from seekdeploy.runtime.targets import find_targets
+    from seekdeploy.runtime.windows import profile_interleaved
 
     log = log or (lambda line: None)
-    results, verdicts, notes = [], [], []
+    runtime = settings.runtime or profile.runtime.name.value
+    planned, notes = {}, []
     for target in find_targets(export, settings.role):
         chw, note = _input_chw(target, profile)
         if note:
             notes.append(note)
             log(f"note: {note}")
-        runtime = settings.runtime or profile.runtime.name.value
         log(f"profiling {target.role} ({target.model_path}) with {runtime}, input "
             f"{[settings.batch or profile.input.batch, *chw]}…")
-        result = _measure_target(target, profile, export, settings, chw)
-        results.append(result)
-        verdicts.append(judge_result(target.role, result, profile, target.accuracy))
+        model = None if runtime in AGENT_RUNTIMES else _in_process_model(runtime, target, profile, export, settings)
+        planned[target.role] = (target, chw, model)
+    if len(planned) > 1 or settings.repeats > 1:
+        log(f"timing {settings.repeats} window(s) per role, interleaved across {', '.join(planned)}…")
+
+    def time_window(role: str, round_index: int) -> dict[str, Any]:
+        target, chw, model = planned[role]
+        last = round_index == settings.repeats - 1  # the batch sweep runs once, in the last round
+        return _measure_target(target, profile, replace(settings, repeats=1, sweep=settings.sweep and last),
+                               chw, model)
+
+    measured = profile_interleaved(list(planned), settings.repeats, time_window)
+    results = [measured[role] for role in planned]
+    verdicts = [judge_result(role, measured[role], profile, planned[role][0].accuracy) for role in planned]
     return _finish(export, profile, LOCAL_HOST, results, verdicts, settings.out or default_out(export), notes)
 
 
@@ -111,9 +126,7 @@ def profile_on_hosts(export: Path, profile: Any, hosts: Sequence[str], settings:
     host's failure is kept in its outcome. One host writes profile.json; several write
     `profile.<host>.json` each, beside the export.
     """
-    from seekdeploy.remote.profile import profile_remote
     from seekdeploy.remote.target import SshTarget
-    from seekdeploy.runtime.targets import find_targets
 
     _refuse_local_overrides(settings)
     # Every host string is checked before any ssh starts; outcomes come back keyed by label.
@@ -123,19 +136,7 @@ def profile_on_hosts(export: Path, profile: Any, hosts: Sequence[str], settings:
     if settings.out is not None and len(labels) > 1:
         raise ConfigError("--out names one file, but several --host were given; drop --out: each "
                           "device's results go to profile.<host>.json beside the export")
-    measured: dict[str, list] = {label: [] for label in labels}
-    errors: dict[str, SeekdeployError] = {}
-    for target in find_targets(export, settings.role):
-        # The role folder, so an fp16 onnxruntime profile gets model.fp16.onnx where exported.
-        outcomes = profile_remote(target.model_path.parent, profile, labels, role=target.role,
-                                  options=remote.options, python=remote.python,
-                                  repeats=settings.repeats, sweep=settings.sweep,
-                                  trtexec=remote.trtexec, on_done=on_done)  # fmt: skip
-        for label, outcome in outcomes.items():
-            if outcome.ok:
-                measured[label].append((target, outcome.result))
-            else:
-                errors.setdefault(label, outcome.error)
+    measured, errors = _remote_windows(export, profile, labels, settings, remote, on_done)
     finished = []
     for label in labels:
         if label in errors:
@@ -146,6 +147,42 @@ def profile_on_hosts(export: Path, profile: Any, hosts: Sequence[str], settings:
         out = _remote_out(export, label, settings.out, several=len(labels) > 1)
         finished.append(_finish(export, profile, label, results, verdicts, out, []))
     return finished
+
+
+def _remote_windows(export: Path, profile: Any, labels: list[str], settings: ProfileSettings,
+                    remote: RemoteSettings, on_done: Any) -> tuple[dict[str, list], dict[str, SeekdeployError]]:
+    """Every role on every host in `settings.repeats` windows: interleaved across the roles in
+    rounds of one agent run per role, except for TensorRT, whose agent builds the engine on each
+    run, so each role's windows are timed in one run. Returns label -> [(target, merged result)]
+    and label -> the first error (a failed host is left out of later rounds)."""
+    from seekdeploy.remote.profile import profile_remote
+    from seekdeploy.runtime.targets import find_targets
+    from seekdeploy.runtime.timing import round_order
+    from seekdeploy.runtime.windows import merge_windows
+
+    targets = {target.role: target for target in find_targets(export, settings.role)}
+    per_run = settings.repeats if profile.runtime.name.value == "tensorrt" else 1
+    rounds = -(-settings.repeats // per_run)
+    chunks: dict[str, dict[str, list]] = {label: {role: [] for role in targets} for label in labels}
+    errors: dict[str, SeekdeployError] = {}
+    for round_index in range(rounds):
+        for role in round_order(list(targets), round_index):
+            alive = [label for label in labels if label not in errors]
+            if not alive:
+                break
+            # The role folder, so an fp16 onnxruntime profile gets model.fp16.onnx where exported.
+            outcomes = profile_remote(targets[role].model_path.parent, profile, alive, role=role,
+                                      options=remote.options, python=remote.python, repeats=per_run,
+                                      sweep=settings.sweep and round_index == rounds - 1,
+                                      trtexec=remote.trtexec, on_done=on_done)  # fmt: skip
+            for label, outcome in outcomes.items():
+                if outcome.ok:
+                    chunks[label][role].append(outcome.result)
+                else:
+                    errors.setdefault(label, outcome.error)
+    measured = {label: [(targets[role], merge_windows(chunks[label][role], list(targets))) for role in targets]
+                for label in labels if label not in errors}  # fmt: skip
+    return measured, errors
 
 
 def _remote_out(export: Path, label: str, out: Path | None, several: bool) -> Path:
@@ -183,8 +220,8 @@ def judge_result(role: str, result: dict[str, Any], profile: Any, accuracy: floa
     return evaluate_role(role, result, profile.budget(role), accuracy)
 
 
-def _measure_target(target: Any, profile: Any, export: Path, settings: ProfileSettings,
-                    chw: tuple[int, int, int]) -> dict[str, Any]:
+def _measure_target(target: Any, profile: Any, settings: ProfileSettings, chw: tuple[int, int, int],
+                    model: Any = None) -> dict[str, Any]:
     from seekdeploy.runtime.timing import ProtocolSettings
 
     runtime = settings.runtime or profile.runtime.name.value
@@ -203,8 +240,7 @@ def _measure_target(target: Any, profile: Any, export: Path, settings: ProfileSe
                                 runtime=runtime)  # fmt: skip
     from seekdeploy.runtime.profiling import ProfileRequest, profile_model
 
-    request = ProfileRequest(model=_in_process_model(runtime, target, profile, export, settings),
-                             runtime=runtime, input_shape=(batch, *chw), protocol=protocol,
+    request = ProfileRequest(model=model, runtime=runtime, input_shape=(batch, *chw), protocol=protocol,
                              role=target.role, providers=providers, threads=threads,
                              repeats=settings.repeats, sweep_batches=sweep, precision=precision)  # fmt: skip
     return profile_model(request)

@@ -53,6 +53,9 @@ def write_profile(folder: Path, **budget_overrides: dict) -> Path:
     for budget in data["budgets"].values():
         # In-process peak RSS includes the torch this test process has loaded (~0.6 GiB).
         budget["peak_memory_mib"] = 8192
+        # Far above a tiny model's latency even in a window a busy machine disturbs, so a test
+        # that expects PASS does not see UNSTABLE; the violation test overrides it.
+        budget["latency_ms"] = 50.0
     for role, override in budget_overrides.items():
         data["budgets"][role].update(override)
     path = folder / "test-cpu.yaml"
@@ -72,6 +75,32 @@ def test_both_roles_pass(run_cli, export_dir: Path, tmp_path: Path) -> None:
     assert [r["role"] for r in document["results"]] == ["base", "motivated"]
     assert [e["batch"] for e in document["results"][0]["sweep"]] == [2]
     assert document["results"][0]["input_shape"] == [1, 3, 8, 8]
+    assert [len(r["repeats"]) for r in document["results"]] == [5, 5]  # five windows by default
+
+
+def test_every_window_is_recorded_with_the_machine_load(run_cli, export_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "windows.json"
+    result = run_cli("profile", str(export_dir), "--profile", str(write_profile(tmp_path)), "--repeats", "3",
+                     "--out", str(out))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    text = " ".join(result.stdout.split())  # the console wraps long lines at 80 columns
+    assert "base: p50 per window (ms):" in text and "the quietest is reported" in text
+    assert "while timing: other processes kept" in text
+    assert "quietest of 3 windows, spread" in text
+    for model in json.loads(out.read_text())["results"]:
+        windows = model["repeats"]
+        assert [window["round"] for window in windows] == [0, 1, 2]
+        medians = [window["median_ms"] for window in windows]
+        assert model["latency"]["median_ms"] == min(medians)  # the quietest window is reported
+        assert model["windows"]["reported"] == medians.index(min(medians))
+        assert model["windows"]["interleaved_with"] == ["base", "motivated"]
+        assert all(len(window["samples_ms"]) == window["iterations"] for window in windows)
+        for window in windows:  # the load around every window, read from /proc by the agent
+            assert window["load"]["interval_s"] > 0 and len(window["load"]["loadavg"]) == 3
+            assert window["load"]["others_busy_cores"] >= 0
+        load = model["environment"]["load"]
+        assert load["windows"] == 3 and load["others_busy_cores_max"] >= load["others_busy_cores_median"]
+        assert isinstance(load["busy"], bool)
 
 
 def test_latency_violation_exits_3(run_cli, export_dir: Path, tmp_path: Path) -> None:
@@ -84,6 +113,8 @@ def test_latency_violation_exits_3(run_cli, export_dir: Path, tmp_path: Path) ->
     document = json.loads(out.read_text())
     assert document["passed"] is False
     assert len(document["results"][1]["repeats"]) == 2
+    # Even the fastest iteration is over 0.0001 ms: a certain failure, never UNSTABLE.
+    assert document["verdicts"][1]["unstable"] is False and document["verdicts"][1]["windows"] == 2
     failing = [c for c in document["verdicts"][1]["checks"] if c["outcome"] == "FAIL"]
     assert [c["check"] for c in failing] == ["latency"]
 

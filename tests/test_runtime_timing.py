@@ -6,19 +6,27 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from seekdeploy.profiles.schema import MeasurementProtocol
+from seekdeploy.runtime.result_schema import build_model_result, validate_model_result
 from seekdeploy.runtime.timing import (
     LatencyStats,
     ProtocolSettings,
+    TimedWindow,
     measure,
+    measure_windows,
     peak_rss_mib,
+    quietest_index,
     reset_peak_rss,
+    round_order,
+    spread_percent,
 )
+from seekdeploy.runtime.windows import profile_interleaved
 
 RUNTIME_DIR = Path(__file__).resolve().parents[1] / "seekdeploy" / "runtime"
 
@@ -165,3 +173,73 @@ def test_standalone_modules_import_only_stdlib_and_numpy(module: str, allowed_th
     third_party = {t for t in tops if t not in sys.stdlib_module_names and not t.startswith("_")}
     assert third_party <= allowed_third_party, f"{module}.py imported {third_party}"
     assert "seekdeploy" not in tops
+
+
+# ---- the window protocol: interleaved windows, the quietest reported ----
+
+
+def test_measure_windows_reads_the_load_around_each_window_only() -> None:
+    clock = FakeClock([1.0, 1.0, 3.0])  # 1 ms twice, then 3 ms: the windows differ
+    events: list[str] = []
+
+    def watch() -> Callable[[], dict]:
+        events.append(f"start@{clock.calls}")
+        return lambda: events.append(f"stop@{clock.calls}") or {"others_busy_cores": 0.0}
+
+    windows = measure_windows(clock.infer, ProtocolSettings(0, 1, 0, 3), 2, watch_load=watch, timer=clock.timer)
+    assert [window.stats.iterations for window in windows] == [3, 3]
+    # Each window is 1 warm-up + 3 timed calls; the load is read before and after, never inside.
+    assert events == ["start@0", "stop@4", "start@4", "stop@8"]
+    assert windows[0].to_json()["load"] == {"others_busy_cores": 0.0}
+    assert "samples_ms" not in windows[0].to_json() and "samples_ms" in windows[0].to_json(True)
+
+
+def test_quietest_window_spread_and_round_order() -> None:
+    assert quietest_index([0.30, 0.21, 0.25, 0.21]) == 1  # the lowest median, the earliest on a tie
+    assert spread_percent([0.2, 0.25, 0.3]) == pytest.approx(50.0)
+    assert spread_percent([0.2]) == 0.0
+    with pytest.raises(ValueError):
+        quietest_index([])
+    roles = ["base", "motivated", "third"]
+    orders = [round_order(roles, index) for index in range(4)]
+    assert orders == [roles, ["motivated", "third", "base"], ["third", "base", "motivated"], roles]
+
+
+def _one_window_result(median_ms: float, role: str, peak: float, others_busy: float, sweep=None) -> dict:
+    stats = LatencyStats.from_samples([median_ms - 0.01, median_ms, median_ms + 0.5])
+    return build_model_result(
+        role=role, model_file="model.onnx", runtime="onnxruntime", providers=[], threads=1,
+        input_shape=[1, 3, 8, 8], protocol={}, latency=stats.to_json(), environment={"hostname": "h"},
+        repeats=[TimedWindow(stats, {"others_busy_cores": others_busy, "loadavg": [1.0, 1.0, 1.0],
+                                     "busy_processes": [{"pid": 7, "name": "hog", "nice": 19,
+                                                         "cores": others_busy}]}).to_json()],
+        peak_memory_mib=peak, sweep=sweep,
+    )  # fmt: skip
+
+
+def test_profile_interleaved_times_every_role_once_per_round_and_reports_the_quietest() -> None:
+    calls: list[tuple[str, int]] = []
+    medians = {"base": [0.30, 0.20, 0.26], "motivated": [1.0, 1.4, 0.9]}
+
+    def time_window(role: str, round_index: int) -> dict:
+        calls.append((role, round_index))
+        sweep = [{"batch": 2}] if round_index == 2 else None
+        return _one_window_result(medians[role][round_index], role, 50.0 + round_index, 0.1 * round_index, sweep)
+
+    merged = profile_interleaved(["base", "motivated"], 3, time_window)
+    assert calls == [("base", 0), ("motivated", 0), ("motivated", 1), ("base", 1), ("base", 2), ("motivated", 2)]
+    base = merged["base"]
+    assert validate_model_result(base) == []
+    assert base["latency"]["median_ms"] == pytest.approx(0.20) and base["latency"]["samples_ms"]
+    assert [window["round"] for window in base["repeats"]] == [0, 1, 2]
+    assert [window["median_ms"] for window in base["repeats"]] == pytest.approx([0.30, 0.20, 0.26])
+    assert all(window["samples_ms"] for window in base["repeats"])  # every window is recorded whole
+    assert base["windows"]["reported"] == 1 and base["windows"]["count"] == 3
+    assert base["windows"]["spread_percent"] == pytest.approx(50.0)
+    assert base["windows"]["interleaved_with"] == ["base", "motivated"]
+    assert base["peak_memory_mib"] == 52.0 and base["sweep"] == [{"batch": 2}]
+    load = base["environment"]["load"]
+    assert load["others_busy_cores_max"] == pytest.approx(0.2) and load["busy"] is False
+    assert merged["motivated"]["latency"]["median_ms"] == pytest.approx(0.9)
+    with pytest.raises(ValueError):
+        profile_interleaved(["base"], 0, time_window)

@@ -123,3 +123,78 @@ def test_load_profile_document_rejects_bad_files(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"kind": "seekdeploy.profile", "schema_version": 99}))
     with pytest.raises(SeekdeployError, match="schema_version 99"):
         load_profile_document(bad)
+
+
+# ---- the verdict protocol: the quietest window judged, every window checked ----
+
+
+def windowed_result(window_samples: list[list[float]], busy_cores: list[float] | None = None) -> dict:
+    """A model result of several timed windows, merged as `profile` merges them."""
+    from seekdeploy.runtime.timing import TimedWindow
+    from seekdeploy.runtime.windows import merge_windows
+
+    chunks = []
+    for index, samples in enumerate(window_samples):
+        stats = LatencyStats.from_samples(samples)
+        load = {"others_busy_cores": (busy_cores or [0.0] * len(window_samples))[index]}
+        chunks.append(build_model_result(
+            role="base", model_file="model.onnx", runtime="onnxruntime", providers=[], threads=0,
+            input_shape=[1, 3, 8, 8], protocol={}, latency=stats.to_json(), environment={},
+            repeats=[TimedWindow(stats, load).to_json()], peak_memory_mib=10.0, file_size_mib=1.0,
+        ))  # fmt: skip
+    return merge_windows(chunks, ["base"])
+
+
+QUIET = [1.0] * 19 + [1.5]  # p95 1.025 ms
+BUSY = [1.2] * 15 + [4.0] * 5  # p95 4.0 ms
+
+
+def test_windows_straddling_the_budget_make_the_verdict_unstable() -> None:
+    result = windowed_result([BUSY, QUIET, QUIET, BUSY, QUIET])
+    verdict = evaluate_role("base", result, Budget(latency_ms=2.0))
+    latency = verdict.checks[0]
+    assert latency.measured == pytest.approx(1.025)  # the quietest window (lowest median) is judged
+    assert latency.window_values == pytest.approx((4.0, 1.025, 1.025, 4.0, 1.025))
+    assert latency.windows_passed == 3 and latency.unstable and latency.outcome is Outcome.PASS
+    assert verdict.passed and verdict.unstable and verdict.status == "UNSTABLE"
+    line = verdict.summary_line()
+    assert line.startswith("UNSTABLE base")
+    assert "49%); unstable: PASS in 3 of 5 windows (p95 1.03 ms to 4.00 ms)" in line
+    assert "quietest of 5 windows, spread 20%" in line
+    data = verdict.to_json()
+    assert data["outcome"] == "PASS" and data["unstable"] is True and data["windows"] == 5
+    assert data["checks"][0]["windows_passed"] == 3 and len(data["checks"][0]["window_values"]) == 5
+
+
+def test_windows_that_agree_give_a_clean_verdict() -> None:
+    result = windowed_result([QUIET, BUSY, QUIET])
+    assert evaluate_role("base", result, Budget(latency_ms=5.0)).status == "PASS"
+    failing = evaluate_role("base", result, Budget(latency_ms=0.5))
+    assert failing.status == "FAIL" and not failing.unstable
+    assert failing.summary_line().startswith("FAIL base")
+
+
+def test_a_failure_on_a_busy_machine_is_unstable_but_a_pass_stands() -> None:
+    # Other processes kept 1.4 cores busy in every window, the quietest included.
+    result = windowed_result([BUSY, BUSY, BUSY], busy_cores=[1.4, 1.5, 1.4])
+    failing = evaluate_role("base", result, Budget(latency_ms=3.0))
+    assert not failing.passed and failing.unstable and failing.status == "UNSTABLE"
+    assert "failed while other processes kept 1.40 cores busy" in failing.summary_line()
+    passing = evaluate_role("base", result, Budget(latency_ms=5.0))
+    assert passing.status == "PASS"  # other work only adds time: a pass measured under load holds
+    quiet_fail = evaluate_role("base", windowed_result([BUSY, BUSY], busy_cores=[0.1, 0.0]), Budget(latency_ms=3.0))
+    assert quiet_fail.status == "FAIL"
+    # Even the fastest iteration (1.2 ms) is over 1 ms: no other work explains that failure.
+    certain = evaluate_role("base", result, Budget(latency_ms=1.0))
+    assert certain.status == "FAIL" and not certain.unstable
+
+
+def test_closing_line_names_the_unstable_roles() -> None:
+    from seekdeploy.runtime.display import closing_line, unstable_note
+
+    straddling = evaluate_role("base", windowed_result([BUSY, QUIET, QUIET]), Budget(latency_ms=2.0))
+    clean = evaluate_role("motivated", windowed_result([QUIET, QUIET]), Budget(latency_ms=2.0))
+    assert closing_line([clean]) == "PASSED"
+    assert closing_line([straddling, clean]) == "UNSTABLE (the quietest windows PASSED)"
+    assert unstable_note([straddling, clean]).startswith("base: the timed windows disagree with the budget")
+    assert unstable_note([clean]) == ""

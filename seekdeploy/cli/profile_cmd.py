@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from seekdeploy.profile_export import DEFAULT_WINDOWS
 from seekdeploy.remote.cli_options import remote_options
 
 
@@ -30,8 +31,12 @@ from seekdeploy.remote.cli_options import remote_options
               help="Intra-op threads, 0 = runtime default (default: the profile's).")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Batch size (default: the profile's).")
 @click.option("--sweep", is_flag=True, help="Also time the profile's batch_sweep sizes (or 1,2,4,8,16).")
-@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Run the whole timing protocol this many times; the median repeat is reported.")
+@click.option("--repeats", type=click.IntRange(min=1), default=DEFAULT_WINDOWS, show_default=True,
+              help="Timed windows per role, each the whole protocol, interleaved across the roles; the "
+                   "quietest window (lowest median) is judged, and windows that straddle a budget make "
+                   "the verdict UNSTABLE.")
+@click.option("--fail-unstable", is_flag=True,
+              help="Exit 3 when a verdict is UNSTABLE, even if the quietest windows pass.")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
               help="Training run folder (only for --runtime torch; default runs/<run>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results JSON on stdout (table on stderr).")
@@ -42,6 +47,12 @@ from seekdeploy.remote.cli_options import remote_options
 def profile_command(ctx: click.Context, export: Path, profile_name: str, **options: Any) -> None:
     """Measure latency of an export here or on devices (--host) and give PASS/FAIL per budget
     (exit 3 on FAIL).
+
+    \b
+    Each role is timed in --repeats windows interleaved across the roles; the quietest window
+    (lowest median: other work only adds time) decides PASS/FAIL, the spread between windows and
+    the machine's load are shown, and a budget some windows meet and others miss is reported as
+    UNSTABLE ("PASS in 3 of 5 windows") rather than as a clean verdict.
 
     \b
     EXPORT is an export folder (exports/<run>/ with <role>/model.onnx and manifest.json),
@@ -68,7 +79,8 @@ def profile_command(ctx: click.Context, export: Path, profile_name: str, **optio
 
         hosts = ", ".join(outcome.host for outcome in failed)
         raise RemoteError(f"no results from {hosts}; the reason is printed above for each")
-    if not passed:
+    unstable = any(verdict.unstable for outcome in outcomes for verdict in outcome.verdicts)
+    if not passed or (unstable and options["fail_unstable"]):
         from seekdeploy.errors import BudgetViolation
 
         ctx.exit(BudgetViolation.exit_code)
@@ -90,7 +102,7 @@ def profile_settings_from_cli(options: dict[str, Any]) -> Any:
         providers = tuple(p.strip() for p in options["providers"].split(",") if p.strip())
     return ProfileSettings(role=options.get("role"), runtime=options.get("runtime"), providers=providers,
                            threads=options.get("threads"), batch=options.get("batch"),
-                           sweep=bool(options.get("sweep")), repeats=options.get("repeats") or 1,
+                           sweep=bool(options.get("sweep")), repeats=options.get("repeats") or DEFAULT_WINDOWS,
                            run_dir=options.get("run_dir"), out=options.get("out"))  # fmt: skip
 
 

@@ -23,7 +23,6 @@ import hashlib
 import importlib
 import json
 import os
-import statistics
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -72,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--warmup-iterations", type=int, default=10)
     add("--duration-ms", type=float, default=1000.0)
     add("--min-iterations", type=int, default=50)
-    add("--repeats", type=int, default=1, help="timed windows; the median one is reported")
+    add("--repeats", type=int, default=1, help="timed windows; the quietest (lowest median) is reported")
     add("--sweep-batches", type=lambda t: parse_dims(t, "--sweep-batches"), default=None)
     add("--role", default=None)
     add("--host", default="local", help="how the result names this device")
@@ -103,10 +102,9 @@ def protocol_of(args: argparse.Namespace, timing):
     )  # fmt: skip
 
 
-def pick_reported(runs: list) -> object:
-    """The repeat whose median latency is the median of all repeats (robust to one noisy run)."""
-    target = statistics.median_low([run.median_ms for run in runs])
-    return next(run for run in runs if run.median_ms == target)
+def as_windows(runs: list, timing) -> list:
+    """The timed windows as `TimedWindow`s (the TensorRT path returns bare `LatencyStats`)."""
+    return [run if isinstance(run, timing.TimedWindow) else timing.TimedWindow(run) for run in runs]
 
 
 def sha256_of(path: str) -> str:
@@ -128,8 +126,9 @@ def disabled_optimizers(args: argparse.Namespace) -> list[str]:
     return ["MatmulTransposeFusion"] if fp16 else []
 
 
-def measure_onnxruntime(args: argparse.Namespace, timing, numpy) -> dict:
-    """Load the model in onnxruntime, time it under the protocol, sweep batches if asked."""
+def measure_onnxruntime(args: argparse.Namespace, timing, numpy, watch_load=None) -> dict:
+    """Load the model in onnxruntime, time it in `--repeats` windows (each with the machine's load,
+    read by `watch_load` around it), sweep batches if asked."""
     ort = import_required("onnxruntime")
     providers = [p for p in args.providers.split(",") if p]
     available = ort.get_available_providers()
@@ -155,13 +154,13 @@ def measure_onnxruntime(args: argparse.Namespace, timing, numpy) -> dict:
         raise AgentError(f"onnxruntime cannot run {os.path.basename(args.model)} on input "
                          f"{input_shape_of(args, args.batch)}: {exc}")
 
-    def time_batch(batch: int, repeats: int) -> list:
+    def time_batch(batch: int, windows: int) -> list:
         feed = {input_name: rng.standard_normal(input_shape_of(args, batch)).astype(numpy.float32)}
-        return [timing.measure(lambda: session.run(None, feed), protocol_of(args, timing), batch=batch)
-                for _ in range(repeats)]  # fmt: skip
+        return timing.measure_windows(lambda: session.run(None, feed), protocol_of(args, timing), windows,
+                                      batch=batch, watch_load=watch_load)  # fmt: skip
 
     runs = time_batch(args.batch, max(1, args.repeats))
-    sweep = [(b, pick_reported(time_batch(b, 1))) for b in (args.sweep_batches or [])]
+    sweep = [(b, time_batch(b, 1)[0].stats) for b in (args.sweep_batches or [])]
     return {"runs": runs, "sweep": sweep, "providers": session.get_providers(),
             "model_file": args.model, "peak_memory_mib": timing.peak_rss_mib()}  # fmt: skip
 
@@ -186,8 +185,10 @@ def measure_openvino(args: argparse.Namespace, timing, numpy) -> dict:
 
 
 def build_result(args: argparse.Namespace, measured: dict, timing, environment, schema) -> dict:
-    """The results JSON through the shared builder (identical schema to a local run)."""
-    reported = pick_reported(measured["runs"])
+    """The results JSON through the shared builder (identical schema to a local run): every window,
+    and the quietest one (lowest median) reported, as a local run does."""
+    windows = as_windows(measured["runs"], timing)
+    reported = windows[timing.quietest_index([window.stats.median_ms for window in windows])].stats
     sweep = None
     if args.sweep_batches:
         sweep = [schema.build_sweep_entry(input_shape_of(args, b), stats.to_json(), None)
@@ -197,7 +198,7 @@ def build_result(args: argparse.Namespace, measured: dict, timing, environment, 
         role=args.role, model_file=os.path.basename(model_file), runtime=args.runtime,
         providers=measured["providers"], threads=args.threads,
         input_shape=input_shape_of(args, args.batch), protocol=protocol_of(args, timing).to_json(),
-        latency=reported.to_json(), repeats=[run.to_json(False) for run in measured["runs"]],
+        latency=reported.to_json(), repeats=[window.to_json() for window in windows],
         environment=environment.collect_environment(args.runtime, measured["providers"], args.threads),
         peak_memory_mib=measured["peak_memory_mib"],
         file_size_mib=os.path.getsize(model_file) / (1024.0 * 1024.0), sweep=sweep,
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     schema = importlib.import_module("result_schema")
     try:
         if args.runtime == "onnxruntime":
-            measured = measure_onnxruntime(args, timing, numpy)
+            measured = measure_onnxruntime(args, timing, numpy, environment.watch_load)
         elif args.runtime == "openvino":
             measured = measure_openvino(args, timing, numpy)
         else:

@@ -50,17 +50,62 @@ def _num(value: float | None) -> str:
 def print_report(
     console: Console, results: Sequence[dict[str, Any]], verdicts: Sequence[RoleVerdict], title: str
 ) -> bool:
-    """Print the table, one verdict line per role and the closing line; True when all passed."""
+    """Print the table, the windows, the machine's load, one verdict line per role and the closing
+    line (PASSED, FAILED, or UNSTABLE when windows straddle a budget); True when all passed by the
+    quietest-window rule."""
     runtimes = sorted({result["runtime"] for result in results})
     console.print(render_latency_table(results, f"{title} · {', '.join(runtimes)}"))
     for result in results:
         repeats = result.get("repeats") or []
         if len(repeats) > 1:
-            medians = ", ".join(_num(r["median_ms"]) for r in repeats)
-            console.print(f"{result.get('role') or '-'}: p50 per repeat (ms): {medians}")
+            medians = " ".join(_num(r["median_ms"]) for r in repeats)
+            spread = (result.get("windows") or {}).get("spread_percent")
+            tail = f" (spread {spread:.0f}%; the quietest is reported)" if spread is not None else ""
+            console.print(f"{result.get('role') or '-'}: p50 per window (ms): {medians}{tail}", highlight=False)
+    load_line = describe_load(results)
+    if load_line:
+        console.print(load_line, highlight=False)
     for verdict in verdicts:
-        style = "green" if verdict.passed else "red"
+        style = "yellow" if verdict.unstable else "green" if verdict.passed else "red"
         console.print(verdict.summary_line(), style=style, markup=False, highlight=False)
     passed = all(verdict.passed for verdict in verdicts)
-    console.print("PASSED" if passed else "FAILED", style="bold green" if passed else "bold red")
+    note = unstable_note(verdicts)
+    if note:
+        console.print(note, style="yellow", highlight=False)
+    console.print(closing_line(verdicts), style="bold " + ("yellow" if any(v.unstable for v in verdicts)
+                                                             else "green" if passed else "red"))
     return passed
+
+
+def closing_line(verdicts: Sequence[RoleVerdict]) -> str:
+    """`PASSED`, `FAILED`, or `UNSTABLE (the quietest windows PASSED)` when a role's windows
+    straddle a budget or it failed on a busy machine (`unstable_note` says which role)."""
+    passed = all(verdict.passed for verdict in verdicts)
+    if not any(verdict.unstable for verdict in verdicts):
+        return "PASSED" if passed else "FAILED"
+    return f"UNSTABLE (the quietest windows {'PASSED' if passed else 'FAILED'})"
+
+
+def unstable_note(verdicts: Sequence[RoleVerdict]) -> str:
+    """The line before an UNSTABLE closing line: which roles, and what to do ('' when none)."""
+    roles = [verdict.role for verdict in verdicts if verdict.unstable]
+    if not roles:
+        return ""
+    return (f"{', '.join(roles)}: the timed windows disagree with the budget, or a failure was measured "
+            "while other processes kept the machine busy; re-run on a quieter device for a clean verdict")
+
+
+def describe_load(results: Sequence[dict[str, Any]]) -> str:
+    """One line on how busy the machine was while the windows were timed ('' when not recorded)."""
+    loads = [(result.get("environment") or {}).get("load") for result in results]
+    loads = [load for load in loads if load]
+    if not loads:
+        return ""
+    busiest = max(loads, key=lambda load: load.get("others_busy_cores_max") or 0.0)
+    processes = ", ".join(f"{p['name']} {p['cores']:.2f} (nice {p['nice']})" for p in busiest.get("busy_processes") or ())
+    loadavg = busiest.get("loadavg_1m_max")
+    state = "busy" if any(load.get("busy") for load in loads) else "quiet"
+    return (f"machine {state} while timing: other processes kept up to {busiest['others_busy_cores_max']:.2f} "
+            f"cores busy (median window {busiest['others_busy_cores_median']:.2f})"
+            + (f", load average {loadavg:.2f}" if loadavg is not None else "")
+            + (f"; busiest: {processes}" if processes else ""))

@@ -1,4 +1,4 @@
-"""Profile one model with one runner: repeats of the timing protocol, memory, size, batch sweep.
+"""Profile one model with one runner: windows of the timing protocol, memory, size, batch sweep.
 
 This is the library layer under `seekdeploy profile`; it returns a model result dict in the
 schema of `result_schema.py`, identical to what the remote agent produces on a device.
@@ -16,14 +16,16 @@ import numpy as np
 
 from seekdeploy._io import sha256_file
 from seekdeploy.errors import RuntimeBackendError
-from seekdeploy.runtime.environment import collect_environment
+from seekdeploy.runtime.environment import collect_environment, watch_load
 from seekdeploy.runtime.result_schema import build_model_result, build_sweep_entry
 from seekdeploy.runtime.runners import Runner, create_runner
 from seekdeploy.runtime.timing import (
-    LatencyStats,
     ProtocolSettings,
+    TimedWindow,
     measure,
+    measure_windows,
     peak_rss_mib,
+    quietest_index,
     reset_peak_rss,
 )
 
@@ -52,8 +54,9 @@ def profile_model(
 ) -> dict[str, Any]:
     """Measure `request` and return its model result dict (results-JSON schema 1).
 
-    The reported latency is the repeat with the median p50 (robust to one disturbed repeat); all
-    repeats are kept. Peak memory is the process VmHWM reset just before the model is loaded, so
+    `request.repeats` windows are timed back to back, each with the machine's load; the quietest
+    one (lowest median, `timing.quietest_index`) is reported and every window is kept under
+    "repeats". Interleaving windows across models is `runtime.windows.profile_interleaved`. Peak memory is the process VmHWM reset just before the model is loaded, so
     it covers load + inference (plus the interpreter) but not earlier work of this process.
     """
     if request.repeats < 1:
@@ -63,11 +66,11 @@ def profile_model(
     with runner:
         feed = make_feed(runner, request.input_shape, request.seed)
         runner.infer(feed)  # fail fast on a shape/type mismatch before the timed protocol
-        repeats = [_measure_once(runner, feed, request) for _ in range(request.repeats)]
+        windows = _measure_windows(runner, feed, request)
         peak_memory_mib = peak_rss_mib() or None
         sweep = _run_sweep(runner, request) if request.sweep_batches else None
         providers = getattr(runner, "session_providers", list(request.providers))
-    reported = _median_repeat(repeats)
+    reported = windows[quietest_index([window.stats.median_ms for window in windows])].stats
     model_file = Path(request.model) if isinstance(request.model, (str, Path)) else None
     return build_model_result(
         role=request.role,
@@ -80,7 +83,7 @@ def profile_model(
         input_shape=request.input_shape,
         protocol=request.protocol.to_json(),
         latency=reported.to_json(),
-        repeats=[stats.to_json(include_samples=False) for stats in repeats],
+        repeats=[window.to_json() for window in windows],
         peak_memory_mib=peak_memory_mib,
         file_size_mib=model_file_size_mib(model_file) if model_file is not None else None,
         environment=collect_environment(request.runtime, providers, request.threads),
@@ -113,11 +116,11 @@ def _default_runner(request: ProfileRequest) -> Runner:
                          request.precision)
 
 
-def _measure_once(runner: Runner, feed: dict[str, np.ndarray], request: ProfileRequest) -> LatencyStats:
+def _measure_windows(runner: Runner, feed: dict[str, np.ndarray], request: ProfileRequest) -> list[TimedWindow]:
     device_time = getattr(runner, "last_compute_ms", None)
-    return measure(
-        lambda: runner.infer(feed), request.protocol, sync=runner.sync,
-        batch=request.input_shape[0], device_time_ms=device_time,
+    return measure_windows(
+        lambda: runner.infer(feed), request.protocol, request.repeats, sync=runner.sync,
+        batch=request.input_shape[0], device_time_ms=device_time, watch_load=watch_load,
     )  # fmt: skip
 
 
@@ -131,12 +134,6 @@ def _run_sweep(runner: Runner, request: ProfileRequest) -> list[dict[str, Any]]:
         stats = measure(lambda f=feed: runner.infer(f), request.protocol, sync=runner.sync, batch=shape[0])
         entries.append(build_sweep_entry(shape, stats.to_json(), peak_rss_mib() or None))
     return entries
-
-
-def _median_repeat(repeats: list[LatencyStats]) -> LatencyStats:
-    # The lower median for an even count, so the reported repeat is always a real one.
-    ranked = sorted(repeats, key=lambda stats: stats.median_ms)
-    return ranked[(len(ranked) - 1) // 2]
 
 
 def _check_shape(name: str, declared: tuple[int | None, ...], wanted: tuple[int, ...]) -> None:

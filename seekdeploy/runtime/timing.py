@@ -8,6 +8,12 @@ Protocol: warm up until BOTH `warmup_ms` have elapsed and `warmup_iterations` ha
 window until BOTH `duration_ms` have elapsed and `min_iterations` have run. Every timed iteration
 is `infer()` followed by `sync()` (a stream/event synchronize for GPU runners), bracketed by
 `time.perf_counter()`, so asynchronous work is never left out of the sample.
+
+Window protocol (what `seekdeploy profile` reports): a model is timed in several windows, each a
+whole run of the protocol above, interleaved with the other models of the export (`round_order`),
+and the QUIETEST window -- the one with the lowest median -- is reported. Other work on a shared
+device only ever adds time, so the quietest window is the best estimate of what the model itself
+costs; the spread between the windows' medians says how busy the device was.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable  # not collections.abc.Callable: devices may run Python 3.8 (JetPack 5)
+from typing import Any, Callable, Sequence  # not collections.abc.Callable: devices may run Python 3.8 (JetPack 5)
 
 import numpy as np
 
@@ -196,6 +202,66 @@ def measure(
             break
     device_stats = LatencyStats.from_samples(device_ms, batch) if device_ms else None
     return LatencyStats.from_samples(samples_ms, batch, device_stats)
+
+
+REPORTED_WINDOW_RULE = "quietest window (lowest median)"
+
+
+@dataclass(frozen=True)
+class TimedWindow:
+    """One timed window: its statistics and the machine's load while it ran (None: not watched)."""
+
+    stats: LatencyStats
+    load: dict[str, Any] | None = None
+
+    def to_json(self, include_samples: bool = False) -> dict[str, Any]:
+        """The statistics' JSON plus a "load" key."""
+        return {**self.stats.to_json(include_samples), "load": self.load}
+
+
+def measure_windows(
+    infer: Callable[[], object],
+    protocol: Any,
+    windows: int,
+    sync: Callable[[], None] | None = None,
+    batch: int = 1,
+    device_time_ms: Callable[[], float] | None = None,
+    watch_load: Callable[[], Callable[[], dict[str, Any]]] | None = None,
+    timer: Timer = time.perf_counter,
+) -> list[TimedWindow]:
+    """Time `windows` back-to-back runs of the protocol (see `measure`), each with its load.
+
+    `watch_load()` is called just before each window and the function it returns just after (e.g.
+    `environment.watch_load`), so the load is read outside the timed samples.
+    """
+    timed = []
+    for _ in range(max(1, int(windows))):
+        stop = watch_load() if watch_load is not None else None
+        stats = measure(infer, protocol, sync=sync, timer=timer, batch=batch, device_time_ms=device_time_ms)
+        timed.append(TimedWindow(stats, stop() if stop is not None else None))
+    return timed
+
+
+def quietest_index(medians_ms: Sequence[float]) -> int:
+    """Index of the quietest window: the lowest median (the earliest on a tie)."""
+    if not medians_ms:
+        raise ValueError("no windows to choose from")
+    return min(range(len(medians_ms)), key=lambda index: (medians_ms[index], index))
+
+
+def spread_percent(medians_ms: Sequence[float]) -> float:
+    """How far the slowest window's median is above the quietest one's, in percent (0 for one)."""
+    lowest = min(medians_ms)
+    return 100.0 * (max(medians_ms) - lowest) / lowest if lowest > 0 else 0.0
+
+
+def round_order(names: Sequence[str], round_index: int) -> list[str]:
+    """The order `names` are timed in round `round_index`: rotated by one each round, so no model
+    always runs first (right after a process start) or always after the same neighbour."""
+    if not names:
+        return []
+    shift = round_index % len(names)
+    return [*names[shift:], *names[:shift]]
 
 
 def _no_sync() -> None:

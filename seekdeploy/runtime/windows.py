@@ -1,0 +1,107 @@
+"""The verdict protocol's timing: every model of an export in interleaved windows, then merged.
+
+A busy device makes one timed window say more about the moment than about the model, so
+`profile_interleaved` times each role in several windows, one per round, every role once per round
+in `timing.round_order` (rotated each round): a spell of other work falls on the windows of every
+role alike instead of on all the windows of one. Each window is one call of `time_window(role,
+round)`, which returns a model result holding one window -- a fresh agent process here, the agent
+over SSH, or any in-process runner (activate / infer / deactivate) -- so every runtime gets the
+same protocol.
+
+`merge_windows` then builds the role's model result: "latency" is the QUIETEST window (the lowest
+median; other work only adds time) with its raw samples, "repeats" keeps every window (raw
+samples, round, the machine's load while it ran), "windows" summarizes them (count, the rule, the
+reported window, the spread of the medians), the peak memory is the highest any window's process
+reached, and the environment's "load" says how busy the machine was over all the windows.
+`runtime.verdict` judges the quietest window and checks the budget in every window, so a verdict
+the windows disagree on is reported as unstable rather than as a clean PASS or FAIL.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from seekdeploy.runtime.timing import REPORTED_WINDOW_RULE, quietest_index, round_order, spread_percent
+
+# Other processes keeping at least this many cores busy (on average over a window) make the
+# machine "busy" in the verdict's note: a measurable share of a core, not a stray daemon.
+BUSY_OTHERS_CORES = 0.5
+_WINDOW_ONLY_KEYS = ("load", "round")
+
+
+def profile_interleaved(roles: Sequence[str], windows: int,
+                        time_window: Callable[[str, int], dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Time every role in `windows` interleaved rounds and return role -> merged model result."""
+    if windows < 1:
+        raise ValueError(f"at least one timed window is needed, got {windows}")
+    chunks: dict[str, list[dict[str, Any]]] = {role: [] for role in roles}
+    for round_index in range(windows):
+        for role in round_order(list(roles), round_index):
+            chunks[role].append(time_window(role, round_index))
+    return {role: merge_windows(chunks[role], interleaved_with=roles) for role in roles}
+
+
+def merge_windows(chunks: Sequence[dict[str, Any]], interleaved_with: Sequence[str] = ()) -> dict[str, Any]:
+    """One model result from the results of its rounds (each holding one or more windows)."""
+    if not chunks:
+        raise ValueError("no timed windows to merge")
+    windows = [window for round_index, chunk in enumerate(chunks) for window in _chunk_windows(chunk, round_index)]
+    medians = [float(window["median_ms"]) for window in windows]
+    quietest = quietest_index(medians)
+    merged = dict(chunks[-1])
+    reported = {key: value for key, value in windows[quietest].items() if key not in _WINDOW_ONLY_KEYS}
+    merged["latency"] = reported if "samples_ms" in reported else dict(chunks[quietest_chunk(chunks)]["latency"])
+    merged["repeats"] = windows
+    merged["windows"] = {
+        "count": len(windows), "rule": REPORTED_WINDOW_RULE, "reported": quietest,
+        "median_ms": medians, "spread_percent": round(spread_percent(medians), 2),
+        "interleaved_with": [str(role) for role in interleaved_with],
+    }  # fmt: skip
+    peaks = [chunk["peak_memory_mib"] for chunk in chunks if chunk.get("peak_memory_mib") is not None]
+    merged["peak_memory_mib"] = max(peaks) if peaks else None
+    merged["sweep"] = next((chunk["sweep"] for chunk in chunks if chunk.get("sweep")), None)
+    merged["environment"] = {**merged.get("environment", {}),
+                             "load": summarize_load([window.get("load") for window in windows])}
+    return merged
+
+
+def quietest_chunk(chunks: Sequence[dict[str, Any]]) -> int:
+    """Index of the round whose reported window has the lowest median."""
+    return quietest_index([float(chunk["latency"]["median_ms"]) for chunk in chunks])
+
+
+def _chunk_windows(chunk: dict[str, Any], round_index: int) -> list[dict[str, Any]]:
+    entries = chunk.get("repeats") or [chunk["latency"]]
+    if len(entries) == 1:  # one window: its raw samples are the chunk's "latency"
+        return [{**chunk["latency"], "load": entries[0].get("load"), "round": round_index}]
+    return [{**entry, "round": round_index} for entry in entries]
+
+
+def summarize_load(loads: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """How busy the machine was over the windows (None when no window's load was read).
+
+    `others_busy_cores_max` / `_median`: cores other processes kept busy in the busiest / the
+    typical window; `busy_processes`: the busiest other processes, each at its busiest window.
+    """
+    seen = [load for load in loads if load]
+    if not seen:
+        return None
+    others = [float(load.get("others_busy_cores") or 0.0) for load in seen]
+    loadavg = [load["loadavg"][0] for load in seen if load.get("loadavg")]
+    busiest: dict[tuple[int, str], dict[str, Any]] = {}
+    for load in seen:
+        for process in load.get("busy_processes") or ():
+            key = (process["pid"], process["name"])
+            if key not in busiest or process["cores"] > busiest[key]["cores"]:
+                busiest[key] = process
+    return {
+        "windows": len(seen),
+        "loadavg_1m_max": max(loadavg) if loadavg else None,
+        "others_busy_cores_max": round(max(others), 3),
+        "others_busy_cores_median": round(statistics.median(others), 3),
+        "steal_percent_max": max(float(load.get("steal_percent") or 0.0) for load in seen),
+        "busy_processes": sorted(busiest.values(), key=lambda process: -process["cores"])[:5],
+        "busy": max(others) >= BUSY_OTHERS_CORES,
+    }
