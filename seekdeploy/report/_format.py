@@ -111,15 +111,24 @@ def pair_lines(document: dict[str, Any]) -> list[str]:
 def training_lines(document: dict[str, Any]) -> list[str]:
     """Plain-text sentences about the training run and its cost."""
     training, run = document["training"], document["run"]
+    distill = run.get("distill_weight") or 0.0
     lines = [f"{run.get('epochs')} epochs of {run.get('family')} on {run.get('dataset')}, condition "
-             f"{run.get('condition')}, BatchNorm {run.get('bn')}, seed {run.get('seed')}."]
+             f"{run.get('condition')}, motivated batches {run.get('motivated_step', 'alone')}"
+             + (f" with distillation (weight {distill:g})" if distill else "")
+             + f", BatchNorm {run.get('bn')}, seed {run.get('seed')}."]
     if training.get("motivated_fraction") is not None:
         lines.append(f"{training['motivated_batches']} of {training['steps']} steps were motivated "
                      f"({fmt_pct(training['motivated_fraction'])}).")
     costs = training.get("costs") or {}
     if costs.get("cost_ratio") is not None:
         lines.append(f"Training cost {fmt_flop(costs['train_flops'])} = {costs['cost_ratio']:.2f}× training "
-                     f"the motivated model alone ({fmt_flop(costs['standalone_motivated_train_flops'])}).")
+                     f"the motivated model alone ({fmt_flop(costs['standalone_motivated_train_flops'])}), "
+                     "counting every pass the pair paid.")
+    parts = {part: flops for part, flops in (costs.get("cost_flops_by_part") or {}).items() if flops}
+    if parts and costs.get("train_flops"):
+        lines.append("Of that: " + ", ".join(
+            f"{part.replace('_', ' ')} {flops / costs['train_flops']:.0%}"
+            for part, flops in parts.items()) + ".")
     if training.get("seconds") is not None:
         lines.append(f"Wall time {training['seconds']:.1f} s.")
     return lines

@@ -219,6 +219,9 @@ def _run_section(run: RunFiles) -> dict[str, Any]:
             "dataset": (run.manifest.get("dataset") or {}).get("name", config.get("data")),
             "specs": run.manifest.get("specs") or {}, "trained_for_profile": run.manifest.get("profile"),
             "condition": config.get("condition"), "bn": config.get("bn"), "epochs": config.get("epochs"),
+            # Runs saved before these options trained the motivated model alone, undistilled.
+            "motivated_step": config.get("motivated_step", "alone"),
+            "distill_weight": config.get("distill_weight", 0.0),
             "batch_size": config.get("batch_size"), "seed": config.get("seed")}
 
 

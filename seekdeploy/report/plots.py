@@ -203,28 +203,51 @@ def _stat_label(statistic: str) -> str:
     return "mean" if statistic == "mean" else f"{statistic} per model"
 
 
+COST_PART_STYLE = {  # part of the honest cost -> (legend label, colour)
+    "base_steps": ("base steps", COLORS["base"]),
+    "motivated_steps": ("motivated steps", COLORS["motivated"]),
+    "joint_base_passes": ("base pass of joint batches", "#8fb8de"),
+    "bn_recalibration": ("BN recalibration", "#d9a441"),
+}
+
+
+def _cost_parts(costs: dict[str, Any], steps: int | None,
+                motivated_batches: int | None) -> dict[str, float]:
+    parts = costs.get("cost_flops_by_part")
+    if parts:
+        return {part: float(parts.get(part) or 0.0) for part in COST_PART_STYLE}
+    # Runs from before the breakdown was recorded: split the total by (steps x forward FLOPs).
+    total = float(costs.get("train_flops") or 0.0)
+    forward = costs.get("forward_flops_per_sample") or {}
+    motivated_part = 0.0
+    if steps and motivated_batches is not None and forward.get("base") and forward.get("motivated"):
+        weight_m = motivated_batches * forward["motivated"]
+        weight_b = (steps - motivated_batches) * forward["base"]
+        motivated_part = total * weight_m / max(weight_m + weight_b, 1e-12)
+    return {"base_steps": total - motivated_part, "motivated_steps": motivated_part}
+
+
 def plot_training_cost(costs: dict[str, Any], steps: int | None, motivated_batches: int | None) -> bytes:
-    """Training FLOPs of the paired run (split into base and motivated steps) beside what training
-    the motivated model alone for the same steps would cost."""
+    """Training FLOPs of the paired run, split into every pass it paid (base steps, motivated
+    steps, the base's pass on joint batches, BN recalibration), beside what training the
+    motivated model alone for the same steps would cost."""
     figure, axes = _figure(9.0, 3.6)
     ax = axes[0, 0]
     total = float(costs.get("train_flops") or 0.0)
     standalone = float(costs.get("standalone_motivated_train_flops") or 0.0)
-    forward = costs.get("forward_flops_per_sample") or {}
-    motivated_part = 0.0
-    if steps and motivated_batches is not None and forward.get("base") and forward.get("motivated"):
-        # Split the counted total in proportion to (steps x forward FLOPs) of each role.
-        weight_m = motivated_batches * forward["motivated"]
-        weight_b = (steps - motivated_batches) * forward["base"]
-        motivated_part = total * weight_m / max(weight_m + weight_b, 1e-12)
     scale, unit = _flop_unit(max(total, standalone))
-    ax.barh(["paired run"], [(total - motivated_part) / scale], color=COLORS["base"], label="base steps")
-    ax.barh(["paired run"], [motivated_part / scale], left=[(total - motivated_part) / scale],
-            color=COLORS["motivated"], label="motivated steps")
+    left = 0.0
+    for part, flops in _cost_parts(costs, steps, motivated_batches).items():
+        if flops <= 0:
+            continue
+        label, color = COST_PART_STYLE[part]
+        ax.barh(["paired run"], [flops / scale], left=[left / scale], color=color, label=label)
+        left += flops
     ax.barh(["motivated alone"], [standalone / scale], color="#999999", label="standalone motivated baseline")
     ratio = total / standalone if standalone else float("nan")
     ax.text(total / scale, 0, f"  {ratio:.2f}× the baseline", va="center")
-    ax.set(title="Training cost (forward FLOPs × 3, counted per step)", xlabel=f"training compute ({unit})")
+    ax.set(title="Training cost (every pass counted: forward × 3 per training pass, × 1 for "
+                 "recalibration)", xlabel=f"training compute ({unit})")
     ax.set_xlim(0, max(total, standalone) / scale * 1.25 or 1)
     ax.legend(loc="lower right", fontsize="small")
     ax.grid(alpha=0.3, axis="x")
