@@ -85,3 +85,28 @@ def test_tensorrt_engine_is_built_remotely_and_copied_back(sshd_server, tmp_path
     assert engine.read_bytes() == b"fake engine"
     assert json.loads((folder / (engine.name + ".json")).read_text())["precision"] == "fp16"
     assert outcome.result["runtime"] == "tensorrt" and outcome.result["model_file"] == engine.name
+
+
+def test_profile_on_a_host_interleaves_windows_and_records_the_device_load(sshd_server, tmp_path: Path) -> None:
+    from seekdeploy.profile_export import ProfileSettings, RemoteSettings, profile_on_hosts
+
+    export = tmp_path / "run"
+    for role in ("base", "motivated"):
+        (export / role).mkdir(parents=True)
+        make_tiny_onnx(export / role / "model.onnx")
+    done: list[str] = []
+    outcomes = profile_on_hosts(export, tiny_profile(), [sshd_server.host], ProfileSettings(repeats=2),
+                                RemoteSettings(options=client_options(sshd_server), python=PYTHON),
+                                on_done=lambda outcome: done.append(outcome.result["role"]))  # fmt: skip
+    assert done == ["base", "motivated", "motivated", "base"]  # one agent run per window, rotated
+    (outcome,) = outcomes
+    assert outcome.error is None, outcome.error
+    for result in outcome.results:
+        assert validate_model_result(result) == []
+        assert [window["round"] for window in result["repeats"]] == [0, 1]
+        medians = [window["median_ms"] for window in result["repeats"]]
+        assert result["latency"]["median_ms"] == min(medians) and result["windows"]["count"] == 2
+        assert all(window["load"]["interval_s"] > 0 for window in result["repeats"])  # read on the device
+        assert result["environment"]["load"]["windows"] == 2
+    assert outcome.verdicts[0].windows == 2  # the tiny profile budgets the base only
+    assert json.loads((export / "profile.json").read_text())["host"] == sshd_server.host
