@@ -67,9 +67,9 @@ def main() -> None:
                                    duration_ms=args.duration_ms, min_iterations=args.min_iterations)
     opset = args.opset or default_opset(profile)
     started, load_at_start = time.perf_counter(), os.getloadavg()
-    design = design_specs(args.arch, args.specs, seed=args.seed)
+    design = design_specs(args.arch, args.specs, seed=args.seed, profile=profile)
     held_out = design_specs(args.arch, args.test_specs, seed=args.seed + 1, exclude=frozenset(design),
-                            corners=False)
+                            corners=False, profile=profile)
     folder = Path("profiles") if args.keep_calibration else Path(tempfile.mkdtemp(prefix="seekdeploy-bench-"))
     print(f"calibrating {profile.name}/{args.arch} on {len(design)} specs (opset {opset})…", flush=True)
     calibration = calibrate_profile(profile, args.arch, design=design, opset=opset, protocol=protocol,

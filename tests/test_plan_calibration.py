@@ -82,7 +82,7 @@ def test_calibration_round_trip_on_a_tiny_design(tmp_cwd) -> None:
     from seekdeploy.plan.calibration import calibrate_profile
 
     protocol = MeasurementProtocol(warmup_ms=10, warmup_iterations=3, duration_ms=40, min_iterations=10)
-    design = design_specs("resnet", 6, seed=3)
+    design = design_specs("resnet", 6, seed=3, profile=PROFILE)
     stages: list[tuple[str, int, int]] = []
     result = calibrate_profile(PROFILE, "resnet", design=design, opset=17, protocol=protocol,
                                on_progress=lambda *step: stages.append(step))
@@ -103,6 +103,19 @@ def test_calibration_round_trip_on_a_tiny_design(tmp_cwd) -> None:
     assert isinstance(loaded, CalibratedPredictor)
     for spec in design:
         assert loaded.predict_latency_ms(spec) == pytest.approx(result.predictor.predict_latency_ms(spec))
+
+
+def test_a_profile_design_stays_within_reach_of_its_budgets() -> None:
+    from seekdeploy.plan.space import DESIGN_REACH, spec_grid
+
+    roofline = RooflinePredictor(PROFILE)
+    reach = DESIGN_REACH * max(budget.latency_ms for budget in PROFILE.budgets.values())
+    design = design_specs("vit", 12, seed=0, profile=PROFILE)
+    assert len(set(design)) == 12 and all(roofline.predict_latency_ms(spec) <= reach for spec in design)
+    grid = spec_grid("vit")
+    assert design[0] == grid.spec_at(0)  # the smallest corner
+    assert grid.spec_at(len(grid) - 1) in design_specs("vit", 4)  # no profile: the whole grid's corners
+    assert roofline.predict_latency_ms(grid.spec_at(len(grid) - 1)) > reach
 
 
 def _window(median_ms: float, tail: float = 1.2) -> dict[str, float]:
@@ -129,7 +142,7 @@ def _synthetic_design(disturbed: int | set[int], factor: float) -> list[Measurem
     roofline = RooflinePredictor(PROFILE)
     geometry = input_geometry(PROFILE)
     measurements = []
-    for index, spec in enumerate(design_specs("resnet", 16, seed=5)):
+    for index, spec in enumerate(design_specs("resnet", 16, seed=5, profile=PROFILE)):
         compute, memory = roofline.layer_times_ms(spec_layers(spec, geometry))
         clean = 3.0 * compute + 2.0 * memory + 0.02 * len(spec_layers(spec, geometry)) + 0.05
         median = clean * (factor if index in disturbed else 1.0)

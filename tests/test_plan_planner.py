@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any
 
+import numpy as np
 import pytest
 
 from seekdeploy.nn import estimate_cost
@@ -35,13 +37,14 @@ def _with_budgets(base: Budget, motivated: Budget) -> Any:
     return dataclasses.replace(PROFILE, budgets={Role.BASE: base, Role.MOTIVATED: motivated})
 
 
-def _subset(family: str) -> list[Any]:
-    # Every 5th mbconv spec keeps the quadratic brute force fast; the other grids are small.
-    grid = list(spec_grid(family))
-    return grid[::5] if len(grid) > 1000 else grid
+def _subset(family: str, count: int = 300) -> list[Any]:
+    """A seeded sample of the grid plus its smallest spec (the quadratic brute force stays fast)."""
+    grid = spec_grid(family)
+    picks = np.random.default_rng(0).choice(len(grid), size=count, replace=False)
+    return [grid.spec_at(0), *(grid.spec_at(int(i)) for i in picks)]
 
 
-def _brute_force(profile: Any, family: str, predictor: LatencyPredictor) -> tuple[int, int]:
+def _brute_force(profile: Any, family: str, predictor: LatencyPredictor, ratio: float = 0.5) -> tuple[int, int]:
     """(motivated FLOPs, base FLOPs) of the best pair, by exhaustive search over all pairs."""
     evaluated = [evaluate_spec(spec, profile, predictor) for spec in _subset(family)]
 
@@ -53,23 +56,28 @@ def _brute_force(profile: Any, family: str, predictor: LatencyPredictor) -> tupl
 
     best = (0, 0)
     for m in (c for c in evaluated if fits(c, Role.MOTIVATED)):
-        bases = [b.flops for b in evaluated if fits(b, Role.BASE) and b.spec != m.spec and m.spec.contains(b.spec)]
+        bases = [b.flops for b in evaluated if fits(b, Role.BASE) and b.spec != m.spec and m.spec.contains(b.spec)
+                 and b.flops <= ratio * m.flops]
         if bases:
             best = max(best, (m.flops, max(bases)))
     return best
 
 
 @pytest.mark.parametrize("family", ["resnet", "mbconv", "vit"])
-def test_planner_picks_the_largest_feasible_nested_pair(family: str) -> None:
+@pytest.mark.parametrize("ratio", [0.5, 0.3])
+def test_planner_picks_the_largest_feasible_nested_pair(family: str, ratio: float) -> None:
     profile = _with_budgets(Budget(latency_ms=2.0), Budget(latency_ms=8.0))
     predictor = FlopsPredictor(profile)
-    plan = plan_pair(profile, family, predictor, candidates=_subset(family))
+    plan = plan_pair(profile, family, predictor, candidates=_subset(family), max_base_ratio=ratio)
     base, motivated = plan.base.candidate, plan.motivated.candidate
     assert motivated.spec.contains(base.spec) and base.spec != motivated.spec
+    assert base.flops <= ratio * motivated.flops
     assert base.latency_ms[Role.BASE] <= 2.0 and motivated.latency_ms[Role.MOTIVATED] <= 8.0
-    assert (motivated.flops, base.flops) == _brute_force(profile, family, predictor)
+    assert (motivated.flops, base.flops) == _brute_force(profile, family, predictor, ratio)
     assert plan.base.margins()["latency_ms"] == pytest.approx(2.0 - base.flops / 10e6)
-    assert plan_pair(profile, family, predictor).search_seconds < 5.0  # the whole grid
+    whole = plan_pair(profile, family, predictor, max_base_ratio=ratio)  # the whole grid
+    assert whole.search_seconds < 5.0 and whole.motivated.candidate.flops >= motivated.flops
+    assert whole.base.candidate.flops <= ratio * whole.motivated.candidate.flops
 
 
 def test_file_size_budget_binds_when_latency_does_not() -> None:
@@ -77,9 +85,19 @@ def test_file_size_budget_binds_when_latency_does_not() -> None:
     plan = plan_pair(profile, "resnet", FlopsPredictor(profile))
     assert plan.base.candidate.file_size_mib <= 0.05
     assert plan.motivated.candidate.file_size_mib <= 0.5
-    assert (plan.motivated.candidate.flops, plan.base.candidate.flops) == \
+    assert "file size" in plan.motivated.limited_by() and "latency p95" not in plan.motivated.limited_by()
+    subset = plan_pair(profile, "resnet", FlopsPredictor(profile), candidates=_subset("resnet"))
+    assert (subset.motivated.candidate.flops, subset.base.candidate.flops) == \
         _brute_force(profile, "resnet", FlopsPredictor(profile))
-    assert not plan.grid_limited  # the file budget, not the grid, stopped it
+
+
+def test_unbounded_budgets_stop_at_the_grid_cap_on_every_axis() -> None:
+    profile = _with_budgets(Budget(latency_ms=1e9), Budget(latency_ms=1e9))
+    plan = plan_pair(profile, "vit", FlopsPredictor(profile))
+    grid = spec_grid("vit")
+    assert plan.motivated.candidate.spec == grid.spec_at(len(grid) - 1)  # the grid's largest spec
+    assert plan.motivated.limits == {name: ["grid cap"] for name, _ in grid.axes}
+    assert plan.grid_limited and plan.to_json()["grid_caps"] == {"heads": 16, "mlp": 4.0, "depth": 16}
 
 
 def test_plan_json_round_trips_specs() -> None:
@@ -95,13 +113,57 @@ def test_plan_json_round_trips_specs() -> None:
 def test_infeasible_budget_names_the_tightest_budget_and_the_smallest_prediction() -> None:
     profile = _with_budgets(Budget(latency_ms=0.001), Budget(latency_ms=50.0))
     predictor = FlopsPredictor(profile)
-    smallest = min(spec_grid("resnet"), key=lambda s: estimate_cost(s, **GEOMETRY).flops)
+    smallest = spec_grid("resnet").spec_at(0)  # every axis at its least
     with pytest.raises(PlanError) as raised:
         plan_pair(profile, "resnet", predictor)
     message = str(raised.value)
     assert "tightest budget is the base latency p95 <= 0.001 ms" in message
     assert str(smallest) in message
     assert f"{predictor.predict_latency_ms(smallest):.3f} ms" in message
+
+
+def test_no_pair_under_the_ratio_says_which_budget_to_change_and_that_change_works() -> None:
+    # The motivated budget fits only specs under 2x the smallest base's FLOPs.
+    smallest = estimate_cost(spec_grid("resnet").spec_at(0), **GEOMETRY).flops / 10e6
+    profile = _with_budgets(Budget(latency_ms=smallest * 1.01), Budget(latency_ms=smallest * 1.5))
+    predictor = FlopsPredictor(profile)
+    with pytest.raises(PlanError) as raised:
+        plan_pair(profile, "resnet", predictor)
+    message = str(raised.value)
+    assert "with the base at most 0.5x the motivated model's FLOPs" in message
+    match = re.search(r"Raise the motivated latency p95 budget from [\d.]+ ms to at least ([\d.]+) ms", message)
+    assert match, message
+    raised_budget = float(match.group(1)) * 1.001  # the printed figure is rounded to 3 digits
+    fixed = plan_pair(_with_budgets(profile.budget(Role.BASE), Budget(latency_ms=raised_budget)), "resnet", predictor)
+    assert fixed.base.candidate.flops <= 0.5 * fixed.motivated.candidate.flops
+    # The suggested ratio is the least (to 2 decimals) that gives a pair.
+    ratio = float(re.search(r"--max-base-ratio ([\d.]+)", message).group(1))
+    assert plan_pair(profile, "resnet", predictor, max_base_ratio=ratio).flops_ratio <= ratio
+    with pytest.raises(PlanError):
+        plan_pair(profile, "resnet", predictor, max_base_ratio=ratio - 0.01)
+
+
+@pytest.mark.parametrize("family", ["resnet", "mbconv", "vit"])
+def test_grid_costs_equal_exact_evaluation_and_nesting(family: str) -> None:
+    from seekdeploy.plan.grid_costs import cost_grid
+    from seekdeploy.plan.predictor import CalibratedPredictor, RooflinePredictor
+
+    grid = spec_grid(family)
+    rng = np.random.default_rng(1)
+    picks = [int(i) for i in rng.choice(len(grid), size=25, replace=False)] + [0, len(grid) - 1]
+    for predictor in (RooflinePredictor(PROFILE), CalibratedPredictor(PROFILE, "padded-macs-8", [0.01] * 13 + [0.05]),
+                      FlopsPredictor(PROFILE)):
+        costs = cost_grid(grid, PROFILE, predictor)
+        for index in picks:
+            exact = evaluate_spec(grid.spec_at(index), PROFILE, predictor)
+            assert costs.flops[index] == exact.flops and costs.params[index] == exact.params
+            assert costs.typical_ms[index] == pytest.approx(exact.typical_latency_ms, rel=1e-9)
+            assert costs.memory_mib[index] == pytest.approx(exact.memory_mib, rel=1e-9)
+            assert costs.file_size_mib[index] == pytest.approx(exact.file_size_mib, rel=1e-9)
+    for outer in picks[:6]:
+        nested = costs.nested_in(outer)
+        for inner in picks + [int(i) for i in rng.choice(len(grid), size=40)]:
+            assert nested[inner] == grid.spec_at(outer).contains(grid.spec_at(inner))
 
 
 def test_memory_budget_can_be_the_tightest() -> None:

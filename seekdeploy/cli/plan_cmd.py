@@ -39,9 +39,13 @@ def _calibration_warnings_to(console: Any) -> Iterator[None]:
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Calibration file [profiles/<profile>.latency.json].")
 @click.option("--roofline", is_flag=True, help="Ignore any calibration; predict with the roofline.")
+@click.option("--max-base-ratio", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=0.5,
+              show_default=True, help="The base may have at most this fraction of the motivated model's FLOPs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
-def plan(profile_name: str, arch: str, calibration: Path | None, roofline: bool, as_json: bool) -> None:
-    """Pick the largest motivated spec and the largest base nested in it that meet the budgets.
+def plan(profile_name: str, arch: str, calibration: Path | None, roofline: bool, max_base_ratio: float,
+         as_json: bool) -> None:
+    """Pick the largest motivated spec within its budgets and the largest base nested in it, at most
+    --max-base-ratio of its FLOPs, within the base budgets; say what stopped each role growing.
 
     Latency is predicted at each budget's percentile by the profile's calibration when it matches
     this device, else by the roofline of the profile's declared peak GFLOP/s and bandwidth.
@@ -57,7 +61,7 @@ def plan(profile_name: str, arch: str, calibration: Path | None, roofline: bool,
     profile = load_profile(profile_name)
     with _calibration_warnings_to(console):
         predictor = RooflinePredictor(profile) if roofline else load_predictor(profile, arch, calibration)
-    result = plan_pair(profile, arch, predictor)
+    result = plan_pair(profile, arch, predictor, max_base_ratio=max_base_ratio)
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
         return
@@ -73,26 +77,41 @@ def _print_plan(console: Any, result: Any) -> None:
     percentiles = sorted({f"p{rp.budget.latency_percentile:g}" for rp in (result.base, result.motivated)})
     table = Table(title=f"{result.family} on {result.profile} · {predictor['kind']} predictor{source}",
                   title_justify="left", box=box.SIMPLE_HEAD,
-                  caption=f"latency ms at the budget percentile ({', '.join(percentiles)}), margin = "
-                          "budget - prediction · memory, file: MiB predicted/budget")
-    for column in ("role", "params", "MFLOP", "latency", "budget", "margin", "memory", "file"):
+                  caption=f"latency ms at the budget percentile ({', '.join(percentiles)}), used = latency / "
+                          "budget · memory, file: MiB predicted/budget")
+    for column in ("role", "params", "MFLOP", "latency", "budget", "used", "memory", "file"):
         table.add_column(column, justify="left" if column == "role" else "right", no_wrap=True)
     for role_plan in (result.base, result.motivated):
         data = role_plan.to_json()
-        margins = data["margins"]
         table.add_row(role_plan.role.value, f"{data['params'] / 1e6:.2f}M", f"{data['flops'] / 1e6:.1f}",
                       f"{data['predicted_latency_ms']:.3f}", f"{data['budget_latency_ms']:g}",
-                      f"{margins['latency_ms']:+.3f}",
+                      f"{data['budget_used']:.0%}",
                       _of_budget(data["predicted_memory_mib"], role_plan.budget.peak_memory_mib),
                       _of_budget(data["predicted_file_size_mib"], role_plan.budget.file_size_mib))
     console.print(table)
-    console.print(f"base:      {result.base.candidate.spec}", highlight=False)
-    console.print(f"motivated: {result.motivated.candidate.spec}", highlight=False)
-    if result.grid_limited:
-        console.print("[yellow]note:[/] the motivated model is the largest spec of the search grid; "
-                      "the budget would allow more")
+    for line in plan_lines(result):
+        console.print(line, highlight=False)
     console.print(f"searched {result.searched} specs in {result.search_seconds:.2f} s")
     console.print("PASSED: planned a nested pair within every budget", style="bold green")
+
+
+def plan_lines(result: Any) -> list[str]:
+    """The pair's specs, its FLOPs ratio and what bounded each role, as plain lines (`train` prints
+    them too)."""
+    lines = [f"base:      {result.base.candidate.spec}", f"motivated: {result.motivated.candidate.spec}",
+             f"pair:      base = {result.flops_ratio:.2f}x the motivated FLOPs (rule: <= {result.max_base_ratio:g}x)"]
+    for role_plan in (result.base, result.motivated):
+        limited = ", ".join(_limit_phrase(role_plan, reason) for reason in role_plan.limited_by()) or "-"
+        lines.append(f"{role_plan.role.value + ' limited by:':<22} {limited}")
+    return lines
+
+
+def _limit_phrase(role_plan: Any, reason: str) -> str:
+    # "grid cap (width, depth[0])": which axes end there; budgets and rules stand alone.
+    if reason != "grid cap":
+        return reason
+    axes = [axis for axis, reasons in role_plan.limits.items() if reason in reasons]
+    return f"grid cap ({', '.join(axes)})"
 
 
 def _of_budget(value: float, budget: float | None) -> str:

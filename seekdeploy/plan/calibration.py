@@ -1,10 +1,11 @@
 """Calibrate a profile: export and time a designed set of specs on the target, fit, store.
 
-Each design spec (`space.design_specs`: corners + seeded random picks of the family's grid) is
-built with `build_static` (random weights: latency does not depend on their values), exported with
-`export_onnx` at the profile's input, and timed with the profile's protocol through the profiling
-runner (`runtime.profiling.profile_model`) here, or through the remote agent
-(`remote.profile_remote`) with `host`, in interleaved rounds of timed windows (`measure_specs`).
+Each design spec (`space.design_specs`: corners + seeded random picks of the part of the family's
+grid the profile's budgets can reach) is built with `build_static` (random weights: latency does
+not depend on their values), exported with `export_onnx` at the profile's input, and timed with
+the profile's protocol through the profiling runner (`runtime.profiling.profile_model`) here, or
+through the remote agent (`remote.profile_remote`) with `host`, in interleaved rounds of timed
+windows (`measure_specs`).
 
 What the fit targets is the median of the *quietest* window (the lowest median): the model's
 typical latency on an otherwise idle device. Other work on a shared device only ever adds time, so
@@ -258,7 +259,7 @@ def calibrate_profile(profile: Any, family: str, *, specs: int = 24, host: str |
     """
     from seekdeploy.plan.space import design_specs
 
-    chosen = list(design) if design is not None else design_specs(family, specs, seed=seed)
+    chosen = list(design) if design is not None else design_specs(family, specs, seed=seed, profile=profile)
     if host is not None:  # a device that cannot be reached fails now, not after every export
         from seekdeploy.remote.profile import check_device
 

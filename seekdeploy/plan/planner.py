@@ -1,21 +1,24 @@
-"""The pair planner: the largest motivated spec and the largest base nested in it that fit the budgets.
+"""The pair planner: the best motivated spec, and the best base nested in it at a fraction of its FLOPs.
 
-Every spec of the family's grid (`space.spec_grid`) is costed once: FLOPs and parameters
-(`estimate_cost`), predicted latency at each role's budget percentile (the predictor's typical
-latency x its tail factor), predicted memory (weights at the profile precision + every layer's
-output activations at that precision and batch: what a runtime without buffer reuse holds; the
-interpreter's own memory is not included) and file size (weights at the profile precision). The
-motivated model is the feasible spec with the most FLOPs that has a feasible base nested in it; the
-base is the feasible spec strictly nested in it (not equal) with the most FLOPs. Ties go to the
-lower predicted latency. `PairPlan.grid_limited` says the motivated is the grid's largest spec: the
-search grid, not the budget, bounded it.
+Every spec of the family's grid (`space.spec_grid`, costed at once by `grid_costs.cost_grid`) has
+FLOPs and parameters (`estimate_cost`), a predicted latency at each role's budget percentile (the
+predictor's typical latency x its tail factor), a predicted memory (weights at the profile precision
++ every layer's output activations at that precision and batch: what a runtime without buffer reuse
+holds; the interpreter's own memory is not included) and a file size (weights at the profile
+precision).
+
+The rule (`_pair_rules.pick_pair`): the motivated model is the spec with the most FLOPs within the
+motivated budgets that has a base; the base is the spec with the most FLOPs within the base budgets
+that is nested in it and has at most `max_base_ratio` (default 0.5) of its FLOPs, so the pair is two
+models worth having, not one model twice. Ties go to the lower predicted latency. Each role then
+says what stopped it growing (`RolePlan.limited_by`): a budget, the pair rule, or the grid's cap.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from seekdeploy.errors import SpecError
@@ -23,10 +26,11 @@ from seekdeploy.plan.predictor import LatencyPredictor, bytes_per_element, input
 from seekdeploy.profiles.schema import Role
 
 MIB = 1024.0 * 1024.0
+DEFAULT_MAX_BASE_RATIO = 0.5
 
 
 class PlanError(SpecError):
-    """No nested pair of the family meets the profile's budgets."""
+    """No nested pair of the family meets the profile's budgets and the pair rule."""
 
 
 @dataclass(frozen=True)
@@ -44,11 +48,17 @@ class Candidate:
 
 @dataclass(frozen=True)
 class RolePlan:
-    """The chosen spec of one role with its predictions and the margin to each of its budgets."""
+    """The chosen spec of one role, its predictions, and what stopped it growing.
+
+    `limits` maps each grid axis to why the spec one step up that axis was not chosen: the budgets
+    it would break ("latency p95", "peak memory", "file size"), "pair ratio" or "nesting" (a base
+    larger than the rule allows or not inside the motivated model), or "grid cap" (the axis ends).
+    """
 
     role: Role
     candidate: Candidate
     budget: Any
+    limits: dict[str, list[str]] = field(default_factory=dict)
 
     def margins(self) -> dict[str, float]:
         """Budget minus prediction for latency (ms), memory and file size (MiB); absent budgets omitted."""
@@ -59,14 +69,23 @@ class RolePlan:
             out["file_size_mib"] = self.budget.file_size_mib - self.candidate.file_size_mib
         return out
 
+    def budget_used(self) -> float:
+        """Predicted latency / the latency budget (1.0 = the budget exactly)."""
+        return self.candidate.latency_ms[self.role] / self.budget.latency_ms
+
+    def limited_by(self) -> list[str]:
+        """Every constraint that stopped this role growing along some axis (sorted, unique)."""
+        return sorted({reason for reasons in self.limits.values() for reason in reasons})
+
     def to_json(self) -> dict[str, Any]:
         """The role's plan for `plan --json` and run manifests."""
         c = self.candidate
         return {"spec": c.spec.to_text(), "spec_json": c.spec.to_json(), "params": c.params, "flops": c.flops,
                 "predicted_latency_ms": c.latency_ms[self.role], "typical_latency_ms": c.typical_latency_ms,
                 "latency_percentile": self.budget.latency_percentile, "budget_latency_ms": self.budget.latency_ms,
-                "predicted_memory_mib": c.memory_mib, "predicted_file_size_mib": c.file_size_mib,
-                "margins": self.margins()}
+                "budget_used": self.budget_used(), "predicted_memory_mib": c.memory_mib,
+                "predicted_file_size_mib": c.file_size_mib, "margins": self.margins(),
+                "limited_by": self.limited_by(), "limits": self.limits}
 
 
 @dataclass(frozen=True)
@@ -80,7 +99,18 @@ class PairPlan:
     motivated: RolePlan
     searched: int
     search_seconds: float
-    grid_limited: bool = False
+    max_base_ratio: float = DEFAULT_MAX_BASE_RATIO
+    grid_caps: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def grid_limited(self) -> bool:
+        """Whether the grid's cap, not only a budget, stopped the motivated model growing."""
+        return "grid cap" in self.motivated.limited_by()
+
+    @property
+    def flops_ratio(self) -> float:
+        """Base FLOPs / motivated FLOPs."""
+        return self.base.candidate.flops / self.motivated.candidate.flops
 
     def role(self, role: Role | str) -> RolePlan:
         """The plan of `role`."""
@@ -91,7 +121,8 @@ class PairPlan:
         return {"kind": "seekdeploy.plan", "profile": self.profile, "family": self.family,
                 "predictor": self.predictor, "searched_specs": self.searched,
                 "search_seconds": round(self.search_seconds, 3), "grid_limited": self.grid_limited,
-                "base": self.base.to_json(), "motivated": self.motivated.to_json()}
+                "max_base_flops_ratio": self.max_base_ratio, "base_flops_ratio": self.flops_ratio,
+                "grid_caps": self.grid_caps, "base": self.base.to_json(), "motivated": self.motivated.to_json()}
 
 
 def evaluate_spec(spec: Any, profile: Any, predictor: LatencyPredictor) -> Candidate:
@@ -118,61 +149,44 @@ def violations(candidate: Candidate, role: Role, budget: Any) -> dict[str, float
 
 
 def plan_pair(profile: Any, family: str, predictor: LatencyPredictor | None = None, *,
-              candidates: Sequence[Any] | None = None) -> PairPlan:
-    """Pick the motivated spec with the most FLOPs, and the base nested in it with the most FLOPs,
-    whose predictions meet the profile's budgets; raise `PlanError` when no pair fits.
+              candidates: Sequence[Any] | None = None,
+              max_base_ratio: float = DEFAULT_MAX_BASE_RATIO) -> PairPlan:
+    """Pick the motivated spec with the most FLOPs, and the base nested in it with the most FLOPs
+    and at most `max_base_ratio` of its FLOPs, whose predictions meet the profile's budgets; raise
+    `PlanError` (naming the budget to change) when no pair does.
 
     `predictor` defaults to `load_predictor(profile, family)` (the calibration when valid, else
-    the roofline); `candidates` defaults to the family's grid.
+    the roofline); `candidates` (a list of specs) replaces the family's grid, and then no
+    per-axis limits are reported.
     """
-    from seekdeploy.plan.space import spec_grid
+    from seekdeploy.plan import _pair_rules as rules
 
+    if not 0.0 < max_base_ratio <= 1.0:
+        raise PlanError(f"the base's share of the motivated FLOPs must be in (0, 1], got {max_base_ratio:g}")
     if predictor is None:
         from seekdeploy.plan.calibration_file import load_predictor
 
         predictor = load_predictor(profile, family)
-    specs = list(candidates) if candidates is not None else list(spec_grid(family))
-    started = time.perf_counter()  # after the grid: model-code imports are not search time
-    if not specs:
+    if candidates is None:
+        from seekdeploy.plan.space import spec_grid
+
+        spec_grid(family)  # imports the model code (torch): not search time
+    started = time.perf_counter()
+    table = rules.cost_table(profile, family, predictor, candidates)
+    if len(table) == 0:
         raise PlanError(f"no candidate specs to plan {family!r} with")
-    evaluated = [evaluate_spec(spec, profile, predictor) for spec in specs]
     budgets = {role: profile.budget(role) for role in (Role.BASE, Role.MOTIVATED)}
-    feasible = {role: sorted((c for c in evaluated if not violations(c, role, budget)),
-                             key=lambda c: (-c.flops, c.typical_latency_ms))
-                for role, budget in budgets.items()}
-    for motivated in feasible[Role.MOTIVATED]:
-        # A strict sub-network: a "pair" of two equal models would train nothing by motivation.
-        base = next((c for c in feasible[Role.BASE]
-                     if c.spec != motivated.spec and motivated.spec.contains(c.spec)), None)
-        if base is not None:
-            return PairPlan(profile.name, family, predictor.describe(),
-                            RolePlan(Role.BASE, base, budgets[Role.BASE]),
-                            RolePlan(Role.MOTIVATED, motivated, budgets[Role.MOTIVATED]),
-                            len(specs), time.perf_counter() - started,
-                            grid_limited=motivated.flops == max(c.flops for c in evaluated))
-    raise _infeasible_error(profile, family, evaluated, budgets, predictor)
-
-
-def _infeasible_error(profile: Any, family: str, evaluated: list[Candidate], budgets: dict[Role, Any],
-                      predictor: LatencyPredictor) -> PlanError:
-    smallest = min(evaluated, key=lambda c: (c.flops, c.typical_latency_ms))
-    worst_role, worst_name, worst_ratio = Role.BASE, "", 0.0
-    for role, budget in budgets.items():
-        for name, ratio in violations(smallest, role, budget).items():
-            if ratio > worst_ratio:
-                worst_role, worst_name, worst_ratio = role, name, ratio
-    if not worst_name:  # the smallest fits every budget alone, yet no pair nests: report the base
-        worst_name = f"latency p{budgets[Role.BASE].latency_percentile:g}"
-    budget = budgets[worst_role]
-    limit = {"peak memory": f"{budget.peak_memory_mib} MiB", "file size": f"{budget.file_size_mib} MiB"}
-    limit_text = limit.get(worst_name, f"{budget.latency_ms} ms")
-    return PlanError(
-        f"no {family} pair fits profile {profile.name}: the tightest budget is the {worst_role.value} "
-        f"{worst_name} <= {limit_text} ({worst_ratio:.2f}x over for the smallest spec). The smallest spec "
-        f"{smallest.spec} is predicted at {smallest.latency_ms[worst_role]:.3f} ms "
-        f"(p{budget.latency_percentile:g}, {predictor.kind} predictor), {smallest.memory_mib:.2f} MiB memory, "
-        f"{smallest.file_size_mib:.3f} MiB file. Relax the budget in the profile, calibrate it on the device "
-        f"(`seekdeploy calibrate --profile {profile.name}`) if the prediction is pessimistic, or try another --arch")
+    over = {role: rules.over_budget(table, predictor, budget) for role, budget in budgets.items()}
+    pair = rules.pick_pair(table, over, max_base_ratio)
+    if pair is None:
+        raise rules.no_pair_error(profile, family, table, over, budgets, predictor, max_base_ratio)
+    motivated, base = pair
+    plans = {role: RolePlan(role, evaluate_spec(table.spec(index), profile, predictor), budgets[role],
+                            rules.role_limits(table, role, index, over, motivated, max_base_ratio))
+             for role, index in ((Role.BASE, base), (Role.MOTIVATED, motivated))}
+    caps = table.grid.caps() if hasattr(table, "grid") else {}
+    return PairPlan(profile.name, family, predictor.describe(), plans[Role.BASE], plans[Role.MOTIVATED],
+                    len(table), time.perf_counter() - started, max_base_ratio, caps)
 
 
 def predict_roles(profile: Any, family: str, specs: dict[Role, Any],

@@ -1,0 +1,197 @@
+"""The planner's rule on cost tables: which specs fit, which pair to pick, what bound each role, and
+the error that says which budget to change when no pair exists.
+
+A cost table is either a whole grid (`grid_costs.GridCosts`) or an explicit list of specs
+(`ListCosts`, for tests and callers with their own candidates); both expose the same arrays and
+`spec(i)`, `nested_in(i)` and `neighbors(i)`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from seekdeploy.profiles.schema import Role
+
+GRID_CAP, PAIR_RATIO, NESTING = "grid cap", "pair ratio", "nesting"
+
+
+class ListCosts:
+    """The cost table of an explicit list of specs (duplicates dropped); no axes, so no neighbors."""
+
+    def __init__(self, specs: Sequence[Any], profile: Any, predictor: Any) -> None:
+        from seekdeploy.plan.planner import evaluate_spec
+
+        self.specs = list(dict.fromkeys(specs))
+        evaluated = [evaluate_spec(spec, profile, predictor) for spec in self.specs]
+        self.params = np.array([c.params for c in evaluated], dtype=np.float64)
+        self.flops = np.array([c.flops for c in evaluated], dtype=np.float64)
+        self.memory_mib = np.array([c.memory_mib for c in evaluated])
+        self.file_size_mib = np.array([c.file_size_mib for c in evaluated])
+        self.typical_ms = np.array([c.typical_latency_ms for c in evaluated])
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def spec(self, index: int) -> Any:
+        """The spec at `index`."""
+        return self.specs[int(index)]
+
+    def nested_in(self, index: int) -> np.ndarray:
+        """(N,) bool: the specs nested in spec `index` (itself included)."""
+        outer = self.specs[int(index)]
+        return np.array([outer.contains(spec) for spec in self.specs], dtype=bool)
+
+    def neighbors(self, index: int) -> list[tuple[str, int | None]]:
+        """A list has no axes: nothing is one step up."""
+        return []
+
+
+def cost_table(profile: Any, family: str, predictor: Any, candidates: Sequence[Any] | None) -> Any:
+    """The family's whole grid, or the given candidate specs, costed on `profile`."""
+    if candidates is not None:
+        return ListCosts(candidates, profile, predictor)
+    from seekdeploy.plan.grid_costs import cost_grid
+    from seekdeploy.plan.space import spec_grid
+
+    return cost_grid(spec_grid(family), profile, predictor)
+
+
+def over_budget(table: Any, predictor: Any, budget: Any) -> dict[str, np.ndarray]:
+    """Budget name -> (N,) bool: which specs break that budget of one role."""
+    latency = table.typical_ms * predictor.tail_factor(budget.latency_percentile)
+    out = {f"latency p{budget.latency_percentile:g}": latency > budget.latency_ms}
+    if budget.peak_memory_mib is not None:
+        out["peak memory"] = table.memory_mib > budget.peak_memory_mib
+    if budget.file_size_mib is not None:
+        out["file size"] = table.file_size_mib > budget.file_size_mib
+    return out
+
+
+def _fits(over: dict[str, np.ndarray]) -> np.ndarray:
+    return ~np.logical_or.reduce(list(over.values()))
+
+
+def _best(table: Any, indices: np.ndarray) -> int:
+    # The most FLOPs; ties to the lower predicted latency.
+    return int(indices[np.lexsort((table.typical_ms[indices], -table.flops[indices]))[0]])
+
+
+def pick_pair(table: Any, over: dict[Role, dict[str, np.ndarray]], ratio: float) -> tuple[int, int] | None:
+    """(motivated index, base index) by the planner's rule, or None when no pair satisfies it."""
+    fits_motivated = np.flatnonzero(_fits(over[Role.MOTIVATED]))
+    fits_base = _fits(over[Role.BASE])
+    if fits_motivated.size == 0 or not fits_base.any():
+        return None
+    smallest_base = table.flops[fits_base].min()
+    ranked = fits_motivated[np.lexsort((table.typical_ms[fits_motivated], -table.flops[fits_motivated]))]
+    found: list[tuple[int, int]] = []
+    for motivated in ranked:
+        if table.flops[motivated] * ratio < smallest_base:
+            break  # every later one is smaller still
+        if found and (table.flops[motivated], table.typical_ms[motivated]) != \
+                (table.flops[found[0][0]], table.typical_ms[found[0][0]]):
+            break  # past the motivated specs tied with the first that has a base
+        allowed = fits_base & table.nested_in(motivated) & (table.flops <= ratio * table.flops[motivated])
+        allowed[motivated] = False  # a strict sub-network: a pair of equal models trains nothing by motivation
+        if allowed.any():
+            found.append((int(motivated), _best(table, np.flatnonzero(allowed))))
+    if not found:
+        return None
+    # Among equally large motivated specs, the one with the largest base.
+    return min(found, key=lambda pair: (-table.flops[pair[1]], table.typical_ms[pair[1]]))
+
+
+def role_limits(table: Any, role: Role, index: int, over: dict[Role, dict[str, np.ndarray]],
+                motivated: int, ratio: float) -> dict[str, list[str]]:
+    """Axis name -> why the spec one step up that axis was not this role's choice."""
+    nested = table.nested_in(motivated) if role is Role.BASE else None
+    limits = {}
+    for axis, up in table.neighbors(index):
+        if up is None:
+            limits[axis] = [GRID_CAP]
+            continue
+        reasons = [name for name, mask in over[role].items() if mask[up]]
+        if nested is not None and not nested[up]:
+            reasons.append(NESTING)
+        if role is Role.BASE and table.flops[up] > ratio * table.flops[motivated]:
+            reasons.append(PAIR_RATIO)
+        # A larger motivated spec within its budgets was passed over only for want of a base.
+        limits[axis] = reasons or [PAIR_RATIO]
+    return limits
+
+
+def _limit_text(name: str, budget: Any) -> str:
+    if name == "peak memory":
+        return f"{budget.peak_memory_mib:g} MiB"
+    if name == "file size":
+        return f"{budget.file_size_mib:g} MiB"
+    return f"{budget.latency_ms:g} ms"
+
+
+def _predicted_text(name: str, candidate: Any, role: Role) -> str:
+    if name == "peak memory":
+        return f"{candidate.memory_mib:.3g} MiB"
+    if name == "file size":
+        return f"{candidate.file_size_mib:.3g} MiB"
+    return f"{candidate.latency_ms[role]:.3g} ms"
+
+
+def no_pair_error(profile: Any, family: str, table: Any, over: dict[Role, dict[str, np.ndarray]],
+                  budgets: dict[Role, Any], predictor: Any, ratio: float) -> Exception:
+    """The PlanError for a table where `pick_pair` found nothing, naming the budget to change."""
+    from seekdeploy.plan.planner import PlanError, evaluate_spec, violations
+
+    fits = {role: _fits(masks) for role, masks in over.items()}
+    if not fits[Role.BASE].any() or not fits[Role.MOTIVATED].any():
+        return _too_tight_error(profile, family, table, budgets, predictor)
+    smallest = evaluate_spec(table.spec(int(np.flatnonzero(fits[Role.BASE])[
+        np.argmin(table.flops[fits[Role.BASE]])])), profile, predictor)
+    largest = evaluate_spec(table.spec(_best(table, np.flatnonzero(fits[Role.MOTIVATED]))), profile, predictor)
+    needed_flops = smallest.flops / ratio
+    needed_ratio = math.ceil(100.0 * smallest.flops / largest.flops) / 100.0
+    looser = f"allow a larger base with --max-base-ratio {needed_ratio:g}" if needed_ratio <= 1.0 else ""
+    head = (f"no {family} pair fits profile {profile.name} with the base at most {ratio:g}x the motivated model's "
+            f"FLOPs: the smallest base within the base budgets ({smallest.spec}, {smallest.flops / 1e6:.1f} MFLOP) "
+            f"needs a motivated model of at least {needed_flops / 1e6:.1f} MFLOP, but the largest spec within the "
+            f"motivated budgets ({largest.spec}) has {largest.flops / 1e6:.1f} MFLOP. ")
+    enough = np.flatnonzero(table.flops >= needed_flops)
+    if enough.size == 0:
+        return PlanError(head + f"No spec of the grid has that many FLOPs: {looser or 'plan another --arch'}")
+    budget = budgets[Role.MOTIVATED]
+    cheapest = evaluate_spec(table.spec(int(enough[np.argmin(table.typical_ms[enough])])), profile, predictor)
+    broken = violations(cheapest, Role.MOTIVATED, budget)
+    changes = " and ".join(f"the motivated {name} budget from {_limit_text(name, budget)} to at least "
+                           f"{_predicted_text(name, cheapest, Role.MOTIVATED)}" for name in broken)
+    return PlanError(head + f"Raise {changes} (the cheapest spec with enough FLOPs, {cheapest.spec}, is "
+                     f"predicted there by the {predictor.kind} predictor)" + (f", or {looser}" if looser else ""))
+
+
+def _too_tight_error(profile: Any, family: str, table: Any, budgets: dict[Role, Any],
+                     predictor: Any) -> Exception:
+    # No spec at all fits one role: name the budget the smallest spec misses by the widest margin.
+    from seekdeploy.plan.planner import PlanError, evaluate_spec, violations
+
+    smallest = evaluate_spec(table.spec(_smallest(table)), profile, predictor)
+    worst_role, worst_name, worst_ratio = Role.BASE, "", 0.0
+    for role, budget in budgets.items():
+        for name, over_by in violations(smallest, role, budget).items():
+            if over_by > worst_ratio:
+                worst_role, worst_name, worst_ratio = role, name, over_by
+    if not worst_name:  # the smallest fits every budget alone, yet nothing nests: report the base
+        worst_name = f"latency p{budgets[Role.BASE].latency_percentile:g}"
+    budget = budgets[worst_role]
+    return PlanError(
+        f"no {family} pair fits profile {profile.name}: the tightest budget is the {worst_role.value} "
+        f"{worst_name} <= {_limit_text(worst_name, budget)} ({worst_ratio:.2f}x over for the smallest spec). "
+        f"The smallest spec {smallest.spec} is predicted at {smallest.latency_ms[worst_role]:.3f} ms "
+        f"(p{budget.latency_percentile:g}, {predictor.kind} predictor), {smallest.memory_mib:.2f} MiB memory, "
+        f"{smallest.file_size_mib:.3f} MiB file. Relax the budget in the profile, calibrate it on the device "
+        f"(`seekdeploy calibrate --profile {profile.name}`) if the prediction is pessimistic, or try another --arch")
+
+
+def _smallest(table: Any) -> int:
+    return int(np.lexsort((table.typical_ms, table.flops))[0])
