@@ -256,6 +256,6 @@ def summarize(outcomes: list[Any]) -> tuple[bool, str]:
             passed = passed and verdict.passed
             checks = verdict.failures() or [c for c in verdict.checks if c.name.value in ("latency", "accuracy")]
             figures = ", ".join(check.describe().split(" (margin")[0] for check in checks)
-            roles.append(f"{verdict.role} {'PASS' if verdict.passed else 'FAIL'} ({figures or 'no budget'})")
+            roles.append(f"{verdict.role} {verdict.status} ({figures or 'no budget'})")  # PASS, FAIL or UNSTABLE
         parts.append(where + " / ".join(roles))
     return passed, f"{'PASSED' if passed else 'FAILED'} " + "; ".join(parts or ["nothing was profiled"])
