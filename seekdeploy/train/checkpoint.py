@@ -58,7 +58,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile,
             pickle.UnpicklingError) as exc:
         raise CheckpointError(
-            f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
+            f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {_first_line(exc)}); "
             "restore it from a backup or train the run again") from exc
     # isinstance first: a foreign file may hold a tensor here, whose `!=` is not a bool.
     if not isinstance(payload, dict) or not isinstance(payload.get("format"), str) \
@@ -188,11 +188,17 @@ MALFORMED_PAYLOAD_ERRORS = (KeyError, TypeError, ValueError, IndexError, Attribu
                             RuntimeError)
 
 
+def _first_line(exc: BaseException) -> str:
+    # torch's messages run to several lines; an error is one line (the traceback has the rest).
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def malformed_checkpoint_error(path: Path, exc: BaseException) -> CheckpointError:
     """The CheckpointError for a checkpoint whose contents do not describe a seekdeploy run."""
     return CheckpointError(f"checkpoint {path} does not match this seekdeploy's models "
-                           f"({type(exc).__name__}: {exc}); it was written by another version or "
-                           "tool, or edited. Train the run again")
+                           f"({type(exc).__name__}: {_first_line(exc)}); it was written by another "
+                           "version or tool, or edited. Train the run again")
 
 
 def _rebuild_run(run_dir: Path, payload: dict[str, Any]) -> LoadedRun:
