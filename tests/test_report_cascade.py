@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seekdeploy.report.cascade import cascade_sweep, describe_choice, softmax
+from seekdeploy.report.cascade import (cascade_section, cascade_sweep, choose_on_validation, describe_choice,
+                                       softmax)
+from seekdeploy.report.predictions import Predictions
 
 # 4 images, 2 classes. Base confidences 0.9, 0.6, 0.55, 0.8; base right on images 0 and 2,
 # motivated right on images 0, 1 and 3.
@@ -95,3 +97,42 @@ def test_sweep_invariants(n: int, k: int, seed: int) -> None:
     assert sweep.accuracy[-1] == pytest.approx(sweep.motivated_accuracy)
     assert np.all(np.diff(sweep.expected_latency_ms) >= 0)  # higher threshold, more deferred
     assert np.all((sweep.expected_latency_ms >= 2.0) & (sweep.expected_latency_ms <= 7.0))
+
+
+# A validation split on which deferring pays off (the motivated model fixes the unsure images),
+# and a test split where it does not: the threshold must come from the first, the figures from the
+# second.
+VAL_BASE = np.array([[0.9, 0.1], [0.55, 0.45], [0.6, 0.4], [0.95, 0.05]])
+VAL_MOTIVATED = np.array([[0.9, 0.1], [0.1, 0.9], [0.2, 0.8], [0.9, 0.1]])
+VAL_LABELS = np.array([0, 1, 1, 0])  # base right on 0 and 3 only; motivated right on all
+
+
+def test_threshold_is_chosen_on_validation_and_measured_on_test() -> None:
+    thresholds = [0.0, 0.7, 1.01]
+    validation = cascade_sweep(VAL_BASE, VAL_MOTIVATED, VAL_LABELS, LAT_BASE, LAT_MOTIVATED, thresholds)
+    test = _sweep(thresholds)
+    chosen_on, measured = choose_on_validation(validation, test, budget_ms=3.5)
+    # On validation t=0.7 defers images 1 and 2 (conf 0.55, 0.6): 4/4 right at 1 + 0.5*4 = 3 ms.
+    assert chosen_on["threshold"] == 0.7 and chosen_on["accuracy"] == 1.0
+    # The same threshold on the test split: 2 of 4 right (see test_middle_thresholds_by_hand).
+    assert measured["threshold"] == 0.7 and measured["accuracy"] == pytest.approx(0.5)
+    assert test.best_within(3.5)["threshold"] == 0.0  # what choosing on the test split would have said
+    assert choose_on_validation(validation, test, budget_ms=0.5) == (None, None)
+
+
+def test_cascade_section_says_which_split_chose_and_which_measured() -> None:
+    logits = np.log  # probabilities -> logits whose softmax gives them back
+    with_val = Predictions(logits(BASE), logits(MOTIVATED), LABELS, "computed",
+                           logits(VAL_BASE), logits(VAL_MOTIVATED), VAL_LABELS)
+    budget = {"latency_ms": 3.5, "latency_percentile": 95.0}
+    notes: list[str] = []
+    section = cascade_section(with_val, {"base": LAT_BASE, "motivated": LAT_MOTIVATED}, budget, "mean", notes)
+    assert (section["threshold_split"], section["measured_split"]) == ("validation", "test")
+    assert section["n_validation_images"] == 4 and section["n_images"] == 4 and notes == []
+    assert section["chosen_on_validation"]["accuracy"] == 1.0
+    assert section["chosen"]["accuracy"] == pytest.approx(0.5)  # the test split's figure
+    assert "chosen on the validation split (4 images" in section["summary"]
+    assert "measured on the test split (4 images)" in section["summary"]
+    test_only = Predictions(logits(BASE), logits(MOTIVATED), LABELS, "computed")
+    fallback = cascade_section(test_only, {"base": LAT_BASE, "motivated": LAT_MOTIVATED}, budget, "mean", notes)
+    assert fallback["threshold_split"] == "test" and "flatters" in notes[0]

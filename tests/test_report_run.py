@@ -91,11 +91,18 @@ def test_report_command_writes_valid_json_markdown_and_html(pipeline, run_cli, t
     assert cascade["points"][0]["deferred_fraction"] == 0.0
     assert cascade["points"][-1]["deferred_fraction"] == 1.0
     assert cascade["chosen"] is not None  # a 15 ms budget fits these microsecond models
+    # The threshold comes from the validation split; every figure of the table from the test split.
+    assert (cascade["threshold_split"], cascade["measured_split"]) == ("validation", "test")
+    assert cascade["n_validation_images"] > 0
+    assert cascade["chosen_on_validation"]["threshold"] == cascade["chosen"]["threshold"]
+    assert cascade["chosen"] in cascade["points"]
     # The cascade's end points are the two models alone, measured on the exported ONNX files.
     assert cascade["points"][0]["accuracy"] == pytest.approx(document["roles"][0]["accuracy"]["test_top1"])
     assert cascade["points"][-1]["accuracy"] == pytest.approx(document["roles"][1]["accuracy"]["test_top1"])
     assert document["pair"]["memory_both"]["method"] in ("measured", "estimated")
-    assert "## Cascade" in (out / "report.md").read_text()
+    markdown = (out / "report.md").read_text()
+    assert "## Cascade" in markdown and "The threshold is chosen on the validation split" in markdown
+    assert "measured on the test split (359 images)" in markdown
     assert len(document["plots"]) == 4
 
 

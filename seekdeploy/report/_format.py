@@ -87,6 +87,16 @@ def cascade_rows(cascade: dict[str, Any]) -> list[list[str]]:
 CASCADE_COLUMNS = ("threshold", "to motivated", "expected latency (ms)", "tail latency (ms)", "top-1")
 
 
+def cascade_splits_line(cascade: dict[str, Any]) -> str:
+    """Which split chose the threshold and which one the table measures."""
+    if cascade.get("threshold_split") == "validation":
+        return (f"The threshold is chosen on the validation split ({cascade.get('n_validation_images')} images); "
+                f"the table and the top-1 are measured on the test split ({cascade['n_images']} images), "
+                "which had no say in the choice.")
+    return (f"The threshold is chosen and measured on the same test split ({cascade['n_images']} images): "
+            "the run has no validation split, so the cascade's top-1 is flattered.")
+
+
 def pair_lines(document: dict[str, Any]) -> list[str]:
     """Plain-text sentences about the pair (latency ratio, accuracy gain, memory, predictions)."""
     pair = document["pair"]

@@ -5,6 +5,9 @@ softmax confidence is below t. Per image the latency is the base's, plus the mot
 deferred, so the expected latency is `lat_base + P(conf < t) * lat_motivated` and the accuracy is
 the mean over images of (motivated correct if deferred else base correct). t = 0 never defers
 (the base alone); any t > 1 always defers (confidences are at most 1).
+
+The report chooses the threshold on the validation split and reports what it gives on the test
+split (`choose_on_validation`), so the cascade's accuracy is measured on images that did not pick it.
 """
 
 from __future__ import annotations
@@ -125,3 +128,71 @@ def describe_choice(point: dict[str, Any] | None, budget_ms: float, statistic: s
     return (f"threshold {point['threshold']:.2f}: {point['deferred_fraction']:.1%} of images go to "
             f"the motivated model, expected {statistic} latency {point['expected_latency_ms']:.3g} ms "
             f"≤ {budget_ms:.3g} ms, accuracy {point['accuracy']:.2%}")
+
+
+def choose_on_validation(validation: CascadeSweep, test: CascadeSweep,
+                         budget_ms: float) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    """(the point chosen on `validation` by `best_within(budget_ms)`, the `test` split's figures at
+    that same threshold); (None, None) when no threshold meets the budget on validation.
+
+    Choosing on the split that reports the accuracy would flatter the cascade (the threshold is
+    fitted to those very images), so the choice and the measurement use different images.
+    """
+    if not np.array_equal(validation.thresholds, test.thresholds):
+        raise ValueError("the validation and test sweeps must use the same thresholds")
+    picked = validation.best_within(budget_ms)
+    if picked is None:
+        return None, None
+    index = int(np.flatnonzero(test.thresholds == picked["threshold"])[0])
+    return picked, test.points()[index]
+
+
+def describe_split_choice(chosen_on: dict[str, Any] | None, measured: dict[str, Any] | None, budget_ms: float,
+                          statistic: str, sizes: tuple[int, int]) -> str:
+    """One sentence: the threshold, what it gave on the validation split that chose it, and what it
+    gives on the test split that measures it (`sizes` = (validation images, test images))."""
+    if chosen_on is None or measured is None:
+        return (f"no threshold keeps the cascade's expected ({statistic}) latency within {budget_ms:.3g} ms on "
+                "the validation split: even the base alone is slower")
+    over = "" if measured["expected_latency_ms"] <= budget_ms else f", over the {budget_ms:.3g} ms budget"
+    return (f"threshold {chosen_on['threshold']:.2f}, chosen on the validation split ({sizes[0]} images: "
+            f"{chosen_on['deferred_fraction']:.1%} to the motivated model, expected {statistic} latency "
+            f"{chosen_on['expected_latency_ms']:.3g} ms ≤ {budget_ms:.3g} ms, top-1 {chosen_on['accuracy']:.2%}); "
+            f"measured on the test split ({sizes[1]} images): {measured['deferred_fraction']:.1%} to the "
+            f"motivated model, expected {statistic} latency {measured['expected_latency_ms']:.3g} ms{over}, "
+            f"top-1 {measured['accuracy']:.2%}")
+
+
+def cascade_section(predictions: Any, latency_ms: dict[str, float], budget: dict[str, Any] | None,
+                    statistic: str, notes: list[str]) -> dict[str, Any]:
+    """The report's cascade section: the sweep on the test split (`points`), the threshold chosen on
+    the validation split within the motivated latency budget, and that threshold's test figures
+    (`chosen`). Without validation predictions the test split does both, and a note says so."""
+    percentile = budget["latency_percentile"] if budget else 95.0
+
+    def sweep(base: np.ndarray, motivated: np.ndarray, labels: np.ndarray) -> CascadeSweep:
+        return cascade_sweep(softmax(base), softmax(motivated), labels, latency_ms["base"],
+                             latency_ms["motivated"], latency_percentile=percentile)
+
+    test = sweep(predictions.base_logits, predictions.motivated_logits, predictions.labels)
+    validation = None if predictions.val_labels is None else \
+        sweep(predictions.val_base_logits, predictions.val_motivated_logits, predictions.val_labels)
+    budget_ms = budget["latency_ms"] if budget else None
+    chosen_on = chosen = None
+    if budget_ms is None:
+        summary = "no motivated latency budget declared: no threshold chosen"
+    elif validation is None:
+        notes.append("the run has no validation split: the cascade threshold was chosen on the test split "
+                     "that also measures it, which flatters the cascade")
+        chosen = chosen_on = test.best_within(budget_ms)
+        summary = describe_choice(chosen, budget_ms, statistic) + " (chosen and measured on the test split)"
+    else:
+        chosen_on, chosen = choose_on_validation(validation, test, budget_ms)
+        summary = describe_split_choice(chosen_on, chosen, budget_ms, statistic,
+                                        (validation.n_images, test.n_images))
+    return {"latency_statistic": statistic, "n_images": test.n_images,
+            "n_validation_images": validation.n_images if validation else 0,
+            "threshold_split": "validation" if validation else "test", "measured_split": "test",
+            "base_latency_ms": latency_ms["base"], "motivated_latency_ms": latency_ms["motivated"],
+            "points": test.points(), "budget_ms": budget_ms, "chosen": chosen, "chosen_on_validation": chosen_on,
+            "summary": summary, "predictions_source": predictions.source}

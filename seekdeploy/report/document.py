@@ -196,21 +196,10 @@ def _cascade(predictions: Any, document: dict[str, Any] | None, roles: list[dict
     if predictions is None or not all(results.values()):
         notes.append("cascade not computed: it needs both exported models and both measured latencies")
         return None
-    from seekdeploy.report.cascade import cascade_sweep, describe_choice, softmax
+    from seekdeploy.report.cascade import cascade_section
 
     latency = {role: pair_figures.latency_of(results[role], statistic) for role in ROLES}
-    budget = roles[1]["budget"]
-    sweep = cascade_sweep(softmax(predictions.base_logits), softmax(predictions.motivated_logits),
-                          predictions.labels, latency["base"], latency["motivated"],
-                          latency_percentile=budget["latency_percentile"] if budget else 95.0)
-    budget_ms = budget["latency_ms"] if budget else None
-    chosen = sweep.best_within(budget_ms) if budget_ms is not None else None
-    summary = (describe_choice(chosen, budget_ms, statistic) if budget_ms is not None
-               else "no motivated latency budget declared: no threshold chosen")
-    return {"latency_statistic": statistic, "n_images": sweep.n_images,
-            "base_latency_ms": latency["base"], "motivated_latency_ms": latency["motivated"],
-            "points": sweep.points(), "budget_ms": budget_ms, "chosen": chosen, "summary": summary,
-            "predictions_source": predictions.source}
+    return cascade_section(predictions, latency, roles[1]["budget"], statistic, notes)
 
 
 def _run_section(run: RunFiles) -> dict[str, Any]:

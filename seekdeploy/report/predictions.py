@@ -1,9 +1,10 @@
-"""Test-split predictions of both exported ONNX models, cached as `predictions.npz`.
+"""Validation- and test-split predictions of both exported ONNX models, cached as `predictions.npz`.
 
 The cascade must be computed from what ships, so both `model.onnx` files run with onnxruntime
-(CPU) on the run's own test split, normalized exactly as in training. The logits are cached in the
-export folder together with the sha256 of each model and the dataset's identity; a cache whose
-models or data differ is recomputed, never trusted.
+(CPU) on the run's own validation and test splits, normalized exactly as in training: the cascade
+threshold is chosen on the validation split and measured on the test split. The logits are cached
+in the export folder together with the sha256 of each model and the dataset's identity; a cache
+whose models or data differ (or that lacks the validation split) is recomputed, never trusted.
 """
 
 from __future__ import annotations
@@ -20,16 +21,20 @@ from seekdeploy.profiles.schema import ROLE_NAMES
 
 PREDICTIONS_NAME = "predictions.npz"
 _CHUNK = 256  # images per onnxruntime call: bounded memory, few calls
+_SPLITS_MARK = "splits=val+test"  # caches written before validation logits existed lack it
 
 
 @dataclass(frozen=True)
 class Predictions:
-    """Logits of both roles on the same test images, and the true labels."""
+    """Logits of both roles on the same test images (and validation images), and the true labels."""
 
     base_logits: np.ndarray  # (N, K)
     motivated_logits: np.ndarray  # (N, K)
     labels: np.ndarray  # (N,)
     source: str  # "cache" or "computed"
+    val_base_logits: np.ndarray | None = None  # (V, K); None when the run has no validation split
+    val_motivated_logits: np.ndarray | None = None  # (V, K)
+    val_labels: np.ndarray | None = None  # (V,)
 
     def top1(self, role: str) -> float:
         """Top-1 accuracy of `role` on these images."""
@@ -39,19 +44,32 @@ class Predictions:
 
 def load_or_compute_predictions(export_dir: Path, model_paths: dict[str, Path],
                                 run_manifest: dict[str, Any]) -> Predictions:
-    """Predictions of both exported models on the run's test split (cached in `export_dir`)."""
+    """Predictions of both exported models on the run's validation and test splits (cached in
+    `export_dir`)."""
     identity = _identity(model_paths, run_manifest)
     cache = export_dir / PREDICTIONS_NAME
     cached = _read_cache(cache, identity)
     if cached is not None:
         return cached
-    images, labels = _test_split(run_manifest)  # (N, C, H, W) float32, (N,)
-    logits = {role: run_onnx(model_paths[role], images) for role in ROLE_NAMES}
+    splits = _splits(run_manifest)  # {"val"|"test": ((N, C, H, W) float32, (N,))}
+    arrays = {}
+    for split, (images, labels) in splits.items():
+        prefix = "val_" if split == "val" else ""
+        for role in ROLE_NAMES:
+            arrays[f"{prefix}{role}_logits"] = run_onnx(model_paths[role], images) if len(images) else \
+                np.zeros((0, 0), dtype=np.float32)
+        arrays[f"{prefix}labels"] = labels
     with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
         # A file handle, not a name: np.savez would append ".npz" to the temp name.
-        np.savez_compressed(handle, base_logits=logits["base"], motivated_logits=logits["motivated"],
-                            labels=labels, identity=np.asarray(identity))
-    return Predictions(logits["base"], logits["motivated"], labels, source="computed")
+        np.savez_compressed(handle, **arrays, identity=np.asarray(identity))
+    return _from_arrays(arrays, "computed")
+
+
+def _from_arrays(arrays: Any, source: str) -> Predictions:
+    has_val = len(arrays["val_labels"]) > 0
+    return Predictions(arrays["base_logits"], arrays["motivated_logits"], arrays["labels"], source,
+                       *((arrays["val_base_logits"], arrays["val_motivated_logits"], arrays["val_labels"])
+                         if has_val else (None, None, None)))
 
 
 def run_onnx(model_path: Path, images: np.ndarray) -> np.ndarray:
@@ -80,7 +98,7 @@ def run_onnx(model_path: Path, images: np.ndarray) -> np.ndarray:
     return np.concatenate(outputs).astype(np.float32)  # (N, K)
 
 
-def _test_split(run_manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def _splits(run_manifest: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     from seekdeploy.data import load_dataset, normalize
 
     dataset_info = run_manifest.get("dataset") or {}
@@ -92,9 +110,11 @@ def _test_split(run_manifest: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         seed=int(config.get("seed", 0)), data_dir=config.get("data_dir"),
         val_fraction=float(config.get("val_fraction", 0.1)),
     )
-    test = dataset.test
-    images = normalize(test.images, dataset.mean, dataset.std).numpy()  # (N, C, H, W) float32
-    return images.astype(np.float32), test.labels.numpy().astype(np.int64)
+    out = {}
+    for name, split in (("val", dataset.val), ("test", dataset.test)):
+        images = normalize(split.images, dataset.mean, dataset.std).numpy()  # (N, C, H, W) float32
+        out[name] = (images.astype(np.float32), split.labels.numpy().astype(np.int64))
+    return out
 
 
 def _identity(model_paths: dict[str, Path], run_manifest: dict[str, Any]) -> list[str]:
@@ -102,7 +122,7 @@ def _identity(model_paths: dict[str, Path], run_manifest: dict[str, Any]) -> lis
     config = run_manifest.get("config") or {}
     return [sha256_file(model_paths["base"]), sha256_file(model_paths["motivated"]),
             str(dataset.get("name")), str(dataset.get("input")), str(config.get("seed")),
-            str(config.get("val_fraction")), str((dataset.get("sizes") or {}).get("test"))]
+            str(config.get("val_fraction")), str((dataset.get("sizes") or {}).get("test")), _SPLITS_MARK]
 
 
 def _read_cache(path: Path, identity: list[str]) -> Predictions | None:
@@ -112,7 +132,6 @@ def _read_cache(path: Path, identity: list[str]) -> Predictions | None:
         with np.load(path, allow_pickle=False) as data:
             if [str(x) for x in data["identity"]] != identity:
                 return None
-            return Predictions(data["base_logits"], data["motivated_logits"], data["labels"],
-                               source="cache")
+            return _from_arrays({key: data[key] for key in data.files}, "cache")
     except (OSError, ValueError, KeyError):
         return None  # a torn or foreign cache is recomputed

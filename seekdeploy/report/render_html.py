@@ -8,7 +8,8 @@ import html
 from typing import Any
 
 from seekdeploy.report._format import (
-    CASCADE_COLUMNS, SUMMARY_COLUMNS, cascade_rows, pair_lines, summary_rows, training_lines,
+    CASCADE_COLUMNS, SUMMARY_COLUMNS, cascade_rows, cascade_splits_line, pair_lines, summary_rows,
+    training_lines,
 )  # fmt: skip
 
 _CSS = """
@@ -73,7 +74,7 @@ def _cascade_section(cascade: dict[str, Any] | None) -> str:
              f"motivated {cascade['motivated_latency_ms']:.3g} ms); expected latency = base + "
              f"P(confidence &lt; t) × motivated; tail latency is the per-image latency at the budget's "
              f"percentile. Accuracy from the exported models' predictions on {cascade['n_images']} "
-             f"test images. Motivated budget: {budget}.")
+             f"test images. Motivated budget: {budget}. {_esc(cascade_splits_line(cascade))}")
     return (f"<p>{intro}</p><p class=\"summary\">{_esc(cascade['summary'])}</p>"
             + _table(CASCADE_COLUMNS, cascade_rows(cascade)))
 

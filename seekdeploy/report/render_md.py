@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from seekdeploy.report._format import (
-    CASCADE_COLUMNS, SUMMARY_COLUMNS, cascade_rows, pair_lines, summary_rows, training_lines,
+    CASCADE_COLUMNS, SUMMARY_COLUMNS, cascade_rows, cascade_splits_line, pair_lines, summary_rows,
+    training_lines,
 )  # fmt: skip
 
 
@@ -33,7 +34,7 @@ def render_markdown(document: dict[str, Any]) -> str:
         lines += [f"Per-image latencies: {cascade['latency_statistic']} of each model "
                   f"(base {cascade['base_latency_ms']:.3g} ms, motivated {cascade['motivated_latency_ms']:.3g} ms), "
                   f"{cascade['n_images']} test images. Budget: motivated "
-                  f"{budget}.", "",
+                  f"{budget}. {cascade_splits_line(cascade)}", "",
                   f"**{cascade['summary']}**", ""]
         lines += _table(CASCADE_COLUMNS, cascade_rows(cascade))
     else:

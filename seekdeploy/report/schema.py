@@ -56,12 +56,17 @@ _POINT = {
 }
 _CASCADE = {
     "type": ["object", "null"],
-    "required": ["latency_statistic", "n_images", "base_latency_ms", "motivated_latency_ms",
-                 "points", "budget_ms", "chosen", "summary"],
+    "required": ["latency_statistic", "n_images", "threshold_split", "measured_split", "base_latency_ms",
+                 "motivated_latency_ms", "points", "budget_ms", "chosen", "summary"],
     "properties": {"latency_statistic": {"enum": ["mean", "p50", "p90", "p95", "p99"]},
-                   "n_images": {"type": "integer", "minimum": 1}, "base_latency_ms": _NUM,
+                   "n_images": {"type": "integer", "minimum": 1},
+                   "n_validation_images": {"type": "integer", "minimum": 0},
+                   # The split whose predictions chose the threshold, and the one `points`/`chosen` measure.
+                   "threshold_split": {"enum": ["validation", "test"]}, "measured_split": {"const": "test"},
+                   "base_latency_ms": _NUM,
                    "motivated_latency_ms": _NUM, "points": {"type": "array", "items": _POINT, "minItems": 2},
                    "budget_ms": _NUM_OR_NULL, "chosen": {"oneOf": [_POINT, {"type": "null"}]},
+                   "chosen_on_validation": {"oneOf": [_POINT, {"type": "null"}]},
                    "summary": {"type": "string"}, "predictions_source": {"type": "string"}},
 }
 _PAIR = {
