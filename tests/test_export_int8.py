@@ -177,3 +177,29 @@ def test_bad_int8_options_are_refused_before_any_work(trained, tmp_path, args, m
     code, _, stderr = cli_in_process("export", str(trained), "--out", str(tmp_path / "out"), *args)
     assert code != 0 and message in stderr and "Traceback" not in stderr, stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_report_section_sets_int8_beside_fp32_with_measured_latency(exported, tmp_path, run_cli):
+    import shutil
+
+    from seekdeploy.report.cpu_precisions import cpu_rows, cpu_section
+
+    export = tmp_path / "tiny"
+    shutil.copytree(exported.dir, export)
+    profile = write_tiny_profile(tmp_path, extra=(("duration_ms: 1000", "duration_ms: 50"),
+                                                  ("min_iterations: 100", "min_iterations: 20"),
+                                                  ("latency_ms: 1.0", "latency_ms: 50.0")))
+    for name in ("model.onnx", "model.int8.onnx"):
+        done = run_cli("profile", str(export / "base" / name), "--profile", str(profile), "--role", "base",
+                       "--repeats", "1")
+        assert done.exit_code == 0, done.stdout + done.stderr
+    manifests = {role: _manifest(export / role) for role in ("base", "motivated")}
+    rows = {(r["role"], r["precision"], r["runtime"]): r for r in cpu_section(export, manifests)["rows"]}
+    int8, fp32 = rows[("base", "int8", "onnxruntime")], rows[("base", "fp32", "onnxruntime")]
+    assert int8["batch"] == fp32["batch"] == 1 and int8["p50_ms"] > 0 and fp32["p50_ms"] > 0
+    assert int8["ratio_vs_fp32"] == pytest.approx(int8["p50_ms"] / fp32["p50_ms"])
+    assert int8["test_top1"] == manifests["base"]["parity"]["files"]["model.int8.onnx"]["test_top1"]
+    assert int8["file_kib"] == pytest.approx((export / "base" / "model.int8.onnx").stat().st_size / 1024)
+    assert rows[("motivated", "int8", "onnxruntime")]["p50_ms"] is None  # not measured: shown as "-"
+    assert any(cells[:3] == ["base", "int8", "onnxruntime"] and cells[-1].endswith("x") for cells in cpu_rows(
+        cpu_section(export, manifests)))

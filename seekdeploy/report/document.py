@@ -12,6 +12,7 @@ from typing import Any
 
 from seekdeploy._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from seekdeploy.report import pair as pair_figures
+from seekdeploy.report.cpu_precisions import cpu_section
 from seekdeploy.report.schema import REPORT_KIND, SCHEMA_VERSION
 from seekdeploy.report.sources import (
     PROFILE_DOCUMENT, ROLES, ExportFiles, RunFiles, default_export_dir, read_export,
@@ -85,6 +86,7 @@ def build_report(run_dir: str | Path, export_dir: str | Path | None = None, prof
         "profile": _profile_section(hardware, document),
         "roles": roles, "pair": _pair_section(roles, document, costs, latency_statistic),
         "cascade": cascade, "training": _training_section(run), "plots": [], "notes": notes,
+        "cpu_precisions": cpu_section(export_path, export.manifests) if export else None,
     }
     plots = _make_plots(report, run, document, latency_statistic) if with_plots else {}
     report["plots"] = [{"name": name, "title": title, "file": f"{PLOTS_DIR}/{name}.png"}

@@ -98,8 +98,19 @@ def render_html(document: dict[str, Any], plots: dict[str, bytes]) -> str:
 <h2>Verdict per role</h2>{_table(SUMMARY_COLUMNS, summary_rows(roles), verdict_column=8)}{_list(sources)}
 <h2>The pair</h2>{_list(pair_lines(document))}
 <h2>Cascade: base first, motivated when the base is unsure</h2>{_cascade_section(document.get('cascade'))}
-<h2>Training</h2>{_list(training_lines(document))}
+{_cpu_section(document.get('cpu_precisions'))}<h2>Training</h2>{_list(training_lines(document))}
 <h2>Plots</h2>{_figures(document, plots)}
 {notes}
 </body></html>
 """
+
+
+def _cpu_section(section: dict[str, Any] | None) -> str:
+    # fp32 vs INT8 and ONNX Runtime vs OpenVINO per role (absent without an INT8 or OpenVINO figure).
+    if not section:
+        return ""
+    from seekdeploy.report.cpu_precisions import COLUMNS, cpu_rows
+
+    sources = ", ".join(section["latency_sources"]) or "none (profile the files)"
+    return (f"<h2>CPU: fp32 vs INT8, ONNX Runtime vs OpenVINO</h2>{_table(COLUMNS, cpu_rows(section))}"
+            f"<p class=\"meta\">Latency from: {_esc(sources)}</p>\n")

@@ -39,9 +39,21 @@ def render_markdown(document: dict[str, Any]) -> str:
         lines += _table(CASCADE_COLUMNS, cascade_rows(cascade))
     else:
         lines.append("Not computed (see notes).")
+    lines += _cpu_lines(document.get("cpu_precisions"))
     lines += ["", "## Training", "", *(f"- {line}" for line in training_lines(document))]
     lines += ["", "## Plots", ""]
     lines += [f"![{plot['title']}]({plot['file']})" for plot in document["plots"]]
     if document["notes"]:
         lines += ["", "## Notes", "", *(f"- {note}" for note in document["notes"])]
     return "\n".join(lines) + "\n"
+
+
+def _cpu_lines(section: dict[str, Any] | None) -> list[str]:
+    # fp32 vs INT8 and ONNX Runtime vs OpenVINO per role (absent without an INT8 or OpenVINO figure).
+    if not section:
+        return []
+    from seekdeploy.report.cpu_precisions import COLUMNS, cpu_rows
+
+    sources = ", ".join(f"`{path}`" for path in section["latency_sources"]) or "none (profile the files)"
+    return ["", "## CPU: fp32 vs INT8, ONNX Runtime vs OpenVINO", "", *_table(COLUMNS, cpu_rows(section)),
+            "", f"Latency from: {sources}."]
