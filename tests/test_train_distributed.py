@@ -96,7 +96,23 @@ def test_ranks_train_the_same_roles_and_end_with_identical_models(two_rank_run) 
     assert rank0["optimizer_sha256"] == rank1["optimizer_sha256"]
     # Rank 0's files record exactly what every rank trained.
     assert [record["role"] for record in _motivation(run)] == rank0["roles"]
-    assert stdout.count("PASSED: trained the pair") == 1  # only rank 0 prints the summary
+    # Only rank 0 prints the summary; its closing line says what was trained.
+    assert stdout.count("trained the pair") == 1
+
+
+def test_every_rank_evaluates_its_own_share(two_rank_run) -> None:
+    # The last evaluation before the final save is the test split: each rank took half of it and
+    # one all-reduce summed the counts (before, rank 0 evaluated it all while rank 1 waited in a
+    # broadcast, which a large split turned into a --dist-timeout failure).
+    run, debug, _ = two_rank_run
+    rank0, rank1 = _ranks(debug)
+    for role in ("base", "motivated"):
+        share0, share1 = rank0["evaluated_samples"][role], rank1["evaluated_samples"][role]
+        assert share0 > 0 and share1 > 0 and abs(share0 - share1) <= 1
+    final = _final(run)
+    digits_test = 0.2 * 1797  # the digits split's test fraction of its 1,797 images
+    assert abs(share0 + share1 - digits_test) < 2
+    assert 0.0 <= final["test_top1"]["base"] <= 1.0
 
 
 def test_only_rank_zero_writes_and_the_manifest_records_the_world_size(two_rank_run) -> None:

@@ -75,7 +75,8 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
                    "only a role that did not run on every batch of the epoch is re-estimated.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
+              show_default=True, help="Where to train. With --resume: the run continues where "
+                                      "it was started unless --device moves it.")
 @click.option("--deterministic", is_flag=True, help="torch.use_deterministic_algorithms(True).")
 @click.option("--out", help="Run folder [runs/<profile>-<arch>-<data>].")
 @click.option("--resume", "resume", type=click.Path(), help="Continue an interrupted run folder.")
@@ -99,7 +100,12 @@ def train(ctx: click.Context, **options: object) -> None:
 
     from seekdeploy.train import distributed
 
-    with distributed.distributed_training(options["device"], options["dist_timeout_s"]):
+    device = options["device"]
+    if options["resume"] and not _given(ctx, ("device",)):
+        from seekdeploy.train.run import saved_device
+
+        device = saved_device(Path(options["resume"]))  # where the run was trained
+    with distributed.distributed_training(device, options["dist_timeout_s"]):
         summary = _train(ctx, options, Console(stderr=True))
         if distributed.is_main():
             _print_summary(summary)
@@ -114,7 +120,10 @@ def _train(ctx: click.Context, options: dict, console):
         if ignored:
             raise ConfigError(f"--resume continues {resume} with its saved settings; drop "
                               f"{', '.join('--' + n.replace('_', '-') for n in ignored)}")
-        summary = train_pair(None, Path(resume), resume=True, console=console)
+        # --device with --resume moves the run (e.g. a GPU run finished on a CPU); without it
+        # the run continues on the device it was started with.
+        device = options["device"] if _given(ctx, ("device",)) else None
+        summary = train_pair(None, Path(resume), resume=True, console=console, device=device)
     else:
         if not options["profile"]:
             raise ConfigError("--profile is required (see `seekdeploy profiles list`), "
@@ -167,4 +176,4 @@ def _print_summary(summary) -> None:
             f"{part.replace('_', ' ')} {flops / summary.train_flops:.0%}"
             for part, flops in parts.items()))
     click.echo(f"time:               {summary.seconds:.1f} s")
-    click.echo("PASSED: trained the pair")
+    click.echo(summary.verdict()[1])

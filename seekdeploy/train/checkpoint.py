@@ -94,19 +94,48 @@ def supernet_kwargs(supernet: Any) -> dict[str, Any]:
                    "image_size": supernet.image_size, "bn_roles": supernet.bn_roles})
 
 
-def build_supernet(model_args: dict[str, Any]):
-    """Rebuild the supernet described by a checkpoint's `model` entry (weights not loaded)."""
+def _create(model_args: dict[str, Any]):
     from seekdeploy import nn as sd_nn
 
-    if not isinstance(model_args, dict) or not isinstance(model_args.get("config"), dict):
-        # A foreign or damaged file; callers turn this into a CheckpointError naming the file.
-        raise TypeError("the checkpoint's model entry is not a mapping with a 'config' mapping")
     # create_supernet takes the config in its `to_json()` form and validates it.
     config = {key: value for key, value in model_args["config"].items() if key != "family"}
     return sd_nn.create_supernet(
         model_args["family"], config, num_classes=int(model_args["num_classes"]),
         in_channels=int(model_args["in_channels"]), image_size=int(model_args["image_size"]),
         bn_roles=tuple(model_args["bn_roles"]))
+
+
+def check_declared_shapes(model_args: dict[str, Any], state_dict: Any) -> None:
+    """Build the declared supernet on the `meta` device (shapes only, nothing allocated) and
+    refuse the checkpoint unless its tensors have exactly those names and shapes: a file that
+    declares a huge model beside small weights must not make the loader allocate the model."""
+    import torch
+
+    if not isinstance(state_dict, dict):
+        raise TypeError("the checkpoint's state_dict is not a mapping")
+    with torch.device("meta"):
+        declared = {name: tuple(t.shape) for name, t in _create(model_args).state_dict().items()}
+    stored = {name: tuple(t.shape) for name, t in state_dict.items()
+              if isinstance(t, torch.Tensor)}
+    if stored != declared:
+        wrong = sorted(set(stored) ^ set(declared)) or sorted(
+            name for name in declared if stored[name] != declared[name])
+        first = wrong[0]
+        raise ValueError(f"the declared model does not match the stored weights ({len(wrong)} "
+                         f"tensor(s) differ, e.g. {first}: declared "
+                         f"{declared.get(first, 'absent')}, stored {stored.get(first, 'absent')})")
+
+
+def build_supernet(model_args: dict[str, Any], state_dict: Any = None):
+    """Rebuild the supernet described by a checkpoint's `model` entry (weights not loaded). With
+    the checkpoint's `state_dict`, its tensor shapes are checked against the declared model
+    first, before the model is allocated."""
+    if not isinstance(model_args, dict) or not isinstance(model_args.get("config"), dict):
+        # A foreign or damaged file; callers turn this into a CheckpointError naming the file.
+        raise TypeError("the checkpoint's model entry is not a mapping with a 'config' mapping")
+    if state_dict is not None:
+        check_declared_shapes(model_args, state_dict)
+    return _create(model_args)
 
 
 def capture_rng(extra: dict[str, torch.Generator]) -> dict[str, Any]:
@@ -205,7 +234,7 @@ def _rebuild_run(run_dir: Path, payload: dict[str, Any]) -> LoadedRun:
     from seekdeploy import nn as sd_nn
 
     model_args = payload["model"]
-    supernet = build_supernet(model_args)
+    supernet = build_supernet(model_args, payload["state_dict"])
     supernet.load_state_dict(payload["state_dict"])
     base = sd_nn.spec_from_json(model_args["base_spec"])
     motivated = sd_nn.spec_from_json(model_args["motivated_spec"])

@@ -221,6 +221,21 @@ def any_rank(flag: bool) -> bool:
     return bool(value.item() > 0)
 
 
+def shard_range(count: int) -> range:
+    """This rank's contiguous share of `count` items (all of them in a single process)."""
+    size, index = world_size(), rank()
+    return range(count * index // size, count * (index + 1) // size)
+
+
+def sum_across_ranks(values: list[float]) -> list[float]:
+    """Element-wise sums of `values` over every rank (the values themselves in one process)."""
+    if not _active():
+        return list(values)
+    packed = torch.tensor(values, dtype=torch.float64, device=_collective_device())
+    _collective("evaluation all-reduce", torch.distributed.all_reduce, packed)
+    return packed.tolist()
+
+
 def broadcast_buffers(module: torch.nn.Module, include_parameters: bool = False) -> None:
     """Copy rank 0's buffers (BN statistics), and optionally its parameters, to every rank."""
     if not _active():
@@ -267,6 +282,7 @@ def write_debug_state(session: Any) -> None:
     steps = session.records.motivation
     _write_debug({
         "pid": os.getpid(), "step": session.progress.step,
+        "evaluated_samples": dict(session.evaluated_samples),
         "roles": [record["role"] for record in steps],
         "losses": [record["loss"] for record in steps],
         "params_sha256": _sha256_tensors(dict(session.supernet.named_parameters())),

@@ -116,19 +116,24 @@ def train_step(session: TrainSession, images: torch.Tensor, labels: torch.Tensor
 
 @torch.no_grad()
 def evaluate(session: TrainSession, split: Any, role: Role) -> tuple[float, float]:
-    """(top-1 accuracy, mean loss) of `role` on a split, in eval mode."""
+    """(top-1 accuracy, mean loss) of `role` on a split, in eval mode. Under torchrun each rank
+    evaluates its share of the split and one all-reduce sums the counts: no rank waits idle."""
     supernet = session.supernet
     supernet.eval()
-    correct, loss_sum, count = 0, 0.0, len(split)
-    for start in range(0, count, session.config.eval_batch_size):
-        images = split.images[start:start + session.config.eval_batch_size].to(session.device)
-        labels = split.labels[start:start + session.config.eval_batch_size].to(session.device)
+    share = distributed.shard_range(len(split))
+    correct, loss_sum = 0, 0.0
+    for start in range(share.start, share.stop, session.config.eval_batch_size):
+        stop = min(start + session.config.eval_batch_size, share.stop)
+        images = split.images[start:stop].to(session.device)
+        labels = split.labels[start:stop].to(session.device)
         with _autocast(session):
             logits = supernet(_normalized(session, images, augment=False),
                               spec=session.specs[role], bn_role=session.bn_role(role))  # (B, K)
         loss_sum += float(F.cross_entropy(logits.float(), labels, reduction="sum"))
         correct += int((logits.argmax(dim=1) == labels).sum())
     supernet.train()
+    session.evaluated_samples[role.value] = len(share)  # this rank's share (debug state)
+    correct, loss_sum, count = distributed.sum_across_ranks([correct, loss_sum, len(share)])
     return correct / max(1, count), loss_sum / max(1, count)
 
 
@@ -162,14 +167,17 @@ def _recalibrate(session: TrainSession, role: Role) -> None:
 def _end_epoch(session: TrainSession, display: ProgressDisplay, epoch_seconds: float) -> None:
     progress = session.progress
     parts = []
-    # Rank 0 alone recalibrates and evaluates; the loop then broadcasts its BN buffers.
+    # Every rank recalibrates (the same batches, from the same weights: the same statistics) and
+    # evaluates its share of the validation split; rank 0 alone writes the records.
     # Recalibration is paid once, after the last epoch (before the test and the export); the
     # epochs before validate with the running statistics (monitoring only).
     last_epoch = progress.epoch + 1 >= session.config.epochs
     stale = stale_roles(session) if last_epoch else []
-    for role in ROLES if distributed.is_main() else ():
-        if role in stale:
-            _recalibrate(session, role)
+    for role in stale:
+        _recalibrate(session, role)
+    if stale:
+        distributed.broadcast_buffers(session.supernet)  # bit-equal even if kernels are not
+    for role in ROLES:
         top1, val_loss = evaluate(session, session.dataset.val, role)
         batches = progress.batches[role.value]
         session.records.add_epoch({
@@ -242,8 +250,8 @@ def _run_epoch(session: TrainSession, flag: StopFlag, display: ProgressDisplay) 
                 f"Continue with: seekdeploy train --resume {session.run_dir}")
     elapsed = time.perf_counter() - started
     progress.seconds += elapsed
-    _end_epoch(session, display, elapsed)
     distributed.broadcast_buffers(session.supernet)  # every rank now holds rank 0's model
+    _end_epoch(session, display, elapsed)
 
 
 def run_training(session: TrainSession, display: ProgressDisplay) -> None:

@@ -35,7 +35,22 @@ def _regions_for(group: dict[str, Any], regions: dict[torch.Tensor, Region | Non
             yield param, region
 
 
-class SlicedSGD(torch.optim.Optimizer):
+class _StateFollowsParameters(torch.optim.Optimizer):
+    """Loading puts every state tensor on its parameter's device, in its parameter's dtype
+    (`step` counts stay float32). torch's own `load_state_dict` leaves a `step` entry where the
+    checkpoint had it, and a checkpoint is read to the CPU: a per-element `step` of AdamW would
+    then stay on the CPU while its parameter trains on a GPU."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        for param, state in self.state.items():
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor):
+                    dtype = torch.float32 if key == "step" else param.dtype
+                    state[key] = value.to(device=param.device, dtype=dtype)
+
+
+class SlicedSGD(_StateFollowsParameters):
     """SGD with momentum, Nesterov and (coupled, L2) weight decay on a region of each parameter."""
 
     def __init__(self, params: Iterable[Any], lr: float, momentum: float = 0.9,
@@ -71,7 +86,7 @@ class SlicedSGD(torch.optim.Optimizer):
         return loss
 
 
-class SlicedAdamW(torch.optim.Optimizer):
+class SlicedAdamW(_StateFollowsParameters):
     """AdamW (decoupled weight decay) with per-element moments and per-element step counts."""
 
     def __init__(self, params: Iterable[Any], lr: float, betas: tuple[float, float] = (0.9, 0.999),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,22 +78,33 @@ def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> Path:
 
 
 class ProgressDisplay:
-    """A rich progress bar on a terminal; one line per epoch otherwise (never one per step)."""
+    """A rich progress bar on a terminal; one line per epoch otherwise (never one per step).
 
-    def __init__(self, console: Any, total_steps: int, done_steps: int) -> None:
+    With an `estimate` (`train.estimate.TrainingEstimate`) the time left is the estimate's, scaled by
+    how fast the run has actually gone against it (so it is sensible from the first step and follows
+    the real speed after), shown on the bar and appended to each epoch line.
+    """
+
+    def __init__(self, console: Any, total_steps: int, done_steps: int, estimate: Any = None) -> None:
         self.console = console
+        self.estimate = estimate
         self._progress = None
         self._task = None
+        self._done = done_steps
+        self._started = time.perf_counter()
+        self._predicted_s = 0.0  # what the estimate says the steps done so far should have taken
+        self._motivated = 0
+        self._steps = 0
         if console.is_terminal:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                        TimeRemainingColumn)
 
+            remaining = TextColumn("[cyan]{task.fields[eta]}") if estimate is not None else TimeRemainingColumn()
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=console,
-                transient=True)
+                TextColumn("{task.fields[status]}"), remaining, console=console, transient=True)
             self._task = self._progress.add_task("train", total=total_steps, completed=done_steps,
-                                                 status="")
+                                                 status="", eta=self.eta_text())
 
     def __enter__(self) -> ProgressDisplay:
         if self._progress is not None:
@@ -105,10 +117,39 @@ class ProgressDisplay:
 
     def update_step(self, epoch: int, role: str, loss: float, motivated_fraction: float) -> None:
         """Advance the bar by one step."""
+        self._account(epoch, role)
         if self._progress is not None:
             status = f"epoch {epoch + 1} {role:<9} loss {loss:.3f} motivated {motivated_fraction:.0%}"
-            self._progress.update(self._task, advance=1, status=status)
+            self._progress.update(self._task, advance=1, status=status, eta=self.eta_text())
+
+    def _account(self, epoch: int, role: str) -> None:
+        self._done += 1
+        self._steps += 1
+        self._motivated += role == "motivated"
+        if self.estimate is not None:
+            self._predicted_s += self.estimate.step_seconds.get(role, 0.0)
+
+    def remaining_seconds(self) -> float | None:
+        """The estimate's time left, scaled by the speed observed so far (None without an estimate)."""
+        if self.estimate is None:
+            return None
+        fraction = self._motivated / self._steps if self._steps >= 20 else None  # the run's own mix, once known
+        left = self.estimate.remaining_seconds(self._done, fraction)
+        if self._steps >= 3 and self._predicted_s > 0:
+            observed = (time.perf_counter() - self._started) / self._predicted_s
+            left *= min(5.0, max(0.2, observed))
+        return left
+
+    def eta_text(self) -> str:
+        """"about 3 min 20 s left" (empty without an estimate)."""
+        from seekdeploy.train.estimate import format_seconds
+
+        left = self.remaining_seconds()
+        return "" if left is None else f"about {format_seconds(left)} left"
 
     def log(self, text: str) -> None:
-        """A line that stays (epoch summaries, notes)."""
+        """A line that stays (epoch summaries, notes); epoch lines get the time left."""
+        if self.estimate is not None and text.startswith("epoch "):  # logged after its evaluation
+            self._predicted_s += self.estimate.eval_seconds_per_epoch
+            text = f"{text} · {self.eta_text()}"
         self.console.print(text, highlight=False)

@@ -12,7 +12,7 @@ import yaml
 
 from seekdeploy._io import TMP_PREFIX, atomic_write_text
 from seekdeploy.errors import CheckpointError, ConfigError, SpecError
-from seekdeploy.profiles.schema import Role
+from seekdeploy.profiles.schema import ROLE_NAMES, Role
 from seekdeploy.train import checkpoint as ckpt
 from seekdeploy.train import distributed
 from seekdeploy.train.config import TrainConfig
@@ -34,6 +34,35 @@ class TrainSummary:
     standalone_motivated_flops: float
     seconds: float
     cost_flops: dict[str, float] = field(default_factory=dict)  # by part (session.COST_PARTS)
+    num_classes: int = 0
+    condition: str = ""
+
+    @property
+    def trained_roles(self) -> list[str]:
+        """The roles that took at least one training step."""
+        parts = self.cost_flops
+        trained = {"base": bool(parts.get("base_steps") or parts.get("joint_base_passes")),
+                   "motivated": bool(parts.get("motivated_steps"))}
+        return [role for role in ROLE_NAMES if trained[role]]
+
+    def verdict(self) -> tuple[bool, str]:
+        """(learned, the closing line): PASSED when every trained role learned something (test
+        top-1 above 1.5x chance); otherwise a WARNING naming the role that did not (training
+        itself finished, so this is not an error)."""
+        chance = 1.0 / self.num_classes if self.num_classes else 0.0
+        trained = self.trained_roles
+        scores = ", ".join(f"{role} {self.test_top1[role]:.1%}" for role in trained)
+        failed = [role for role in trained if self.test_top1[role] <= 1.5 * chance]
+        if not trained:
+            return False, "WARNING: no training step ran"
+        if failed:
+            return False, (f"WARNING: trained, but the {' and '.join(failed)} model scored "
+                           f"{', '.join(f'{self.test_top1[r]:.1%}' for r in failed)} test top-1, "
+                           f"no better than chance ({chance:.1%}); train longer (--epochs) or "
+                           "lower --lr")
+        what = "the pair" if len(trained) == 2 else (
+            f"the {trained[0]} model only (condition {self.condition})")
+        return True, f"PASSED: trained {what}: test top-1 {scores} (chance {chance:.1%})"
 
     @property
     def cost_ratio(self) -> float:
@@ -106,8 +135,9 @@ def start_run(config: TrainConfig, run_dir: Path, *, profile: Any) -> TrainSessi
     return session
 
 
-def resume_run(run_dir: Path) -> TrainSession:
-    """The session of an interrupted run, restored from its checkpoint."""
+def resume_run(run_dir: Path, device: str | None = None) -> TrainSession:
+    """The session of an interrupted run, restored from its checkpoint (on its saved device
+    unless `device` overrides it)."""
     from seekdeploy.train.session import resume_session
 
     if not run_dir.is_dir():
@@ -115,7 +145,18 @@ def resume_run(run_dir: Path) -> TrainSession:
     # Temp files of writes a crash interrupted: never read, only wasting disk (one per crash).
     for stray in run_dir.glob(f"{TMP_PREFIX}*") if distributed.is_main() else ():
         stray.unlink(missing_ok=True)
-    return resume_session(run_dir)
+    return resume_session(run_dir, device)
+
+
+def saved_device(run_dir: Path) -> str:
+    """The --device a run was started with (from its config.yaml; `auto` when unreadable)."""
+    path = run_dir / CONFIG_NAME
+    try:
+        resolved = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return "auto"
+    device = resolved.get("device") if isinstance(resolved, dict) else None
+    return device if device in ("auto", "cpu", "cuda") else "auto"
 
 
 def _summarize(session: TrainSession, test_top1: dict[str, float]) -> TrainSummary:
@@ -125,7 +166,9 @@ def _summarize(session: TrainSession, test_top1: dict[str, float]) -> TrainSumma
     return TrainSummary(run_dir=session.run_dir, test_top1=test_top1,
                         motivated_fraction=progress.motivated_batches / max(1, progress.step),
                         train_flops=progress.train_flops, standalone_motivated_flops=standalone,
-                        seconds=progress.seconds, cost_flops=dict(progress.cost_flops))
+                        seconds=progress.seconds, cost_flops=dict(progress.cost_flops),
+                        num_classes=int(session.supernet.num_classes),
+                        condition=session.config.condition)
 
 
 def finish_run(session: TrainSession, profile_name: str | None) -> TrainSummary:
@@ -165,7 +208,7 @@ def _latency_prediction(run_dir: Path) -> dict:
 
 
 def train_pair(config: TrainConfig | None, run_dir: Path, *, profile: Any = None,
-               resume: bool = False, console: Any = None) -> TrainSummary:
+               resume: bool = False, console: Any = None, device: str | None = None) -> TrainSummary:
     """Train (or resume) a base/motivated pair in `run_dir` and return its summary.
 
     Raises TrainingInterrupted (after saving) on SIGINT/SIGTERM and TrainingDiverged on a
@@ -177,14 +220,17 @@ def train_pair(config: TrainConfig | None, run_dir: Path, *, profile: Any = None
     if not distributed.is_main():
         console = Console(file=io.StringIO())  # progress and epoch lines: rank 0 only
     if resume:
-        session = resume_run(run_dir)
+        session = resume_run(run_dir, device)
         profile_name = yaml.safe_load((run_dir / CONFIG_NAME).read_text()).get("profile") \
             if (run_dir / CONFIG_NAME).is_file() else None
     else:
         session = start_run(config, run_dir, profile=profile)
         profile_name = profile.name
     total = session.steps_per_epoch * session.config.epochs
-    with ProgressDisplay(console, total, session.progress.step) as display:
+    from seekdeploy.train.estimate import announce_training
+
+    estimate = announce_training(console, session, None if resume else profile)  # plan + time, up front
+    with ProgressDisplay(console, total, session.progress.step, estimate=estimate) as display:
         if resume:
             display.log(f"resuming {run_dir} at epoch {session.progress.epoch + 1}, "
                         f"step {session.progress.step}")

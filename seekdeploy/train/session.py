@@ -96,6 +96,7 @@ class TrainSession:
     steps_per_epoch: int
     regions: dict[Role, dict[torch.Tensor, Any]] = field(default_factory=dict)
     forward_flops: dict[Role, float] = field(default_factory=dict)
+    evaluated_samples: dict[str, int] = field(default_factory=dict)  # last evaluation, this rank
 
     def bn_role(self, role: Role) -> str:
         """The BN statistics role a training role runs with."""
@@ -195,22 +196,25 @@ def new_session(config: TrainConfig, run_dir: Path, *, in_channels: int, image_s
     return _prepare(config, run_dir, data_kwargs, supernet, specs, dataset)
 
 
-def resume_session(run_dir: Path) -> TrainSession:
-    """Rebuild a run from its checkpoint and restore every state it held."""
+def resume_session(run_dir: Path, device: str | None = None) -> TrainSession:
+    """Rebuild a run from its checkpoint and restore every state it held; it trains where it
+    was trained (its saved --device) unless `device` (auto|cpu|cuda) overrides that."""
     payload = ckpt.read_checkpoint(run_dir / ckpt.CHECKPOINT_NAME)
     try:
-        return _restore_session(run_dir, payload)
+        return _restore_session(run_dir, payload, device)
     except ckpt.MALFORMED_PAYLOAD_ERRORS as exc:
         # weights_only keeps code out, not nonsense: a foreign payload is the user's input.
         raise ckpt.malformed_checkpoint_error(run_dir / ckpt.CHECKPOINT_NAME, exc) from exc
 
 
-def _restore_session(run_dir: Path, payload: dict[str, Any]) -> TrainSession:
+def _restore_session(run_dir: Path, payload: dict[str, Any], device: str | None) -> TrainSession:
     from seekdeploy import nn as sd_nn
 
     config = TrainConfig.from_saved(payload["config"])
+    if device is not None:
+        config = dataclasses.replace(config, device=DeviceChoice(device))
     model_args = payload["model"]
-    supernet = ckpt.build_supernet(model_args)
+    supernet = ckpt.build_supernet(model_args, payload["state_dict"])
     specs = {Role.BASE: sd_nn.spec_from_json(model_args["base_spec"]),
              Role.MOTIVATED: sd_nn.spec_from_json(model_args["motivated_spec"])}
     session = _prepare(config, run_dir, dict(payload["data"]["kwargs"]), supernet, specs)

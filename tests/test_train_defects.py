@@ -1,0 +1,157 @@
+"""Defects a careful read found in training (issue 20), each pinned by a test that failed before
+its fix: optimizer state placement after loading, the closing line, --resume's device, and a
+checkpoint that declares a model larger than its weights."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seekdeploy.errors import CheckpointError, ConfigError
+from seekdeploy.train.checkpoint import CHECKPOINT_NAME, load_run, read_checkpoint, save_checkpoint
+from seekdeploy.train.optim import create_optimizer
+from seekdeploy.train.run import TrainSummary, train_pair
+from seekdeploy.train.session import resume_session
+from tests.helpers import train_tiny_run
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd"])
+def test_loaded_optimizer_state_lives_on_each_parameters_device_and_dtype(name) -> None:
+    # The checkpoint is read to the CPU; the parameters live elsewhere (here the `meta` device
+    # and float64 stand in for a GPU: torch moves moments but left AdamW's `step` behind).
+    trained = [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(3))]
+    optimizer = create_optimizer(name, trained, lr=0.1, weight_decay=0.01)
+    sum((p ** 2).sum() for p in trained).backward()
+    optimizer.step()
+    state = optimizer.state_dict()
+    for device, dtype in (("meta", torch.float32), ("cpu", torch.float64)):
+        moved = [torch.nn.Parameter(torch.zeros(p.shape, device=device, dtype=dtype)) for p in trained]
+        loaded = create_optimizer(name, moved, lr=0.1, weight_decay=0.01)
+        loaded.load_state_dict(state)
+        assert loaded.state, "nothing was loaded"
+        for param, entries in loaded.state.items():
+            for key, value in entries.items():
+                assert value.device == param.device, (key, value.device)
+                assert value.dtype == (torch.float32 if key == "step" else param.dtype), key
+
+
+def _summary(top1, parts, condition="schedule:p=0.4") -> TrainSummary:
+    return TrainSummary(run_dir=Path("runs/x"), test_top1=top1, motivated_fraction=0.4,
+                        train_flops=1.0, standalone_motivated_flops=2.0, seconds=1.0,
+                        cost_flops=parts, num_classes=10, condition=condition)
+
+
+def test_the_closing_line_says_what_was_trained_and_whether_it_learned() -> None:
+    pair = {"base_steps": 1.0, "motivated_steps": 1.0}
+    passed, line = _summary({"base": 0.91, "motivated": 0.93}, pair).verdict()
+    assert passed and line.startswith("PASSED: trained the pair") and "91.0%" in line
+    passed, line = _summary({"base": 0.91, "motivated": 0.12}, {"base_steps": 1.0},
+                            "never").verdict()
+    assert passed and "the base model only (condition never)" in line
+    passed, line = _summary({"base": 0.91, "motivated": 0.11}, pair).verdict()
+    assert not passed and line.startswith("WARNING") and "motivated model scored 11.0%" in line
+    # A joint run trains the base on motivated batches too.
+    assert _summary({}, {"motivated_steps": 1.0, "joint_base_passes": 1.0}).trained_roles == [
+        "base", "motivated"]
+
+
+class _StopAfter:
+    def __init__(self, steps: int) -> None:
+        self.steps, self.seen = steps, 0
+
+    def update_step(self, *args) -> None:
+        import os
+        import signal
+
+        self.seen += 1
+        if self.seen == self.steps:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def log(self, text: str) -> None:
+        pass
+
+
+def _interrupted_run_trained_on(tmp_path: Path, device: str) -> Path:
+    """A run stopped mid-way whose checkpoint and config.yaml say it trained on `device`."""
+    from seekdeploy.train._signals import TrainingInterrupted
+    from seekdeploy.train.loop import run_training
+    from seekdeploy.train.config import TrainConfig
+    from seekdeploy.train.run import start_run
+    from types import SimpleNamespace
+
+    run_dir = tmp_path / "run"
+    config = TrainConfig(arch="resnet", data="digits", epochs=2, batch_size=64, seed=0,
+                         base_spec="depth=1,1;width=2,4", motivated_spec="depth=1,1;width=4,8",
+                         device="cpu")
+    session = start_run(config, run_dir, profile=SimpleNamespace(
+        name="tiny", input=SimpleNamespace(channels=1, height=8, width=8)))
+    with pytest.raises(TrainingInterrupted):
+        run_training(session, _StopAfter(5))
+    payload = read_checkpoint(run_dir / CHECKPOINT_NAME)
+    payload["config"]["device"] = device
+    save_checkpoint(run_dir / CHECKPOINT_NAME, {k: v for k, v in payload.items()
+                                                if k not in ("format", "format_version")})
+    config_yaml = run_dir / "config.yaml"
+    config_yaml.write_text(config_yaml.read_text().replace("device: cpu", f"device: {device}"))
+    return run_dir
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_resume_continues_on_the_saved_device_unless_told_otherwise(tmp_path) -> None:
+    from seekdeploy.train.run import saved_device
+
+    run_dir = _interrupted_run_trained_on(tmp_path, "cuda")  # as if trained on a GPU
+    assert saved_device(run_dir) == "cuda"
+    with pytest.raises(ConfigError, match="--device cuda"):
+        resume_session(run_dir)  # the saved device, not the command line's default
+    session = resume_session(run_dir, device="cpu")  # an explicit --device moves it
+    assert session.device.type == "cpu" and session.progress.step == 5
+    summary = train_pair(None, run_dir, resume=True, device="cpu")
+    assert summary.trained_roles == ["base", "motivated"]
+
+
+def test_cli_resume_honours_an_explicit_device(tmp_path) -> None:
+    from tests.helpers import cli_in_process
+
+    run_dir = _interrupted_run_trained_on(tmp_path, "cpu")
+    code, out, err = cli_in_process("train", "--resume", str(run_dir), "--device", "cpu")
+    assert code == 0, err
+    assert out.strip().splitlines()[-1].startswith(("PASSED", "WARNING"))
+
+
+HOSTILE_LOAD = """
+import resource, sys
+from seekdeploy.errors import CheckpointError
+from seekdeploy.train.checkpoint import load_run
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    load_run(sys.argv[1])
+except CheckpointError as exc:
+    print("REFUSED", exc)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("GREW_KIB", after - before)
+"""
+
+
+def test_a_checkpoint_declaring_a_huge_model_is_refused_before_allocating_it(tmp_path) -> None:
+    run_dir = train_tiny_run(tmp_path / "run")
+    import seekdeploy.train.checkpoint  # noqa: F401  (warm imports before measuring)
+
+    payload = read_checkpoint(run_dir / CHECKPOINT_NAME)
+    # ~150 M parameters declared (600 MB of float32) beside the tiny run's real weights.
+    payload["model"]["config"]["width"] = [4096, 8192]
+    save_checkpoint(run_dir / CHECKPOINT_NAME, {k: v for k, v in payload.items()
+                                                if k not in ("format", "format_version")})
+    with pytest.raises(CheckpointError, match="declared model does not match the stored weights"):
+        load_run(run_dir)
+    with pytest.raises(CheckpointError, match="declared model does not match"):
+        resume_session(run_dir)
+    done = subprocess.run([sys.executable, "-c", "import torch; import seekdeploy.nn\n" + HOSTILE_LOAD,
+                           str(run_dir)], capture_output=True, text=True, timeout=120)
+    assert "REFUSED" in done.stdout, done.stdout + done.stderr
+    grew_kib = int(done.stdout.split("GREW_KIB")[1])
+    assert grew_kib < 100 * 1024, f"the loader's peak memory grew by {grew_kib} KiB"
