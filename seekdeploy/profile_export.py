@@ -112,7 +112,8 @@ def profile_local(export: Path, profile: Any, settings: ProfileSettings,
         return _measure_target(target, profile, replace(settings, repeats=1, sweep=settings.sweep and last),
                                chw, model)
 
-    measured = profile_interleaved(list(planned), settings.repeats, time_window)
+    measured = profile_interleaved(list(planned), settings.repeats, time_window,
+                                   {role: judged_percentile(profile, role) for role in planned})
     results = [measured[role] for role in planned]
     verdicts = [judge_result(role, measured[role], profile, planned[role][0].accuracy) for role in planned]
     return _finish(export, profile, LOCAL_HOST, results, verdicts, settings.out or default_out(export), notes)
@@ -180,7 +181,8 @@ def _remote_windows(export: Path, profile: Any, labels: list[str], settings: Pro
                     chunks[label][role].append(outcome.result)
                 else:
                     errors.setdefault(label, outcome.error)
-    measured = {label: [(targets[role], merge_windows(chunks[label][role], list(targets))) for role in targets]
+    measured = {label: [(targets[role], merge_windows(chunks[label][role], list(targets),
+                                                      judged_percentile(profile, role))) for role in targets]
                 for label in labels if label not in errors}  # fmt: skip
     return measured, errors
 
@@ -208,6 +210,13 @@ def _finish(export: Path, profile: Any, host: str, results: list, verdicts: list
                                       verdicts=verdicts, host=host)  # fmt: skip
     write_profile_document(out, document)
     return ProfileOutcome(host, tuple(results), tuple(verdicts), document, out, notes=tuple(notes))
+
+
+def judged_percentile(profile: Any, role: str) -> float | None:
+    """The percentile `role`'s latency budget is judged at (None: no budget for it)."""
+    from seekdeploy.profiles.schema import Role
+
+    return float(profile.budget(role).latency_percentile) if Role(role) in profile.budgets else None
 
 
 def judge_result(role: str, result: dict[str, Any], profile: Any, accuracy: float | None) -> Any:

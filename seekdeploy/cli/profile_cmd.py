@@ -32,9 +32,9 @@ from seekdeploy.remote.cli_options import remote_options
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Batch size (default: the profile's).")
 @click.option("--sweep", is_flag=True, help="Also time the profile's batch_sweep sizes (or 1,2,4,8,16).")
 @click.option("--repeats", type=click.IntRange(min=1), default=DEFAULT_WINDOWS, show_default=True,
-              help="Timed windows per role, each the whole protocol, interleaved across the roles; the "
-                   "quietest window (lowest median) is judged, and windows that straddle a budget make "
-                   "the verdict UNSTABLE.")
+              help="Timed windows per role, each the whole protocol, interleaved across the roles; "
+                   "the quietest window (lowest latency at the budget's percentile) is judged, and "
+                   "windows that straddle a budget make the verdict UNSTABLE.")
 @click.option("--fail-unstable", is_flag=True,
               help="Exit 3 when a verdict is UNSTABLE, even if the quietest windows pass.")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
@@ -50,9 +50,9 @@ def profile_command(ctx: click.Context, export: Path, profile_name: str, **optio
 
     \b
     Each role is timed in --repeats windows interleaved across the roles; the quietest window
-    (lowest median: other work only adds time) decides PASS/FAIL, the spread between windows and
-    the machine's load are shown, and a budget some windows meet and others miss is reported as
-    UNSTABLE ("PASS in 3 of 5 windows") rather than as a clean verdict.
+    (lowest latency at the budget's percentile: other work only adds time) decides PASS/FAIL,
+    the spread between windows and the machine's load are shown, and a budget some windows meet
+    and others miss is reported as UNSTABLE ("PASS in 3 of 5 windows"), not as a clean verdict.
 
     \b
     EXPORT is an export folder (exports/<run>/ with <role>/model.onnx and manifest.json),

@@ -102,7 +102,8 @@ def describe_load(results: Sequence[dict[str, Any]]) -> str:
     if not loads:
         return ""
     busiest = max(loads, key=lambda load: load.get("others_busy_cores_max") or 0.0)
-    processes = ", ".join(f"{p['name']} {p['cores']:.2f} (nice {p['nice']})" for p in busiest.get("busy_processes") or ())
+    processes = ", ".join(f"{p['name']} {p['cores']:.2f} (nice {p['nice']})"
+                          for p in busiest.get("busy_processes") or ())
     loadavg = busiest.get("loadavg_1m_max")
     state = "busy" if any(load.get("busy") for load in loads) else "quiet"
     return (f"machine {state} while timing: other processes kept up to {busiest['others_busy_cores_max']:.2f} "

@@ -54,10 +54,11 @@ def profile_model(
 ) -> dict[str, Any]:
     """Measure `request` and return its model result dict (results-JSON schema 1).
 
-    `request.repeats` windows are timed back to back, each with the machine's load; the quietest
-    one (lowest median, `timing.quietest_index`) is reported and every window is kept under
-    "repeats". Interleaving windows across models is `runtime.windows.profile_interleaved`. Peak memory is the process VmHWM reset just before the model is loaded, so
-    it covers load + inference (plus the interpreter) but not earlier work of this process.
+    `request.repeats` windows are timed back to back, each with the machine's load; the quietest one
+    (lowest median, `timing.quietest_index`) is reported and every window is kept under "repeats".
+    Interleaving windows across models is `runtime.windows.profile_interleaved`. Peak memory is the
+    process VmHWM reset just before the model is loaded, so it covers load + inference (plus the
+    interpreter) but not earlier work of this process.
     """
     if request.repeats < 1:
         raise RuntimeBackendError(f"--repeats must be at least 1, got {request.repeats}")

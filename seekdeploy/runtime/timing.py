@@ -11,9 +11,10 @@ is `infer()` followed by `sync()` (a stream/event synchronize for GPU runners), 
 
 Window protocol (what `seekdeploy profile` reports): a model is timed in several windows, each a
 whole run of the protocol above, interleaved with the other models of the export (`round_order`),
-and the QUIETEST window -- the one with the lowest median -- is reported. Other work on a shared
-device only ever adds time, so the quietest window is the best estimate of what the model itself
-costs; the spread between the windows' medians says how busy the device was.
+and the QUIETEST window is reported: here the one with the lowest median; `seekdeploy profile`
+ranks by the budget's percentile (`runtime.windows.merge_windows`). Other work on a shared device
+only ever adds time, so the quietest window is the best estimate of what the model itself costs;
+the spread between the windows' medians says how busy the device was.
 """
 
 from __future__ import annotations
@@ -202,9 +203,6 @@ def measure(
             break
     device_stats = LatencyStats.from_samples(device_ms, batch) if device_ms else None
     return LatencyStats.from_samples(samples_ms, batch, device_stats)
-
-
-REPORTED_WINDOW_RULE = "quietest window (lowest median)"
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,15 @@ and the accuracy floor when the budget declares one and the manifest carries an 
 whose budget is not declared is left out; one whose budget is declared but whose figure was not
 measured is SKIP (shown, never a pass or a fail).
 
-Latency is judged by the verdict protocol (`runtime.windows`): the budget percentile of the
-QUIETEST window (the lowest median) decides PASS or FAIL, and the same percentile is checked in
-every window. When the windows disagree -- some within the budget, some over it -- the check and
-its role are UNSTABLE ("unstable: PASS in 3 of 5 windows"): the device was too busy for a clean
-verdict, and the summary line says so instead of printing a bare PASS or FAIL. A FAIL is also
-UNSTABLE when other processes kept the machine busy (`windows.BUSY_OTHERS_CORES`) even in the
-judged window and the fastest iteration was within the budget: the failure may be theirs. A PASS on a busy machine stands, since other work only
-adds time. `passed` still follows the quietest window, so the exit code is reproducible.
+Latency is judged by the verdict protocol (`runtime.windows`): the budget percentile of the QUIETEST
+window (the lowest latency at that percentile) decides PASS or FAIL, and the same percentile is
+checked in every window. When the windows disagree -- some within the budget, some over it -- the
+check and its role are UNSTABLE ("unstable: PASS in 3 of 5 windows"): the device was too busy for a
+clean verdict, and the summary line says so instead of printing a bare PASS or FAIL. A FAIL is also
+UNSTABLE when other processes kept the machine busy (`windows.BUSY_OTHERS_CORES`) even in the judged
+window and the fastest iteration was within the budget: the failure may be theirs. A PASS on a busy
+machine stands, since other work only adds time. `passed` still follows the quietest window, so the
+exit code is reproducible.
 """
 
 from __future__ import annotations

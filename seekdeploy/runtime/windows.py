@@ -9,7 +9,8 @@ over SSH, or any in-process runner (activate / infer / deactivate) -- so every r
 same protocol.
 
 `merge_windows` then builds the role's model result: "latency" is the QUIETEST window (the lowest
-median; other work only adds time) with its raw samples, "repeats" keeps every window (raw
+latency at the budget's percentile, else the lowest median; other work only adds time) with its
+raw samples, "repeats" keeps every window (raw
 samples, round, the machine's load while it ran), "windows" summarizes them (count, the rule, the
 reported window, the spread of the medians), the peak memory is the highest any window's process
 reached, and the environment's "load" says how busy the machine was over all the windows.
@@ -23,7 +24,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from seekdeploy.runtime.timing import REPORTED_WINDOW_RULE, quietest_index, round_order, spread_percent
+from seekdeploy.runtime.timing import quietest_index, round_order, spread_percent
 
 # Other processes keeping at least this many cores busy (on average over a window) make the
 # machine "busy" in the verdict's note: a measurable share of a core, not a stray daemon.
@@ -31,31 +32,45 @@ BUSY_OTHERS_CORES = 0.5
 _WINDOW_ONLY_KEYS = ("load", "round")
 
 
-def profile_interleaved(roles: Sequence[str], windows: int,
-                        time_window: Callable[[str, int], dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Time every role in `windows` interleaved rounds and return role -> merged model result."""
+def profile_interleaved(roles: Sequence[str], windows: int, time_window: Callable[[str, int], dict[str, Any]],
+                        judged_percentiles: dict[str, float | None] | None = None) -> dict[str, dict[str, Any]]:
+    """Time every role in `windows` interleaved rounds and return role -> merged model result.
+
+    `judged_percentiles` gives each role's budget percentile, by which its quietest window is
+    chosen (see `merge_windows`)."""
     if windows < 1:
         raise ValueError(f"at least one timed window is needed, got {windows}")
     chunks: dict[str, list[dict[str, Any]]] = {role: [] for role in roles}
     for round_index in range(windows):
         for role in round_order(list(roles), round_index):
             chunks[role].append(time_window(role, round_index))
-    return {role: merge_windows(chunks[role], interleaved_with=roles) for role in roles}
+    percentiles = judged_percentiles or {}
+    return {role: merge_windows(chunks[role], interleaved_with=roles, judged_percentile=percentiles.get(role))
+            for role in roles}
 
 
-def merge_windows(chunks: Sequence[dict[str, Any]], interleaved_with: Sequence[str] = ()) -> dict[str, Any]:
-    """One model result from the results of its rounds (each holding one or more windows)."""
+def merge_windows(chunks: Sequence[dict[str, Any]], interleaved_with: Sequence[str] = (),
+                  judged_percentile: float | None = None) -> dict[str, Any]:
+    """One model result from the results of its rounds (each holding one or more windows).
+
+    The quietest window is the one with the lowest latency at `judged_percentile` (the budget's,
+    so the figure the verdict judges is that window's own), else the lowest median. On a busy
+    machine the medians of all windows can agree within noise while their tails differ tenfold;
+    ranking by the judged percentile keeps the verdict from hanging on that noise.
+    """
     if not chunks:
         raise ValueError("no timed windows to merge")
     windows = [window for round_index, chunk in enumerate(chunks) for window in _chunk_windows(chunk, round_index)]
     medians = [float(window["median_ms"]) for window in windows]
-    quietest = quietest_index(medians)
+    ranked_by = _ranking(windows, judged_percentile)
+    quietest = quietest_index([value for value, _ in ranked_by]) if ranked_by else quietest_index(medians)
+    rule = f"quietest window: lowest {ranked_by[0][1] if ranked_by else 'median'}"
     merged = dict(chunks[-1])
     reported = {key: value for key, value in windows[quietest].items() if key not in _WINDOW_ONLY_KEYS}
     merged["latency"] = reported if "samples_ms" in reported else dict(chunks[quietest_chunk(chunks)]["latency"])
     merged["repeats"] = windows
     merged["windows"] = {
-        "count": len(windows), "rule": REPORTED_WINDOW_RULE, "reported": quietest,
+        "count": len(windows), "rule": rule, "reported": quietest,
         "median_ms": medians, "spread_percent": round(spread_percent(medians), 2),
         "interleaved_with": [str(role) for role in interleaved_with],
     }  # fmt: skip
@@ -65,6 +80,18 @@ def merge_windows(chunks: Sequence[dict[str, Any]], interleaved_with: Sequence[s
     merged["environment"] = {**merged.get("environment", {}),
                              "load": summarize_load([window.get("load") for window in windows])}
     return merged
+
+
+def _ranking(windows: list[dict[str, Any]], percentile: float | None) -> list[tuple[float, str]]:
+    """Each window's latency at `percentile` (empty when not given or a window lacks it)."""
+    from seekdeploy.runtime.verdict import latency_at
+
+    if percentile is None:
+        return []
+    try:
+        return [(latency_at(window, percentile), f"p{percentile:g}") for window in windows]
+    except (ValueError, KeyError):
+        return []
 
 
 def quietest_chunk(chunks: Sequence[dict[str, Any]]) -> int:
