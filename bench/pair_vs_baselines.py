@@ -238,10 +238,26 @@ def run_one(run_root: Path, args: argparse.Namespace, family: str, seed: int,
               "train_seconds": summary.seconds,
               "wall_seconds": time.perf_counter() - started,
               "cpu_seconds": time.process_time() - cpu_started,
-              "load_average_1m_at_end": os.getloadavg()[0], "resumed": resume}
+              "load_average_1m_at_end": os.getloadavg()[0], "resumed": resume,
+              "recalibration_effect": recalibration_effect(run_dir)}
     atomic_write_json(result_path, result)
     (run_root / "claim").unlink(missing_ok=True)
     return result
+
+
+def recalibration_effect(run_dir: Path) -> dict[str, dict[str, float]]:
+    """Per recalibrated role: last-epoch validation top-1 with the running BN statistics
+    (`before`) and after re-estimating them (`after`), from the run's metrics.jsonl."""
+    import json
+
+    effect = {}
+    path = run_dir / "metrics.jsonl"
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else ():
+        record = json.loads(line)
+        if "val_top1_before_recalibration" in record:
+            effect[record["role"]] = {"before": record["val_top1_before_recalibration"],
+                                      "after": record["val_top1"]}
+    return effect
 
 
 def condition_spec(label: str, seed_root: dict[str, Path]) -> RunSpec:

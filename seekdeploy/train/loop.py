@@ -173,6 +173,9 @@ def _end_epoch(session: TrainSession, display: ProgressDisplay, epoch_seconds: f
     # epochs before validate with the running statistics (monitoring only).
     last_epoch = progress.epoch + 1 >= session.config.epochs
     stale = stale_roles(session) if last_epoch else []
+    # What recalibration buys, measured on every run: validation with the running statistics.
+    before = {role: evaluate(session, session.dataset.val, role)[0] for role in stale
+              if session.config.bn_recalibrate_batches > 0}
     for role in stale:
         _recalibrate(session, role)
     if stale:
@@ -185,6 +188,7 @@ def _end_epoch(session: TrainSession, display: ProgressDisplay, epoch_seconds: f
             "train_loss": progress.loss_sum[role.value] / batches if batches else None,
             "val_top1": top1, "val_loss": val_loss, "batches": batches,
             "bn_recalibrated": role in stale,
+            **({"val_top1_before_recalibration": before[role]} if role in before else {}),
             "motivated_batches": progress.motivated_batches,
             "motivated_fraction": progress.motivated_batches / max(1, progress.step),
             "train_flops": progress.train_flops, "cost_flops": dict(progress.cost_flops),
