@@ -11,10 +11,13 @@ One model result::
      "runtime": "onnxruntime", "providers": [...], "threads": 0, "precision": "fp32" | null,
      "input_shape": [B, C, H, W], "batch": B, "host": "local" | "user@host",
      "protocol": {warmup_ms, warmup_iterations, duration_ms, min_iterations},
-     "latency": LatencyStats.to_json(),            # the reported run
-     "repeats": [LatencyStats.to_json(False), ...], # every repeat (one when --repeats 1)
+     "latency": LatencyStats.to_json(),            # the reported (quietest) window, raw samples kept
+     "repeats": [TimedWindow.to_json(), ...],      # every timed window, each with its "load"
+                                                   # (and, merged by `profile`, "round" + samples)
+     "windows": {"count", "rule", "reported", "median_ms", "spread_percent", "interleaved_with"},
+                                                   # only in results `runtime.windows` merged
      "peak_memory_mib": float | null, "file_size_mib": float | null,
-     "environment": collect_environment(...),
+     "environment": collect_environment(...),     # + "load": the windows' load, summarized
      "sweep": [{"batch": b, "input_shape": [...], "latency": {...}, "peak_memory_mib": ...}] | null}
 """
 
