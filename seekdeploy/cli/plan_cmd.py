@@ -89,29 +89,11 @@ def _print_plan(console: Any, result: Any) -> None:
                       _of_budget(data["predicted_memory_mib"], role_plan.budget.peak_memory_mib),
                       _of_budget(data["predicted_file_size_mib"], role_plan.budget.file_size_mib))
     console.print(table)
-    for line in plan_lines(result):
+    for line in (f"base:      {result.base.candidate.spec}", f"motivated: {result.motivated.candidate.spec}",
+                 *result.summary_lines()):
         console.print(line, highlight=False)
     console.print(f"searched {result.searched} specs in {result.search_seconds:.2f} s")
     console.print("PASSED: planned a nested pair within every budget", style="bold green")
-
-
-def plan_lines(result: Any) -> list[str]:
-    """The pair's specs, its FLOPs ratio and what bounded each role, as plain lines (`train` prints
-    them too)."""
-    lines = [f"base:      {result.base.candidate.spec}", f"motivated: {result.motivated.candidate.spec}",
-             f"pair:      base = {result.flops_ratio:.2f}x the motivated FLOPs (rule: <= {result.max_base_ratio:g}x)"]
-    for role_plan in (result.base, result.motivated):
-        limited = ", ".join(_limit_phrase(role_plan, reason) for reason in role_plan.limited_by()) or "-"
-        lines.append(f"{role_plan.role.value + ' limited by:':<22} {limited}")
-    return lines
-
-
-def _limit_phrase(role_plan: Any, reason: str) -> str:
-    # "grid cap (width, depth[0])": which axes end there; budgets and rules stand alone.
-    if reason != "grid cap":
-        return reason
-    axes = [axis for axis, reasons in role_plan.limits.items() if reason in reasons]
-    return f"grid cap ({', '.join(axes)})"
 
 
 def _of_budget(value: float, budget: float | None) -> str:

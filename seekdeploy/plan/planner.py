@@ -112,6 +112,14 @@ class PairPlan:
         """Base FLOPs / motivated FLOPs."""
         return self.base.candidate.flops / self.motivated.candidate.flops
 
+    def summary_lines(self) -> list[str]:
+        """The pair's FLOPs ratio against the rule and what bounded each role, as plain lines."""
+        lines = [f"pair:      base = {self.flops_ratio:.2f}x the motivated FLOPs (rule: <= {self.max_base_ratio:g}x)"]
+        for role_plan in (self.base, self.motivated):
+            limited = ", ".join(_limit_phrase(role_plan, reason) for reason in role_plan.limited_by()) or "-"
+            lines.append(f"{role_plan.role.value + ' limited by:':<22} {limited}")
+        return lines
+
     def role(self, role: Role | str) -> RolePlan:
         """The plan of `role`."""
         return self.base if Role(role) is Role.BASE else self.motivated
@@ -123,6 +131,42 @@ class PairPlan:
                 "search_seconds": round(self.search_seconds, 3), "grid_limited": self.grid_limited,
                 "max_base_flops_ratio": self.max_base_ratio, "base_flops_ratio": self.flops_ratio,
                 "grid_caps": self.grid_caps, "base": self.base.to_json(), "motivated": self.motivated.to_json()}
+
+
+def _limit_phrase(role_plan: RolePlan, reason: str) -> str:
+    # "grid cap (width, depth[0])": which axes end there; budgets and rules stand alone.
+    if reason != "grid cap":
+        return reason
+    axes = [axis for axis, reasons in role_plan.limits.items() if reason in reasons]
+    return f"grid cap ({', '.join(axes)})"
+
+
+def role_line(role: Role, candidate: Candidate, budget: Any) -> str:
+    """One role's spec, size and predicted latency against its budget."""
+    latency = candidate.latency_ms[role]
+    return (f"{role.value + ':':<10} {candidate.spec}  {candidate.params / 1e6:.2f} M params, "
+            f"{candidate.flops / 1e6:.1f} MFLOP, predicted p{budget.latency_percentile:g} {latency:.3f} ms of "
+            f"{budget.latency_ms:g} ms ({latency / budget.latency_ms:.0%})")
+
+
+def describe_pair(profile: Any, family: str, specs: dict[Role, Any]) -> list[str]:
+    """What `train` prints before training: each role's spec and predictions, the FLOPs ratio, and
+    what bounded each role when the specs are the planner's own choice."""
+    from seekdeploy.plan.calibration_file import load_predictor
+
+    predictor = load_predictor(profile, family)
+    candidates = {role: evaluate_spec(specs[role], profile, predictor) for role in (Role.BASE, Role.MOTIVATED)}
+    lines = [f"plan ({predictor.kind} predictor, profile {profile.name}):"]
+    lines += [role_line(role, candidate, profile.budget(role)) for role, candidate in candidates.items()]
+    try:
+        planned = plan_pair(profile, family, predictor)
+    except PlanError:
+        planned = None
+    if planned is not None and (planned.base.candidate.spec, planned.motivated.candidate.spec) == \
+            (specs[Role.BASE], specs[Role.MOTIVATED]):
+        return lines + planned.summary_lines()
+    ratio = candidates[Role.BASE].flops / candidates[Role.MOTIVATED].flops
+    return lines + [f"pair:      base = {ratio:.2f}x the motivated FLOPs (specs given, not planned)"]
 
 
 def evaluate_spec(spec: Any, profile: Any, predictor: LatencyPredictor) -> Candidate:
