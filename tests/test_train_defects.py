@@ -17,6 +17,7 @@ from seekdeploy.train.optim import create_optimizer
 from seekdeploy.train.run import TrainSummary, train_pair
 from seekdeploy.train.session import resume_session
 from tests.helpers import train_tiny_run
+from tests.test_train_checkpoint import Display
 
 
 @pytest.mark.parametrize("name", ["adamw", "sgd"])
@@ -59,22 +60,6 @@ def test_the_closing_line_says_what_was_trained_and_whether_it_learned() -> None
         "base", "motivated"]
 
 
-class _StopAfter:
-    def __init__(self, steps: int) -> None:
-        self.steps, self.seen = steps, 0
-
-    def update_step(self, *args) -> None:
-        import os
-        import signal
-
-        self.seen += 1
-        if self.seen == self.steps:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    def log(self, text: str) -> None:
-        pass
-
-
 def _interrupted_run_trained_on(tmp_path: Path, device: str) -> Path:
     """A run stopped mid-way whose checkpoint and config.yaml say it trained on `device`."""
     from seekdeploy.train._signals import TrainingInterrupted
@@ -90,7 +75,7 @@ def _interrupted_run_trained_on(tmp_path: Path, device: str) -> Path:
     session = start_run(config, run_dir, profile=SimpleNamespace(
         name="tiny", input=SimpleNamespace(channels=1, height=8, width=8)))
     with pytest.raises(TrainingInterrupted):
-        run_training(session, _StopAfter(5))
+        run_training(session, Display(signal_at_step=5))
     payload = read_checkpoint(run_dir / CHECKPOINT_NAME)
     payload["config"]["device"] = device
     save_checkpoint(run_dir / CHECKPOINT_NAME, {k: v for k, v in payload.items()
