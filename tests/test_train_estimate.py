@@ -14,7 +14,7 @@ from helpers import write_tiny_profile
 
 from seekdeploy.train.checkpoint import read_checkpoint
 from seekdeploy.train.config import TrainConfig
-from seekdeploy.train.estimate import (TrainingEstimate, estimate_training, expected_motivated_fraction,
+from seekdeploy.train.estimate import (TIMED_STEPS, TrainingEstimate, estimate_training, expected_motivated_fraction,
                                        format_seconds)
 from seekdeploy.train.loop import run_training
 from seekdeploy.train.records import ProgressDisplay
@@ -52,6 +52,8 @@ def test_estimating_first_leaves_the_run_bit_identical(tmp_path) -> None:
     assert estimate.steps_per_epoch * estimate.epochs == plain["progress"]["step"] and estimate.done_steps == 0
     assert all(seconds > 0 for seconds in estimate.step_seconds.values())
     assert estimate.eval_seconds_per_epoch > 0 and estimate.test_seconds > 0
+    assert estimate.timed_steps == TIMED_STEPS  # tiny steps: no shortcut on a slow first step
+    assert f"timed from {TIMED_STEPS} real steps after a warm-up" in estimate.describe()[0]
     assert estimate.motivated_fraction[0] == pytest.approx(0.5, abs=0.15)
 
 

@@ -40,6 +40,7 @@ class TrainingEstimate:
     done_steps: int
     motivated_fraction: tuple[float, float]  # (low, high) expected share of motivated steps
     device: str
+    timed_steps: int = 0  # steps timed per role (the fewest of the two roles)
 
     def step_mean_s(self, fraction: float) -> float:
         """Mean seconds of a step when `fraction` of the steps are motivated."""
@@ -69,12 +70,18 @@ class TrainingEstimate:
         lines = [f"estimated training time here: {span} ({steps_left} steps on {self.device}: base step "
                  f"{self.step_seconds['base']:.3g} s, motivated step {self.step_seconds['motivated']:.3g} s, "
                  f"{share_text} motivated; evaluation {self.eval_seconds_per_epoch:.3g} s an epoch; "
-                 f"timed from {TIMED_STEPS} real steps of each role)"]
+                 f"timed from {_timed_text(self.timed_steps)} of each role)"]
         if high > LONG_RUN_S:
             lines.append(f"warning: that is over {format_seconds(LONG_RUN_S)} here; Ctrl-C saves a checkpoint. "
                          "Fewer --epochs, a smaller pair (--base/--motivated, or `seekdeploy plan "
                          "--max-base-ratio`) or a GPU shortens it")
         return lines
+
+
+def _timed_text(steps: int) -> str:
+    if steps == 0:
+        return "its first real step (slow enough to time alone)"
+    return f"{steps} real step{'s' if steps != 1 else ''} after a warm-up"
 
 
 def format_seconds(seconds: float) -> str:
@@ -97,16 +104,17 @@ def estimate_training(session: Any) -> TrainingEstimate:
     with torch.random.fork_rng(devices=devices):  # e.g. dropout draws from the global generator
         scratch = _scratch_copy(session)
         fixed = distributed.world_size() > 1  # every rank must run the same collectives
-        step = {role.value: _time_steps(scratch, role, fixed) for role in (Role.BASE, Role.MOTIVATED)}
+        timed = {role.value: _time_steps(scratch, role, fixed) for role in (Role.BASE, Role.MOTIVATED)}
         batch = {role.value: _time_eval_batch(scratch, role) for role in (Role.BASE, Role.MOTIVATED)}
     config = session.config
     per_split = {name: math.ceil(len(getattr(session.dataset, name)) / config.eval_batch_size)
                  for name in ("val", "test")}
+    step = {role: seconds for role, (seconds, _) in timed.items()}
     return TrainingEstimate(step_seconds=step, eval_seconds_per_epoch=per_split["val"] * sum(batch.values()),
                             test_seconds=per_split["test"] * sum(batch.values()),
                             steps_per_epoch=session.steps_per_epoch, epochs=config.epochs,
                             done_steps=session.progress.step, motivated_fraction=expected_motivated_fraction(session),
-                            device=str(session.device))
+                            device=str(session.device), timed_steps=min(count for _, count in timed.values()))
 
 
 def _scratch_copy(session: Any) -> Any:
@@ -130,7 +138,8 @@ def _sync(session: Any) -> None:
         torch.cuda.synchronize(session.device)
 
 
-def _time_steps(scratch: Any, role: Role, fixed: bool) -> float:
+def _time_steps(scratch: Any, role: Role, fixed: bool) -> tuple[float, int]:
+    """(seconds of one step, how many steps after the warm-up were timed; 0 = the warm-up alone)."""
     from seekdeploy.train.loop import train_step
 
     train = scratch.dataset.train
@@ -144,10 +153,10 @@ def _time_steps(scratch: Any, role: Role, fixed: bool) -> float:
         _sync(scratch)
         timings.append(time.perf_counter() - started)
         if index == 0 and not fixed and timings[0] > LONG_STEP_S:
-            return timings[0]  # one slow step is timing enough; more would only delay the run
+            return timings[0], 0  # one slow step is timing enough; more would only delay the run
     # The quickest timed step: other work on a shared machine only ever adds time (timeit's advice);
     # the progress display then scales the estimate by the speed the run really gets.
-    return min(timings[WARMUP_STEPS:])
+    return min(timings[WARMUP_STEPS:]), TIMED_STEPS
 
 
 def _time_eval_batch(scratch: Any, role: Role) -> float:
