@@ -23,7 +23,8 @@ from seekdeploy.profiles.schema import Role
 
 WARMUP_STEPS = 1  # the first step of a role allocates buffers and picks kernels: not timed
 TIMED_STEPS = 3
-LONG_STEP_S = 5.0  # a warm-up step this slow is timing enough (single process only)
+LONG_STEP_S = 60.0  # a warm-up step this slow is timing enough (single process only)
+TIMED_BUDGET_S = 5.0  # a single process stops timing a role after this many seconds of timed steps
 SIMULATED_STEPS_MAX = 3000
 LONG_RUN_S = 3600.0
 
@@ -40,7 +41,7 @@ class TrainingEstimate:
     done_steps: int
     motivated_fraction: tuple[float, float]  # (low, high) expected share of motivated steps
     device: str
-    timed_steps: int = 0  # steps timed per role (the fewest of the two roles)
+    timed_steps: int = 0  # steps timed after the warm-up, per role (the fewest of the two roles)
 
     def step_mean_s(self, fraction: float) -> float:
         """Mean seconds of a step when `fraction` of the steps are motivated."""
@@ -139,7 +140,12 @@ def _sync(session: Any) -> None:
 
 
 def _time_steps(scratch: Any, role: Role, fixed: bool) -> tuple[float, int]:
-    """(seconds of one step, how many steps after the warm-up were timed; 0 = the warm-up alone)."""
+    """(seconds of one step, how many steps after the warm-up were timed; 0 = the warm-up alone).
+
+    The warm-up step allocates buffers and picks kernels (it took 3x a later step in a measured
+    CPU run), so it is used only when it alone took over `LONG_STEP_S`. A single process stops
+    timing once `TIMED_BUDGET_S` has been spent; under torchrun every rank times the same count.
+    """
     from seekdeploy.train.loop import train_step
 
     train = scratch.dataset.train
@@ -152,11 +158,14 @@ def _time_steps(scratch: Any, role: Role, fixed: bool) -> tuple[float, int]:
         train_step(scratch, images, labels, role)
         _sync(scratch)
         timings.append(time.perf_counter() - started)
-        if index == 0 and not fixed and timings[0] > LONG_STEP_S:
-            return timings[0], 0  # one slow step is timing enough; more would only delay the run
+        if not fixed and index == 0 and timings[0] > LONG_STEP_S:
+            return timings[0], 0  # a step this slow is timing enough; more would only delay the run
+        if not fixed and index >= WARMUP_STEPS and sum(timings[WARMUP_STEPS:]) > TIMED_BUDGET_S:
+            break
+    timed = timings[WARMUP_STEPS:]
     # The quickest timed step: other work on a shared machine only ever adds time (timeit's advice);
     # the progress display then scales the estimate by the speed the run really gets.
-    return min(timings[WARMUP_STEPS:]), TIMED_STEPS
+    return min(timed), len(timed)
 
 
 def _time_eval_batch(scratch: Any, role: Role) -> float:
