@@ -133,3 +133,20 @@ def _agent_without_openvino(model: Path) -> subprocess.CompletedProcess:
         (Path(folder) / model.name).symlink_to(model)
         return subprocess.run(agent_argv(sys.executable, folder, request), capture_output=True, text=True,
                               timeout=120, check=False)
+
+
+@pytest.mark.ssh
+def test_int8_cpu_profile_ships_the_qdq_copy_over_ssh(sshd_server, tiny_onnx: Path, tmp_path: Path) -> None:
+    from seekdeploy.export.quantize import CalibrationMethod, quantize_int8
+    from seekdeploy.remote.profile import profile_remote
+
+    folder = tmp_path / "base"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(tiny_onnx.read_bytes())
+    images = np.random.default_rng(0).standard_normal((32, 3, 8, 8)).astype(np.float32)
+    quantize_int8(folder / "model.onnx", folder / "model.int8.onnx", images, CalibrationMethod.MINMAX)
+    # An int8 ONNX Runtime profile times the QDQ copy and needs no TensorRT calibration cache.
+    outcome = profile_remote(folder, tiny_profile("onnxruntime", "int8"), [sshd_server.host],
+                             options=client_options(sshd_server), python=sys.executable)[sshd_server.host]
+    assert outcome.ok, outcome.error
+    assert outcome.result["model_file"] == "model.int8.onnx" and outcome.result["precision"] == "int8"
