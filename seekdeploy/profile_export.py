@@ -88,13 +88,13 @@ def profile_local(export: Path, profile: Any, settings: ProfileSettings,
     (`runtime.windows.profile_interleaved`); the quietest window is reported and judged. `log`
     receives one progress line per model (and any note about its input shape).
     """
-    from seekdeploy.runtime.targets import find_targets
+    from seekdeploy.runtime.targets import find_targets, for_precision
     from seekdeploy.runtime.windows import profile_interleaved
 
     log = log or (lambda line: None)
     runtime = settings.runtime or profile.runtime.name.value
     planned, notes = {}, []
-    for target in find_targets(export, settings.role):
+    for target in for_precision(find_targets(export, settings.role), runtime, profile.runtime.precision.value):
         chw, note = _input_chw(target, profile)
         if note:
             notes.append(note)
@@ -157,11 +157,13 @@ def _remote_windows(export: Path, profile: Any, labels: list[str], settings: Pro
     run, so each role's windows are timed in one run. Returns label -> [(target, merged result)]
     and label -> the first error (a failed host is left out of later rounds)."""
     from seekdeploy.remote.profile import profile_remote
-    from seekdeploy.runtime.targets import find_targets
+    from seekdeploy.runtime.targets import find_targets, for_precision
     from seekdeploy.runtime.timing import round_order
     from seekdeploy.runtime.windows import merge_windows
 
-    targets = {target.role: target for target in find_targets(export, settings.role)}
+    found = for_precision(find_targets(export, settings.role), profile.runtime.name.value,
+                          profile.runtime.precision.value)  # the file the device is sent, for its accuracy
+    targets = {target.role: target for target in found}
     per_run = settings.repeats if profile.runtime.name.value == "tensorrt" else 1
     rounds = -(-settings.repeats // per_run)
     chunks: dict[str, dict[str, list]] = {label: {role: [] for role in targets} for label in labels}

@@ -203,3 +203,23 @@ def test_report_section_sets_int8_beside_fp32_with_measured_latency(exported, tm
     assert rows[("motivated", "int8", "onnxruntime")]["p50_ms"] is None  # not measured: shown as "-"
     assert any(cells[:3] == ["base", "int8", "onnxruntime"] and cells[-1].endswith("x") for cells in cpu_rows(
         cpu_section(export, manifests)))
+
+
+def test_an_int8_cpu_profile_times_and_judges_the_int8_copy(exported, tmp_path, run_cli):
+    from seekdeploy.runtime.targets import find_targets, for_precision
+
+    targets = for_precision(find_targets(exported.dir), "onnxruntime", "int8")
+    assert [t.model_path.name for t in targets] == ["model.int8.onnx", "model.int8.onnx"]
+    for target in targets:  # a min_accuracy budget is judged on the INT8 model's own test top-1
+        assert target.accuracy == _manifest(exported.dir / target.role)["parity"]["files"]["model.int8.onnx"]["test_top1"]
+    assert [t.model_path.name for t in for_precision(find_targets(exported.dir), "tensorrt", "int8")] == ["model.onnx"] * 2
+    profile = write_tiny_profile(tmp_path, extra=(("precision: fp32", "precision: int8"), ("fp32: 40.0", "int8: 40.0"),
+                                                  ("duration_ms: 1000", "duration_ms: 50"),
+                                                  ("min_iterations: 100", "min_iterations: 20"),
+                                                  ("latency_ms: 1.0", "latency_ms: 50.0")))
+    out = tmp_path / "profile.json"
+    done = run_cli("profile", str(exported.dir), "--profile", str(profile), "--repeats", "1", "--out", str(out))
+    assert done.exit_code == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())["results"]
+    assert [(r["role"], r["model_file"], r["precision"]) for r in results] == [
+        ("base", "model.int8.onnx", "int8"), ("motivated", "model.int8.onnx", "int8")]

@@ -41,9 +41,28 @@ class ModelTarget:
 
     @property
     def accuracy(self) -> float | None:
-        """The manifest's test top-1 in [0, 1], or None."""
-        value = ((self.manifest or {}).get("accuracy") or {}).get("test_top1")
+        """The manifest's test top-1 in [0, 1] of this very file (its own parity proof for an
+        fp16 or INT8 copy), or None."""
+        manifest = self.manifest or {}
+        proof = ((manifest.get("parity") or {}).get("files") or {}).get(self.model_path.name) or {}
+        value = proof.get("test_top1") if self.model_path.name != MODEL_FILE else None
+        if value is None:
+            value = (manifest.get("accuracy") or {}).get("test_top1")
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+# The copy a CPU runtime runs for a profile's precision, where the export made it.
+CPU_RUNTIMES = ("onnxruntime", "openvino")
+PRECISION_COPIES = {"fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+
+
+def for_precision(targets: Sequence[ModelTarget], runtime: str, precision: str | None) -> list[ModelTarget]:
+    """`targets` with each role's fp16 / INT8 ONNX copy in place of model.onnx, for a CPU runtime
+    and that precision, where the copy was exported beside it (what `profile --host` ships too)."""
+    name = PRECISION_COPIES.get(str(precision)) if runtime in CPU_RUNTIMES else None
+    return [ModelTarget(t.role, t.model_path.with_name(name), t.manifest)
+            if name and t.model_path.name == MODEL_FILE and t.model_path.with_name(name).is_file() else t
+            for t in targets]
 
 
 def find_targets(export: Path, role: str | None = None) -> list[ModelTarget]:
