@@ -10,7 +10,7 @@ import pytest
 from seekdeploy.errors import ConfigError
 from seekdeploy.profiles.schema import Role
 from seekdeploy.train.conditions import create_condition, list_conditions
-from seekdeploy.train.conditions_extra import regression_slope, update_ema
+from seekdeploy.train.conditions.smoothed import regression_slope, update_ema
 
 
 def _roles(condition, losses) -> str:

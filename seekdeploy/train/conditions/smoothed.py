@@ -18,8 +18,8 @@ motivated model is starved. These conditions read a smoothed signal of the same 
 - `target`: keep a running motivated fraction near `target`, motivating only while the base loss
   is below its moving average (i.e. improving).
 
-All state is plain Python so checkpoints stay loadable with `weights_only=True`. The module
-registers its conditions in `seekdeploy.train.conditions` when imported (that module imports it).
+All state is plain Python so checkpoints stay loadable with `weights_only=True`. The package
+`__init__` registers them.
 """
 
 from __future__ import annotations
@@ -29,12 +29,7 @@ from typing import Any
 
 from seekdeploy.errors import ConfigError
 from seekdeploy.profiles.schema import Role
-from seekdeploy.train.conditions import (
-    ConditionEntry,
-    Decision,
-    MotivationCondition,
-    register_condition,
-)
+from seekdeploy.train.conditions.base import Decision, MotivationCondition
 
 
 def _check(name: str, key: str, ok: bool, allowed: str, value: Any) -> None:
@@ -282,27 +277,3 @@ class ScheduleCondition(MotivationCondition):
         motivated = int(self.expected_count(step + 1) + 1e-9) > int(self.expected_count(step) + 1e-9)
         role = Role.MOTIVATED if motivated else Role.BASE
         return Decision(role, f"schedule p={self.p:g}" + (f", ramp {self.ramp:g}" if self.ramp else ""))
-
-
-register_condition("ema-streak", ConditionEntry(
-    EmaStreakCondition, {"k": (int, 3), "hold": (int, 2), "beta": (float, 0.9)},
-    "signal: streak of k decreases of the base loss's EMA (weight beta), then hold motivated "
-    "batches"))
-register_condition("slope", ConditionEntry(
-    SlopeCondition, {"window": (int, 32), "hold": (int, 1), "threshold": (float, 0.0)},
-    "signal: while the regression slope of the last window base losses is < -threshold, "
-    "hold motivated batches per base batch"))
-register_condition("target", ConditionEntry(
-    TargetFractionCondition,
-    {"target": (float, 0.4), "hold": (int, 2), "beta": (float, 0.9), "horizon": (int, 100)},
-    "rate controller: keep the motivated fraction near target, motivating only while the base "
-    "loss is below its EMA"))
-register_condition("trend", ConditionEntry(
-    TrendCondition,
-    {"window": (int, 256), "t": (float, 2.0), "floor": (float, 0.1), "ceiling": (float, 0.6)},
-    "rate controller on a signal: the ceiling rate while the last window base losses fall "
-    "significantly (slope t-statistic < -t), else the floor rate"))
-register_condition("schedule", ConditionEntry(
-    ScheduleCondition, {"p": (float, 0.4), "ramp": (float, 0.0)},
-    "rate controller: exactly a fraction p of batches motivated, evenly spread (ramp: the "
-    "fraction rises by ramp from the first to the last batch, mean p)", timed=True))
