@@ -20,7 +20,7 @@ except ImportError:  # tests/ imported as a package
     from tests.sshd import make_tiny_onnx, sshd_server, tiny_profile  # noqa: F401 (a fixture)
 
 from seekdeploy.profile_export import ProfileSettings, profile_local
-from seekdeploy.run_pipeline import PipelineConfig, PipelineState, Stage, open_context, summarize
+from seekdeploy.pipeline import PipelineConfig, PipelineState, Stage, open_context, summarize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -173,7 +173,7 @@ def _context(tmp_path: Path, export_root: Path, profile: Path):
 
 
 def test_profile_stage_is_current_until_the_export_changes(tmp_path: Path) -> None:
-    from seekdeploy import pipeline_stages
+    from seekdeploy.pipeline import stages as pipeline_stages
 
     export_root = make_export(tmp_path / "exports" / "run2")
     profile = write_tiny_profile(tmp_path)
@@ -189,7 +189,7 @@ def test_profile_stage_is_current_until_the_export_changes(tmp_path: Path) -> No
 
 
 def test_stored_verdicts_are_rejudged_against_todays_budgets(tmp_path: Path) -> None:
-    from seekdeploy import pipeline_stages
+    from seekdeploy.pipeline import stages as pipeline_stages
 
     export_root = make_export(tmp_path / "exports" / "run3")
     context = _context(tmp_path, export_root, write_tiny_profile(tmp_path))
@@ -201,7 +201,7 @@ def test_stored_verdicts_are_rejudged_against_todays_budgets(tmp_path: Path) -> 
 
 
 def test_export_is_current_only_for_the_checkpoint_it_came_from(tmp_path: Path) -> None:
-    from seekdeploy import pipeline_stages
+    from seekdeploy.pipeline import stages as pipeline_stages
     from seekdeploy._io import sha256_file
 
     export_root = make_export(tmp_path / "exports" / "run4")

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from seekdeploy.remote.cli_options import remote_options
-from seekdeploy.run_pipeline import DEFAULT_EPOCHS  # light: standard library only at import
+from seekdeploy.pipeline import DEFAULT_EPOCHS  # light: no torch at import
 from seekdeploy.train.config import DEFAULT_CONDITION  # light: no torch at import
 
 
@@ -52,7 +52,7 @@ def run(profile_name: str, arch: str, data: str, data_dir: str | None, epochs: i
     from rich.console import Console
 
     from seekdeploy.errors import BudgetViolation
-    from seekdeploy.run_pipeline import PipelineConfig, run_pipeline
+    from seekdeploy.pipeline import PipelineConfig, run_pipeline
 
     config = PipelineConfig(
         profile=profile_name, arch=arch, data=data, data_dir=data_dir, epochs=epochs,

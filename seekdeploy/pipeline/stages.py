@@ -13,7 +13,7 @@ from typing import Any
 from seekdeploy._io import read_json_object, sha256_file
 from seekdeploy.errors import ConfigError
 from seekdeploy.profiles.schema import ROLE_NAMES as ROLES
-from seekdeploy.run_pipeline import PipelineContext, Stage
+from seekdeploy.pipeline.context import PipelineContext, Stage
 
 CHECKPOINT = "checkpoint.pt"
 RUN_MANIFEST = "manifest.json"

@@ -1,10 +1,6 @@
-"""`seekdeploy run`: train → slice → export → profile → report, resumable stage by stage.
-
-Each stage calls the same library function its own command does. Whether a stage is finished is
-decided from its artifacts, never from memory: the training run's manifest.json (written only
-after the final checkpoint), export manifests that name the checkpoint's sha256, a profile.json
-newer than the export for the same profile and device, a report newer than that profile.json.
-`runs/<name>/pipeline.json` records what each stage did and when (written atomically).
+"""What the stages of `seekdeploy run` share: the request (`PipelineConfig`), the stages (`Stage`),
+pipeline.json (`PipelineState`), the context every stage receives and `run_stage`, which skips a
+current stage or runs and records it.
 """
 
 from __future__ import annotations
@@ -176,86 +172,3 @@ class PipelineResult:
     stages: tuple[StageOutcome, ...]
     errors: tuple[SeekdeployError, ...] = ()  # a failed report, devices that gave no result
     over_budget: bool = False  # some role FAILed a budget (exit 3)
-
-
-def open_context(config: PipelineConfig, console: Any, say: Callable[[str], None],
-                 table_console: Any = None) -> PipelineContext:
-    """Resolve the profile and folders and load pipeline.json (nothing is trained or written)."""
-    from seekdeploy.profiles.loader import load_profile
-
-    profile = load_profile(config.profile)
-    name = config.run_name(profile.name)
-    run_dir, export_dir = Path(config.runs_dir) / name, Path(config.exports_dir) / name
-    if run_dir.exists() and not run_dir.is_dir():
-        raise PipelineError(f"{run_dir} exists and is not a folder; pass --name or --runs-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    state = PipelineState.load(run_dir / PIPELINE_FILE, name, profile.name)
-    return PipelineContext(config, profile, run_dir, export_dir, state, console, say=say,
-                           table_console=table_console)
-
-
-def run_pipeline(config: PipelineConfig, console: Any = None, say: Callable[[str], None] = print,
-                 table_console: Any = None) -> PipelineResult:
-    """Run every stage that is not current, in order, and return the verdict summary.
-
-    `say` prints the stage lines; `console` (rich, stderr by default) gets training progress;
-    `table_console` (if given) the latency table of a profile stage that ran. Raises what a stage
-    raises (training interrupted: exit 130, after saving a checkpoint).
-    """
-    from seekdeploy import pipeline_stages as stages
-
-    if console is None:
-        from rich.console import Console
-
-        console = Console(stderr=True)
-    context = open_context(config, console, say, table_console)
-    if config.force:
-        stages.remove_previous(context)
-        context.state.data["stages"] = {}
-        say(f"[pipeline] --force: removed the previous training files and {context.export_dir}")
-    context.state.data["config"] = {"profile": config.profile, **config.train_request(),
-                                    "hosts": list(config.hosts), "exports_dir": str(config.exports_dir)}
-    context.state.save()
-    plan = [
-        (Stage.TRAIN, stages.is_current_train, stages.execute_train),
-        (Stage.SLICE, stages.is_current_slice, stages.execute_slice),
-        (Stage.EXPORT, stages.is_current_export, stages.execute_export),
-        (Stage.PROFILE, stages.is_current_profile, stages.execute_profile),
-        (Stage.REPORT, stages.is_current_report, stages.execute_report),
-    ]
-    done, errors = [], []
-    for stage, check, execute in plan:
-        try:
-            done.append(run_stage(context, stage, lambda f=check: f(context), lambda f=execute: f(context)))
-        except SeekdeployError as exc:
-            if stage is not Stage.REPORT:
-                raise
-            # The verdict stands without the report: say why it is missing, then still summarize.
-            say(f"[report] failed: {exc}")
-            errors.append(exc)
-    errors += [outcome.error for outcome in context.outcome or () if outcome.error is not None]
-    passed, summary = summarize(context.outcome or [])
-    context.state.data.update(passed=passed, summary=summary, finished_utc=now_utc())
-    context.state.save()
-    over_budget = any(not v.passed for o in context.outcome or () for v in o.verdicts)
-    return PipelineResult(passed, summary, context.run_dir, context.export_dir, tuple(done),
-                          tuple(errors), over_budget)
-
-
-def summarize(outcomes: list[Any]) -> tuple[bool, str]:
-    """(all passed, the closing line): `PASSED base p95 … / motivated p95 …` or `FAILED …`."""
-    parts, passed = [], bool(outcomes)
-    for outcome in outcomes:
-        where = "" if outcome.host == "local" else f"on {outcome.host}: "
-        if outcome.error is not None:
-            parts.append(f"{where}no result ({type(outcome.error).__name__})")
-            passed = False
-            continue
-        roles = []
-        for verdict in outcome.verdicts:
-            passed = passed and verdict.passed
-            checks = verdict.failures() or [c for c in verdict.checks if c.name.value in ("latency", "accuracy")]
-            figures = ", ".join(check.describe().split(" (margin")[0] for check in checks)
-            roles.append(f"{verdict.role} {verdict.status} ({figures or 'no budget'})")  # PASS, FAIL or UNSTABLE
-        parts.append(where + " / ".join(roles))
-    return passed, f"{'PASSED' if passed else 'FAILED'} " + "; ".join(parts or ["nothing was profiled"])
