@@ -11,6 +11,7 @@ them, so importing `seekdeploy.export` (and the CLI) stays light.
 - `tensorrt/`: engine naming and version guard, lint, trtexec commands and output, build script,
   Python-API engine builder and INT8 entropy calibrator.
 - `export_run`: `export_run(run_dir, ExportOptions)` and `slice_run` (the `export`/`slice` commands),
-  built from `options` (format/precision table), `static_models` (slice + proof, static.pt),
-  `role_export` (one role folder), `tensorrt_step`, `manifest` and `pair` (pair.json).
+  built from `options` (format/precision table), `export_plan` (what is resolved before anything
+  is written: `ExportPlan`), `static_models` (slice + proof, static.pt), `role_export` (one role
+  folder), `tensorrt_step`, `manifest` and `pair` (pair.json).
 """

@@ -17,13 +17,13 @@ from seekdeploy.export.quantize import INT8_NAME
 from seekdeploy.profiles.schema import Precision
 
 if TYPE_CHECKING:
-    from seekdeploy.export.export_run import _Plan
+    from seekdeploy.export.export_plan import ExportPlan
     from seekdeploy.export.static_models import SlicedModel
 
 PROVEN_FILES = {"model.onnx": Precision.FP32, "model.fp16.onnx": Precision.FP16, INT8_NAME: Precision.INT8}
 
 
-def prove_openvino(plan: _Plan, sliced: SlicedModel, role_dir: Path,
+def prove_openvino(plan: ExportPlan, sliced: SlicedModel, role_dir: Path,
                    names: list[str]) -> tuple[dict[str, Any], list[str]]:
     """OpenVINO vs ONNX Runtime for each of `names` in `role_dir`; (manifest block, notices).
     `ExportError` when a file's OpenVINO logits exceed its tolerance."""

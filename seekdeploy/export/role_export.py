@@ -19,10 +19,10 @@ from seekdeploy.export.static_models import SLICE_MAX_ABS, STATIC_NAME, SlicedMo
 from seekdeploy.profiles.schema import Precision
 
 if TYPE_CHECKING:
-    from seekdeploy.export.export_run import _Plan
+    from seekdeploy.export.export_plan import ExportPlan
 
 
-def prove_file(path: Path, precision: Precision, sliced: SlicedModel, plan: _Plan) -> dict[str, Any]:
+def prove_file(path: Path, precision: Precision, sliced: SlicedModel, plan: ExportPlan) -> dict[str, Any]:
     """Parity of one ONNX file against the static model and the supernet, checked against the
     precision's tolerance, plus its own test-split top-1 (all in onnxruntime)."""
     from seekdeploy.export.parity import accuracy, check_parity, compare_logits, run_onnx
@@ -44,7 +44,7 @@ def prove_file(path: Path, precision: Precision, sliced: SlicedModel, plan: _Pla
     }
 
 
-def _header(plan: _Plan, sliced: SlicedModel) -> dict[str, Any]:
+def _header(plan: ExportPlan, sliced: SlicedModel) -> dict[str, Any]:
     from seekdeploy.nn import estimate_cost
     from seekdeploy.train.checkpoint import CHECKPOINT_NAME
 
@@ -63,7 +63,7 @@ def _header(plan: _Plan, sliced: SlicedModel) -> dict[str, Any]:
     }
 
 
-def _predicted_latency_ms(plan: _Plan, role: str) -> float | None:
+def _predicted_latency_ms(plan: ExportPlan, role: str) -> float | None:
     # The planner records predictions in the run's manifest (see seekdeploy.plan.report).
     from seekdeploy.plan.report import recorded_latency_ms
 
@@ -71,7 +71,7 @@ def _predicted_latency_ms(plan: _Plan, role: str) -> float | None:
     return recorded_latency_ms(manifest.get("predicted_latency_ms"), role)
 
 
-def _onnx_files(plan: _Plan, sliced: SlicedModel, role_dir: Path) -> tuple[Any, dict, dict]:
+def _onnx_files(plan: ExportPlan, sliced: SlicedModel, role_dir: Path) -> tuple[Any, dict, dict]:
     from seekdeploy.export.onnx_export import export_onnx
     from seekdeploy.export.onnx_passes import convert_fp16, optimize_onnx
 
@@ -89,7 +89,7 @@ def _onnx_files(plan: _Plan, sliced: SlicedModel, role_dir: Path) -> tuple[Any, 
     return info, proofs, optimization
 
 
-def _int8_file(plan: _Plan, sliced: SlicedModel, role_dir: Path,
+def _int8_file(plan: ExportPlan, sliced: SlicedModel, role_dir: Path,
                proofs: dict[str, Any]) -> dict[str, Any] | None:
     # The QDQ INT8 copy for CPU runtimes, proven by agreement and by its test top-1 drop.
     from seekdeploy.export.quantize import INT8_NAME, allowed_drop_pp, check_accuracy_drop, quantize_int8
@@ -107,7 +107,7 @@ def _int8_file(plan: _Plan, sliced: SlicedModel, role_dir: Path,
     return quantized.recipe
 
 
-def _openvino(plan: _Plan, sliced: SlicedModel, role_dir: Path,
+def _openvino(plan: ExportPlan, sliced: SlicedModel, role_dir: Path,
               proofs: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
     from seekdeploy.export.openvino_parity import prove_openvino
 
@@ -117,7 +117,7 @@ def _openvino(plan: _Plan, sliced: SlicedModel, role_dir: Path,
     return prove_openvino(plan, sliced, role_dir, list(proofs))
 
 
-def _tensorrt(plan: _Plan, role_dir: Path) -> tuple[dict[str, Any] | None, list[str]]:
+def _tensorrt(plan: ExportPlan, role_dir: Path) -> tuple[dict[str, Any] | None, list[str]]:
     from seekdeploy.export.tensorrt_step import lint_findings, prepare_tensorrt
 
     profile = plan.profile
@@ -135,7 +135,7 @@ def _tensorrt(plan: _Plan, role_dir: Path) -> tuple[dict[str, Any] | None, list[
     return outcome.to_json(), [outcome.notice] if outcome.notice else []
 
 
-def export_role(plan: _Plan, sliced: SlicedModel, role_dir: Path) -> tuple[dict[str, Any], list[str]]:
+def export_role(plan: ExportPlan, sliced: SlicedModel, role_dir: Path) -> tuple[dict[str, Any], list[str]]:
     """Write one role's folder (see module docstring); return its manifest and any notices."""
     role_dir.mkdir(parents=True, exist_ok=True)
     save_static(sliced, role_dir / STATIC_NAME, run_name=plan.run_name, supernet=plan.run.supernet)
