@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seekdeploy.profiles.schema import Role
+from seekdeploy.train.records import format_seconds
 
 WARMUP_STEPS = 1  # the first step of a role allocates buffers and picks kernels: not timed
 TIMED_STEPS = 3
@@ -83,16 +84,6 @@ def _timed_text(steps: int) -> str:
     if steps == 0:
         return "its first real step (slow enough to time alone)"
     return f"{steps} real step{'s' if steps != 1 else ''} after a warm-up"
-
-
-def format_seconds(seconds: float) -> str:
-    """`42 s`, `3 min 20 s`, `2 h 05 min`."""
-    seconds = round(max(0.0, seconds))
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
 def estimate_training(session: Any) -> TrainingEstimate:

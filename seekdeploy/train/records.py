@@ -77,6 +77,16 @@ def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> Path:
     return atomic_write_json(run_dir / MANIFEST_NAME, manifest)
 
 
+def format_seconds(seconds: float) -> str:
+    """`42 s`, `3 min 20 s`, `2 h 05 min`."""
+    seconds = round(max(0.0, seconds))
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
 class ProgressDisplay:
     """A rich progress bar on a terminal; one line per epoch otherwise (never one per step).
 
@@ -142,8 +152,6 @@ class ProgressDisplay:
 
     def eta_text(self) -> str:
         """"about 3 min 20 s left" (empty without an estimate)."""
-        from seekdeploy.train.estimate import format_seconds
-
         left = self.remaining_seconds()
         return "" if left is None else f"about {format_seconds(left)} left"
 
