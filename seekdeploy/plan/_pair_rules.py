@@ -23,7 +23,7 @@ class ListCosts:
     """The cost table of an explicit list of specs (duplicates dropped); no axes, so no neighbors."""
 
     def __init__(self, specs: Sequence[Any], profile: Any, predictor: Any) -> None:
-        from seekdeploy.plan.planner import evaluate_spec
+        from seekdeploy.plan.candidates import evaluate_spec
 
         self.specs = list(dict.fromkeys(specs))
         evaluated = [evaluate_spec(spec, profile, predictor) for spec in self.specs]
@@ -143,7 +143,7 @@ def _predicted_text(name: str, candidate: Any, role: Role) -> str:
 def no_pair_error(profile: Any, family: str, table: Any, over: dict[Role, dict[str, np.ndarray]],
                   budgets: dict[Role, Any], predictor: Any, ratio: float) -> Exception:
     """The PlanError for a table where `pick_pair` found nothing, naming the budget to change."""
-    from seekdeploy.plan.planner import PlanError, evaluate_spec, violations
+    from seekdeploy.plan.candidates import PlanError, evaluate_spec, violations
 
     fits = {role: _fits(masks) for role, masks in over.items()}
     if not fits[Role.BASE].any() or not fits[Role.MOTIVATED].any():
@@ -173,7 +173,7 @@ def no_pair_error(profile: Any, family: str, table: Any, over: dict[Role, dict[s
 def _too_tight_error(profile: Any, family: str, table: Any, budgets: dict[Role, Any],
                      predictor: Any) -> Exception:
     # No spec at all fits one role: name the budget the smallest spec misses by the widest margin.
-    from seekdeploy.plan.planner import PlanError, evaluate_spec, violations
+    from seekdeploy.plan.candidates import PlanError, evaluate_spec, violations
 
     smallest = evaluate_spec(table.spec(_smallest(table)), profile, predictor)
     worst_role, worst_name, worst_ratio = Role.BASE, "", 0.0

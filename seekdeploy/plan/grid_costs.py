@@ -78,7 +78,7 @@ def _vector(candidate: Any) -> np.ndarray:
 
 def cost_grid(grid: SpecGrid, profile: Any, predictor: Any) -> GridCosts:
     """The figures of every spec of `grid` on `profile` with `predictor` (see the module doc)."""
-    from seekdeploy.plan.planner import evaluate_spec
+    from seekdeploy.plan.candidates import evaluate_spec
 
     stages = grid.stages
     ones = (1,) * stages

@@ -21,29 +21,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from seekdeploy.errors import SpecError
-from seekdeploy.plan.predictor import LatencyPredictor, bytes_per_element, input_geometry, profile_precision
+from seekdeploy.plan.candidates import Candidate, PlanError, evaluate_spec, violations
+from seekdeploy.plan.predictor import LatencyPredictor
 from seekdeploy.profiles.schema import Role
 
-MIB = 1024.0 * 1024.0
+__all__ = ["Candidate", "PairPlan", "PlanError", "RolePlan", "describe_pair", "evaluate_spec", "plan_pair",
+           "predict_roles", "role_line", "violations"]
+
 DEFAULT_MAX_BASE_RATIO = 0.5
-
-
-class PlanError(SpecError):
-    """No nested pair of the family meets the profile's budgets and the pair rule."""
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One spec with its cost and predictions; latency is at each role's budget percentile."""
-
-    spec: Any
-    params: int
-    flops: int
-    typical_latency_ms: float
-    latency_ms: dict[Role, float]
-    memory_mib: float
-    file_size_mib: float
 
 
 @dataclass(frozen=True)
@@ -167,29 +152,6 @@ def describe_pair(profile: Any, family: str, specs: dict[Role, Any]) -> list[str
         return lines + planned.summary_lines()
     ratio = candidates[Role.BASE].flops / candidates[Role.MOTIVATED].flops
     return lines + [f"pair:      base = {ratio:.2f}x the motivated FLOPs (specs given, not planned)"]
-
-
-def evaluate_spec(spec: Any, profile: Any, predictor: LatencyPredictor) -> Candidate:
-    """Cost and predictions of one spec on `profile`."""
-    from seekdeploy.nn import estimate_cost
-
-    cost = estimate_cost(spec, **input_geometry(profile))
-    typical = predictor.predict_latency_ms(spec)
-    latency = {role: typical * predictor.tail_factor(budget.latency_percentile)
-               for role, budget in profile.budgets.items()}
-    element_bytes = bytes_per_element(profile)
-    weights = cost.weight_bytes(profile_precision(profile))
-    activations = cost.activation_bytes // 4 * element_bytes * profile.input.batch
-    return Candidate(spec, cost.params, cost.flops, typical, latency, (weights + activations) / MIB, weights / MIB)
-
-
-def violations(candidate: Candidate, role: Role, budget: Any) -> dict[str, float]:
-    """Budget name -> predicted / limit for every budget `candidate` exceeds in `role`."""
-    checks = {f"latency p{budget.latency_percentile:g}": (candidate.latency_ms[role], budget.latency_ms),
-              "peak memory": (candidate.memory_mib, budget.peak_memory_mib),
-              "file size": (candidate.file_size_mib, budget.file_size_mib)}
-    return {name: value / limit for name, (value, limit) in checks.items()
-            if limit is not None and value > limit}
 
 
 def plan_pair(profile: Any, family: str, predictor: LatencyPredictor | None = None, *,

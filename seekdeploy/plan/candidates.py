@@ -1,0 +1,57 @@
+"""One candidate spec on a profile: its cost and predicted latency, memory and file size
+(`evaluate_spec` -> `Candidate`), the budgets it breaks (`violations`), and `PlanError`.
+
+The planner and its helpers (`_pair_rules`, `grid_costs`) all read these; keeping them here keeps
+the helpers from importing the planner back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from seekdeploy.errors import SpecError
+from seekdeploy.plan.predictor import LatencyPredictor, bytes_per_element, input_geometry, profile_precision
+from seekdeploy.profiles.schema import Role
+
+MIB = 1024.0 * 1024.0
+
+
+class PlanError(SpecError):
+    """No nested pair of the family meets the profile's budgets and the pair rule."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One spec with its cost and predictions; latency is at each role's budget percentile."""
+
+    spec: Any
+    params: int
+    flops: int
+    typical_latency_ms: float
+    latency_ms: dict[Role, float]
+    memory_mib: float
+    file_size_mib: float
+
+
+def evaluate_spec(spec: Any, profile: Any, predictor: LatencyPredictor) -> Candidate:
+    """Cost and predictions of one spec on `profile`."""
+    from seekdeploy.nn import estimate_cost
+
+    cost = estimate_cost(spec, **input_geometry(profile))
+    typical = predictor.predict_latency_ms(spec)
+    latency = {role: typical * predictor.tail_factor(budget.latency_percentile)
+               for role, budget in profile.budgets.items()}
+    element_bytes = bytes_per_element(profile)
+    weights = cost.weight_bytes(profile_precision(profile))
+    activations = cost.activation_bytes // 4 * element_bytes * profile.input.batch
+    return Candidate(spec, cost.params, cost.flops, typical, latency, (weights + activations) / MIB, weights / MIB)
+
+
+def violations(candidate: Candidate, role: Role, budget: Any) -> dict[str, float]:
+    """Budget name -> predicted / limit for every budget `candidate` exceeds in `role`."""
+    checks = {f"latency p{budget.latency_percentile:g}": (candidate.latency_ms[role], budget.latency_ms),
+              "peak memory": (candidate.memory_mib, budget.peak_memory_mib),
+              "file size": (candidate.file_size_mib, budget.file_size_mib)}
+    return {name: value / limit for name, (value, limit) in checks.items()
+            if limit is not None and value > limit}
