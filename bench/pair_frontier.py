@@ -1,0 +1,119 @@
+"""The cost-accuracy frontier of the motivated fraction, from a pair_vs_baselines summary.
+
+Reads OUT/<family>/<setting>/summary.json (written by bench/pair_vs_baselines.py), takes the
+fixed-fraction rows of one step type (`joint-p0.2`, `joint-p0.3`, ...), and draws base and
+motivated test top-1 against the honest training cost (÷ `always`), with the two standalone
+baselines and the tolerances the product promises (base ≥ `never` − 0.2 pp, motivated ≥ `always`
+− 0.5 pp). Writes frontier.png and frontier.md beside the summary and prints the table.
+
+    python bench/pair_frontier.py bench/results/pair_vs_baselines/resnet/e10-n12000-b64-r20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+BASE_TOLERANCE_PP = 0.2
+MOTIVATED_TOLERANCE_PP = 0.5
+
+
+def frontier_rows(summary: dict[str, Any], step: str) -> list[dict[str, Any]]:
+    """The `{step}-p{P}` rows (no ramp, no distillation), sorted by fraction."""
+    pattern = re.compile(rf"^{step}-p([0-9.]+)$")
+    rows = [dict(row, fraction=float(match.group(1))) for row in summary["rows"]
+            if (match := pattern.match(row["condition"])) and row.get("cost_vs_always")]
+    return sorted(rows, key=lambda row: row["fraction"])
+
+
+def _reference(summary: dict[str, Any], label: str, key: str) -> float | None:
+    for row in summary["rows"]:
+        if row["condition"] == label:
+            return row[key][0]
+    return None
+
+
+def to_markdown(rows: list[dict[str, Any]], never: float | None, always: float | None) -> str:
+    """The frontier as a table: fraction, cost, both accuracies and their gaps."""
+    lines = ["| motivated fraction | cost / always | time / always | base top-1 % | Δ vs never (pp) "
+             "| motivated top-1 % | Δ vs always (pp) | both within tolerance |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        base, motivated = row["base_top1"][0], row["motivated_top1"][0]
+        d_base = (base - never) * 100 if never is not None else None
+        d_mot = (motivated - always) * 100 if always is not None else None
+        ok = (d_base is not None and d_mot is not None and d_base >= -BASE_TOLERANCE_PP
+              and d_mot >= -MOTIVATED_TOLERANCE_PP)
+        wall = row.get("wall_vs_always")
+        lines.append(f"| {row['fraction']:g} | {row['cost_vs_always'][0]:.2f} | "
+                     f"{f'{wall[0]:.2f}' if wall else '—'} | {base * 100:.1f} | {d_base:+.2f} | "
+                     f"{motivated * 100:.1f} | {d_mot:+.2f} | {'yes' if ok else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict[str, Any]], never: float | None, always: float | None,
+         title: str, path: Path) -> None:
+    """Both roles' top-1 against cost, with the baselines and tolerance bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cost = [row["cost_vs_always"][0] for row in rows]
+    figure, axis = plt.subplots(figsize=(7.5, 4.5))
+    for key, label, color, reference, tolerance in (
+            ("base_top1", "base", "#1f77b4", never, BASE_TOLERANCE_PP),
+            ("motivated_top1", "motivated", "#d62728", always, MOTIVATED_TOLERANCE_PP)):
+        values = [row[key][0] * 100 for row in rows]
+        axis.plot(cost, values, "o-", color=color, label=f"{label} (one paired run)")
+        for x, y, row in zip(cost, values, rows):
+            axis.annotate(f"p={row['fraction']:g}", (x, y), textcoords="offset points",
+                          xytext=(4, -10 if label == "base" else 6), fontsize=7, color=color)
+        if reference is not None:
+            axis.axhline(reference * 100, color=color, linestyle="--", linewidth=1,
+                         label=f"{label} trained alone")
+            axis.axhspan(reference * 100 - tolerance, reference * 100, color=color, alpha=0.08)
+    axis.set(xlabel="honest training cost ÷ the motivated model trained alone",
+             ylabel="test top-1 (%)", title=title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small", loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write frontier.{png,md} for one benchmark setting folder."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("setting", type=Path, help="folder holding summary.json")
+    parser.add_argument("--step", choices=("joint", "alone"), default="joint")
+    args = parser.parse_args(argv)
+    summary_path = args.setting / "summary.json"
+    if not summary_path.is_file():
+        print(f"error: no summary.json in {args.setting}; run bench/pair_vs_baselines.py first",
+              file=sys.stderr)
+        return 1
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    rows = frontier_rows(summary, args.step)
+    if not rows:
+        print(f"error: {summary_path} has no {args.step}-p<P> rows with an `always` reference",
+              file=sys.stderr)
+        return 1
+    never = _reference(summary, "never", "base_top1")
+    always = _reference(summary, "always", "motivated_top1")
+    settings = summary["settings"]
+    title = (f"{settings['family']}, Fashion-MNIST, {settings['train_subset']} images, "
+             f"{settings['epochs']} epochs, {args.step} steps")
+    table = to_markdown(rows, never, always)
+    plot(rows, never, always, title, args.setting / "frontier.png")
+    (args.setting / "frontier.md").write_text(table, encoding="utf-8")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
