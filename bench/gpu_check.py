@@ -218,7 +218,7 @@ def check_event_timing(work: Path) -> dict[str, Any]:
     from seekdeploy.nn import to_static
     from seekdeploy.profiles.schema import Role
     from seekdeploy.runtime._cuda import CudaRuntime
-    from seekdeploy.runtime.runners import TorchRunner
+    from seekdeploy.backends.torch import TorchRunner
     from seekdeploy.runtime.timing import ProtocolSettings, measure
 
     if torch.cuda.current_stream().cuda_stream != 0:

@@ -94,7 +94,7 @@ def accuracies(export_dir: Path, run: Path) -> dict[tuple, float]:
     measured here on the same test split."""
     from seekdeploy.export.parity import accuracy
     from seekdeploy.export.static_models import load_eval_data
-    from seekdeploy.runtime.openvino_runner import openvino_logits
+    from seekdeploy.backends.openvino import openvino_logits
     from seekdeploy.train.checkpoint import load_run
 
     data = load_eval_data(load_run(run), calibration_images=1)

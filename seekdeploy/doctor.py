@@ -1,5 +1,8 @@
 """What works on this machine: runtimes, accelerators, tools and datasets, each with the fix.
 
+Each runtime backend brings its own check (`Backend.check_here` in `seekdeploy/backends/`); this
+module adds the ones no backend owns (Python, torch and the GPU, onnx, ssh, datasets).
+
 `check_environment()` is the library half of `seekdeploy doctor`; every heavy import happens inside
 the check that needs it, so a broken optional backend shows up as one failed line instead of
 breaking the command.
@@ -7,54 +10,24 @@ breaking the command.
 
 from __future__ import annotations
 
-import importlib
 import platform
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 
-# Where JetPack installs trtexec without putting it on PATH.
-TRTEXEC_FALLBACK_PATHS = (Path("/usr/src/tensorrt/bin/trtexec"),)
+from seekdeploy.backends import list_backends
+from seekdeploy.backends._backend import DoctorCheck, import_for_doctor
 
-
-@dataclass(frozen=True)
-class DoctorCheck:
-    """One line of the doctor's report: what, whether it is usable, the details and the fix."""
-
-    name: str
-    usable: bool
-    detail: str
-    fix: str = ""
+__all__ = ["DoctorCheck", "check_datasets", "check_environment"]
 
 
 def check_environment() -> list[DoctorCheck]:
-    """Run every check (Python, torch, onnx, onnxruntime, openvino, tensorrt, trtexec, GPU, ssh, datasets)
-    and return one `DoctorCheck` each; never raises for a missing or broken component."""
+    """Run every check (Python, torch and the GPU, onnx, each runtime backend's own check, ssh,
+    datasets) and return one `DoctorCheck` each; never raises for a missing or broken component."""
+    backends = [backend.check_here for backend in list_backends() if backend.check_here is not None]
     checks: list[Callable[[], list[DoctorCheck]]] = [
-        _check_python,
-        _check_torch_and_gpu,
-        _check_onnx,
-        _check_onnxruntime,
-        _check_openvino,
-        _check_tensorrt,
-        _check_trtexec,
-        _check_ssh,
-        check_datasets,
-    ]
+        _check_python, _check_torch_and_gpu, _check_onnx, *backends, _check_ssh, check_datasets,
+    ]  # fmt: skip
     return [result for check in checks for result in check()]
-
-
-def _import(module: str) -> tuple[ModuleType | None, str]:
-    # A broken native backend can raise anything from its import (OSError for a missing .so,
-    # RuntimeError for a CUDA mismatch); doctor's job is to report that, not to crash on it.
-    try:
-        return importlib.import_module(module), ""
-    except ImportError as exc:
-        return None, f"not installed ({exc})"
-    except Exception as exc:  # noqa: BLE001 - see the comment above
-        return None, f"installed but fails to import: {type(exc).__name__}: {exc}"
 
 
 def _check_python() -> list[DoctorCheck]:
@@ -64,7 +37,7 @@ def _check_python() -> list[DoctorCheck]:
 
 
 def _check_torch_and_gpu() -> list[DoctorCheck]:
-    torch, problem = _import("torch")
+    torch, problem = import_for_doctor("torch")
     if torch is None:
         fix = "pip install -e '.[dev]' (installs the pinned torch)"
         return [
@@ -88,55 +61,10 @@ def _check_torch_and_gpu() -> list[DoctorCheck]:
 
 
 def _check_onnx() -> list[DoctorCheck]:
-    onnx, problem = _import("onnx")
+    onnx, problem = import_for_doctor("onnx")
     if onnx is None:
         return [DoctorCheck("onnx", False, problem, "pip install onnx onnxscript")]
     return [DoctorCheck("onnx", True, onnx.__version__)]
-
-
-def _check_onnxruntime() -> list[DoctorCheck]:
-    ort, problem = _import("onnxruntime")
-    if ort is None:
-        return [DoctorCheck("onnxruntime", False, problem, "pip install onnxruntime")]
-    providers = ", ".join(ort.get_available_providers())
-    return [DoctorCheck("onnxruntime", True, f"{ort.__version__} (providers: {providers})")]
-
-
-def _check_openvino() -> list[DoctorCheck]:
-    ov, problem = _import("openvino")
-    if ov is None:
-        return [DoctorCheck("openvino", False, problem, "pip install 'seekdeploy[openvino]' (only needed "
-                            "for profiles with `runtime: openvino`, e.g. x86-cpu-openvino)")]
-    try:
-        devices = ", ".join(ov.Core().available_devices)
-    except Exception as exc:  # noqa: BLE001 - a broken plugin must be one failed line, not a crash
-        return [DoctorCheck("openvino", False, f"imports but cannot list devices: {exc}",
-                            "reinstall it: pip install --force-reinstall 'seekdeploy[openvino]'")]
-    version = getattr(ov, "get_version", lambda: getattr(ov, "__version__", "unknown"))()
-    return [DoctorCheck("openvino", "CPU" in devices, f"{version} (devices: {devices or 'none'})",
-                        "" if "CPU" in devices else "OpenVINO sees no CPU device; reinstall it")]
-
-
-def _check_tensorrt() -> list[DoctorCheck]:
-    trt, problem = _import("tensorrt")
-    if trt is None:
-        fix = ("pip install 'seekdeploy[tensorrt]' on an x86 machine with an NVIDIA GPU; "
-               "on a Jetson it comes with JetPack (python3-libnvinfer)")
-        return [DoctorCheck("tensorrt", False, problem, fix)]
-    return [DoctorCheck("tensorrt", True, f"{getattr(trt, '__version__', 'unknown version')}")]
-
-
-def _check_trtexec() -> list[DoctorCheck]:
-    found = shutil.which("trtexec")
-    if found:
-        return [DoctorCheck("trtexec", True, f"on PATH: {found}")]
-    for candidate in TRTEXEC_FALLBACK_PATHS:
-        if candidate.is_file():
-            return [DoctorCheck("trtexec", False, f"found at {candidate} but not on PATH",
-                                f"export PATH=\"$PATH:{candidate.parent}\"")]
-    return [DoctorCheck("trtexec", False, "not on PATH",
-                        "install TensorRT (JetPack on a Jetson) and add its bin/ folder to PATH; "
-                        "only needed to build engines on this machine")]
 
 
 def _check_ssh() -> list[DoctorCheck]:
@@ -149,7 +77,7 @@ def _check_ssh() -> list[DoctorCheck]:
 
 def check_datasets() -> list[DoctorCheck]:
     """One `DoctorCheck` per built-in dataset, from `seekdeploy.data.dataset_status()`."""
-    data, problem = _import("seekdeploy.data")
+    data, problem = import_for_doctor("seekdeploy.data")
     status = getattr(data, "dataset_status", None) if data is not None else None
     if status is None:
         detail = problem or "seekdeploy.data has no dataset_status()"

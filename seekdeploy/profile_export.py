@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from seekdeploy._io import safe_name
+from seekdeploy.backends import get_backend
 from seekdeploy.errors import ConfigError, SeekdeployError
 
 DEFAULT_SWEEP_BATCHES = (1, 2, 4, 8, 16)
 DEFAULT_WINDOWS = 5  # timed windows per role: the quietest of five is robust to a busy spell
 LOCAL_HOST = "local"
-AGENT_RUNTIMES = ("onnxruntime", "openvino")  # timed by the agent in a child process (honest peak memory)
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class ProfileSettings:
     batch: int | None = None
     sweep: bool = False
     repeats: int = DEFAULT_WINDOWS  # timed windows per role, interleaved across the roles
-    run_dir: Path | None = None  # the training run, for --runtime torch
+    run_dir: Path | None = None  # unused: --runtime torch times the export's static.pt
     out: Path | None = None  # where profile.json goes (local only)
 
 
@@ -101,7 +101,7 @@ def profile_local(export: Path, profile: Any, settings: ProfileSettings,
             log(f"note: {note}")
         log(f"profiling {target.role} ({target.model_path}) with {runtime}, input "
             f"{[settings.batch or profile.input.batch, *chw]}…")
-        model = None if runtime in AGENT_RUNTIMES else _in_process_model(runtime, target, profile, export, settings)
+        model = _local_model(runtime, target, profile)
         planned[target.role] = (target, chw, model)
     if len(planned) > 1 or settings.repeats > 1:
         log(f"timing {settings.repeats} window(s) per role, interleaved across {', '.join(planned)}…")
@@ -164,7 +164,7 @@ def _remote_windows(export: Path, profile: Any, labels: list[str], settings: Pro
     found = for_precision(find_targets(export, settings.role), profile.runtime.name.value,
                           profile.runtime.precision.value)  # the file the device is sent, for its accuracy
     targets = {target.role: target for target in found}
-    per_run = settings.repeats if profile.runtime.name.value == "tensorrt" else 1
+    per_run = settings.repeats if get_backend(profile.runtime.name).windows_in_one_agent_run else 1
     rounds = -(-settings.repeats // per_run)
     chunks: dict[str, dict[str, list]] = {label: {role: [] for role in targets} for label in labels}
     errors: dict[str, SeekdeployError] = {}
@@ -242,7 +242,7 @@ def _measure_target(target: Any, profile: Any, settings: ProfileSettings, chw: t
     providers = settings.providers or tuple(profile.runtime.execution_providers)
     protocol = ProtocolSettings.from_protocol(profile.measurement)
     precision = profile.runtime.precision.value
-    if runtime in AGENT_RUNTIMES:
+    if get_backend(runtime).local_through_agent:  # a child process: honest peak memory
         from seekdeploy.remote.local_agent import measure_in_child
 
         return measure_in_child(target.model_path, input_shape=(batch, *chw), protocol=protocol,
@@ -257,17 +257,12 @@ def _measure_target(target: Any, profile: Any, settings: ProfileSettings, chw: t
     return profile_model(request)
 
 
-def _in_process_model(runtime: str, target: Any, profile: Any, export: Path, settings: ProfileSettings) -> Any:
-    from seekdeploy.errors import MissingDependencyError, require
-    from seekdeploy.runtime.targets import find_engine, load_torch_module
-
-    if runtime == "torch":
-        return load_torch_module(target, export, settings.run_dir)
-    try:
-        require("tensorrt", extra="tensorrt", purpose="timing TensorRT engines")
-    except MissingDependencyError as exc:
-        raise MissingDependencyError(f"{exc}; or measure the ONNX model here with --runtime onnxruntime") from exc
-    return find_engine(target, profile.name, profile.runtime.precision.value)
+def _local_model(runtime: str, target: Any, profile: Any) -> Any:
+    # What the backend's runner loads here (an engine, a static module); None: the agent times the ONNX file.
+    backend = get_backend(runtime)
+    if backend.local_through_agent or backend.load_local_model is None:
+        return None
+    return backend.load_local_model(target, profile.name, profile.runtime.precision.value)
 
 
 def _input_chw(target: Any, profile: Any) -> tuple[tuple[int, int, int], str | None]:

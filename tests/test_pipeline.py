@@ -133,18 +133,18 @@ def test_child_agent_errors_are_user_errors(run_cli, tmp_path: Path, export_dir:
 def test_fp16_models_load_without_matmul_transpose_fusion(tmp_path: Path) -> None:
     import importlib.util
 
+    from seekdeploy.backends.onnxruntime import disabled_optimizers
     from seekdeploy.remote.agent_files import stage_agent
-    from seekdeploy.runtime.runners import disabled_optimizers
 
     assert disabled_optimizers(Path("m/model.fp16.onnx")) == ["MatmulTransposeFusion"]
     assert disabled_optimizers(Path("m/model.onnx"), "fp16") == ["MatmulTransposeFusion"]
     assert disabled_optimizers(Path("m/model.onnx"), "fp32") == []
-    spec = importlib.util.spec_from_file_location("staged_agent", stage_agent(tmp_path / "agent"))
+    staged = stage_agent(tmp_path / "agent").with_name("agent_onnxruntime.py")  # what the device runs
+    spec = importlib.util.spec_from_file_location("staged_agent_onnxruntime", staged)
     agent = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(agent)
-    parse = agent.build_parser().parse_args
-    assert agent.disabled_optimizers(parse(["--model", "x/model.fp16.onnx"])) == ["MatmulTransposeFusion"]
-    assert agent.disabled_optimizers(parse(["--model", "x/model.onnx", "--precision", "fp32"])) == []
+    assert agent.disabled_optimizers("x/model.fp16.onnx") == ["MatmulTransposeFusion"]
+    assert agent.disabled_optimizers("x/model.onnx", "fp32") == []
 
 
 def test_int8_remote_plan_ships_the_exports_hashed_calibration_cache(tmp_path: Path) -> None:

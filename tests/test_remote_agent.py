@@ -21,11 +21,11 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.sshd import make_tiny_onnx, write_fake_trtexec
 
-from seekdeploy.remote import agent_tensorrt
+from seekdeploy.backends import agent_tensorrt
 from seekdeploy.remote.agent_files import stage_agent
 from seekdeploy.runtime.environment import collect_environment
 from seekdeploy.runtime.result_schema import build_model_result, validate_model_result
-from seekdeploy.runtime.runners import OnnxRuntimeRunner
+from seekdeploy.backends.onnxruntime import OnnxRuntimeRunner
 from seekdeploy.runtime.timing import ProtocolSettings, measure
 
 FAST = ["--input-shape", "3,8,8", "--warmup-ms", "5", "--warmup-iterations", "3",

@@ -54,8 +54,8 @@ def without_openvino(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def test_runner_matches_onnxruntime_in_fp32(openvino, tiny_onnx: Path) -> None:
-    from seekdeploy.runtime.openvino_runner import OpenVinoRunner, openvino_logits
-    from seekdeploy.runtime.runners import create_runner
+    from seekdeploy.backends.openvino import OpenVinoRunner, openvino_logits
+    from seekdeploy.backends import create_runner
 
     images = np.random.default_rng(0).standard_normal((70, 3, 8, 8)).astype(np.float32)
     figures = compare_logits(run_onnx(tiny_onnx, images), openvino_logits(tiny_onnx, images))
@@ -105,7 +105,7 @@ def test_missing_openvino_is_one_clear_error(without_openvino: Path, run_cli, ti
                                              tmp_path: Path) -> None:
     from seekdeploy.doctor import check_environment
     from seekdeploy.remote import local_agent
-    from seekdeploy.runtime.openvino_runner import OpenVinoRunner
+    from seekdeploy.backends.openvino import OpenVinoRunner
 
     profile = write_tiny_profile(tmp_path, "tiny-openvino", extra=FAST_PROTOCOL)
     done = run_cli("profile", str(tiny_onnx.parent), "--profile", str(profile))

@@ -12,7 +12,9 @@ import pytest
 from seekdeploy.errors import RuntimeBackendError
 from seekdeploy.runtime.profiling import ProfileRequest, cv_percent, make_feed, profile_model
 from seekdeploy.runtime.result_schema import validate_model_result
-from seekdeploy.runtime.runners import OnnxRuntimeRunner, TorchRunner, create_runner
+from seekdeploy.backends import create_runner
+from seekdeploy.backends.onnxruntime import OnnxRuntimeRunner
+from seekdeploy.backends.torch import TorchRunner
 from seekdeploy.runtime.timing import ProtocolSettings
 
 torch = pytest.importorskip("torch")
@@ -112,7 +114,7 @@ def test_cv_percent() -> None:
 @pytest.mark.tensorrt
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None, reason="TensorRT is not installed here")
 def test_tensorrt_runner_loads_an_engine(tmp_path: Path) -> None:  # pragma: no cover - needs a GPU
-    from seekdeploy.runtime.tensorrt_runner import TensorRTRunner
+    from seekdeploy.backends.tensorrt import TensorRTRunner
 
     engine = Path(__file__).parent / "data" / "tiny.engine"
     if not engine.is_file():
@@ -127,7 +129,7 @@ def test_tensorrt_runner_without_tensorrt_says_what_to_install(tmp_path: Path) -
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed; the missing-dependency path cannot be shown")
     from seekdeploy.errors import MissingDependencyError
-    from seekdeploy.runtime.tensorrt_runner import TensorRTRunner
+    from seekdeploy.backends.tensorrt import TensorRTRunner
 
     with pytest.raises(MissingDependencyError, match=r"pip install 'seekdeploy\[tensorrt\]'"):
         TensorRTRunner(tmp_path / "model.engine").activate()

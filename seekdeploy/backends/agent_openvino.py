@@ -1,8 +1,9 @@
 """The agent's OpenVINO path: compile the exported ONNX with OpenVINO and time it with the protocol.
 
 Standalone (standard library + numpy + openvino; shipped beside `agent.py` and `timing.py`): it
-cannot import seekdeploy. seekdeploy's own `OpenVinoRunner` compiles through `compile_onnx` here
-too, so a model runs the same way in the agent, in-process and in the export's parity proof.
+cannot import seekdeploy. seekdeploy's own `OpenVinoRunner` (`seekdeploy.backends.openvino`)
+compiles through `compile_onnx` here too, so a model runs the same way in the agent, in-process
+and in the export's parity proof.
 
 OpenVINO reads the ONNX file directly (fp32, fp16 or INT8 QDQ, which its CPU plugin executes in
 int8). The CPU plugin is told to compute in f32: on CPUs with AVX512-BF16 or AMX it would
@@ -19,8 +20,14 @@ DEVICE = "CPU"
 BASE_CONFIG = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
 
 
+REQUIRED_MODULES = ("openvino",)
+
+
 class OpenVinoAgentError(Exception):
     """The model could not be read, compiled or run by OpenVINO; the message says why."""
+
+
+MeasureError = OpenVinoAgentError  # what agent.py catches from `measure`
 
 
 def compile_onnx(path: str, threads: int = 0, openvino=None, input_shape=None):
@@ -74,9 +81,11 @@ def version_of(openvino) -> str:
     return str(getter() if getter else getattr(openvino, "__version__", "unknown"))
 
 
-def measure(args, timing, numpy, openvino, protocol, input_shape_of) -> dict:
-    """Compile `args.model` with the imported `openvino` and time it under `protocol` (and each
-    `args.sweep_batches`); returns the agent's `measured` dict."""
+def measure(args, timing, numpy, protocol, input_shape_of, watch_load=None) -> dict:
+    """Compile `args.model` with OpenVINO and time it under `protocol` (and each
+    `args.sweep_batches`); returns the agent's `measured` dict. (`watch_load` is unused: OpenVINO
+    windows are timed one by one.)"""
+    openvino = importlib.import_module("openvino")
     timing.reset_peak_rss()  # the peak then covers this model's load and runs, not the imports
     rng = numpy.random.default_rng(0)
 

@@ -25,8 +25,14 @@ ARTIFACTS_FILE = "artifacts.json"
 INPUT_NAME = "input"
 
 
+REQUIRED_MODULES = ()  # the Python bindings or the trtexec binary: `measure` looks for either
+
+
 class TensorRTAgentError(Exception):
     """The engine could not be built or timed on this device."""
+
+
+MeasureError = TensorRTAgentError  # what agent.py catches from `measure`
 
 
 def engine_filename(stem: str, profile: str, trt_version: str, precision: str) -> str:
@@ -69,7 +75,7 @@ def parse_trtexec_times(data: list) -> tuple:
     return latency_ms, compute_ms
 
 
-def measure(args, timing, numpy, protocol, input_shape_of) -> dict:
+def measure(args, timing, numpy, protocol, input_shape_of, watch_load=None) -> dict:
     """Build the engine for `args.model` and time it; returns the agent's `measured` dict."""
     precision = args.precision or "fp32"
     try:

@@ -1,7 +1,7 @@
-"""OpenVINO as a runtime: the in-process runner (same life cycle as every other runner) and the
-logits helper the export's parity proof uses.
+"""The OpenVINO backend: its declaration (`BACKEND`), the in-process runner (same life cycle as
+every other runner), its doctor check, and the logits helper the export's parity proof uses.
 
-Both compile through `seekdeploy.remote.agent_openvino.compile_onnx`, the standalone code the
+Both compile through `seekdeploy.backends.agent_openvino.compile_onnx`, the standalone code the
 agent runs on a device, so a model runs the same way everywhere. `openvino` is imported only in
 `activate()` / `openvino_logits`, through `require(..., extra="openvino")`, so a missing package is
 one clear line naming `pip install 'seekdeploy[openvino]'`.
@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seekdeploy.backends import agent_openvino
+from seekdeploy.backends._backend import Backend, DoctorCheck, import_for_doctor
 from seekdeploy.errors import RuntimeBackendError, require
 from seekdeploy.runtime.runners import Runner, TensorInfo
 
@@ -40,8 +42,6 @@ class OpenVinoRunner(Runner):
         self._request: Any = None
 
     def _activate(self) -> None:
-        from seekdeploy.remote import agent_openvino
-
         openvino = import_openvino()
         if not self.path.is_file():
             raise RuntimeBackendError(f"ONNX model {self.path} does not exist; export it first")
@@ -56,8 +56,6 @@ class OpenVinoRunner(Runner):
         self._compiled = None
 
     def _infer(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        from seekdeploy.remote import agent_openvino
-
         try:
             return agent_openvino.run_request(self._request, self._compiled, feed)
         except agent_openvino.OpenVinoAgentError as exc:
@@ -89,3 +87,34 @@ def openvino_logits(path: str | Path, images: np.ndarray, threads: int = 0) -> n
                 chunk = np.concatenate([chunk, np.zeros((fixed - real, *chunk.shape[1:]), np.float32)])
             outputs.append(runner.infer({name: chunk})[0][:real])  # (b, K)
     return np.concatenate(outputs).astype(np.float32)
+
+
+def check_openvino() -> list[DoctorCheck]:
+    """Whether OpenVINO imports and sees a CPU device."""
+    ov, problem = import_for_doctor("openvino")
+    if ov is None:
+        return [DoctorCheck("openvino", False, problem, "pip install 'seekdeploy[openvino]' (only needed "
+                            "for profiles with `runtime: openvino`, e.g. x86-cpu-openvino)")]
+    try:
+        devices = ", ".join(ov.Core().available_devices)
+    except Exception as exc:  # noqa: BLE001 - a broken plugin must be one failed line, not a crash
+        return [DoctorCheck("openvino", False, f"imports but cannot list devices: {exc}",
+                            "reinstall it: pip install --force-reinstall 'seekdeploy[openvino]'")]
+    version = agent_openvino.version_of(ov)
+    return [DoctorCheck("openvino", "CPU" in devices, f"{version} (devices: {devices or 'none'})",
+                        "" if "CPU" in devices else "OpenVINO sees no CPU device; reinstall it")]
+
+
+BACKEND = Backend(
+    name="openvino",
+    summary="Intel's CPU runtime; reads the exported ONNX (pip install 'seekdeploy[openvino]')",
+    create_runner=lambda model, providers, threads, precision: OpenVinoRunner(model, threads),
+    require_here=import_openvino,
+    check_here=check_openvino,
+    agent_module="agent_openvino.py",
+    device_modules=("numpy", "openvino"),
+    device_install_hint="python3 -m pip install openvino",
+    install_fix="pip install 'seekdeploy[openvino]'",
+    local_through_agent=True,
+    runs_precision_copies=True,
+)

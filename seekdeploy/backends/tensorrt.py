@@ -1,4 +1,6 @@
-"""TensorRT engine runner (TensorRT 10 name-based tensor API, `execute_async_v3`).
+"""The TensorRT backend: its declaration (`BACKEND`), its doctor check and its engine runner
+(TensorRT 10 name-based tensor API, `execute_async_v3`). The engine is built on the device by
+the one TensorRT core, `agent_tensorrt.py` (export's build script and builder use it too).
 
 One `infer` = copy inputs host->device, record a CUDA event, enqueue the engine, record a second
 event, copy outputs device->host, synchronize the stream. The host-side sample therefore matches
@@ -9,14 +11,20 @@ beside it. Memory comes from libcudart through ctypes (`_cuda.py`), so no pycuda
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from seekdeploy.errors import RuntimeBackendError, require
+from seekdeploy.backends._backend import Backend, DoctorCheck, import_for_doctor
+from seekdeploy.errors import MissingDependencyError, RuntimeBackendError, require
 from seekdeploy.runtime._cuda import DEVICE_TO_HOST, HOST_TO_DEVICE, CudaError, CudaRuntime
 from seekdeploy.runtime.runners import Runner, TensorInfo
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# Where JetPack installs trtexec without putting it on PATH.
+TRTEXEC_FALLBACK_PATHS = (Path("/usr/src/tensorrt/bin/trtexec"),)
 
 
 class TensorRTRunner(Runner):
@@ -84,7 +92,7 @@ class TensorRTRunner(Runner):
         infos = []
         for name in self._io_names(want_input=True):
             shape = tuple(d if d >= 0 else None for d in self._engine.get_tensor_shape(name))
-            dtype = np.dtype(self._trt.nptype(self._engine.get_tensor_dtype(name))).name
+            dtype = _numpy().dtype(self._trt.nptype(self._engine.get_tensor_dtype(name))).name
             infos.append(TensorInfo(name, shape, dtype))
         return infos
 
@@ -112,7 +120,7 @@ class TensorRTRunner(Runner):
             if name not in feed:
                 raise RuntimeBackendError(f"feed lacks engine input {name!r}; it has {sorted(feed)}")
             dtype = self._trt.nptype(self._engine.get_tensor_dtype(name))
-            host = np.ascontiguousarray(feed[name], dtype=dtype)
+            host = _numpy().ascontiguousarray(feed[name], dtype=dtype)
             context.set_input_shape(name, tuple(host.shape))
             address = self._device_buffer(name, host.nbytes)
             cuda.memcpy_async(address, host.ctypes.data, host.nbytes, HOST_TO_DEVICE, stream)
@@ -121,7 +129,7 @@ class TensorRTRunner(Runner):
         for name in self._io_names(want_input=False):
             shape = tuple(context.get_tensor_shape(name))
             dtype = self._trt.nptype(self._engine.get_tensor_dtype(name))
-            out = np.empty(shape, dtype=dtype)
+            out = _numpy().empty(shape, dtype=dtype)
             self._device_buffer(name, out.nbytes)
             outputs.append((name, out))
         cuda.event_record(self._events[0], stream)
@@ -144,3 +152,83 @@ class TensorRTRunner(Runner):
         if self._cuda is None:
             raise RuntimeBackendError("TensorRT runner is not active")
         return self._cuda.event_elapsed_ms(*self._events)
+
+
+def _numpy() -> Any:
+    import numpy  # numpy only once an engine runs: listing the backends stays light
+
+    return numpy
+
+
+def check_tensorrt() -> list[DoctorCheck]:
+    """Whether TensorRT's Python bindings import, and where trtexec is."""
+    trt, problem = import_for_doctor("tensorrt")
+    if trt is None:
+        fix = ("pip install 'seekdeploy[tensorrt]' on an x86 machine with an NVIDIA GPU; "
+               "on a Jetson it comes with JetPack (python3-libnvinfer)")
+        checks = [DoctorCheck("tensorrt", False, problem, fix)]
+    else:
+        checks = [DoctorCheck("tensorrt", True, f"{getattr(trt, '__version__', 'unknown version')}")]
+    return [*checks, _check_trtexec()]
+
+
+def _check_trtexec() -> DoctorCheck:
+    found = shutil.which("trtexec")
+    if found:
+        return DoctorCheck("trtexec", True, f"on PATH: {found}")
+    for candidate in TRTEXEC_FALLBACK_PATHS:
+        if candidate.is_file():
+            return DoctorCheck("trtexec", False, f"found at {candidate} but not on PATH",
+                               f"export PATH=\"$PATH:{candidate.parent}\"")
+    return DoctorCheck("trtexec", False, "not on PATH",
+                       "install TensorRT (JetPack on a Jetson) and add its bin/ folder to PATH; "
+                       "only needed to build engines on this machine")
+
+
+def find_engine(target: Any, profile_name: str, precision: str) -> Path:
+    """The engine `model.<profile>.trt<version>.<precision>.engine` beside the target's ONNX file
+    (`target` is a `seekdeploy.runtime.targets.ModelTarget`)."""
+    pattern = f"model.{profile_name}.trt*.{precision}.engine"
+    engines = sorted(target.model_path.parent.glob(pattern))
+    if not engines:
+        raise RuntimeBackendError(
+            f"no TensorRT engine matching {target.model_path.parent / pattern}; build it on the "
+            "device with the export's build_engine.sh, or profile with --runtime onnxruntime"
+        )
+    return engines[-1]
+
+
+def _load_local_model(target: Any, profile_name: str, precision: str) -> Path:
+    try:
+        require("tensorrt", extra="tensorrt", purpose="timing TensorRT engines")
+    except MissingDependencyError as exc:
+        raise MissingDependencyError(f"{exc}; or measure the ONNX model here with --runtime onnxruntime") from exc
+    return find_engine(target, profile_name, precision)
+
+
+def _missing_on_device(probe: dict[str, Any], trtexec: str | None) -> str | None:
+    # The agent builds with the Python bindings, else with the trtexec binary: either will do.
+    has_trtexec = bool(trtexec or probe.get("trtexec"))
+    return "tensorrt" if probe["modules"].get("tensorrt") is None and not has_trtexec else None
+
+
+BACKEND = Backend(
+    name="tensorrt",
+    summary="NVIDIA's GPU runtime; engines are built on the device from the exported ONNX",
+    create_runner=lambda model, providers, threads, precision: TensorRTRunner(model),
+    require_here=lambda: require("tensorrt", extra="tensorrt", purpose="timing TensorRT engines"),
+    check_here=check_tensorrt,
+    load_local_model=_load_local_model,
+    onnx_opset_ceiling=lambda version: 17 if str(version or "").startswith("8") else None,  # 8.x parses <= 17
+    windows_in_one_agent_run=True,
+    agent_module="agent_tensorrt.py",
+    agent_support=("_cuda.py",),
+    device_modules=("numpy",),
+    device_probe_modules=("tensorrt",),
+    check_device_probe=_missing_on_device,
+    device_install_hint="install TensorRT's Python bindings (JetPack ships them: apt install python3-libnvinfer)",
+    install_fix="pip install 'seekdeploy[tensorrt]'",
+    export_formats=("onnx", "tensorrt"),
+    int8_needs_calibration_cache=True,
+    agent_returns_artifacts=True,
+)

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from seekdeploy.backends import backend_names
 from seekdeploy.profile_export import DEFAULT_WINDOWS
 from seekdeploy.remote.cli_options import remote_options
 
@@ -23,7 +24,7 @@ from seekdeploy.remote.cli_options import remote_options
 @click.option("--profile", "profile_name", required=True, help="Hardware profile name, alias or YAML path.")
 @click.option("--role", type=click.Choice(["base", "motivated"]), default=None,
               help="Profile one role only (default: every role in the export).")
-@click.option("--runtime", type=click.Choice(["onnxruntime", "torch", "tensorrt", "openvino"]), default=None,
+@click.option("--runtime", type=click.Choice(backend_names()), default=None,
               help="Runtime to measure with (default: the profile's).")
 @click.option("--providers", default=None, help="Comma-separated onnxruntime execution providers "
               "(default: the profile's).")
@@ -37,8 +38,8 @@ from seekdeploy.remote.cli_options import remote_options
                    "windows that straddle a budget make the verdict UNSTABLE.")
 @click.option("--fail-unstable", is_flag=True,
               help="Exit 3 when a verdict is UNSTABLE, even if the quietest windows pass.")
-@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None,
-              help="Training run folder (only for --runtime torch; default runs/<run>).")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), default=None, hidden=True,
+              help="Unused: --runtime torch times the export's static.pt (kept so old scripts still run).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results JSON on stdout (table on stderr).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Where to write the results JSON (default: profile.json in the export folder).")

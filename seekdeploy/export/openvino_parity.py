@@ -32,8 +32,8 @@ def prove_openvino(plan: ExportPlan, sliced: SlicedModel, role_dir: Path,
                   "was not proven; pip install 'seekdeploy[openvino]' and export again to prove it")
         return {"checked": False, "reason": "openvino not installed"}, [notice]
     from seekdeploy.export.parity import accuracy, check_parity, compare_logits, run_onnx
-    from seekdeploy.remote.agent_openvino import DEVICE, version_of
-    from seekdeploy.runtime.openvino_runner import import_openvino, openvino_logits
+    from seekdeploy.backends.agent_openvino import DEVICE, version_of
+    from seekdeploy.backends.openvino import import_openvino, openvino_logits
 
     files = {}
     for name in names:

@@ -21,17 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from seekdeploy.backends.onnxruntime import ORT_DISABLED_OPTIMIZERS  # parity loads as the backend does
 from seekdeploy.errors import ExportError
 from seekdeploy.profiles.schema import Precision
 
 if TYPE_CHECKING:
     import numpy as np
-
-
-# onnxruntime 1.32's MatmulTransposeFusion segfaults (the whole process) while loading the fp16
-# copy of an attention graph on CPU (found while measuring fp16 parity); the fusion only changes
-# speed, never results, so parity runs without it.
-ORT_DISABLED_OPTIMIZERS = ["MatmulTransposeFusion"]
 
 
 @dataclass(frozen=True)

@@ -115,12 +115,14 @@ def retimed_count(measurements: Sequence[Measurement]) -> int:
 
 
 def default_opset(profile: Any) -> int:
-    """The opset `seekdeploy export` would use for this profile (17 for TensorRT 8.x, else the default)."""
+    """The opset `seekdeploy export` would use for this profile (the runtime backend's ceiling for
+    its declared version, e.g. 17 for TensorRT 8.x, else the default)."""
+    from seekdeploy.backends import get_backend
     from seekdeploy.export.onnx_export import DEFAULT_OPSET
 
-    version = str(profile.runtime.tensorrt_version or "")
-    runtime = str(getattr(profile.runtime.name, "value", profile.runtime.name))
-    return 17 if runtime == "tensorrt" and version.startswith("8") else DEFAULT_OPSET
+    ceiling_of = get_backend(profile.runtime.name).onnx_opset_ceiling
+    ceiling = ceiling_of(str(profile.runtime.tensorrt_version or "")) if ceiling_of else None
+    return min(ceiling, DEFAULT_OPSET) if ceiling else DEFAULT_OPSET
 
 
 def measure_specs(profile: Any, specs: Sequence[Any], *, host: str | None = None, opset: int | None = None,

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seekdeploy.backends import profile_runtime_names
+
 
 class Role(str, enum.Enum):
     """The two models of a pair."""
@@ -26,12 +28,13 @@ class Role(str, enum.Enum):
 ROLE_NAMES = tuple(role.value for role in Role)
 
 
-class RuntimeName(str, enum.Enum):
-    """Inference runtimes a profile can declare."""
-
-    ONNXRUNTIME = "onnxruntime"
-    TENSORRT = "tensorrt"
-    OPENVINO = "openvino"  # Intel's CPU runtime; reads the exported ONNX (pip install 'seekdeploy[openvino]')
+# Inference runtimes a profile can declare: one member per backend of `seekdeploy/backends/` that
+# devices run (RuntimeName.ONNXRUNTIME == "onnxruntime", .TENSORRT, .OPENVINO, ...); a new backend
+# module adds its member, nothing here changes.
+RuntimeName = enum.Enum(  # type: ignore[misc]
+    "RuntimeName", [(name.upper(), name) for name in profile_runtime_names()], type=str, module=__name__,
+)
+RuntimeName.__doc__ = "Inference runtimes a profile can declare (the backends in seekdeploy/backends/)."
 
 
 class Precision(str, enum.Enum):

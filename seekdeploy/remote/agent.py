@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """seekdeploy's standalone latency agent: runs on the device, prints nothing but the results JSON.
 
-Copied over SSH beside `timing.py`, `environment.py`, `result_schema.py` (and, for TensorRT,
-`_cuda.py` and `agent_tensorrt.py`; for OpenVINO, `agent_openvino.py`), then run as::
+Copied over SSH beside `timing.py`, `environment.py`, `result_schema.py` and the runtime's own
+`agent_<runtime>.py` from `seekdeploy/backends/` (plus `_cuda.py` for TensorRT), then run as::
 
     python3 agent.py --model model.onnx --runtime onnxruntime --providers CPUExecutionProvider \
         --threads 4 --batch 1 --input-shape 3,32,32 --warmup-ms 200 --duration-ms 1000 \
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agent.py", description=__doc__.splitlines()[0])
     add = parser.add_argument
     add("--model", required=True, help="the ONNX model to measure")
-    add("--runtime", choices=("onnxruntime", "tensorrt", "openvino"), default="onnxruntime")
+    add("--runtime", choices=runtimes_here(), default="onnxruntime")
     add("--providers", default="CPUExecutionProvider", help="comma-separated onnxruntime providers")
     add("--threads", type=int, default=0, help="intra-op threads (0 = the runtime's default)")
     add("--batch", type=int, default=1)
@@ -116,71 +116,22 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def disabled_optimizers(args: argparse.Namespace) -> list[str]:
-    """Graph optimizers to switch off: MatmulTransposeFusion for fp16 models.
-
-    onnxruntime 1.32's MatmulTransposeFusion segfaults the whole process while loading some fp16
-    attention graphs (seekdeploy.export.parity does the same); it changes speed, never results.
-    """
-    fp16 = args.precision == "fp16" or os.path.basename(args.model).endswith(".fp16.onnx")
-    return ["MatmulTransposeFusion"] if fp16 else []
+def runtimes_here() -> list[str]:
+    """The runtimes whose device-side module (`agent_<runtime>.py`) was shipped beside this file."""
+    names = [name[len("agent_"):-len(".py")] for name in os.listdir(HERE)
+             if name.startswith("agent_") and name.endswith(".py")]  # fmt: skip
+    return sorted(names) or ["onnxruntime"]
 
 
-def measure_onnxruntime(args: argparse.Namespace, timing, numpy, watch_load=None) -> dict:
-    """Load the model in onnxruntime, time it in `--repeats` windows (each with the machine's load,
-    read by `watch_load` around it), sweep batches if asked."""
-    ort = import_required("onnxruntime")
-    providers = [p for p in args.providers.split(",") if p]
-    available = ort.get_available_providers()
-    unknown = [p for p in providers if p not in available]
-    if unknown:
-        raise AgentError(f"execution provider(s) {unknown} not available in this onnxruntime build; "
-                         f"it has {available}")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = args.threads
-    options.log_severity_level = 3
-    timing.reset_peak_rss()  # the peak then covers this model's load and runs, not the imports
+def measure_with(args: argparse.Namespace, timing, numpy, watch_load) -> dict:
+    """Import the runtime's modules (a missing one exits with the tagged line), then time the model
+    with its `agent_<runtime>.py`; that module's `MeasureError` becomes `AgentError`."""
+    backend = importlib.import_module(f"agent_{args.runtime}")  # shipped beside this file
+    for name in backend.REQUIRED_MODULES:
+        import_required(name)
     try:
-        session = ort.InferenceSession(args.model, sess_options=options, providers=providers,
-                                       disabled_optimizers=disabled_optimizers(args))
-    except Exception as exc:  # onnxruntime's own error types vary by version
-        raise AgentError(f"onnxruntime cannot load {os.path.basename(args.model)}: {exc}")
-    input_name = session.get_inputs()[0].name
-    rng = numpy.random.default_rng(0)
-    try:  # fail fast, with a message, on an input the model cannot take
-        session.run(None, {input_name: numpy.zeros(input_shape_of(args, args.batch), numpy.float32)})
-    except Exception as exc:  # onnxruntime's own error types vary by version
-        raise AgentError(f"onnxruntime cannot run {os.path.basename(args.model)} on input "
-                         f"{input_shape_of(args, args.batch)}: {exc}")
-
-    def time_batch(batch: int, windows: int) -> list:
-        feed = {input_name: rng.standard_normal(input_shape_of(args, batch)).astype(numpy.float32)}
-        return timing.measure_windows(lambda: session.run(None, feed), protocol_of(args, timing), windows,
-                                      batch=batch, watch_load=watch_load)  # fmt: skip
-
-    runs = time_batch(args.batch, max(1, args.repeats))
-    sweep = [(b, time_batch(b, 1)[0].stats) for b in (args.sweep_batches or [])]
-    return {"runs": runs, "sweep": sweep, "providers": session.get_providers(),
-            "model_file": args.model, "peak_memory_mib": timing.peak_rss_mib()}  # fmt: skip
-
-
-def measure_tensorrt(args: argparse.Namespace, timing, numpy) -> dict:
-    """Build the engine on this device and time it (TensorRT Python API or trtexec)."""
-    agent_tensorrt = importlib.import_module("agent_tensorrt")  # shipped beside this file
-    try:
-        return agent_tensorrt.measure(args, timing, numpy, protocol_of(args, timing), input_shape_of)
-    except agent_tensorrt.TensorRTAgentError as exc:
-        raise AgentError(str(exc))
-
-
-def measure_openvino(args: argparse.Namespace, timing, numpy) -> dict:
-    """Compile the ONNX model with OpenVINO's CPU plugin and time it."""
-    openvino = import_required("openvino")
-    agent_openvino = importlib.import_module("agent_openvino")  # shipped beside this file
-    try:
-        return agent_openvino.measure(args, timing, numpy, openvino, protocol_of(args, timing), input_shape_of)
-    except agent_openvino.OpenVinoAgentError as exc:
+        return backend.measure(args, timing, numpy, protocol_of(args, timing), input_shape_of, watch_load)
+    except backend.MeasureError as exc:
         raise AgentError(str(exc))
 
 
@@ -230,12 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     environment = importlib.import_module("environment")
     schema = importlib.import_module("result_schema")
     try:
-        if args.runtime == "onnxruntime":
-            measured = measure_onnxruntime(args, timing, numpy, environment.watch_load)
-        elif args.runtime == "openvino":
-            measured = measure_openvino(args, timing, numpy)
-        else:
-            measured = measure_tensorrt(args, timing, numpy)
+        measured = measure_with(args, timing, numpy, environment.watch_load)
         result = build_result(args, measured, timing, environment, schema)
     except AgentError as exc:
         sys.stderr.write(f"{ERROR_TAG}{exc}\n")

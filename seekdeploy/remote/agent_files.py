@@ -1,8 +1,9 @@
 """Which files the device needs, and the agent's command line, built on the host.
 
 The agent runs beside copies of the runtime's standard-library-only modules (`timing.py`,
-`environment.py`, `result_schema.py`, and `_cuda.py` for TensorRT; `agent_openvino.py` for
-OpenVINO), so a remote measurement goes through exactly the code a local one does. `stage_agent`
+`environment.py`, `result_schema.py`) and the backend's device-side module and support files
+(`Backend.agent_module`, e.g. `seekdeploy/backends/agent_openvino.py`; `_cuda.py` for TensorRT),
+so a remote measurement goes through exactly the code a local one does. `stage_agent`
 puts those files in one flat folder, which is also how the tests run the agent under an
 interpreter that has no seekdeploy and no torch.
 """
@@ -13,6 +14,8 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from seekdeploy.backends import agent_module_path, get_backend
 
 _REMOTE_DIR = Path(__file__).resolve().parent
 _RUNTIME_DIR = _REMOTE_DIR.parent / "runtime"
@@ -29,11 +32,10 @@ def agent_files(runtime: str) -> dict[str, Path]:
         "environment.py": _RUNTIME_DIR / "environment.py",
         "result_schema.py": _RUNTIME_DIR / "result_schema.py",
     }
-    if runtime == "tensorrt":
-        files["agent_tensorrt.py"] = _REMOTE_DIR / "agent_tensorrt.py"
-        files["_cuda.py"] = _RUNTIME_DIR / "_cuda.py"
-    if runtime == "openvino":
-        files["agent_openvino.py"] = _REMOTE_DIR / "agent_openvino.py"
+    backend = get_backend(runtime)
+    files[str(backend.agent_module)] = agent_module_path(backend)
+    for name in backend.agent_support:
+        files[name] = _RUNTIME_DIR / name
     return files
 
 

@@ -8,6 +8,7 @@ error subclass, so callers and tests can tell them apart, and a message that nam
 
 from __future__ import annotations
 
+from seekdeploy.backends import list_backends
 from seekdeploy.errors import RemoteError
 from seekdeploy.remote.target import SshTarget
 
@@ -113,12 +114,8 @@ def missing_python_error(python: str, host_label: str) -> MissingPythonError:
 
 def missing_module_error(module: str, python: str, host_label: str) -> MissingModuleError:
     """The error for a Python module that the agent needs and the device lacks."""
-    hints = {
-        "onnxruntime": "python3 -m pip install onnxruntime (onnxruntime-gpu, or NVIDIA's Jetson wheel)",
-        "numpy": "python3 -m pip install numpy (or apt install python3-numpy)",
-        "tensorrt": "install TensorRT's Python bindings (JetPack ships them: apt install python3-libnvinfer)",
-        "openvino": "python3 -m pip install openvino",
-    }
+    hints = {backend.name: backend.device_install_hint for backend in list_backends() if backend.device_install_hint}
+    hints["numpy"] = "python3 -m pip install numpy (or apt install python3-numpy)"
     hint = hints.get(module, f"python3 -m pip install {module}")
     return MissingModuleError(
         f"{module} is not importable by {python} on {host_label}: install it on the device with "

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from seekdeploy.backends import get_backend
 from seekdeploy.errors import MissingDependencyError, RuntimeBackendError
 from seekdeploy.remote.agent_files import AgentRequest, agent_argv, stage_agent
 
@@ -49,10 +50,9 @@ def measure_in_child(
     `MissingDependencyError` when numpy or the runtime cannot be imported) with its message.
     """
     model_path = Path(model_path)
-    if runtime == "openvino":  # checked here first, so the error names the seekdeploy extra
-        from seekdeploy.runtime.openvino_runner import import_openvino
-
-        import_openvino()
+    backend = get_backend(runtime)
+    if backend.require_here is not None:  # checked here first, so the error names the install
+        backend.require_here()
     if not model_path.is_file():
         raise RuntimeBackendError(f"ONNX model {model_path} does not exist; export it first")
     batch, *chw = (int(d) for d in input_shape)
@@ -112,7 +112,7 @@ def _raise_for_exit(done: subprocess.CompletedProcess, model_path: Path, runtime
     lines = done.stderr.strip().splitlines()
     if done.returncode == _EXIT_MISSING_MODULE:
         missing = next((line[len(_MISSING_TAG):] for line in lines if line.startswith(_MISSING_TAG)), "?")
-        fix = "pip install 'seekdeploy[openvino]'" if runtime == "openvino" else "pip install onnxruntime numpy"
+        fix = get_backend(runtime).install_fix
         raise MissingDependencyError(
             f"{sys.executable} cannot import {missing}, which measuring ONNX models needs; install it with: {fix}"
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from seekdeploy._io import safe_name
+from seekdeploy.backends import get_backend
 from seekdeploy.errors import RemoteError, SeekdeployError
 from seekdeploy.profiles.schema import ROLE_NAMES
 from seekdeploy.remote import diagnose
@@ -30,8 +31,6 @@ from seekdeploy.remote.ssh import (
 from seekdeploy.remote.target import SshTarget
 
 log = logging.getLogger(__name__)
-_RUNTIME_MODULES = {"onnxruntime": ("numpy", "onnxruntime"), "tensorrt": ("numpy",),
-                    "openvino": ("numpy", "openvino")}
 _UPLOAD_SLACK_S = 60.0
 
 
@@ -109,8 +108,9 @@ def build_plan(model_path: Path, hardware: Any, role: str | None, target: SshTar
     """The agent request for `model_path` under `hardware`'s runtime, input and protocol."""
     runtime, shape, protocol = hardware.runtime, hardware.input, hardware.measurement
     precision = _value(runtime.precision)
-    tensorrt_int8 = precision == "int8" and _value(runtime.name) == "tensorrt"  # CPU INT8 is a QDQ file
-    cache = _find_calibration_cache(model_path) if tensorrt_int8 else None
+    # TensorRT builds INT8 on the device from the export's cache; a CPU runtime's INT8 is a QDQ file.
+    from_cache = precision == "int8" and get_backend(runtime.name).int8_needs_calibration_cache
+    cache = _find_calibration_cache(model_path) if from_cache else None
     request = AgentRequest(
         model_name=safe_name(model_path.name, "model file name"), runtime=_value(runtime.name),
         providers=tuple(runtime.execution_providers), threads=int(runtime.threads),
@@ -156,7 +156,8 @@ def probe_device(session: SshSession, python: str, runtime: str) -> tuple[dict[s
     Returns the probe's answer and the new folder; the caller owns (and removes) the folder.
     """
     label = session.target.label
-    modules = _RUNTIME_MODULES.get(runtime, ("numpy",)) + (("tensorrt",) if runtime == "tensorrt" else ())
+    backend = get_backend(runtime)
+    modules = backend.device_modules + backend.device_probe_modules
     probe_argv = [python, "-c", PROBE_SOURCE, *modules]
     command = f"{quote_command(probe_argv)} && {quote_command(mktemp_command())}"
     result = session.run(command=command, timeout_s=120, what="the Python probe")
@@ -185,12 +186,13 @@ def check_probe(probe: dict[str, Any], label: str, *, python: str, runtime: str,
             f"{python} on {label} is Python {version}; the agent needs {wanted} or newer: "
             "install a newer python3 there and pass it with --python"
         )
-    for module in _RUNTIME_MODULES.get(runtime, ("numpy",)):
+    backend = get_backend(runtime)
+    for module in backend.device_modules:
         if probe["modules"].get(module) is None:
             raise diagnose.missing_module_error(module, python, label)
-    has_trtexec = bool(trtexec or probe["trtexec"])
-    if runtime == "tensorrt" and probe["modules"].get("tensorrt") is None and not has_trtexec:
-        raise diagnose.missing_module_error("tensorrt", python, label)
+    missing = backend.check_device_probe(probe, trtexec) if backend.check_device_probe else None
+    if missing is not None:
+        raise diagnose.missing_module_error(missing, python, label)
 
 
 def run_agent(session: SshSession, plan: RemotePlan, folder: str) -> dict[str, Any]:
@@ -239,7 +241,7 @@ def _raise_for_agent_exit(code: int, stderr: str, python: str, label: str, limit
 
 def fetch_engines(session: SshSession, plan: RemotePlan, folder: str) -> tuple[Path, ...]:
     """Copy the engine and its sidecar built on the device into the export folder (TensorRT)."""
-    if plan.request.runtime != "tensorrt" or plan.output_dir is None:
+    if not get_backend(plan.request.runtime).agent_returns_artifacts or plan.output_dir is None:
         return ()
     listing = session.run(["cat", "--", f"{folder}/{ARTIFACTS_FILE}"], timeout_s=60, what="reading artifacts")
     try:
@@ -268,7 +270,7 @@ def _resolve_model(path: Path, hardware: Any, role: str | None) -> tuple[Path, s
         raise RemoteError(f"{path} is neither an export folder nor an ONNX file; run `seekdeploy export` first")
     candidates = ["model.onnx"]
     precision = _value(hardware.runtime.precision)
-    if _value(hardware.runtime.name) in ("onnxruntime", "openvino") and precision in ("fp16", "int8"):
+    if get_backend(hardware.runtime.name).runs_precision_copies and precision in ("fp16", "int8"):
         candidates.insert(0, f"model.{precision}.onnx")  # the export's fp16 / INT8 QDQ copy
     for name in candidates:
         if (path / name).is_file():

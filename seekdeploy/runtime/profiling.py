@@ -18,7 +18,8 @@ from seekdeploy._io import sha256_file
 from seekdeploy.errors import RuntimeBackendError
 from seekdeploy.runtime.environment import collect_environment, watch_load
 from seekdeploy.runtime.result_schema import build_model_result, build_sweep_entry
-from seekdeploy.runtime.runners import Runner, create_runner
+from seekdeploy.backends import create_runner
+from seekdeploy.runtime.runners import Runner
 from seekdeploy.runtime.timing import (
     ProtocolSettings,
     TimedWindow,

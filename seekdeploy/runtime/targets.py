@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seekdeploy.errors import ExportError, RuntimeBackendError
+from seekdeploy.backends import get_backend
+from seekdeploy.errors import ExportError
 from seekdeploy.profiles.schema import ROLE_NAMES as ROLES
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
+STATIC_FILE = "static.pt"  # the role's static torch model, written by the export beside model.onnx
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,11 @@ class ModelTarget:
         return (dims[0], dims[1], dims[2])
 
     @property
+    def static_path(self) -> Path:
+        """The role's `static.pt` (the torch reference runtime's model), beside the ONNX file."""
+        return self.model_path.parent / STATIC_FILE
+
+    @property
     def accuracy(self) -> float | None:
         """The manifest's test top-1 in [0, 1] of this very file (its own parity proof for an
         fp16 or INT8 copy), or None."""
@@ -51,15 +58,14 @@ class ModelTarget:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-# The copy a CPU runtime runs for a profile's precision, where the export made it.
-CPU_RUNTIMES = ("onnxruntime", "openvino")
+# The copy a CPU runtime (`Backend.runs_precision_copies`) runs for a profile's precision.
 PRECISION_COPIES = {"fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
 
 
 def for_precision(targets: Sequence[ModelTarget], runtime: str, precision: str | None) -> list[ModelTarget]:
     """`targets` with each role's fp16 / INT8 ONNX copy in place of model.onnx, for a CPU runtime
     and that precision, where the copy was exported beside it (what `profile --host` ships too)."""
-    name = PRECISION_COPIES.get(str(precision)) if runtime in CPU_RUNTIMES else None
+    name = PRECISION_COPIES.get(str(precision)) if get_backend(runtime).runs_precision_copies else None
     return [ModelTarget(t.role, t.model_path.with_name(name), t.manifest)
             if name and t.model_path.name == MODEL_FILE and t.model_path.with_name(name).is_file() else t
             for t in targets]
@@ -86,47 +92,6 @@ def find_targets(export: Path, role: str | None = None) -> list[ModelTarget]:
         looked = ", ".join(str(export / name / MODEL_FILE) for name in wanted)
         raise ExportError(f"no model to profile: looked for {looked}; run `seekdeploy export` first")
     return targets
-
-
-def find_engine(target: ModelTarget, profile_name: str, precision: str) -> Path:
-    """The TensorRT engine `model.<profile>.trt<version>.<precision>.engine` beside the ONNX file."""
-    pattern = f"model.{profile_name}.trt*.{precision}.engine"
-    engines = sorted(target.model_path.parent.glob(pattern))
-    if not engines:
-        raise RuntimeBackendError(
-            f"no TensorRT engine matching {target.model_path.parent / pattern}; build it on the "
-            "device with the export's build_engine.sh, or profile with --runtime onnxruntime"
-        )
-    return engines[-1]
-
-
-def load_torch_module(target: ModelTarget, export: Path, run_dir: Path | None) -> Any:
-    """The role's static torch module rebuilt from its training run (eager reference timing).
-
-    The run is `run_dir`, else the manifest's `run_dir`, else `runs/<run>` beside `exports/`.
-    """
-    from seekdeploy.nn import to_static  # torch: only when the torch runtime is asked for
-    from seekdeploy.train.checkpoint import load_run
-
-    folder = run_dir or _run_dir_from(target, export)
-    if folder is None or not folder.is_dir():
-        raise RuntimeBackendError(
-            f"the torch runtime rebuilds the model from its training run, but no run folder was "
-            f"found (looked at {folder}); pass --run runs/<name>"
-        )
-    run = load_run(folder)
-    spec = run.base_spec if target.role == "base" else run.motivated_spec
-    return to_static(run.supernet, spec, run.bn_role_for(target.role))
-
-
-def _run_dir_from(target: ModelTarget, export: Path) -> Path | None:
-    declared = (target.manifest or {}).get("run_dir")
-    if isinstance(declared, str) and declared:
-        return Path(declared)
-    export_dir = export if export.is_dir() else export.parent
-    if (export_dir / MODEL_FILE).is_file():  # a role folder: exports/<run>/<role>
-        export_dir = export_dir.parent
-    return export_dir.parent.parent / "runs" / export_dir.name
 
 
 def _read_manifest(path: Path) -> dict[str, Any] | None:

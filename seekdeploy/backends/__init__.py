@@ -1,0 +1,76 @@
+"""Runtime backends, one module each: `seekdeploy/backends/<name>.py` exports `BACKEND`.
+
+Adding a runtime means adding that module (plus, if the remote agent can time it, its
+device-side `agent_<name>.py`); profiles, `profile`, `calibrate`, `doctor`, the agent's file list
+and the device probe all loop over `list_backends()`. Modules whose names start with `_` or
+`agent_` are not backends (shared code and device-side files). Listing the backends imports no
+runtime: each backend imports its runtime inside its runner's `activate()`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from seekdeploy.backends._backend import Backend, DoctorCheck
+from seekdeploy.errors import RuntimeBackendError, did_you_mean
+
+__all__ = ["Backend", "DoctorCheck", "agent_module_path", "backend_names", "create_runner", "get_backend",
+           "list_backends", "profile_runtime_names"]
+
+
+@functools.cache
+def _registry() -> dict[str, Backend]:
+    found: dict[str, Backend] = {}
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module.name.startswith(("_", "agent_")):
+            continue
+        backend = importlib.import_module(f"{__name__}.{module.name}").BACKEND
+        if backend.name != module.name:
+            raise RuntimeError(f"seekdeploy/backends/{module.name}.py declares backend {backend.name!r}")
+        found[backend.name] = backend
+    return found
+
+
+def list_backends() -> list[Backend]:
+    """Every backend, by name."""
+    return list(_registry().values())
+
+
+def backend_names() -> tuple[str, ...]:
+    """The names `--runtime` accepts."""
+    return tuple(_registry())
+
+
+def profile_runtime_names() -> tuple[str, ...]:
+    """The names a profile's `runtime:` may declare (every backend but the eager torch reference)."""
+    return tuple(backend.name for backend in list_backends() if backend.in_profiles)
+
+
+def get_backend(name: Any) -> Backend:
+    """The backend called `name` (a string or a `RuntimeName`); `RuntimeBackendError` for another."""
+    name = str(getattr(name, "value", name))
+    backend = _registry().get(name)
+    if backend is None:
+        known = backend_names()
+        raise RuntimeBackendError(f"unknown runtime {name!r}{did_you_mean(name, known)}; use one of {known}")
+    return backend
+
+
+def create_runner(runtime: Any, model: Any, providers: Sequence[str] = (), threads: int = 0,
+                  precision: str | None = None) -> Any:
+    """The `Runner` of backend `runtime` for `model` (a file path; an `nn.Module` for torch)."""
+    return get_backend(runtime).create_runner(model, tuple(providers), int(threads), precision)
+
+
+def agent_module_path(backend: Backend) -> Path:
+    """The local file of `backend.agent_module` (the device-side module, beside its backend module)."""
+    for folder in __path__:
+        path = Path(folder) / str(backend.agent_module)
+        if backend.agent_module and path.is_file():
+            return path
+    raise RuntimeBackendError(f"the {backend.name} runtime cannot be timed by the agent; measure it here")

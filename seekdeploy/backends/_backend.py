@@ -1,0 +1,73 @@
+"""What a runtime backend declares: the `Backend` record every backend module exports as `BACKEND`,
+and the `DoctorCheck` line its environment check returns.
+
+Light on purpose (standard library only): the registry imports every backend module to list the
+names, and `seekdeploy --help` lists them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DoctorCheck:
+    """One line of the doctor's report: what, whether it is usable, the details and the fix."""
+
+    name: str
+    usable: bool
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One inference runtime, declared once: everything else looks it up by `name`.
+
+    `create_runner(model, providers, threads, precision)` builds its in-process runner (the heavy
+    import happens in the runner's `activate()`). `check_here()` is its `seekdeploy doctor` lines.
+    `agent_module` is its device-side file in `seekdeploy/backends/` (standard library + numpy +
+    the runtime only), shipped beside the agent with `agent_support` (files of `seekdeploy/runtime/`);
+    None when the agent cannot time it. `device_modules` must import on a device,
+    `device_probe_modules` are probed too, and `check_device_probe(probe, trtexec)` names a missing
+    one that has no alternative. `in_profiles`: a profile's `runtime:` may name it.
+    """
+
+    name: str
+    summary: str
+    create_runner: Callable[[Any, Sequence[str], int, str | None], Any]
+    check_here: Callable[[], list[DoctorCheck]] | None = None
+    require_here: Callable[[], Any] | None = None  # imports the runtime or raises MissingDependencyError
+    # (model target, profile name, precision) -> what its runner loads here; None: the ONNX file
+    load_local_model: Callable[[Any, str, str], Any] | None = None
+    onnx_opset_ceiling: Callable[[str], int | None] | None = None  # declared runtime version -> newest opset
+    windows_in_one_agent_run: bool = False  # each agent run rebuilds the model (an engine): time every window in one
+    in_profiles: bool = True
+    agent_module: str | None = None
+    agent_support: tuple[str, ...] = ()
+    device_modules: tuple[str, ...] = ("numpy",)
+    device_probe_modules: tuple[str, ...] = ()
+    check_device_probe: Callable[[dict[str, Any], str | None], str | None] | None = None
+    device_install_hint: str = ""
+    install_fix: str = ""  # how to get it here (the seekdeploy extra)
+    local_through_agent: bool = False  # timed here by the agent in a child process (honest memory)
+    runs_precision_copies: bool = False  # runs the export's model.fp16.onnx / model.int8.onnx
+    export_formats: tuple[str, ...] = ("onnx",)  # what `seekdeploy run` exports for a profile of it
+    int8_needs_calibration_cache: bool = False  # INT8 is built on the device from the export's cache
+    agent_returns_artifacts: bool = False  # the agent lists files (engines) to copy back in artifacts.json
+
+
+def import_for_doctor(module: str) -> tuple[ModuleType | None, str]:
+    """`(module, "")`, or `(None, why)` when it is missing or its import fails in any way."""
+    # A broken native backend can raise anything from its import (OSError for a missing .so,
+    # RuntimeError for a CUDA mismatch); doctor's job is to report that, not to crash on it.
+    try:
+        return importlib.import_module(module), ""
+    except ImportError as exc:
+        return None, f"not installed ({exc})"
+    except Exception as exc:  # noqa: BLE001 - see the comment above
+        return None, f"installed but fails to import: {type(exc).__name__}: {exc}"
