@@ -15,8 +15,9 @@ marked `"default": true`.
         --conditions never,always,streak,joint-p0.4
 
 Labels: `never`, `always`, `streak`, `matched`, `random`, `ema-streak`, `slope`, `target` (one role
-per batch, as before), `trend` (joint), and `{joint|alone}-p{P}[-ramp{R}][-distill]`: a fixed
-fraction P of motivated batches (`schedule:p=P,ramp=R`), motivated batches joint or alone,
+per batch, as before), `trend` (joint), and `{joint|shielded|alone}-p{P}[-ramp{R}][-distill]`: a
+fixed fraction P of motivated batches (`schedule:p=P,ramp=R`), motivated batches joint, shielded
+or alone,
 optionally with in-place distillation (weight 0.5, temperature 2).
 
 Several processes may run the same command side by side (one per core): each claims a run
@@ -63,7 +64,7 @@ CONDITIONS: tuple[tuple[str, str], ...] = (
     ("slope", "slope:window=32,hold=1"), ("target", "target:target=0.4,hold=2"),
 )
 DISTILL = {"distill_weight": 0.5, "distill_temperature": 2.0}
-SCHEDULE_LABEL = re.compile(r"^(joint|alone)-p([0-9.]+)(?:-ramp([0-9.]+))?(-distill)?$")
+SCHEDULE_LABEL = re.compile(r"^(joint|shielded|alone)-p([0-9.]+)(?:-ramp([0-9.]+))?(-distill)?$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +87,7 @@ def run_spec(label: str) -> RunSpec:
     match = SCHEDULE_LABEL.match(label)
     if not match:
         raise SeekdeployError(f"unknown label {label!r}; use one of {sorted(fixed)}, trend, or "
-                              "{joint|alone}-p{P}[-ramp{R}][-distill] (e.g. joint-p0.4)")
+                              "{joint|shielded|alone}-p{P}[-ramp{R}][-distill] (e.g. joint-p0.4)")
     step, p, ramp, distill = match.groups()
     condition = f"schedule:p={float(p):g}" + (f",ramp={float(ramp):g}" if ramp else "")
     return RunSpec(condition, step, **(DISTILL if distill else {}))

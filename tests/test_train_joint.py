@@ -204,3 +204,24 @@ def test_schedule_spreads_exactly_p_and_ramps_keep_the_mean() -> None:
     assert sum(ramp[:500]) == pytest.approx(0.3 * 500, abs=2)
     with pytest.raises(Exception, match="ramp"):
         create_condition("schedule:p=0.1,ramp=0.5", total_steps=10)
+
+
+def test_a_shielded_pair_trains_its_base_exactly_as_training_it_alone(tmp_path) -> None:
+    alone = TrainConfig.from_dict(JOINT.to_dict() | {"condition": "never", "motivated_step": "alone"})
+    shielded = TrainConfig.from_dict(JOINT.to_dict() | {"motivated_step": "shielded"})
+    never_session, never_summary = _run(alone, tmp_path / "never")
+    pair_session, pair_summary = _run(shielded, tmp_path / "pair")
+    assert pair_summary.motivated_fraction == pytest.approx(0.5, abs=0.02)
+    base_map = pair_session.supernet.slice_map(pair_session.specs[Role.BASE], bn_role="base")
+    never_state = never_session.supernet.state_dict()
+    compared = 0
+    for name, tensor in pair_session.supernet.state_dict().items():
+        region = base_map.get(name)
+        if region is None or name.rpartition(".")[2].startswith("num_batches_tracked"):
+            continue
+        assert torch.equal(tensor[region], never_state[name][region]), name
+        compared += 1
+    assert compared > 10
+    assert pair_summary.test_top1["base"] == never_summary.test_top1["base"]
+    # ...while the motivated-only weights did train.
+    assert pair_summary.cost_flops["motivated_steps"] > 0

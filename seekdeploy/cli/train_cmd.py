@@ -8,7 +8,7 @@ import click
 
 from seekdeploy._io import safe_name
 from seekdeploy.errors import ConfigError
-from seekdeploy.train.config import TrainConfig
+from seekdeploy.train.config import MotivatedStep, TrainConfig
 
 _DEFAULTS = TrainConfig()  # one place for defaults: the CLI shows the dataclass's own values
 
@@ -57,10 +57,12 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 @click.option("--motivated-fraction", type=click.FloatRange(0.0, 1.0), default=None,
               help="Shorthand for --condition schedule:p=F: pick a point on the cost/accuracy "
                    "frontier (README \"Results\"); training cost ≈ base/motivated FLOPs + F.")
-@click.option("--motivated-step", type=click.Choice(["joint", "alone"]),
+@click.option("--motivated-step", type=click.Choice([step.value for step in MotivatedStep]),
               default=_DEFAULTS.motivated_step.value, show_default=True,
               help="A motivated batch trains both roles in one backward (joint: the base learns "
-                   "on every batch) or the motivated model alone (the paper as read).")
+                   "on every batch), both with the base's slice moved by the base's loss alone "
+                   "(shielded: the base trains exactly as it would alone), or the motivated model "
+                   "alone (the paper as read).")
 @click.option("--distill-weight", type=click.FloatRange(0.0, 1.0), default=_DEFAULTS.distill_weight,
               show_default=True, help="On joint batches, blend this much distillation from the "
                                       "motivated model's predictions into the base's loss (0 = off).")
@@ -140,7 +142,7 @@ def _train(ctx: click.Context, options: dict, console):
 def _build_config(options: dict):
     from seekdeploy.profiles.loader import load_profile
     from seekdeploy.train.conditions import parse_condition
-    from seekdeploy.train.config import TrainConfig
+    from seekdeploy.train.config import MotivatedStep, TrainConfig
 
     condition = options["condition"]
     if options["motivated_fraction"] is not None:

@@ -38,11 +38,14 @@ class DeviceChoice(str, enum.Enum):
 
 class MotivatedStep(str, enum.Enum):
     """What a motivated batch trains: the motivated model `alone` (the paper as read: the base
-    skips that batch), or `joint`ly with the base (one backward over both losses, so the base
-    learns on every batch, as slimmable/BigNAS training does)."""
+    skips that batch); `joint`ly with the base (one backward over both losses, so the base
+    learns on every batch, as slimmable/BigNAS training does); or `shielded`: both roles, but the
+    base's slice moves by the base's loss alone (the motivated loss trains only the weights the
+    base does not use), so the base is trained exactly as it would be alone."""
 
     ALONE = "alone"
     JOINT = "joint"
+    SHIELDED = "shielded"
 
 
 # Chosen by bench/pair_vs_baselines.py (README "Results"); see the comments on the fields below.

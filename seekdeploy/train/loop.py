@@ -67,8 +67,26 @@ def _base_objective(session: TrainSession, base_ce: torch.Tensor, base_logits: t
 
 def is_joint(session: TrainSession, role: Role) -> bool:
     """Whether a batch of `role` also trains the base (a motivated batch under --motivated-step
-    joint)."""
-    return role is Role.MOTIVATED and session.config.motivated_step is MotivatedStep.JOINT
+    joint or shielded)."""
+    return role is Role.MOTIVATED and session.config.motivated_step is not MotivatedStep.ALONE
+
+
+def _backward(session: TrainSession, role: Role, losses: dict[Role, torch.Tensor],
+              base_objective: torch.Tensor | None) -> None:
+    """Gradients of one step. Joint: one backward over the sum. Shielded: the motivated loss's
+    gradient is cleared on the base's slice before the base's own loss adds its gradient there."""
+    session.optimizer.zero_grad(set_to_none=True)
+    if base_objective is None:
+        session.scaler.scale(losses[role]).backward()
+        return
+    if session.config.motivated_step is MotivatedStep.JOINT:
+        session.scaler.scale(losses[role] + base_objective).backward()
+        return
+    session.scaler.scale(losses[role]).backward()
+    for param, region in session.regions[Role.BASE].items():
+        if region is not None and param.grad is not None:
+            param.grad[region] = 0.0
+    session.scaler.scale(base_objective).backward()
 
 
 def _forward(session: TrainSession, inputs: torch.Tensor, role: Role) -> torch.Tensor:
@@ -93,11 +111,11 @@ def train_step(session: TrainSession, images: torch.Tensor, labels: torch.Tensor
     smoothing = session.config.label_smoothing
     logits = _forward(session, inputs, role)
     losses = {role: F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)}
-    objective = losses[role]
+    base_objective = None
     if is_joint(session, role):
         base_logits = _forward(session, inputs, Role.BASE)
         losses[Role.BASE] = F.cross_entropy(base_logits.float(), labels, label_smoothing=smoothing)
-        objective = objective + _base_objective(session, losses[Role.BASE], base_logits, logits)
+        base_objective = _base_objective(session, losses[Role.BASE], base_logits, logits)
     values = {r: distributed.average_loss(loss, role is Role.MOTIVATED)  # all ranks: same value
               for r, loss in losses.items()}
     for trained, value in values.items():
@@ -105,8 +123,7 @@ def train_step(session: TrainSession, images: torch.Tensor, labels: torch.Tensor
             raise TrainingDiverged(
                 f"the {trained.value} loss became {value} at step {session.progress.step}; "
                 "the last checkpoint is kept. Lower --lr, or use --optimizer adamw")
-    session.optimizer.zero_grad(set_to_none=True)
-    session.scaler.scale(objective).backward()
+    _backward(session, role, losses, base_objective)
     distributed.average_gradients(session.regions[role])
     session.scaler.step(session.optimizer, regions=session.regions[role])
     session.scaler.update()
