@@ -10,7 +10,10 @@ The layer contract, top to bottom (a module may import its own layer and any lay
     cli -> pipeline -> stages (train, export/slice, plan, measure, report) -> nn, runtime,
     backends, profiles, data -> errors, _io, layout
 
-KNOWN_CYCLES and KNOWN_LAYER_VIOLATIONS list what the redesign (issue 18) has not removed yet. They
+Artifact names (`manifest.json`, `model.onnx`, ...) are spelled in `seekdeploy/layout.py` only;
+every other module reads them from there (the standalone device agents excepted).
+
+KNOWN_CYCLES, KNOWN_LAYER_VIOLATIONS and KNOWN_NAME_LITERALS list what the redesign (issue 18) has not removed yet. They
 may only shrink: a new cycle or violation fails, and so does a listed one that is gone (delete its
 line), so the lists stay the truth.
 """
@@ -52,6 +55,20 @@ KNOWN_CYCLES: list[frozenset[str]] = [
 # (importing module, imported module) pairs that import upwards, still present.
 KNOWN_LAYER_VIOLATIONS: set[tuple[str, str]] = {
     ("seekdeploy.backends.torch", "seekdeploy.export.static_models"),  # loads static.pt (R2)
+}
+
+# Modules that may spell artifact names themselves: the device agents run without seekdeploy.
+STANDALONE = {"seekdeploy.remote.agent", "seekdeploy.backends.agent_onnxruntime",
+              "seekdeploy.backends.agent_openvino", "seekdeploy.backends.agent_tensorrt"}
+
+# (module, artifact name) still spelled outside layout.py (measuring and TensorRT code, R2).
+KNOWN_NAME_LITERALS: set[tuple[str, str]] = {
+    ("seekdeploy.runtime.targets", "model.onnx"), ("seekdeploy.runtime.targets", "manifest.json"),
+    ("seekdeploy.runtime.targets", "static.pt"), ("seekdeploy.runtime.targets", "model.fp16.onnx"),
+    ("seekdeploy.runtime.targets", "model.int8.onnx"), ("seekdeploy.export.tensorrt_step", "model.onnx"),
+    ("seekdeploy.export.tensorrt.trtexec", "model.onnx"), ("seekdeploy.export.openvino_parity", "model.onnx"),
+    ("seekdeploy.export.openvino_parity", "model.fp16.onnx"), ("seekdeploy.remote.profile", "model.onnx"),
+    ("seekdeploy.backends.torch", "static.pt"),
 }
 
 
@@ -216,3 +233,36 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path: Path) -> None:
     assert (inner.target, inner.line) == ("seekdeploy.errors", 2)
     upward = [(e.source, e.target) for e in edges if layer_of(e.target) > layer_of(e.source)]
     assert upward == [("seekdeploy.errors", "seekdeploy.cli")]
+
+
+def artifact_names() -> set[str]:
+    """The file names and manifest kinds layout.py defines (not the generic manifest keys)."""
+    from seekdeploy import layout
+
+    keys = {layout.FINAL, layout.CHECKPOINT_SHA256}  # ordinary words in other documents too
+    return {value for name, value in vars(layout).items()
+            if name.isupper() and isinstance(value, str) and value not in keys}
+
+
+def name_literals(package: Path = PACKAGE) -> list[tuple[str, str, str]]:
+    """(module, name, file:line) of every string constant in the package equal to an artifact name."""
+    names = artifact_names()
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        module = module_name(path, package)
+        if "__pycache__" in path.parts or module in STANDALONE or module == "seekdeploy.layout":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in names:
+                found.append((module, node.value, f"{path.relative_to(package.parent)}:{node.lineno}"))
+    return found
+
+
+def test_artifact_names_are_spelled_only_in_layout() -> None:
+    found = name_literals()
+    new = [f"{where}: {name!r} (use seekdeploy.layout)" for module, name, where in found
+           if (module, name) not in KNOWN_NAME_LITERALS]
+    gone = sorted(KNOWN_NAME_LITERALS - {(module, name) for module, name, _ in found})
+    message = "\n".join(new + [f"KNOWN_NAME_LITERALS lists {pair}, which is gone: remove it" for pair in gone])
+    assert not message, message
+    assert "model.onnx" in artifact_names() and "manifest.json" in artifact_names()

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from seekdeploy import layout
 from seekdeploy._io import safe_name
 from seekdeploy.errors import ConfigError, ProfileError
 from seekdeploy.export.options import ExportFormat, ExportOptions
@@ -41,7 +42,7 @@ def recorded_profile_name(run_dir: Path) -> str | None:
     """The profile a run was trained for (config.yaml, else manifest.json), or None."""
     import json
 
-    for name, reader in (("config.yaml", yaml.safe_load), ("manifest.json", json.loads)):
+    for name, reader in ((layout.CONFIG, yaml.safe_load), (layout.MANIFEST, json.loads)):
         path = run_dir / name
         if path.is_file():
             try:

@@ -16,15 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seekdeploy import layout
 from seekdeploy._io import TMP_PREFIX, atomic_write_json
 from seekdeploy.export.export_plan import ExportPlan, plan_export, run_name_of
 from seekdeploy.export.options import ExportOptions
 from seekdeploy.export.static_models import STATIC_NAME, SlicedModel
-from seekdeploy.profiles.schema import Precision, Role
+from seekdeploy.profiles.schema import Role
 
-PAIR_NAME = "pair.json"
-_ONNX_NAMES = {Precision.FP32: "model.onnx", Precision.FP16: "model.fp16.onnx"}
-OPTIMIZED_NAME = "model.opt.onnx"
+PAIR_NAME = layout.PAIR
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ def _export_into(plan: ExportPlan, export_dir: Path, notices: list[str]) -> Expo
 
 
 def _onnx_hashes(roles: list[RoleExport]) -> dict[str, str]:
-    return {r.role.value: r.manifest["files"]["model.onnx"]["sha256"] for r in roles}
+    return {r.role.value: r.manifest["files"][layout.ONNX_FP32]["sha256"] for r in roles}
 
 
 def _input_notices(plan: ExportPlan) -> list[str]:

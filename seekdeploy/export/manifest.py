@@ -14,19 +14,20 @@ import datetime
 from pathlib import Path
 from typing import Any
 
+from seekdeploy import layout
 from seekdeploy._io import sha256_file
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = layout.MANIFEST
 MANIFEST_SCHEMA_VERSION = 1
 NORMALIZATION = "x = (pixels / 255 - mean) / std, per channel; pixels are uint8 in [0, 255], NCHW"
 
 # File name -> (kind, precision) for files whose meaning is fixed by their name.
 _KNOWN_FILES = {
-    "model.onnx": ("onnx", "fp32"),
-    "model.opt.onnx": ("onnx-ort-optimized", "fp32"),
-    "model.fp16.onnx": ("onnx", "fp16"),
-    "model.int8.onnx": ("onnx-qdq", "int8"),
-    "static.pt": ("torch-static-state-dict", "fp32"),
+    layout.ONNX_FP32: ("onnx", "fp32"),
+    layout.ONNX_OPTIMIZED: ("onnx-ort-optimized", "fp32"),
+    layout.ONNX_FP16: ("onnx", "fp16"),
+    layout.ONNX_INT8: ("onnx-qdq", "int8"),
+    layout.STATIC_MODEL: ("torch-static-state-dict", "fp32"),
     "build_engine.sh": ("tensorrt-build-script", None),
     "calibration_images.npy": ("int8-calibration-images", "fp32"),
 }
@@ -96,7 +97,7 @@ def build_manifest(*, header: dict[str, Any], role_dir: Path, input_block: dict[
                    extras: dict[str, Any]) -> dict[str, Any]:
     """Assemble a role's manifest; `files` is computed from what is in `role_dir` now."""
     return {
-        "schema_version": MANIFEST_SCHEMA_VERSION, "kind": "seekdeploy-export", **header,
+        "schema_version": MANIFEST_SCHEMA_VERSION, "kind": layout.EXPORT_KIND, **header,
         "input": input_block, "output": output_block, **export_info,
         "files": describe_files(role_dir), "accuracy": accuracy, "parity": parity, **extras,
         "versions": library_versions(),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seekdeploy import layout
 from seekdeploy._io import atomic_write_json, read_json_object, sha256_file
 from seekdeploy.export.manifest import MANIFEST_NAME, build_manifest, input_spec, output_spec
 from seekdeploy.export.options import ExportFormat
@@ -46,7 +47,6 @@ def prove_file(path: Path, precision: Precision, sliced: SlicedModel, plan: Expo
 
 def _header(plan: ExportPlan, sliced: SlicedModel) -> dict[str, Any]:
     from seekdeploy.nn import estimate_cost
-    from seekdeploy.train.checkpoint import CHECKPOINT_NAME
 
     supernet = plan.run.supernet
     cost = estimate_cost(sliced.spec, in_channels=supernet.in_channels,
@@ -55,7 +55,7 @@ def _header(plan: ExportPlan, sliced: SlicedModel) -> dict[str, Any]:
         "run": plan.run_name, "run_dir": str(Path(plan.run.run_dir).resolve()),
         # Provenance: which training state these files were cut from (the pipeline uses it to
         # tell a current export from a stale one).
-        "checkpoint_sha256": sha256_file(Path(plan.run.run_dir) / CHECKPOINT_NAME),
+        layout.CHECKPOINT_SHA256: sha256_file(layout.RunLayout(Path(plan.run.run_dir)).checkpoint),
         "role": sliced.role.value, "family": supernet.family, "spec": sliced.spec.to_json(),
         "spec_text": sliced.spec.to_text(), "bn_role": sliced.bn_role, "params": cost.params,
         "flops": cost.flops, "cost": {**cost.to_json(), "weight_bytes": cost.weight_bytes("fp32")},
@@ -67,7 +67,7 @@ def _predicted_latency_ms(plan: ExportPlan, role: str) -> float | None:
     # The planner records predictions in the run's manifest (see seekdeploy.plan.report).
     from seekdeploy.plan.report import recorded_latency_ms
 
-    manifest = read_json_object(Path(plan.run.run_dir) / "manifest.json")
+    manifest = read_json_object(layout.RunLayout(Path(plan.run.run_dir)).manifest)
     return recorded_latency_ms(manifest.get("predicted_latency_ms"), role)
 
 
@@ -75,14 +75,14 @@ def _onnx_files(plan: ExportPlan, sliced: SlicedModel, role_dir: Path) -> tuple[
     from seekdeploy.export.onnx_export import export_onnx
     from seekdeploy.export.onnx_passes import convert_fp16, optimize_onnx
 
-    info = export_onnx(sliced.module, role_dir / "model.onnx", input_shape=plan.input_shape,
+    info = export_onnx(sliced.module, role_dir / layout.ONNX_FP32, input_shape=plan.input_shape,
                        opset=plan.opset, dynamic_batch=not plan.options.static_batch)
-    proofs = {"model.onnx": prove_file(info.path, Precision.FP32, sliced, plan)}
-    optimized = optimize_onnx(info.path, role_dir / "model.opt.onnx")
+    proofs = {layout.ONNX_FP32: prove_file(info.path, Precision.FP32, sliced, plan)}
+    optimized = optimize_onnx(info.path, role_dir / layout.ONNX_OPTIMIZED)
     if optimized.kept and optimized.path is not None:
         proofs[optimized.path.name] = prove_file(optimized.path, Precision.FP32, sliced, plan)
     if Precision.FP16 in plan.options.onnx_precisions():
-        half = convert_fp16(info.path, role_dir / "model.fp16.onnx")
+        half = convert_fp16(info.path, role_dir / layout.ONNX_FP16)
         proofs[half.name] = prove_file(half, Precision.FP16, sliced, plan)
     optimization = {"kept": optimized.kept, "nodes_before": optimized.nodes_before,
                     "nodes_after": optimized.nodes_after, "reason": optimized.reason}
@@ -97,11 +97,11 @@ def _int8_file(plan: ExportPlan, sliced: SlicedModel, role_dir: Path,
     if Precision.INT8 not in plan.options.onnx_precisions():
         return None
     settings = plan.options.int8
-    quantized = quantize_int8(role_dir / "model.onnx", role_dir / INT8_NAME, plan.data.calibration_images,
+    quantized = quantize_int8(role_dir / layout.ONNX_FP32, role_dir / INT8_NAME, plan.data.calibration_images,
                               settings.calibration_method)
     proof = prove_file(quantized.path, Precision.INT8, sliced, plan)
     allowed, source = allowed_drop_pp(settings, plan.profile)
-    drop = check_accuracy_drop(fp32_top1=proofs["model.onnx"]["test_top1"], int8_top1=proof["test_top1"],
+    drop = check_accuracy_drop(fp32_top1=proofs[layout.ONNX_FP32]["test_top1"], int8_top1=proof["test_top1"],
                                allowed_pp=allowed, source=source, what=f"{sliced.role.value} {INT8_NAME}")
     proofs[INT8_NAME] = {**proof, "accuracy_drop": drop}
     return quantized.recipe
@@ -126,7 +126,7 @@ def _tensorrt(plan: ExportPlan, role_dir: Path) -> tuple[dict[str, Any] | None, 
         if version is None:
             return None, []
         return {"lint_only": True, "tensorrt_version": version,
-                "lint": lint_findings(role_dir / "model.onnx", version)}, []
+                "lint": lint_findings(role_dir / layout.ONNX_FP32, version)}, []
     precision = plan.options.precision or profile.runtime.precision
     outcome = prepare_tensorrt(
         role_dir, profile, precision, input_chw=plan.input_shape[1:],
@@ -144,7 +144,7 @@ def export_role(plan: ExportPlan, sliced: SlicedModel, role_dir: Path) -> tuple[
     openvino, openvino_notices = _openvino(plan, sliced, role_dir, proofs)
     tensorrt, notices = _tensorrt(plan, role_dir)
     notices = openvino_notices + notices
-    primary = proofs["model.onnx"]
+    primary = proofs[layout.ONNX_FP32]
     training = (plan.run.metrics.get("test_top1") or {}).get(sliced.role.value)
     manifest = build_manifest(
         header=_header(plan, sliced), role_dir=role_dir,
@@ -157,7 +157,7 @@ def export_role(plan: ExportPlan, sliced: SlicedModel, role_dir: Path) -> tuple[
         export_info={"opset": info.opset, "exporter": info.exporter.value,
                      "node_count": info.node_count, "op_counts": info.op_counts},
         accuracy={"test_top1": primary["test_top1"], "n": primary["test_n"], "split": "test",
-                  "file": "model.onnx", "runtime": "onnxruntime (CPUExecutionProvider)",
+                  "file": layout.ONNX_FP32, "runtime": "onnxruntime (CPUExecutionProvider)",
                   "training_test_top1": training},
         parity={"split": "validation", "n": sliced.parity.n,
                 "static_vs_supernet": {**sliced.parity.to_json(), "max_abs_limit": SLICE_MAX_ABS},

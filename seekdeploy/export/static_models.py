@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seekdeploy import layout
 from seekdeploy._io import atomic_path
 from seekdeploy.errors import CheckpointError, ExportError
 from seekdeploy.export.parity import ParityFigures, compare_logits
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 SLICE_MAX_ABS = 1e-5
-STATIC_NAME = "static.pt"
+STATIC_NAME = layout.STATIC_MODEL
 STATIC_FORMAT = "seekdeploy-static-model"
 DEFAULT_PARITY_IMAGES = 512  # validation images per parity proof: enough for top-1 agreement to mean something
 _TORCH_BATCH = 256

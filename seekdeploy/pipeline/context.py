@@ -15,9 +15,10 @@ from typing import Any
 
 from seekdeploy._io import atomic_write_json, safe_name
 from seekdeploy.errors import SeekdeployError
+from seekdeploy.layout import PIPELINE_STATE
 from seekdeploy.train.config import DEFAULT_CONDITION, TrainConfig
 
-PIPELINE_FILE = "pipeline.json"
+PIPELINE_FILE = PIPELINE_STATE
 PIPELINE_KIND = "seekdeploy.pipeline"
 DEFAULT_EPOCHS = TrainConfig.epochs  # the trainer's default: digits in about a minute on 2 cores
 

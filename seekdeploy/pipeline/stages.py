@@ -10,14 +10,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from seekdeploy import layout
 from seekdeploy._io import read_json_object, sha256_file
 from seekdeploy.errors import ConfigError
-from seekdeploy.profiles.schema import ROLE_NAMES as ROLES
+from seekdeploy.layout import CHECKPOINT, ExportLayout, RunLayout
 from seekdeploy.pipeline.context import PipelineContext, Stage
+from seekdeploy.profiles.schema import ROLE_NAMES as ROLES
 
-CHECKPOINT = "checkpoint.pt"
-RUN_MANIFEST = "manifest.json"
-TRAIN_LEFTOVERS = ("config.yaml", "metrics.jsonl", "motivation.jsonl")
+TRAIN_LEFTOVERS = (layout.CONFIG, layout.METRICS, layout.MOTIVATION)  # before the first checkpoint
 
 
 def _mtime(path: Path) -> float:
@@ -28,16 +28,17 @@ def _mtime(path: Path) -> float:
 
 def train_finished(run_dir: Path) -> bool:
     """True when the run's manifest.json (written after the final checkpoint) is there and current."""
-    manifest = read_json_object(run_dir / RUN_MANIFEST)
-    return (manifest.get("kind") == "seekdeploy-train-run"
-            and "final" in manifest and _mtime(run_dir / RUN_MANIFEST) >= _mtime(run_dir / CHECKPOINT))
+    run = RunLayout(run_dir)
+    manifest = read_json_object(run.manifest)
+    return (manifest.get("kind") == layout.RUN_KIND
+            and layout.FINAL in manifest and _mtime(run.manifest) >= _mtime(run.checkpoint))
 
 
 def check_run_matches(context: PipelineContext) -> None:
     """Refuse to reuse a run folder trained with other options (arch, data, epochs, condition)."""
     import yaml
 
-    path = context.run_dir / "config.yaml"
+    path = RunLayout(context.run_dir).config
     if not path.is_file() or not (context.run_dir / CHECKPOINT).is_file():
         return
     recorded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -53,7 +54,7 @@ def is_current_train(context: PipelineContext) -> str | None:
     """Skip reason for training: the run is finished (manifest.json after the final checkpoint)."""
     check_run_matches(context)
     if train_finished(context.run_dir):
-        return f"{context.run_dir} is trained ({RUN_MANIFEST} written after the final checkpoint)"
+        return f"{context.run_dir} is trained ({layout.MANIFEST} written after the final checkpoint)"
     return None
 
 
@@ -89,12 +90,8 @@ def _checkpoint_sha256(context: PipelineContext) -> str:
 
 def manifest_checkpoint_sha256(manifest: dict[str, Any]) -> str | None:
     """The training checkpoint's sha256 an export manifest records (None when it records none)."""
-    for block in (manifest, manifest.get("run") if isinstance(manifest.get("run"), dict) else {},
-                  manifest.get("source") if isinstance(manifest.get("source"), dict) else {}):
-        for key in ("checkpoint_sha256", "run_checkpoint_sha256"):
-            if isinstance(block.get(key), str):
-                return block[key]
-    return None
+    recorded = manifest.get(layout.CHECKPOINT_SHA256)  # written by export.role_export
+    return recorded if isinstance(recorded, str) else None
 
 
 def _exported_checkpoint(context: PipelineContext, role: str, manifest: dict[str, Any]) -> str | None:
@@ -103,7 +100,7 @@ def _exported_checkpoint(context: PipelineContext, role: str, manifest: dict[str
     if recorded is not None:
         return recorded
     entry = context.state.stage(Stage.EXPORT)
-    manifest_sha = sha256_file(context.export_dir / role / "manifest.json")
+    manifest_sha = sha256_file(ExportLayout(context.export_dir).role(role).manifest)
     if entry.get("manifest_sha256", {}).get(role) == manifest_sha:
         return entry.get("checkpoint_sha256")
     return None
@@ -116,12 +113,12 @@ def export_current(context: PipelineContext) -> str | None:
     wanted = _checkpoint_sha256(context)
     for role in ROLES:
         folder = context.export_dir / role
-        manifest = read_json_object(folder / "manifest.json")
+        manifest = read_json_object(folder / layout.MANIFEST)
         if not manifest or _exported_checkpoint(context, role, manifest) != wanted:
             return None
         if not all((folder / name).is_file() for name in manifest.get("files", {})):
             return None
-    if not (context.export_dir / "pair.json").is_file():
+    if not ExportLayout(context.export_dir).pair.is_file():
         return None
     return f"{context.export_dir} was exported from this checkpoint (sha256 {wanted[:12]}…)"
 
@@ -131,7 +128,7 @@ def is_current_slice(context: PipelineContext) -> str | None:
     if export_current(context):
         return "the current export holds the proven static models"
     checkpoint_time = _mtime(context.run_dir / CHECKPOINT)
-    statics = [context.export_dir / role / "static.pt" for role in ROLES]
+    statics = [ExportLayout(context.export_dir).role(role).static_model for role in ROLES]
     if all(_mtime(path) > checkpoint_time for path in statics):
         return "static.pt of both roles is newer than the checkpoint"
     return None
@@ -170,7 +167,7 @@ def execute_export(context: PipelineContext) -> str:
     result = export_run(context.run_dir, export_options(context))
     # Recorded so a rerun can tell this export belongs to this checkpoint (see export_current).
     context.state.stage(Stage.EXPORT).update(checkpoint_sha256=checkpoint_sha, manifest_sha256={
-        role: sha256_file(context.export_dir / role / "manifest.json") for role in ROLES})
+        role: sha256_file(ExportLayout(context.export_dir).role(role).manifest) for role in ROLES})
     for notice in result.notices:
         context.say(f"[export] note: {notice}")
     accuracy = [f"{entry.role.value} top-1 {entry.manifest.get('accuracy', {}).get('test_top1', float('nan')):.1%}"
@@ -180,7 +177,7 @@ def execute_export(context: PipelineContext) -> str:
 
 def remove_previous(context: PipelineContext) -> None:
     """--force: delete the run folder's training files and the export folder, keeping pipeline.json."""
-    for name in (CHECKPOINT, RUN_MANIFEST, *TRAIN_LEFTOVERS):
+    for name in layout.TRAIN_FILES:
         (context.run_dir / name).unlink(missing_ok=True)
     if context.export_dir.is_dir():
         shutil.rmtree(context.export_dir)
@@ -212,7 +209,7 @@ def stored_outcomes(context: PipelineContext) -> list[Any] | None:
     from seekdeploy.runtime.results import load_profile_document
     from seekdeploy.runtime.targets import find_targets
 
-    exported_at = max(_mtime(context.export_dir / role / "manifest.json") for role in ROLES)
+    exported_at = max(_mtime(ExportLayout(context.export_dir).role(role).manifest) for role in ROLES)
     outcomes = []
     for host, path in profile_files(context).items():
         if _mtime(path) <= exported_at:
@@ -262,8 +259,9 @@ def execute_profile(context: PipelineContext) -> str:
 
 def is_current_report(context: PipelineContext) -> str | None:
     """Skip reason for the report: report.html newer than every profile.json and the run manifest."""
-    report = context.run_dir / "report.html"
-    inputs = [*profile_files(context).values(), context.run_dir / RUN_MANIFEST]
+    run = RunLayout(context.run_dir)
+    report = run.report("html")
+    inputs = [*profile_files(context).values(), run.manifest]
     if all(_mtime(report) > _mtime(path) for path in inputs):
         return f"{report} is newer than its inputs"
     return None

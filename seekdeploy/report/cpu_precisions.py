@@ -14,10 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from seekdeploy import layout
 from seekdeploy.profiles.schema import ROLE_NAMES
 
-PRECISION_OF_FILE = {"model.onnx": "fp32", "model.opt.onnx": "fp32", "model.fp16.onnx": "fp16",
-                     "model.int8.onnx": "int8"}
+PRECISION_OF_FILE = {**{name: precision for precision, name in layout.ONNX_BY_PRECISION.items()},
+                     layout.ONNX_OPTIMIZED: "fp32"}
 COLUMNS = ("role", "precision", "runtime", "file KiB", "test top-1", "batch", "p50 ms", "vs fp32")
 
 
@@ -30,7 +31,7 @@ def cpu_section(export_dir: Path, manifests: dict[str, dict[str, Any] | None]) -
         files = (manifest.get("parity") or {}).get("files") or {}
         openvino = ((manifest.get("openvino") or {}).get("files")) or {}
         for name, precision in PRECISION_OF_FILE.items():
-            if name not in files or name == "model.opt.onnx":
+            if name not in files or name == layout.ONNX_OPTIMIZED:
                 continue
             size_kib = manifest["files"][name]["bytes"] / 1024.0
             top1 = {"onnxruntime": files[name].get("test_top1"), "openvino": (openvino.get(name) or {}).get("test_top1")}

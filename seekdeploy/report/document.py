@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seekdeploy import layout
 from seekdeploy._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from seekdeploy.report import pair as pair_figures
 from seekdeploy.report.cpu_precisions import cpu_section
@@ -49,9 +50,9 @@ def write_built_report(report: Report, out: Path) -> Path:
 
     for name, png in report.plots.items():
         atomic_write_bytes(out / PLOTS_DIR / f"{name}.png", png)
-    atomic_write_json(out / "report.json", report.document)
-    atomic_write_text(out / "report.md", render_markdown(report.document))
-    return atomic_write_text(out / "report.html", render_html(report.document, report.plots))
+    atomic_write_json(out / layout.REPORT_JSON, report.document)
+    atomic_write_text(out / layout.REPORT_MD, render_markdown(report.document))
+    return atomic_write_text(out / layout.REPORT_HTML, render_html(report.document, report.plots))
 
 
 def build_report(run_dir: str | Path, export_dir: str | Path | None = None, profile: Any = None, *,
@@ -219,7 +220,7 @@ def _run_section(run: RunFiles) -> dict[str, Any]:
 def _profile_section(hardware: Any, document: dict[str, Any] | None) -> dict[str, Any]:
     measured_with = (document or {}).get("profile")
     name = hardware.name if hardware is not None else measured_with
-    source = "--profile" if hardware is not None else ("profile.json" if document else None)
+    source = "--profile" if hardware is not None else (layout.PROFILE_DOCUMENT if document else None)
     runtimes = sorted({r["runtime"] for r in (document or {}).get("results", [])})
     return {"name": name, "source": source, "measured_with": measured_with,
             "host": (document or {}).get("host"), "runtimes": runtimes}

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from seekdeploy import layout
 from seekdeploy._io import atomic_path, sha256_file
 from seekdeploy.errors import RuntimeBackendError
 from seekdeploy.profiles.schema import ROLE_NAMES
 
-PREDICTIONS_NAME = "predictions.npz"
+PREDICTIONS_NAME = layout.PREDICTIONS
 _CHUNK = 256  # images per onnxruntime call: bounded memory, few calls
 _SPLITS_MARK = "splits=val+test"  # caches written before validation logits existed lack it
 

@@ -14,11 +14,12 @@ from typing import Any
 
 import yaml
 
+from seekdeploy import layout
 from seekdeploy.errors import CheckpointError, ExportError
 from seekdeploy.profiles.schema import ROLE_NAMES as ROLES
 
-RUN_MANIFEST = "manifest.json"
-PROFILE_DOCUMENT = "profile.json"
+RUN_MANIFEST = layout.MANIFEST
+PROFILE_DOCUMENT = layout.PROFILE_DOCUMENT
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class RunFiles:
     @property
     def final(self) -> dict[str, Any]:
         """The manifest's end-of-run summary (test top-1, costs, motivated fraction)."""
-        return self.manifest.get("final") or {}
+        return self.manifest.get(layout.FINAL) or {}
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ def read_run(run_dir: str | Path) -> RunFiles:
     from seekdeploy.train.records import read_jsonl  # light: json only
 
     run_dir = Path(run_dir)
-    manifest_path = run_dir / RUN_MANIFEST
+    run = layout.RunLayout(run_dir)
+    manifest_path = run.manifest
     if not run_dir.is_dir():
         raise CheckpointError(f"run folder {run_dir} does not exist; pass a folder written by "
                               "`seekdeploy train` (e.g. runs/<name>)")
@@ -65,14 +67,13 @@ def read_run(run_dir: str | Path) -> RunFiles:
         raise CheckpointError(f"{run_dir} has no {RUN_MANIFEST}: the run is not finished (resume "
                               f"it with `seekdeploy train --resume {run_dir}`) or not a run folder")
     manifest = _read_json(manifest_path, CheckpointError, "re-run `seekdeploy train`")
-    config_path = run_dir / "config.yaml"
+    config_path = run.config
     config: dict[str, Any] = {}
     if config_path.is_file():
         loaded = yaml.safe_load(config_path.read_text(encoding="utf-8"))
         config = loaded if isinstance(loaded, dict) else {}
     return RunFiles(run_dir=run_dir, manifest=manifest, config=config or manifest.get("config", {}),
-                    metrics=read_jsonl(run_dir / "metrics.jsonl"),
-                    motivation=read_jsonl(run_dir / "motivation.jsonl"))
+                    metrics=read_jsonl(run.metrics), motivation=read_jsonl(run.motivation))
 
 
 def default_export_dir(run_dir: Path) -> Path:
@@ -86,13 +87,14 @@ def read_export(export_dir: Path | None) -> ExportFiles | None:
         return None
     manifests: dict[str, dict[str, Any] | None] = {}
     models: dict[str, Path] = {}
+    export = layout.ExportLayout(export_dir)
     for role in ROLES:
-        manifest_path = export_dir / role / "manifest.json"
+        manifest_path = export.role(role).manifest
         manifests[role] = (_read_json(manifest_path, ExportError, "re-run `seekdeploy export`")
                            if manifest_path.is_file() else None)
-        if (export_dir / role / "model.onnx").is_file():
-            models[role] = export_dir / role / "model.onnx"
-    pair_path = export_dir / "pair.json"
+        if export.role(role).onnx().is_file():
+            models[role] = export.role(role).onnx()
+    pair_path = export.pair
     pair = _read_json(pair_path, ExportError, "re-run `seekdeploy export`") if pair_path.is_file() else None
     return ExportFiles(export_dir=export_dir, manifests=manifests, pair=pair, model_paths=models)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seekdeploy import layout
 from seekdeploy._io import atomic_path
 from seekdeploy.errors import CheckpointError, SpecError
 from seekdeploy.profiles.schema import ROLE_NAMES
@@ -25,7 +26,7 @@ from seekdeploy.profiles.schema import ROLE_NAMES
 if TYPE_CHECKING:
     import torch
 
-CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_NAME = layout.CHECKPOINT
 FORMAT = "seekdeploy-train-checkpoint"
 FORMAT_VERSION = 1
 

@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seekdeploy import __version__
+from seekdeploy import __version__, layout
 from seekdeploy._io import atomic_write_json, atomic_write_text
 
-METRICS_NAME = "metrics.jsonl"
-MOTIVATION_NAME = "motivation.jsonl"
-MANIFEST_NAME = "manifest.json"
+METRICS_NAME = layout.METRICS
+MOTIVATION_NAME = layout.MOTIVATION
+MANIFEST_NAME = layout.MANIFEST
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from seekdeploy import layout
 from seekdeploy._io import TMP_PREFIX, atomic_write_text
 from seekdeploy.errors import CheckpointError, ConfigError, SpecError
 from seekdeploy.profiles.schema import ROLE_NAMES, Role
@@ -20,7 +21,7 @@ from seekdeploy.train.loop import ROLES, evaluate, run_training, save
 from seekdeploy.train.records import ProgressDisplay, library_versions, write_manifest
 from seekdeploy.train.session import TRAINING_FLOPS_PER_FORWARD, TrainSession
 
-CONFIG_NAME = "config.yaml"
+CONFIG_NAME = layout.CONFIG
 
 
 @dataclass(frozen=True)
@@ -188,12 +189,12 @@ def finish_run(session: TrainSession, profile_name: str | None) -> TrainSummary:
         return summary
     model_args = session.model_args()
     write_manifest(session.run_dir, {
-        "kind": "seekdeploy-train-run", "run": session.run_dir.name, "profile": profile_name,
+        "kind": layout.RUN_KIND, "run": session.run_dir.name, "profile": profile_name,
         "family": model_args["family"], "model": model_args,
         "specs": {"base": session.specs[Role.BASE].to_text(),
                   "motivated": session.specs[Role.MOTIVATED].to_text()},
         "config": session.config.to_dict(), "dataset": session.dataset.to_json(),
-        "final": final, "device": str(session.device), "versions": library_versions(),
+        layout.FINAL: final, "device": str(session.device), "versions": library_versions(),
         "world_size": distributed.world_size(),
         **_latency_prediction(session.run_dir)})
     return summary

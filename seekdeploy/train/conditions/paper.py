@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from seekdeploy.errors import ConfigError
+from seekdeploy.layout import MOTIVATION
 from seekdeploy.profiles.schema import Role
 from seekdeploy.train.conditions.base import Decision, MotivationCondition
 
@@ -85,7 +86,7 @@ def read_motivation_counts(path: Path) -> tuple[int, int]:
     """(motivated steps, total steps) of a run's motivation.jsonl (or of a run folder)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "motivation.jsonl"
+        path = path / MOTIVATION
     if not path.is_file():
         raise ConfigError(
             f"matched condition: reference {path} does not exist; pass a finished run's "
