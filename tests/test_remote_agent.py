@@ -144,12 +144,13 @@ def test_tensorrt_path_without_tensorrt_says_what_to_install(tmp_path: Path, tin
 
 
 def test_trtexec_helpers() -> None:
-    assert agent_tensorrt.engine_filename("model", "jetson-orin-nano", "8.6.2.3", "int8") == (
+    core = agent_tensorrt.core  # the one TensorRT core, shared with the exporter
+    assert core.engine_filename("jetson-orin-nano", core.major_minor("8.6.2.3"), "int8") == (
         "model.jetson-orin-nano.trt8.6.int8.engine"
     )
     protocol = ProtocolSettings(200.0, 10, 1500.0, 50)
-    argv = agent_tensorrt.trtexec_command("trtexec", "m.onnx", "m.engine", [4, 3, 32, 32], "input",
-                                          "int8", protocol, 512, "t.json", "calib.cache")  # fmt: skip
+    argv = agent_tensorrt.timed_trtexec_command("trtexec", "m.onnx", "m.engine", [4, 3, 32, 32], "input",
+                                                "int8", protocol, 512, "t.json", "calib.cache")  # fmt: skip
     assert argv[:3] == ["trtexec", "--onnx=m.onnx", "--saveEngine=m.engine"]
     for flag in ("--shapes=input:4x3x32x32", "--duration=1.5", "--iterations=50", "--warmUp=200",
                  "--int8", "--fp16", "--calib=calib.cache", "--memPoolSize=workspace:512M"):
@@ -173,3 +174,22 @@ def test_agent_files_parse_as_python_3_8() -> None:
             source = Path(path).read_text(encoding="utf-8")
             ast.parse(source, filename=str(path), feature_version=(3, 8))
             assert "from collections.abc import" not in source, path
+
+
+def test_exporter_and_agent_share_one_tensorrt_core() -> None:
+    """One TensorRT core builds the names and command lines of both the exporter's build_engine.sh
+    and the device agent: same version-dependent flags, same engine names."""
+    from seekdeploy.export.tensorrt import builder, engines, trtexec
+
+    core = agent_tensorrt.core
+    assert trtexec.tensorrt_core is core and engines.tensorrt_core is core and builder.tensorrt_core is core
+    protocol = ProtocolSettings(200.0, 10, 1500.0, 50)
+    for version, workspace in (("8.2", "--workspace=256"), ("10.3", "--memPoolSize=workspace:256M")):
+        export = trtexec.trtexec_command("m.onnx", "m.engine", precision="fp16", batch_max=4, workspace_mib=256,
+                                         input_shape=(3, 8, 8), trt_version=version)
+        agent = agent_tensorrt.timed_trtexec_command("trtexec", "m.onnx", "m.engine", [4, 3, 8, 8], "input",
+                                                     "fp16", protocol, 256, "t.json", trt_version=version)
+        assert export[:3] == agent[:3] == ["trtexec", "--onnx=m.onnx", "--saveEngine=m.engine"]
+        assert workspace in export and workspace in agent and "--fp16" in export and "--fp16" in agent
+        assert "--maxShapes=input:4x3x8x8" in export and "--shapes=input:4x3x8x8" in agent
+    assert engines.engine_filename("orin", "8.6", "fp16") == core.engine_filename("orin", "8.6", "fp16")

@@ -1,8 +1,9 @@
 """The agent's TensorRT path: build the engine ON the device, then time it with the same protocol.
 
-Standalone (standard library + numpy + TensorRT; shipped beside `agent.py`, `timing.py` and
-`_cuda.py`): it cannot import seekdeploy, so it keeps its own minimal equivalents of the export
-helpers (engine file name, trtexec command line, trtexec times parsing). Two builders, the first
+Standalone (standard library + numpy + TensorRT; shipped beside `agent.py`, `timing.py`, `_cuda.py`
+and `_tensorrt_core.py`): it cannot import seekdeploy. The engine file name, the trtexec command
+line and the engine builder are the one TensorRT core (`_tensorrt_core.py`) the exporter uses too;
+only the timing (trtexec's times parsing, the CUDA-event loop) is the agent's own. Two builders, the first
 that the device has wins: the TensorRT Python API (timed by `timing.measure` with CUDA events via
 libcudart/ctypes), else the `trtexec` binary (its `--exportTimes` per-iteration latencies are
 summarized by the same `LatencyStats.from_samples`). trtexec has no warm-up iteration count, so
@@ -20,6 +21,11 @@ import shutil
 import subprocess
 import time
 
+try:  # inside seekdeploy (the runner, the tests)
+    from . import _tensorrt_core as core
+except ImportError:  # on the device: a flat folder beside agent.py
+    import _tensorrt_core as core
+
 ARTIFACTS_FILE = "artifacts.json"
 # The export contract fixes the input name; reading it from the protobuf would need onnx here.
 INPUT_NAME = "input"
@@ -35,29 +41,17 @@ class TensorRTAgentError(Exception):
 MeasureError = TensorRTAgentError  # what agent.py catches from `measure`
 
 
-def engine_filename(stem: str, profile: str, trt_version: str, precision: str) -> str:
-    """`<stem>.<profile>.trt<major.minor>.<precision>.engine`, the export naming."""
-    major_minor = ".".join(trt_version.split(".")[:2])
-    return f"{stem}.{profile}.trt{major_minor}.{precision}.engine"
-
-
-def trtexec_command(trtexec: str, onnx: str, engine: str, shape: list, input_name: str,
-                    precision: str, protocol, workspace_mib: int, times_file: str,
-                    calibration_cache: str | None = None) -> list:
-    """The trtexec argument list that builds `engine` and times it under `protocol`."""
-    dims = "x".join(str(d) for d in shape)
-    argv = [trtexec, f"--onnx={onnx}", f"--saveEngine={engine}", f"--shapes={input_name}:{dims}",
-            f"--memPoolSize=workspace:{int(workspace_mib)}M",
-            f"--warmUp={int(round(protocol.warmup_ms))}",
-            f"--duration={max(protocol.duration_ms / 1000.0, 0.001):g}",
-            f"--iterations={int(protocol.min_iterations)}", f"--exportTimes={times_file}"]  # fmt: skip
-    if precision in ("fp16", "int8"):
-        argv.append("--fp16")  # int8 keeps fp16 as the fallback for layers without int8 kernels
-    if precision == "int8":
-        argv.append("--int8")
-        if calibration_cache:
-            argv.append(f"--calib={calibration_cache}")
-    return argv
+def timed_trtexec_command(trtexec: str, onnx: str, engine: str, shape: list, input_name: str,
+                          precision: str, protocol, workspace_mib: int, times_file: str,
+                          calibration_cache: str | None = None, trt_version: str | None = None) -> list:
+    """The core's trtexec command that builds `engine` at the fixed `shape`, then times it under
+    `protocol` with per-iteration times written to `times_file`."""
+    timing_flags = [f"--warmUp={int(round(protocol.warmup_ms))}",
+                    f"--duration={max(protocol.duration_ms / 1000.0, 0.001):g}",
+                    f"--iterations={int(protocol.min_iterations)}", f"--exportTimes={times_file}"]  # fmt: skip
+    return core.trtexec_command(trtexec, onnx, engine, input_name=input_name, shape=shape, precision=precision,
+                                workspace_mib=workspace_mib, trt_version=trt_version,
+                                calibration_cache=calibration_cache, extra=timing_flags)  # fmt: skip
 
 
 def parse_trtexec_times(data: list) -> tuple:
@@ -90,7 +84,7 @@ def measure(args, timing, numpy, protocol, input_shape_of, watch_load=None) -> d
         )
     version = trt.__version__ if trt is not None else _trtexec_version(trtexec)
     folder = os.path.dirname(os.path.abspath(args.model))
-    name = engine_filename("model", args.profile_name, version, precision)
+    name = core.engine_filename(args.profile_name, core.major_minor(version), precision)
     engine = os.path.join(folder, name)
     shape = input_shape_of(args, args.batch)
     started = time.perf_counter()
@@ -100,7 +94,7 @@ def measure(args, timing, numpy, protocol, input_shape_of, watch_load=None) -> d
         measured = _time_with_api(trt, engine, shape, args, timing, numpy, protocol)
     else:
         builder = "trtexec"
-        measured = _build_and_time_trtexec(trtexec, args, engine, shape, precision, protocol, timing)
+        measured = _build_and_time_trtexec(trtexec, args, engine, shape, precision, protocol, timing, version)
     _write_sidecar(engine, args, version, precision, shape, builder, time.perf_counter() - started)
     with open(os.path.join(folder, ARTIFACTS_FILE), "w", encoding="utf-8") as handle:
         json.dump({"files": [name, name + ".json"]}, handle)
@@ -109,31 +103,13 @@ def measure(args, timing, numpy, protocol, input_shape_of, watch_load=None) -> d
 
 
 def _build_with_api(trt, args, engine: str, shape: list, precision: str) -> None:
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    explicit = int(trt.__version__.split(".")[0]) < 10  # TensorRT 10 networks are always explicit
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH) if explicit else 0
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    with open(args.model, "rb") as handle:
-        if not parser.parse(handle.read()):
-            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise TensorRTAgentError(f"TensorRT cannot parse {os.path.basename(args.model)}: {errors}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(args.workspace_mib) << 20)
-    if precision in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)
-    if precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
-        config.int8_calibrator = _cache_calibrator(trt, args.calibration_cache)
-    profile = builder.create_optimization_profile()
-    for index in range(network.num_inputs):
-        tensor = network.get_input(index)
-        profile.set_shape(tensor.name, shape, shape, shape)  # the profile's fixed input shape
-    config.add_optimization_profile(profile)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise TensorRTAgentError("TensorRT failed to build the engine (see the builder log above)")
+    calibrator = _cache_calibrator(trt, args.calibration_cache) if precision == "int8" else None
+    try:
+        serialized = core.build_serialized_engine(
+            trt, args.model, batch_range=(shape[0],) * 3, chw=shape[1:], precision=precision,
+            workspace_mib=args.workspace_mib, calibrator=calibrator)  # the profile's fixed input shape
+    except core.TensorRTBuildError as exc:
+        raise TensorRTAgentError(str(exc))
     with open(engine, "wb") as handle:
         handle.write(serialized)
 
@@ -214,10 +190,10 @@ def _time_with_api(trt, engine: str, shape: list, args, timing, numpy, protocol)
 
 
 def _build_and_time_trtexec(trtexec: str, args, engine: str, shape: list, precision: str,
-                            protocol, timing) -> dict:
+                            protocol, timing, version: str) -> dict:
     times_file = engine + ".times.json"
-    argv = trtexec_command(trtexec, args.model, engine, shape, INPUT_NAME,
-                           precision, protocol, args.workspace_mib, times_file, args.calibration_cache)
+    argv = timed_trtexec_command(trtexec, args.model, engine, shape, INPUT_NAME, precision, protocol,
+                                 args.workspace_mib, times_file, args.calibration_cache, version)
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not os.path.isfile(times_file):
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])

@@ -222,7 +222,7 @@ BACKEND = Backend(
     onnx_opset_ceiling=lambda version: 17 if str(version or "").startswith("8") else None,  # 8.x parses <= 17
     windows_in_one_agent_run=True,
     agent_module="agent_tensorrt.py",
-    agent_support=("_cuda.py",),
+    agent_support=("_tensorrt_core.py", "_cuda.py"),
     device_modules=("numpy",),
     device_probe_modules=("tensorrt",),
     check_device_probe=_missing_on_device,

@@ -34,8 +34,9 @@ def agent_files(runtime: str) -> dict[str, Path]:
     }
     backend = get_backend(runtime)
     files[str(backend.agent_module)] = agent_module_path(backend)
-    for name in backend.agent_support:
-        files[name] = _RUNTIME_DIR / name
+    for name in backend.agent_support:  # a shared backend module (the TensorRT core) or a runtime one
+        beside = agent_module_path(backend).with_name(name)
+        files[name] = beside if beside.is_file() else _RUNTIME_DIR / name
     return files
 
 

@@ -1,5 +1,8 @@
 """Build a TensorRT engine from ONNX with TensorRT's Python API (on the device that will run it).
 
+The build itself is the one TensorRT core's `build_serialized_engine` (the device agent builds
+with it too); this module adds the atomic write and the engine's sidecar.
+
 Written against NVIDIA's documented API (`trt.Builder`, `OnnxParser.parse_from_file`,
 `create_builder_config`, `set_memory_pool_limit(MemoryPoolType.WORKSPACE, ...)`, `BuilderFlag.FP16
 / INT8`, `create_optimization_profile`, `build_serialized_network`). It cannot run without an
@@ -8,13 +11,13 @@ NVIDIA GPU and TensorRT, so nothing here is executed by the CPU test suite.
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from seekdeploy._io import atomic_write_bytes, sha256_file
+from seekdeploy.backends import _tensorrt_core as tensorrt_core
 from seekdeploy.errors import ExportError, require
 from seekdeploy.export.tensorrt.engines import EngineSidecar, write_engine_sidecar
 from seekdeploy.profiles.schema import Precision
@@ -58,32 +61,13 @@ def build_engine_python(
     precision = Precision(precision)
     if precision is Precision.INT8 and calibrator is None:
         raise ExportError("INT8 engines need a calibrator over real training images (create_entropy_calibrator)")
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(_network_flags(trt))
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ExportError(f"TensorRT {trt.__version__} cannot parse {onnx_path}: {errors}. "
-                          "Run lint_for_tensorrt on it for the cause")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
-    profile = builder.create_optimization_profile()
-    model_input = network.get_input(0)
-    chw = tuple(model_input.shape)[1:]  # (C, H, W); the batch axis is -1 (dynamic)
-    profile.set_shape(model_input.name, (batch_min, *chw), (batch_opt, *chw), (batch_max, *chw))
-    config.add_optimization_profile(profile)
-    if precision in (Precision.FP16, Precision.INT8):
-        config.set_flag(trt.BuilderFlag.FP16)
-    if precision is Precision.INT8:
-        config.set_flag(trt.BuilderFlag.INT8)
-        config.int8_calibrator = calibrator  # deprecated in TensorRT 10.1+, still honoured
-        config.set_calibration_profile(profile)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise ExportError(f"TensorRT could not build an engine from {onnx_path}; rerun with a larger "
-                          "workspace or read the builder log above")
-    atomic_write_bytes(engine_path, bytes(serialized))
+    try:
+        serialized = tensorrt_core.build_serialized_engine(
+            trt, str(onnx_path), batch_range=(batch_min, batch_opt, batch_max), precision=precision.value,
+            workspace_mib=workspace_mib, calibrator=calibrator)  # one profile over the batch range
+    except tensorrt_core.TensorRTBuildError as exc:
+        raise ExportError(f"{exc}. Run lint_for_tensorrt on {onnx_path} for the cause") from exc
+    atomic_write_bytes(engine_path, serialized)
     gpu_name, capability = detect_gpu()
     sidecar = EngineSidecar(
         engine_file=Path(engine_path).name, tensorrt_version=trt.__version__, gpu_name=gpu_name,
@@ -92,11 +76,3 @@ def build_engine_python(
     )
     write_engine_sidecar(engine_path, sidecar)
     return sidecar
-
-
-def _network_flags(trt: Any) -> int:
-    # TensorRT 8.x needs EXPLICIT_BATCH for ONNX; 10.x made it the only mode and deprecated the flag.
-    major = int(re.findall(r"\d+", trt.__version__)[0])
-    if major < 10:
-        return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    return 0

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from seekdeploy._io import atomic_write_json, safe_name
+from seekdeploy.backends import _tensorrt_core as tensorrt_core
 from seekdeploy.errors import ExportError
 from seekdeploy.profiles.schema import Precision
 
@@ -41,7 +42,7 @@ def engine_filename(profile_name: str, trt_version: str, precision: Precision | 
     safe_name(profile_name, "profile name")
     if not _VERSION.match(trt_version):
         raise ExportError(f"TensorRT version {trt_version!r} is not a version like '8.6' or '10.3.0'")
-    return f"model.{profile_name}.trt{trt_version}.{Precision(precision).value}.engine"
+    return tensorrt_core.engine_filename(profile_name, trt_version, Precision(precision).value)
 
 
 def sidecar_path(engine_path: str | Path) -> Path:

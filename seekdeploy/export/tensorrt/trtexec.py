@@ -1,5 +1,8 @@
 """`trtexec` command lines, the ready-to-run `build_engine.sh`, and parsing trtexec's summary.
 
+The command line itself comes from the one TensorRT core (`seekdeploy/backends/_tensorrt_core.py`),
+which the device agent ships and uses too; this module adds the exporter's checks and the script.
+
 Flags follow NVIDIA's trtexec help: `--onnx`, `--saveEngine`, `--fp16`, `--int8`, `--calib=<cache>`,
 `--minShapes/--optShapes/--maxShapes=<input>:BxCxHxW`, `--memPoolSize=workspace:<N>M` (TensorRT
 8.4+; the `M` suffix means MiB in every version; 8.0-8.2 take `--workspace=<N>` MiB instead), and
@@ -17,15 +20,12 @@ import shlex
 from pathlib import Path
 
 from seekdeploy._io import atomic_write_text
+from seekdeploy.backends import _tensorrt_core as tensorrt_core
 from seekdeploy.errors import ExportError
 from seekdeploy.profiles.schema import Precision
 
 _STAT = re.compile(r"(min|max|mean|median|percentile\((\d+(?:\.\d+)?)%\))\s*=\s*([0-9.eE+-]+)\s*ms")
 _NUMBER = r"([0-9.eE+-]+)"
-
-
-def _shape(input_name: str, batch: int, input_shape: tuple[int, int, int]) -> str:
-    return f"{input_name}:{batch}x" + "x".join(str(int(d)) for d in input_shape)
 
 
 def trtexec_command(
@@ -53,41 +53,17 @@ def trtexec_command(
         raise ExportError(f"batch sizes must satisfy 1 <= min <= opt <= max, got {batch_min}/{batch_opt}/{batch_max}")
     if workspace_mib < 1:
         raise ExportError(f"workspace_mib must be >= 1, got {workspace_mib}")
-    command = [
-        trtexec, f"--onnx={onnx_path}", f"--saveEngine={engine_path}",
-        f"--minShapes={_shape(input_name, batch_min, input_shape)}",
-        f"--optShapes={_shape(input_name, batch_opt, input_shape)}",
-        f"--maxShapes={_shape(input_name, batch_max, input_shape)}",
-        _workspace_flag(workspace_mib, trt_version),
-    ]
-    if precision is Precision.FP16:
-        command.append("--fp16")
-    elif precision is Precision.INT8:
-        if calib_cache is None:
-            raise ExportError(
-                "INT8 needs a calibration cache from real training images; create it with "
-                "EntropyCalibrator (seekdeploy export --precision int8 does this) and pass calib_cache"
-            )
-        # --fp16 too: layers INT8 cannot run fall back to fp16 rather than fp32.
-        command += ["--int8", "--fp16", f"--calib={calib_cache}"]
-    command.append(_build_only_flag(trt_version))
-    return command
-
-
-def _workspace_flag(workspace_mib: int, trt_version: str | None) -> str:
-    # --memPoolSize arrived in TensorRT 8.4; older trtexec (8.0-8.2, e.g. JetPack 4.6) only knows
-    # --workspace=N (MiB) and rejects the unknown flag.
-    numbers = [int(n) for n in re.findall(r"\d+", trt_version or "")[:2]]
-    if numbers and tuple(numbers) < (8, 4):
-        return f"--workspace={int(workspace_mib)}"
-    return f"--memPoolSize=workspace:{int(workspace_mib)}M"
-
-
-def _build_only_flag(trt_version: str | None) -> str:
-    if trt_version is None:
-        return "--skipInference"
-    numbers = [int(n) for n in re.findall(r"\d+", trt_version)[:2]]
-    return "--buildOnly" if tuple(numbers) < (8, 6) else "--skipInference"
+    if precision is Precision.INT8 and calib_cache is None:
+        raise ExportError(
+            "INT8 needs a calibration cache from real training images; create it with "
+            "EntropyCalibrator (seekdeploy export --precision int8 does this) and pass calib_cache"
+        )
+    return tensorrt_core.trtexec_command(
+        trtexec, str(onnx_path), str(engine_path), input_name=input_name, shape=(batch_min, *input_shape),
+        opt_shape=(batch_opt, *input_shape), max_shape=(batch_max, *input_shape), precision=precision.value,
+        workspace_mib=workspace_mib, trt_version=trt_version,
+        calibration_cache=str(calib_cache) if calib_cache is not None else None,
+    ) + [tensorrt_core.build_only_flag(trt_version)]
 
 
 def _parse_stats(line: str) -> dict[str, float]:
