@@ -47,8 +47,6 @@ LAYER_NAMES = {5: "cli", 4: "pipeline", 3: "stages", 2: "building blocks", 1: "e
 
 # Cycles still present (each the set of modules of one strongly connected component).
 KNOWN_CYCLES: list[frozenset[str]] = [
-    frozenset({"seekdeploy.nn.base", "seekdeploy.nn.registry"}),  # families (R1)
-    frozenset({"seekdeploy.plan.grid_costs", "seekdeploy.plan.space"}),  # the grid (R1)
     frozenset({"seekdeploy.runtime.verdict", "seekdeploy.runtime.windows"}),  # measuring (R2)
 ]
 

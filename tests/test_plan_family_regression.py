@@ -55,7 +55,7 @@ def compute_snapshot() -> dict[str, Any]:
 
     from seekdeploy import nn as sd_nn
     from seekdeploy.cli.main import cli
-    from seekdeploy.plan.layers import list_layers
+    from seekdeploy.nn import list_layers
 
     costs, layers = {}, {}
     for spec in _specs():

@@ -9,7 +9,7 @@ import pytest
 
 from seekdeploy.nn import estimate_cost
 from seekdeploy.plan.fit import choose_fit, fit_nnls
-from seekdeploy.plan.layers import list_layers
+from seekdeploy.nn import list_layers
 from seekdeploy.plan.predictor import (CalibratedPredictor, RooflinePredictor, default_tail_factor,
                                        input_geometry)
 from seekdeploy.plan.space import design_specs, spec_grid
@@ -109,7 +109,7 @@ def test_calibrated_predictor_applies_its_coefficients_and_measured_tail() -> No
 
 
 def test_padded_macs_round_channels_up_to_the_block() -> None:
-    from seekdeploy.plan.layers import Layer, LayerKind
+    from seekdeploy.nn.layers import Layer, LayerKind
 
     conv = Layer(LayerKind.CONV, macs=40 * 24 * 9 * 64, params=0, in_elements=0, out_elements=0,
                  in_channels=24, out_channels=40)

@@ -15,7 +15,9 @@ from typing import Any
 
 import click
 
-FAMILIES = ("resnet", "mbconv", "vit")
+from seekdeploy.nn.registry import list_families  # light: no torch at import
+
+FAMILIES = tuple(list_families())
 
 
 @contextmanager

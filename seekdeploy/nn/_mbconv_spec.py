@@ -1,4 +1,4 @@
-"""MBConv family (MobileNetV2/EfficientNet inverted residuals): spec, config, cost, scaling.
+"""MBConv family (MobileNetV2/EfficientNet inverted residuals): spec, config, layers, scaling, grid.
 
 Layout: a 3x3 stem convolution to `stem` channels (stride 1); per stage `depth[i]` inverted
 residual blocks of `width[i]` output channels: a 1x1 expansion to `in * expand[i]` channels
@@ -8,18 +8,28 @@ channels, as EfficientNet sizes it from the block input), a 1x1 linear projectio
 add when the block keeps shape; then a 1x1 head convolution to `head` channels, global average
 pooling and a linear classifier. `kernel`, `stride`, `se` and `act` are architectural constants
 (equal in nested specs); the other fields are elastic.
+
+Search grid: width multiplier 0.5-3 (stem, stage widths and head) x one expand ratio 2-6 for
+every stage that expands x depth 1-8 per stage; kernel, stride, SE and activation stay the
+default supernet's (they are constants a nested pair must share).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 
 from seekdeploy.errors import SpecError
-from seekdeploy.nn.base import (Activation, Cost, CostCounter, FamilyConfig, SubnetSpec, ceil_int,
-                                make_divisible, require_positive, require_same_length)
+from seekdeploy.nn.grid import SpecGrid, distinct_values, round_to_8
+from seekdeploy.nn.layers import Layer, LayerRecorder
+from seekdeploy.nn.spec import (Activation, FamilyConfig, SubnetSpec, ceil_int, make_divisible,
+                                require_positive, require_same_length)
 
 FAMILY_NAME = "mbconv"
+GRID_WIDTH_MULTIPLIERS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+GRID_EXPANDS = (2, 3, 4, 6)
+GRID_DEPTHS = tuple(range(1, 9))
 
 
 @dataclass(frozen=True)
@@ -108,33 +118,44 @@ def se_channels(in_channels: int, ratio: float) -> int:
     return max(1, int(in_channels * ratio))
 
 
-def estimate_mbconv_cost(spec: MBConvSpec, *, in_channels: int, image_size: int,
-                         num_classes: int) -> Cost:
-    """Analytic cost of the static MBConv network of `spec` (see `Cost` for what is counted)."""
-    counter = CostCounter()
-    size = counter.conv(in_channels, spec.stem, 3, image_size)
-    counter.norm(spec.stem)
+def describe_mbconv_layers(spec: MBConvSpec, *, in_channels: int, image_size: int,
+                           num_classes: int) -> list[Layer]:
+    """The layers of the static MBConv network of `spec` in forward order (see `seekdeploy.nn.layers`)."""
+    record = LayerRecorder()
+    silu = spec.act is Activation.SILU  # SiLU exports as Sigmoid + Mul, which do not fuse into Conv
+
+    def act(elements: int) -> None:
+        if silu:
+            record.elementwise(elements, inputs=2)
+
+    size = record.conv(in_channels, spec.stem, 3, image_size, norm=True)
+    act(spec.stem * size * size)
     channels = spec.stem
     for stage, (depth, width, expand) in enumerate(zip(spec.depth, spec.width, spec.expand)):
         for block in range(depth):
             hidden = channels * expand
             if expand != 1:
-                counter.conv(channels, hidden, 1, size)
-                counter.norm(hidden)
-            size = counter.conv(hidden, hidden, spec.kernel[stage], size,
-                                block_stride(spec, stage, block), groups=hidden)
-            counter.norm(hidden)
+                record.conv(channels, hidden, 1, size, norm=True)
+                act(hidden * size * size)
+            stride, size_in = block_stride(spec, stage, block), size
+            size = record.conv(hidden, hidden, spec.kernel[stage], size, stride, groups=hidden, norm=True)
+            act(hidden * size * size)
             if spec.se > 0:
                 reduced = se_channels(channels, spec.se)
-                counter.conv(hidden, reduced, 1, 1, bias=True)
-                counter.conv(reduced, hidden, 1, 1, bias=True)
-            counter.conv(hidden, width, 1, size)
-            counter.norm(width)
+                record.elementwise(hidden, inputs=size * size)  # squeeze: average pool
+                record.conv(hidden, reduced, 1, 1, bias=True)
+                act(reduced)
+                record.conv(reduced, hidden, 1, 1, bias=True)
+                record.elementwise(hidden * size * size, inputs=2)  # sigmoid gate multiply
+            record.conv(hidden, width, 1, size, norm=True)
+            if stride == 1 and channels == width and size_in == size:
+                record.elementwise(width * size * size, inputs=2)  # residual add
             channels = width
-    counter.conv(channels, spec.head, 1, size)
-    counter.norm(spec.head)
-    counter.linear(spec.head, num_classes)
-    return counter.result()
+    record.conv(channels, spec.head, 1, size, norm=True)
+    act(spec.head * size * size)
+    record.elementwise(spec.head, inputs=size * size)  # global average pooling
+    record.linear(spec.head, num_classes)
+    return record.layers
 
 
 def compound_scale(spec: MBConvSpec, phi: float, alpha: float = 1.2, beta: float = 1.1, *,
@@ -161,3 +182,20 @@ def default_mbconv_pair() -> tuple[MBConvConfig, MBConvSpec, MBConvSpec]:
     base = dataclasses.replace(config.max_spec(), stem=8, depth=(1, 1, 1, 1), width=(8, 16, 24, 40),
                                expand=(1, 3, 3, 3), head=160)
     return config, base, config.max_spec()
+
+
+def mbconv_search_grid() -> SpecGrid:
+    """The planner's MBConv grid around the default supernet (see the module doc)."""
+    default = default_mbconv_pair()[0].max_spec()
+    ones = (1,) * len(default.depth)
+
+    def scaled(multiplier: float) -> MBConvSpec:
+        return dataclasses.replace(default, depth=ones, stem=round_to_8(default.stem * multiplier),
+                                   head=round_to_8(default.head * multiplier),
+                                   width=tuple(round_to_8(w * multiplier) for w in default.width))
+
+    multipliers, _ = distinct_values(GRID_WIDTH_MULTIPLIERS, scaled)
+    shapes = [dataclasses.replace(scaled(m), expand=tuple(1 if e == 1 else ratio for e in default.expand))
+              for m, ratio in itertools.product(multipliers, GRID_EXPANDS)]
+    return SpecGrid(FAMILY_NAME, (("width", multipliers), ("expand", GRID_EXPANDS)), tuple(shapes),
+                    GRID_DEPTHS, len(ones))

@@ -1,20 +1,27 @@
-"""ResNet family (CIFAR-style basic blocks): spec, config, analytic cost, default pair.
+"""ResNet family (CIFAR-style basic blocks): spec, config, layers, default pair, search grid.
 
 Layout: a 3x3 stem convolution to `width[0]` channels (stride 1), then one stage per entry of
 `depth`/`width`: `depth[i]` basic blocks of `width[i]` channels; the first block of every stage
 after the first has stride 2 and a 1x1 projection shortcut; then global average pooling and a
 linear classifier. The default supernet is ResNet-20 (3 stages x 3 blocks, widths 16/32/64).
+
+Search grid: one width multiplier for all stages (0.25-4 x the default widths, multiples of 8) x
+depth 1-18 per stage, independently (18 blocks a stage is ResNet-110; 9 is ResNet-56).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from seekdeploy.errors import SpecError
-from seekdeploy.nn.base import (Cost, CostCounter, FamilyConfig, SubnetSpec, require_positive,
-                                require_same_length)
+from seekdeploy.nn.grid import SpecGrid, distinct_values, round_to_8
+from seekdeploy.nn.layers import Layer, LayerRecorder
+from seekdeploy.nn.spec import FamilyConfig, SubnetSpec, require_positive, require_same_length
 
 FAMILY_NAME = "resnet"
+GRID_WIDTH_MULTIPLIERS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
+GRID_DEPTHS = tuple(range(1, 19))
 
 
 @dataclass(frozen=True)
@@ -59,29 +66,36 @@ def block_stride(stage: int, block: int) -> int:
     return 2 if stage > 0 and block == 0 else 1
 
 
-def estimate_resnet_cost(spec: ResNetSpec, *, in_channels: int, image_size: int,
-                         num_classes: int) -> Cost:
-    """Analytic cost of the static ResNet of `spec` (see `Cost` for what is counted)."""
-    counter = CostCounter()
-    size = counter.conv(in_channels, spec.width[0], 3, image_size)
-    counter.norm(spec.width[0])
+def describe_resnet_layers(spec: ResNetSpec, *, in_channels: int, image_size: int,
+                           num_classes: int) -> list[Layer]:
+    """The layers of the static ResNet of `spec` in forward order (see `seekdeploy.nn.layers`)."""
+    record = LayerRecorder()
+    size = record.conv(in_channels, spec.width[0], 3, image_size, norm=True)
     channels = spec.width[0]
     for stage, (depth, width) in enumerate(zip(spec.depth, spec.width)):
         for block in range(depth):
             stride, size_in = block_stride(stage, block), size
-            size = counter.conv(channels, width, 3, size_in, stride)
-            counter.norm(width)
-            counter.conv(width, width, 3, size)
-            counter.norm(width)
+            size = record.conv(channels, width, 3, size_in, stride, norm=True)
+            record.conv(width, width, 3, size, norm=True)
             if stride != 1:
-                counter.conv(channels, width, 1, size_in, stride)
-                counter.norm(width)
+                record.conv(channels, width, 1, size_in, stride, norm=True)  # projection shortcut
+            record.elementwise(width * size * size, inputs=2)  # residual add (+ ReLU, fused)
             channels = width
-    counter.linear(channels, num_classes)
-    return counter.result()
+    record.elementwise(channels, inputs=size * size)  # global average pooling: (C, H, W) -> (C,)
+    record.linear(channels, num_classes)
+    return record.layers
 
 
 def default_resnet_pair() -> tuple[ResNetConfig, ResNetSpec, ResNetSpec]:
     """ResNet-20 supernet; base = half width, two blocks per stage; motivated = the whole supernet."""
     config = ResNetConfig()
     return config, ResNetSpec(depth=(2, 2, 2), width=(8, 16, 32)), config.max_spec()
+
+
+def resnet_search_grid() -> SpecGrid:
+    """The planner's ResNet grid around the default supernet (see the module doc)."""
+    default = default_resnet_pair()[0].max_spec()
+    ones = (1,) * len(default.depth)
+    multipliers, shapes = distinct_values(GRID_WIDTH_MULTIPLIERS, lambda m: dataclasses.replace(
+        default, depth=ones, width=tuple(round_to_8(w * m) for w in default.width)))
+    return SpecGrid(FAMILY_NAME, (("width", multipliers),), tuple(shapes), GRID_DEPTHS, len(ones))

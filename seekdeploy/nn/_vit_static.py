@@ -12,8 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seekdeploy.errors import SpecError
-from seekdeploy.nn._vit_spec import Pooling, ViTSpec
+from seekdeploy.nn._vit_spec import Pooling, ViTSpec, check_geometry
 
 
 class StaticAttention(nn.Module):
@@ -85,19 +84,6 @@ class StaticViT(nn.Module):
         x = self.norm(x)
         pooled = x[:, 0] if self.pooling is Pooling.CLS else x.mean(dim=1)  # (B, E)
         return self.head(pooled)  # (B, classes)
-
-
-def check_geometry(spec: ViTSpec, *, num_classes: int, in_channels: int, image_size: int) -> None:
-    """Raise SpecError unless the input geometry fits a ViT of `spec` (whole patches only)."""
-    for name, value in (("num_classes", num_classes), ("in_channels", in_channels),
-                        ("image_size", image_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SpecError(f"vit: {name} must be a positive integer, got {value!r}")
-    if image_size % spec.patch_size:
-        raise SpecError(
-            f"vit: image size {image_size} is not a multiple of the patch size {spec.patch_size}; "
-            "resize the input (the profile's input size) or choose a patch size that divides it"
-        )
 
 
 def build_static(spec: ViTSpec, *, num_classes: int, in_channels: int, image_size: int) -> StaticViT:

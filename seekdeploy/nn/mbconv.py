@@ -12,10 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from seekdeploy.nn._mbconv_spec import (FAMILY_NAME, MBConvConfig, MBConvSpec, block_stride,
-                                        compound_scale, default_mbconv_pair, estimate_mbconv_cost,
-                                        se_channels)
+                                        compound_scale, default_mbconv_pair, describe_mbconv_layers,
+                                        mbconv_search_grid, se_channels)
 from seekdeploy.nn._reorganize import ChannelGroup, bn_members, permute_channel_groups
-from seekdeploy.nn.base import DEFAULT_BN_ROLES, Activation, Family, Supernet
+from seekdeploy.nn.base import DEFAULT_BN_ROLES, Supernet
+from seekdeploy.nn.family import Family
+from seekdeploy.nn.spec import Activation
 from seekdeploy.nn.dynamic import DynamicBatchNorm2d, DynamicConv2d, DynamicLinear
 
 __all__ = ["FAMILY", "MBConvConfig", "MBConvSpec", "MBConvSupernet", "StaticMBConv", "compound_scale"]
@@ -225,7 +227,8 @@ FAMILY = Family(
     config_type=MBConvConfig,
     build_supernet=build_mbconv_supernet,
     build_static=build_static_mbconv,
-    estimate_cost=estimate_mbconv_cost,
+    describe_layers=describe_mbconv_layers,
     default_pair=default_mbconv_pair,
+    search_grid=mbconv_search_grid,
     reorganize=reorganize_mbconv,
 )

@@ -1,8 +1,9 @@
 """The family registry and the public model API (`create_supernet`, `to_static`, `parse_spec`, …).
 
-Families live in modules that define a module-level `FAMILY` (`seekdeploy.nn.base.Family`).
+Families live in modules that define a module-level `FAMILY` (`seekdeploy.nn.family.Family`).
 A known family's module is imported only when that family is first used; a family whose module
-is absent is not listed. `register_family` adds one at run time.
+is absent is not listed. `register_family` adds one at run time. Importing this module imports
+no torch: `list_families()` serves the CLI's `--arch` choices while `seekdeploy --help` stays light.
 """
 
 from __future__ import annotations
@@ -11,10 +12,16 @@ import importlib
 import importlib.util
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy.errors import SpecError, did_you_mean
-from seekdeploy.nn.base import DEFAULT_BN_ROLES, Cost, Family, FamilyConfig, SubnetSpec, Supernet
+from seekdeploy.nn.family import Family
+from seekdeploy.nn.layers import Cost, Layer
+from seekdeploy.nn.spec import FamilyConfig, SubnetSpec
+
+if TYPE_CHECKING:
+    from seekdeploy.nn.base import Supernet
+    from seekdeploy.nn.grid import SpecGrid
 
 # name -> module defining FAMILY. Order is the listing order.
 _FAMILY_MODULES: dict[str, str] = {
@@ -131,8 +138,9 @@ def default_pair(family: str) -> tuple[FamilyConfig, SubnetSpec, SubnetSpec]:
 
 def create_supernet(family: str, config: FamilyConfig | Mapping[str, Any] | None = None, *,
                     num_classes: int, in_channels: int, image_size: int,
-                    bn_roles: tuple[str, ...] = DEFAULT_BN_ROLES) -> Supernet:
-    """Build a family's supernet (config None = the family default; a dict = `to_json()` form)."""
+                    bn_roles: tuple[str, ...] | None = None) -> Supernet:
+    """Build a family's supernet (config None = the family default; a dict = `to_json()` form;
+    bn_roles None = the supernet's default, private statistics for base and motivated)."""
     entry = get_family(family)
     if config is None:
         config = entry.default_pair()[0]
@@ -143,8 +151,9 @@ def create_supernet(family: str, config: FamilyConfig | Mapping[str, Any] | None
     for name, value in (("num_classes", num_classes), ("in_channels", in_channels), ("image_size", image_size)):
         if not isinstance(value, int) or value < 1:
             raise SpecError(f"{name} must be a positive integer, got {value!r}")
+    roles = {} if bn_roles is None else {"bn_roles": tuple(bn_roles)}
     return entry.build_supernet(config, num_classes=num_classes, in_channels=in_channels,
-                                image_size=image_size, bn_roles=tuple(bn_roles))
+                                image_size=image_size, **roles)
 
 
 def build_static(spec: SubnetSpec, *, num_classes: int, in_channels: int, image_size: int) -> Any:
@@ -177,10 +186,23 @@ def to_static(supernet: Supernet, spec: SubnetSpec | None, bn_role: str | None =
     return static.to(device).eval()
 
 
+def list_layers(spec: SubnetSpec, *, in_channels: int, image_size: int, num_classes: int) -> list[Layer]:
+    """The layers of `spec`'s static network at batch 1, in forward order (what the planner's
+    latency predictors sum over; see `seekdeploy.nn.layers`)."""
+    return get_family(spec.family).describe_layers(spec, in_channels=in_channels, image_size=image_size,
+                                                   num_classes=num_classes)
+
+
 def estimate_cost(spec: SubnetSpec, *, in_channels: int, image_size: int, num_classes: int) -> Cost:
-    """Analytic params, MACs, FLOPs and activation memory of `spec`'s static network at batch 1."""
-    return get_family(spec.family).estimate_cost(spec, in_channels=in_channels,
-                                                 image_size=image_size, num_classes=num_classes)
+    """Analytic params, MACs, FLOPs and activation memory of `spec`'s static network at batch 1,
+    derived from the family's layer description."""
+    return get_family(spec.family).estimate_cost(spec, in_channels=in_channels, image_size=image_size,
+                                                 num_classes=num_classes)
+
+
+def search_grid(family: str) -> SpecGrid:
+    """The planner's grid of `family` (a `seekdeploy.nn.grid.SpecGrid` around its default supernet)."""
+    return get_family(family).search_grid()
 
 
 def reorganize_channels(supernet: Supernet) -> Supernet:

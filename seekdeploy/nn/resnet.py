@@ -12,8 +12,9 @@ from torch import nn
 
 from seekdeploy.nn._reorganize import ChannelGroup, bn_members, permute_channel_groups
 from seekdeploy.nn._resnet_spec import (FAMILY_NAME, ResNetConfig, ResNetSpec, block_stride,
-                                        default_resnet_pair, estimate_resnet_cost)
-from seekdeploy.nn.base import DEFAULT_BN_ROLES, Family, Supernet
+                                        default_resnet_pair, describe_resnet_layers, resnet_search_grid)
+from seekdeploy.nn.base import DEFAULT_BN_ROLES, Supernet
+from seekdeploy.nn.family import Family
 from seekdeploy.nn.dynamic import DynamicBatchNorm2d, DynamicConv2d, DynamicLinear
 
 
@@ -165,7 +166,8 @@ FAMILY = Family(
     config_type=ResNetConfig,
     build_supernet=build_resnet_supernet,
     build_static=build_static_resnet,
-    estimate_cost=estimate_resnet_cost,
+    describe_layers=describe_resnet_layers,
     default_pair=default_resnet_pair,
+    search_grid=resnet_search_grid,
     reorganize=reorganize_resnet,
 )

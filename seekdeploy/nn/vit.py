@@ -35,15 +35,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from seekdeploy.errors import SpecError
-from seekdeploy.nn._vit_cost import count_tokens, estimate_cost
-from seekdeploy.nn._vit_spec import FAMILY_NAME, Pooling, ViTConfig, ViTSpec
-from seekdeploy.nn._vit_static import StaticViT, build_static, check_geometry
-from seekdeploy.nn.base import DEFAULT_BN_ROLES, Family, Supernet
+from seekdeploy.nn._vit_spec import (FAMILY_NAME, Pooling, ViTConfig, ViTSpec, check_geometry, count_tokens,
+                                     default_pair, describe_vit_layers, vit_search_grid)
+from seekdeploy.nn._vit_static import StaticViT, build_static
+from seekdeploy.nn.base import DEFAULT_BN_ROLES, Supernet
+from seekdeploy.nn.family import Family
 from seekdeploy.nn.dynamic import DynamicLayerNorm, DynamicLinear
 
 __all__ = [
     "FAMILY", "Pooling", "StaticViT", "ViTConfig", "ViTSpec", "ViTSupernet", "build_static",
-    "default_pair", "estimate_cost", "reorganize_channels",
+    "default_pair", "describe_vit_layers", "reorganize_channels",
 ]
 
 
@@ -166,14 +167,6 @@ class ViTSupernet(Supernet):
         return self.head(pooled)
 
 
-def default_pair() -> tuple[ViTConfig, ViTSpec, ViTSpec]:
-    """Small CPU-trainable pair at 32 x 32: supernet embed 96, 4 heads of 24, depth 4, MLP x2,
-    patch 4 (the motivated spec is the whole supernet); base embed 48, 2 heads, depth 2, MLP x2."""
-    config = ViTConfig(embed_dim=96, heads=4, depth=4, mlp_ratio=2.0, patch_size=4)
-    base = ViTSpec(embed_dim=48, heads=2, depth=2, mlp_ratio=2.0, patch_size=4)
-    return config, base, config.max_spec()
-
-
 def reorganize_channels(supernet: ViTSupernet) -> None:
     """Reorder each block's heads and MLP hidden units by importance, keeping the function.
 
@@ -208,7 +201,8 @@ FAMILY = Family(
     config_type=ViTConfig,
     build_supernet=ViTSupernet,
     build_static=build_static,
-    estimate_cost=estimate_cost,
+    describe_layers=describe_vit_layers,
     default_pair=default_pair,
+    search_grid=vit_search_grid,
     reorganize=reorganize_channels,
 )

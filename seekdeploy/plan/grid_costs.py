@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from seekdeploy.plan.space import SpecGrid
+from seekdeploy.nn.grid import SpecGrid
 
 QUANTITIES = ("params", "flops", "memory_mib", "file_size_mib", "typical_ms")
 

@@ -7,7 +7,7 @@ default `default_tail_factor(p)` (1.0 at the median, rising linearly to 1.25 at 
 calibration measures the factor on the target and records it.
 
 Roofline: every layer takes max(FLOPs / peak, bytes moved / bandwidth) plus a fixed per-layer
-overhead (kernel launch / operator dispatch), summed over the layer list of `seekdeploy.plan.layers`.
+overhead (kernel launch / operator dispatch), summed over the family's layer list (`seekdeploy.nn.list_layers`).
 Peak GFLOP/s is the profile's figure at its precision; declared peaks are rarely reached by tiny
 layers, so this is an optimistic bound on compute plus a guessed overhead: a fallback only.
 """
@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from seekdeploy.errors import ProfileError
-from seekdeploy.plan.layers import Layer, LayerKind, list_layers
+from seekdeploy.nn.layers import Layer, LayerKind
+from seekdeploy.nn.registry import list_layers
 
 # Per-layer fixed cost of the roofline, by runtime: onnxruntime's per-operator dispatch on a CPU
 # is ~5-20 us; a TensorRT kernel launch on a Jetson ~5 us (documented defaults, not measured).

@@ -1,18 +1,8 @@
-"""The spec space the planner and the calibration search: one grid per family, a product of axes.
+"""The spec space the planner and the calibration search: each family's grid, and designs drawn from it.
 
-- resnet: one width multiplier for all stages (0.25-4 x the default supernet's 16/32/64 widths,
-  multiples of 8) x depth 1-18 per stage, independently (18 blocks a stage is ResNet-110; 9 is
-  ResNet-56).
-- mbconv: width multiplier 0.5-3 (stem, stage widths and head) x one expand ratio 2-6 for every
-  stage that expands x depth 1-8 per stage; kernel, stride, SE and activation stay the default
-  supernet's (they are constants a nested pair must share).
-- vit: heads 1-16 at the default head dim (24, so embed 24-384) x MLP ratio 1-4 x depth 1-16;
-  patch and pooling fixed.
-
-The largest value of each axis is the grid's documented cap: when the planner's choice sits on it,
-the plan names "grid cap" as what bounded that role. A grid is `shapes` (every combination of the
-non-depth axes, each as a spec of depth 1) times the depth axes; blocks after a stage's first are
-identical, which is what lets `plan.grid_costs` cost the whole grid from a few specs per shape.
+Every family declares its own planning grid (`Family.search_grid`, a `seekdeploy.nn.grid.SpecGrid`
+around its default supernet: the axes and their caps are documented in the family's module);
+`spec_grid` fetches it from the registry, once per family.
 
 `design_specs` draws a calibration design from a grid: the corners (smallest, largest,
 shallow-wide, deep-narrow) plus seeded random picks, within the part of the grid a profile's
@@ -21,129 +11,25 @@ budgets can reach when a profile is given.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import itertools
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from seekdeploy.errors import SpecError
+from seekdeploy.nn.grid import SpecGrid
 
-WIDTH_MULTIPLIERS = {"resnet": (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0),
-                     "mbconv": (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)}
-RESNET_DEPTHS = tuple(range(1, 19))
-MBCONV_DEPTHS = tuple(range(1, 9))
-MBCONV_EXPANDS = (2, 3, 4, 6)
-VIT_HEADS = tuple(range(1, 17))
-VIT_DEPTHS = tuple(range(1, 17))
-VIT_MLP_RATIOS = (1.0, 2.0, 3.0, 4.0)
 # How far past the largest latency budget (roofline-predicted) a profile's calibration design reaches.
 DESIGN_REACH = 2.0
 
 
-@dataclass(frozen=True)
-class SpecGrid:
-    """A family's planning grid: `shapes` (row-major over `shape_axes`) x a depth per stage."""
-
-    family: str
-    shape_axes: tuple[tuple[str, tuple[Any, ...]], ...]  # (name, values) of the non-depth axes
-    shapes: tuple[Any, ...]  # one spec per shape, depth 1 everywhere
-    depth_values: tuple[int, ...]
-    stages: int  # depth axes: one per stage (resnet, mbconv) or one (vit)
-
-    @property
-    def axes(self) -> tuple[tuple[str, tuple[Any, ...]], ...]:
-        """Every axis, shape axes first, as (name, values)."""
-        names = ("depth",) if self.family == "vit" else tuple(f"depth[{i}]" for i in range(self.stages))
-        return self.shape_axes + tuple((name, self.depth_values) for name in names)
-
-    @property
-    def dims(self) -> tuple[int, ...]:
-        """The number of values on each axis of `axes`."""
-        return tuple(len(values) for _, values in self.axes)
-
-    def __len__(self) -> int:
-        return int(np.prod(self.dims))
-
-    def spec(self, shape: int, depth: tuple[int, ...]) -> Any:
-        """The spec of shape number `shape` at per-stage `depth` (depth values, not indices)."""
-        value = int(depth[0]) if self.family == "vit" else tuple(int(d) for d in depth)
-        return dataclasses.replace(self.shapes[shape], depth=value)
-
-    def spec_at(self, index: int) -> Any:
-        """The spec at flat (row-major over `axes`) index `index`."""
-        multi = np.unravel_index(int(index), self.dims)
-        shape = int(np.ravel_multi_index(multi[:len(self.shape_axes)], self.dims[:len(self.shape_axes)]))
-        return self.spec(shape, tuple(self.depth_values[int(i)] for i in multi[len(self.shape_axes):]))
-
-    def __iter__(self) -> Iterator[Any]:
-        return (self.spec_at(i) for i in range(len(self)))
-
-    def caps(self) -> dict[str, Any]:
-        """The largest value of every axis (what "grid cap" refers to)."""
-        return {name: values[-1] for name, values in self.axes}
-
-
-def _round8(value: float) -> int:
-    return max(8, int(round(value / 8.0)) * 8)
-
-
-def _distinct(values: tuple[Any, ...], build: Any) -> tuple[tuple[Any, ...], list[Any]]:
-    # Drop an axis value whose specs equal the previous value's (small defaults round alike).
-    kept, specs = [], []
-    for value in values:
-        spec = build(value)
-        if not specs or spec != specs[-1]:
-            kept.append(value)
-            specs.append(spec)
-    return tuple(kept), specs
-
-
-def _resnet_grid(default: Any) -> SpecGrid:
-    ones = (1,) * len(default.depth)
-    multipliers, shapes = _distinct(WIDTH_MULTIPLIERS["resnet"], lambda m: dataclasses.replace(
-        default, depth=ones, width=tuple(_round8(w * m) for w in default.width)))
-    return SpecGrid("resnet", (("width", multipliers),), tuple(shapes), RESNET_DEPTHS, len(ones))
-
-
-def _mbconv_grid(default: Any) -> SpecGrid:
-    ones = (1,) * len(default.depth)
-
-    def scaled(multiplier: float) -> Any:
-        return dataclasses.replace(default, depth=ones, stem=_round8(default.stem * multiplier),
-                                   head=_round8(default.head * multiplier),
-                                   width=tuple(_round8(w * multiplier) for w in default.width))
-
-    multipliers, _ = _distinct(WIDTH_MULTIPLIERS["mbconv"], scaled)
-    shapes = [dataclasses.replace(scaled(m), expand=tuple(1 if e == 1 else ratio for e in default.expand))
-              for m, ratio in itertools.product(multipliers, MBCONV_EXPANDS)]
-    return SpecGrid("mbconv", (("width", multipliers), ("expand", MBCONV_EXPANDS)), tuple(shapes),
-                    MBCONV_DEPTHS, len(ones))
-
-
-def _vit_grid(default: Any) -> SpecGrid:
-    shapes = [dataclasses.replace(default, embed_dim=heads * default.head_dim, heads=heads, depth=1, mlp_ratio=mlp)
-              for heads, mlp in itertools.product(VIT_HEADS, VIT_MLP_RATIOS)]
-    return SpecGrid("vit", (("heads", VIT_HEADS), ("mlp", VIT_MLP_RATIOS)), tuple(shapes), VIT_DEPTHS, 1)
-
-
-_GRIDS = {"resnet": _resnet_grid, "mbconv": _mbconv_grid, "vit": _vit_grid}
-
-
 @functools.lru_cache(maxsize=8)
 def spec_grid(family: str) -> SpecGrid:
-    """The planning grid of `family` (built around the family's default supernet)."""
-    from seekdeploy import nn as sd_nn
+    """The planning grid of `family`, as the family declares it."""
+    from seekdeploy.nn.registry import search_grid
 
-    name = sd_nn.get_family(family).name
-    if name not in _GRIDS:
-        raise SpecError(f"the planner has no spec grid for family {name!r}; it supports {', '.join(_GRIDS)}. "
-                        "Pass --base and --motivated specs explicitly")
-    return _GRIDS[name](sd_nn.default_pair(name)[0].max_spec())
+    return search_grid(family)
 
 
 def design_specs(family: str, count: int, *, seed: int = 0, exclude: frozenset = frozenset(),

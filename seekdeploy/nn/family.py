@@ -1,0 +1,51 @@
+"""The family object: everything one model family declares, in one place (no torch at import).
+
+A family module in `seekdeploy.nn` defines a module-level `FAMILY = Family(...)`; the registry
+finds it by name. From the family's one layer description (`describe_layers`) follow its analytic
+cost (`estimate_cost`) and the planner's latency features; from its default pair and
+`search_grid` follow the planner's search space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from seekdeploy.nn.layers import Cost, Layer, cost_from_layers
+from seekdeploy.nn.spec import FamilyConfig, SubnetSpec
+
+if TYPE_CHECKING:
+    from seekdeploy.nn.base import Supernet
+    from seekdeploy.nn.grid import SpecGrid
+
+
+@dataclass(frozen=True)
+class Family:
+    """A registered model family: its types and the functions the shared code calls.
+
+    `build_supernet(config, *, num_classes, in_channels, image_size, bn_roles) -> Supernet` and
+    `build_static(spec, *, num_classes, in_channels, image_size) -> nn.Module` (a plain
+    constructor of stock layers whose state names mirror the supernet's);
+    `describe_layers(spec, *, in_channels, image_size, num_classes) -> list[Layer]` (the static
+    network's layers in forward order: see `seekdeploy.nn.layers`);
+    `default_pair() -> (config, base_spec, motivated_spec)`; `search_grid() -> SpecGrid` (the
+    planner's grid around the default supernet); `reorganize(supernet)` permutes channels by
+    importance in place (None = not supported).
+    """
+
+    name: str
+    description: str
+    spec_type: type[SubnetSpec]
+    config_type: type[FamilyConfig]
+    build_supernet: Callable[..., Supernet]
+    build_static: Callable[..., Any]
+    describe_layers: Callable[..., list[Layer]]
+    default_pair: Callable[[], tuple[FamilyConfig, SubnetSpec, SubnetSpec]]
+    search_grid: Callable[[], SpecGrid]
+    reorganize: Callable[[Supernet], None] | None = None
+
+    def estimate_cost(self, spec: SubnetSpec, *, in_channels: int, image_size: int, num_classes: int) -> Cost:
+        """Analytic params, MACs, FLOPs and activation memory of `spec`'s static network at batch 1."""
+        return cost_from_layers(self.describe_layers(spec, in_channels=in_channels, image_size=image_size,
+                                                     num_classes=num_classes))
