@@ -22,10 +22,10 @@ from typing import Any
 
 from seekdeploy._io import atomic_write_json
 from seekdeploy.errors import SeekdeployError
-from seekdeploy.profile_export import DEFAULT_WINDOWS, ProfileSettings, profile_local
+from seekdeploy.measure.profile import DEFAULT_WINDOWS, ProfileSettings, profile_local
 from seekdeploy.profiles.loader import load_profile
 from seekdeploy.runtime.environment import read_loadavg, watch_load
-from seekdeploy.runtime.profiling import cv_percent
+from seekdeploy.measure.local import cv_percent
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -47,7 +47,6 @@ LAYER_NAMES = {5: "cli", 4: "pipeline", 3: "stages", 2: "building blocks", 1: "e
 
 # Cycles still present (each the set of modules of one strongly connected component).
 KNOWN_CYCLES: list[frozenset[str]] = [
-    frozenset({"seekdeploy.runtime.verdict", "seekdeploy.runtime.windows"}),  # measuring (R2)
 ]
 
 # (importing module, imported module) pairs that import upwards, still present.
@@ -65,7 +64,7 @@ KNOWN_NAME_LITERALS: set[tuple[str, str]] = {
     ("seekdeploy.runtime.targets", "static.pt"), ("seekdeploy.runtime.targets", "model.fp16.onnx"),
     ("seekdeploy.runtime.targets", "model.int8.onnx"), ("seekdeploy.export.tensorrt_step", "model.onnx"),
     ("seekdeploy.export.tensorrt.trtexec", "model.onnx"), ("seekdeploy.export.openvino_parity", "model.onnx"),
-    ("seekdeploy.export.openvino_parity", "model.fp16.onnx"), ("seekdeploy.remote.profile", "model.onnx"),
+    ("seekdeploy.export.openvino_parity", "model.fp16.onnx"), ("seekdeploy.measure.remote", "model.onnx"),
     ("seekdeploy.backends.torch", "static.pt"),
 }
 

@@ -19,7 +19,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests.sshd import make_tiny_onnx, sshd_server, tiny_profile  # noqa: F401 (a fixture)
 
-from seekdeploy.profile_export import ProfileSettings, profile_local
+from seekdeploy.measure.profile import ProfileSettings, profile_local
 from seekdeploy.pipeline import PipelineConfig, PipelineState, Stage, open_context, summarize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,7 +150,7 @@ def test_fp16_models_load_without_matmul_transpose_fusion(tmp_path: Path) -> Non
 def test_int8_remote_plan_ships_the_exports_hashed_calibration_cache(tmp_path: Path) -> None:
     from seekdeploy.errors import RemoteError
     from seekdeploy.export.tensorrt.calibrator import write_calibration_cache
-    from seekdeploy.remote.profile import build_plan
+    from seekdeploy.measure.remote import build_plan
     from seekdeploy.remote.target import SshTarget
 
     model = make_tiny_onnx(tmp_path / "model.onnx")

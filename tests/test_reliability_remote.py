@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from seekdeploy.errors import RemoteError
-from seekdeploy.remote.profile import build_plan, profile_host
+from seekdeploy.measure.remote import build_plan, profile_host
 from seekdeploy.remote.ssh import SshOptions, SshSession
 from sshd import make_tiny_onnx, sshd_server, tiny_profile  # noqa: F401 (a fixture)
 

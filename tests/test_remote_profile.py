@@ -21,7 +21,7 @@ except ImportError:  # tests/ imported as a package
                             tiny_profile, write_fake_trtexec)  # noqa: F401 (a fixture)
 
 from seekdeploy.remote import diagnose
-from seekdeploy.remote.profile import profile_remote
+from seekdeploy.measure.remote import profile_remote
 from seekdeploy.remote.ssh import SshSession
 from seekdeploy.runtime.result_schema import build_model_result, validate_model_result
 
@@ -88,7 +88,7 @@ def test_tensorrt_engine_is_built_remotely_and_copied_back(sshd_server, tmp_path
 
 
 def test_profile_on_a_host_interleaves_windows_and_records_the_device_load(sshd_server, tmp_path: Path) -> None:
-    from seekdeploy.profile_export import ProfileSettings, RemoteSettings, profile_on_hosts
+    from seekdeploy.measure.profile import ProfileSettings, RemoteSettings, profile_on_hosts
 
     export = tmp_path / "run"
     for role in ("base", "motivated"):

@@ -19,7 +19,7 @@ except ImportError:  # tests/ imported as a package
 
 from seekdeploy.errors import RemoteError
 from seekdeploy.remote import diagnose
-from seekdeploy.remote.profile import profile_remote
+from seekdeploy.measure.remote import profile_remote
 from seekdeploy.remote.ssh import SshSession
 
 pytestmark = pytest.mark.ssh
@@ -114,7 +114,7 @@ def test_no_hosts_is_an_error(export_dir: Path) -> None:
 
 
 def test_check_device_reaches_the_device_and_names_what_is_missing(sshd_server) -> None:
-    from seekdeploy.remote.profile import check_device
+    from seekdeploy.measure.remote import check_device
 
     before = remote_dirs()
     check_device(sshd_server.host, "onnxruntime", python=PYTHON, options=client_options(sshd_server))

@@ -53,7 +53,7 @@ def test_metacharacters_never_pass(meta: str, rest: str) -> None:
 
 
 def test_bad_host_is_rejected_before_any_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
-    from seekdeploy.remote.profile import profile_remote
+    from seekdeploy.measure.remote import profile_remote
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("a subprocess was started for an invalid host")

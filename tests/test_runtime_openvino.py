@@ -90,7 +90,7 @@ def test_profile_times_openvino_with_the_protocol_and_judges_it(openvino, run_cl
 
 @pytest.mark.ssh
 def test_profile_over_ssh_with_openvino(openvino, sshd_server, tiny_onnx: Path) -> None:
-    from seekdeploy.remote.profile import profile_remote
+    from seekdeploy.measure.remote import profile_remote
 
     outcome = profile_remote(tiny_onnx.parent, tiny_profile("openvino"), [sshd_server.host],
                              options=client_options(sshd_server), python=sys.executable)[sshd_server.host]
@@ -138,7 +138,7 @@ def _agent_without_openvino(model: Path) -> subprocess.CompletedProcess:
 @pytest.mark.ssh
 def test_int8_cpu_profile_ships_the_qdq_copy_over_ssh(sshd_server, tiny_onnx: Path, tmp_path: Path) -> None:
     from seekdeploy.export.quantize import CalibrationMethod, quantize_int8
-    from seekdeploy.remote.profile import profile_remote
+    from seekdeploy.measure.remote import profile_remote
 
     folder = tmp_path / "base"
     folder.mkdir()

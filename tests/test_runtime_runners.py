@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from seekdeploy.errors import RuntimeBackendError
-from seekdeploy.runtime.profiling import ProfileRequest, cv_percent, make_feed, profile_model
+from seekdeploy.measure.local import ProfileRequest, cv_percent, make_feed, profile_model
 from seekdeploy.runtime.result_schema import validate_model_result
 from seekdeploy.backends import create_runner
 from seekdeploy.backends.onnxruntime import OnnxRuntimeRunner

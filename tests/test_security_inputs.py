@@ -173,7 +173,7 @@ METACHARACTERS = list(" ;|&$`'\"<>()*?!\\\n\t{}#~") + ["$(touch x)", "`id`", "-o
 @settings(max_examples=150, deadline=None)
 @given(position=st.integers(0, 30), meta=st.sampled_from(METACHARACTERS))
 def test_host_with_a_metacharacter_anywhere_never_reaches_a_process(position: int, meta: str) -> None:
-    from seekdeploy.remote.profile import profile_remote
+    from seekdeploy.measure.remote import profile_remote
 
     good = "admin@jetson-01.lab:2222"
     host = good[:position] + meta + good[position:]

@@ -2,7 +2,7 @@
 over SSH and check each role's budget.
 
 Imports only click at module level; numpy, onnxruntime and torch load inside the command. The
-measuring itself is `seekdeploy.profile_export` (shared with `seekdeploy run`).
+measuring itself is `seekdeploy.measure.profile` (shared with `seekdeploy run`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from seekdeploy.backends import backend_names
-from seekdeploy.profile_export import DEFAULT_WINDOWS
+from seekdeploy.measure.profile import DEFAULT_WINDOWS
 from seekdeploy.remote.cli_options import remote_options
 
 
@@ -67,7 +67,7 @@ def profile_command(ctx: click.Context, export: Path, profile_name: str, **optio
     profile = load_profile_for_cli(profile_name)
     console = Console(stderr=True) if options["as_json"] else Console()
     outcomes = profile_outcomes(export, profile, options, console)
-    from seekdeploy.profile_export import print_outcomes
+    from seekdeploy.measure.profile import print_outcomes
 
     passed = print_outcomes(console, export, profile, outcomes)
     if options["as_json"]:
@@ -96,7 +96,7 @@ def load_profile_for_cli(name_or_path: str) -> Any:
 
 def profile_settings_from_cli(options: dict[str, Any]) -> Any:
     """`ProfileSettings` from the command's option values."""
-    from seekdeploy.profile_export import ProfileSettings
+    from seekdeploy.measure.profile import ProfileSettings
 
     providers = None
     if options.get("providers"):
@@ -109,7 +109,7 @@ def profile_settings_from_cli(options: dict[str, Any]) -> Any:
 
 def profile_outcomes(export: Path, profile: Any, options: dict[str, Any], console: Any) -> list[Any]:
     """Measure locally, or on every `--host` in parallel; one `ProfileOutcome` per device."""
-    from seekdeploy.profile_export import RemoteSettings, profile_local, profile_on_hosts
+    from seekdeploy.measure.profile import RemoteSettings, profile_local, profile_on_hosts
     from seekdeploy.remote.cli_options import ssh_options_from_cli
 
     settings = profile_settings_from_cli(options)

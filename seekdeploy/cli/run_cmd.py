@@ -75,7 +75,7 @@ def run(profile_name: str, arch: str, data: str, data_dir: str | None, epochs: i
 def _remote_settings(remote: dict[str, Any]) -> Any:
     if not remote.get("hosts"):
         return None
-    from seekdeploy.profile_export import RemoteSettings
+    from seekdeploy.measure.profile import RemoteSettings
     from seekdeploy.remote.cli_options import ssh_options_from_cli
 
     options, python, trtexec = ssh_options_from_cli(**remote)

@@ -47,7 +47,7 @@ class PipelineConfig:
     runs_dir: Path = Path("runs")
     exports_dir: Path = Path("exports")
     hosts: tuple[str, ...] = ()
-    remote: Any = None  # seekdeploy.profile_export.RemoteSettings for --host
+    remote: Any = None  # seekdeploy.measure.profile.RemoteSettings for --host
     force: bool = False
 
     def run_name(self, profile_name: str) -> str:

@@ -187,7 +187,7 @@ def remove_previous(context: PipelineContext) -> None:
 
 def profile_files(context: PipelineContext) -> dict[str, Path]:
     """Device label -> the profile.json the profile stage writes for it."""
-    from seekdeploy.profile_export import LOCAL_HOST, default_out
+    from seekdeploy.measure.profile import LOCAL_HOST, default_out
     from seekdeploy.remote.target import SshTarget
 
     if not context.config.hosts:
@@ -205,7 +205,7 @@ def stored_outcomes(context: PipelineContext) -> list[Any] | None:
     after both export manifests. Verdicts are re-judged against today's budgets.
     """
     from seekdeploy.errors import SeekdeployError
-    from seekdeploy.profile_export import ProfileOutcome, judge_result
+    from seekdeploy.measure.profile import ProfileOutcome, judge_result
     from seekdeploy.runtime.results import load_profile_document
     from seekdeploy.runtime.targets import find_targets
 
@@ -240,7 +240,7 @@ def is_current_profile(context: PipelineContext) -> str | None:
 
 def execute_profile(context: PipelineContext) -> str:
     """`seekdeploy profile`: measure both roles here (child process) or on every --host."""
-    from seekdeploy.profile_export import ProfileSettings, RemoteSettings, profile_local, profile_on_hosts
+    from seekdeploy.measure.profile import ProfileSettings, RemoteSettings, profile_local, profile_on_hosts
 
     settings = ProfileSettings()
     if context.config.hosts:
@@ -250,7 +250,7 @@ def execute_profile(context: PipelineContext) -> str:
         outcomes = [profile_local(context.export_dir, context.profile, settings, log=context.say)]
     context.outcome = outcomes
     if context.table_console is not None:
-        from seekdeploy.profile_export import print_outcomes
+        from seekdeploy.measure.profile import print_outcomes
 
         print_outcomes(context.table_console, context.export_dir, context.profile, outcomes)
     return "; ".join(f"{o.host}: {'error' if o.error else 'PASS' if o.passed else 'FAIL'}"

@@ -3,7 +3,7 @@
 Each design spec (`space.design_specs`: corners + seeded random picks of the part of the family's
 grid the profile's budgets can reach) is built with `build_static` (random weights: latency does
 not depend on their values), exported with `export_onnx` at the profile's input, and timed with
-the profile's protocol through the profiling runner (`runtime.profiling.profile_model`) here, or
+the profile's protocol through the profiling runner (`measure.local.profile_model`) here, or
 through the remote agent (`remote.profile_remote`) with `host`, in interleaved rounds of timed
 windows (`measure_specs`).
 
@@ -178,7 +178,7 @@ def _time_model(profile: Any, onnx_path: Path, host: str | None, protocol: Any) 
     if host is not None:
         import dataclasses
 
-        from seekdeploy.remote.profile import profile_remote
+        from seekdeploy.measure.remote import profile_remote
 
         timed_profile = dataclasses.replace(profile, measurement=protocol) if protocol else profile
         outcome = profile_remote(onnx_path, timed_profile, [host], repeats=CALIBRATION_WINDOWS_PER_ROUND)[host]
@@ -187,7 +187,7 @@ def _time_model(profile: Any, onnx_path: Path, host: str | None, protocol: Any) 
         if outcome.result is None:
             raise RemoteError(f"{host} returned no latency result for {onnx_path.name}")
         return outcome.result
-    from seekdeploy.runtime.profiling import ProfileRequest, profile_model
+    from seekdeploy.measure.local import ProfileRequest, profile_model
 
     shape = (profile.input.batch, profile.input.channels, profile.input.height, profile.input.width)
     request = ProfileRequest(model=onnx_path, runtime="onnxruntime", input_shape=shape, protocol=settings,
@@ -263,7 +263,7 @@ def calibrate_profile(profile: Any, family: str, *, specs: int = 24, host: str |
 
     chosen = list(design) if design is not None else design_specs(family, specs, seed=seed, profile=profile)
     if host is not None:  # a device that cannot be reached fails now, not after every export
-        from seekdeploy.remote.profile import check_device
+        from seekdeploy.measure.remote import check_device
 
         check_device(host, str(getattr(profile.runtime.name, "value", profile.runtime.name)))
     measurements, environment = measure_specs(profile, chosen, host=host, opset=opset, protocol=protocol,

@@ -144,7 +144,7 @@ def _note_missing(notes: list[str], run: RunFiles, export: ExportFiles | None, e
 
 def _profile_results_path(export_path: Path, notes: list[str], device: str | None = None) -> Path:
     # profile.json, or with several devices profile.<host>.json each: the report covers one device.
-    from seekdeploy.profile_export import default_out, device_results
+    from seekdeploy.measure.profile import default_out, device_results
 
     single = export_path / PROFILE_DOCUMENT
     per_device = device_results(export_path)

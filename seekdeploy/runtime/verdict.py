@@ -22,10 +22,10 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from seekdeploy.profiles.schema import Budget
-from seekdeploy.runtime.windows import BUSY_OTHERS_CORES
+from seekdeploy.runtime.windows import BUSY_OTHERS_CORES, latency_at
+
+__all__ = ["Check", "CheckName", "Outcome", "RoleVerdict", "evaluate_role", "latency_at"]  # latency_at: windows.py
 
 
 class Outcome(str, enum.Enum):
@@ -247,18 +247,6 @@ def window_latencies(result: dict[str, Any], percentile: float) -> tuple[float, 
         except (ValueError, KeyError):
             continue
     return tuple(values)
-
-
-def latency_at(latency: dict[str, Any], percentile: float) -> float:
-    """Latency (ms) at `percentile` from a LatencyStats JSON: raw samples, else the stored key."""
-    samples = latency.get("samples_ms")
-    if samples:
-        return float(np.percentile(np.asarray(samples, dtype=np.float64), percentile))
-    key = {50.0: "median_ms", 90.0: "p90_ms", 95.0: "p95_ms", 99.0: "p99_ms", 100.0: "max_ms",
-           0.0: "min_ms"}.get(float(percentile))  # fmt: skip
-    if key is None or key not in latency:
-        raise ValueError(f"latency has no raw samples and no summary for p{percentile:g}")
-    return float(latency[key])
 
 
 def _fmt(value: float, unit: str) -> str:

@@ -24,6 +24,8 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from seekdeploy.runtime.timing import quietest_index, round_order, spread_percent
 
 # Other processes keeping at least this many cores busy (on average over a window) make the
@@ -84,8 +86,6 @@ def merge_windows(chunks: Sequence[dict[str, Any]], interleaved_with: Sequence[s
 
 def _ranking(windows: list[dict[str, Any]], percentile: float | None) -> list[tuple[float, str]]:
     """Each window's latency at `percentile` (empty when not given or a window lacks it)."""
-    from seekdeploy.runtime.verdict import latency_at
-
     if percentile is None:
         return []
     try:
@@ -132,3 +132,15 @@ def summarize_load(loads: Sequence[dict[str, Any] | None]) -> dict[str, Any] | N
         "busy_processes": sorted(busiest.values(), key=lambda process: -process["cores"])[:5],
         "busy": max(others) >= BUSY_OTHERS_CORES,
     }
+
+
+def latency_at(latency: dict[str, Any], percentile: float) -> float:
+    """Latency (ms) at `percentile` from a LatencyStats JSON: raw samples, else the stored key."""
+    samples = latency.get("samples_ms")
+    if samples:
+        return float(np.percentile(np.asarray(samples, dtype=np.float64), percentile))
+    key = {50.0: "median_ms", 90.0: "p90_ms", 95.0: "p95_ms", 99.0: "p99_ms", 100.0: "max_ms",
+           0.0: "min_ms"}.get(float(percentile))  # fmt: skip
+    if key is None or key not in latency:
+        raise ValueError(f"latency has no raw samples and no summary for p{percentile:g}")
+    return float(latency[key])

@@ -3,7 +3,7 @@
 The library layer under `seekdeploy profile` and the pipeline's profile stage. Locally, an ONNX
 model is measured by the standalone agent in a fresh child process (so peak memory is the model's,
 not this process's torch); the torch and TensorRT runtimes run in this process. With hosts, every
-role folder goes through `seekdeploy.remote.profile.profile_remote`, all hosts in parallel.
+role folder goes through `seekdeploy.measure.remote.profile_remote`, all hosts in parallel.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def _remote_windows(export: Path, profile: Any, labels: list[str], settings: Pro
     rounds of one agent run per role, except for TensorRT, whose agent builds the engine on each
     run, so each role's windows are timed in one run. Returns label -> [(target, merged result)]
     and label -> the first error (a failed host is left out of later rounds)."""
-    from seekdeploy.remote.profile import profile_remote
+    from seekdeploy.measure.remote import profile_remote
     from seekdeploy.runtime.targets import find_targets, for_precision
     from seekdeploy.runtime.timing import round_order
     from seekdeploy.runtime.windows import merge_windows
@@ -249,7 +249,7 @@ def _measure_target(target: Any, profile: Any, settings: ProfileSettings, chw: t
                                 providers=providers, threads=threads, role=target.role,
                                 precision=precision, repeats=settings.repeats, sweep_batches=sweep,
                                 runtime=runtime)  # fmt: skip
-    from seekdeploy.runtime.profiling import ProfileRequest, profile_model
+    from seekdeploy.measure.local import ProfileRequest, profile_model
 
     request = ProfileRequest(model=model, runtime=runtime, input_shape=(batch, *chw), protocol=protocol,
                              role=target.role, providers=providers, threads=threads,
