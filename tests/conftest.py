@@ -47,3 +47,42 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(exit_code, captured.out, captured.err)
 
     return run
+
+
+# ---- the tiny profile, run and export, built once per test session -------------------------------
+# Session-scoped: treat them as read-only (copy a folder before changing anything in it).
+
+@dataclass(frozen=True)
+class TinyExport:
+    """A finished export of `tiny_run`: `dir` is exports/tiny (base/, motivated/, pair.json)."""
+
+    run: Path
+    dir: Path
+    stdout: str
+
+
+@pytest.fixture(scope="session")
+def tiny_profile_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped x86-cpu profile at a 1x8x8 input, named tiny-test (`helpers.write_tiny_profile`)."""
+    from helpers import write_tiny_profile
+
+    return write_tiny_profile(tmp_path_factory.mktemp("tiny-profile"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """runs/tiny: one epoch on 8x8 digits through the library API (`helpers.train_tiny_run`), ~1 s."""
+    from helpers import train_tiny_run
+
+    return train_tiny_run(tmp_path_factory.mktemp("runs") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> TinyExport:
+    """`seekdeploy export tiny_run --precision fp16` (ONNX fp32 + fp16, parity, manifests, pair.json)."""
+    from helpers import cli_in_process
+
+    out = tmp_path_factory.mktemp("exports")
+    code, stdout, stderr = cli_in_process("export", str(tiny_run), "--out", str(out), "--precision", "fp16")
+    assert code == 0, stderr
+    return TinyExport(run=tiny_run, dir=out / tiny_run.name, stdout=stdout)

@@ -9,6 +9,11 @@ from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
 
+# `seekdeploy train` options for a tiny digits pair (8x8 with `write_tiny_profile`): a base of
+# depth=1,1;width=2,4 inside depth=1,1;width=4,8. Tests append their own batch size, seed, epochs.
+TINY_TRAIN = ["--data", "digits", "--arch", "resnet", "--base", "depth=1,1;width=2,4",
+              "--motivated", "depth=1,1;width=4,8"]
+
 
 def write_tiny_profile(folder: Path, name: str = "tiny-test",
                        extra: tuple[tuple[str, str], ...] = ()) -> Path:

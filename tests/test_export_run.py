@@ -9,7 +9,6 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -22,23 +21,9 @@ from seekdeploy.errors import ExportError
 from seekdeploy.export.static_models import load_static
 from seekdeploy.export.parity import ORT_DISABLED_OPTIMIZERS, TOLERANCES, ParityTolerance
 from seekdeploy.profiles.schema import Precision
-from helpers import cli_in_process, train_tiny_run
+from helpers import cli_in_process
 
 ROLES = ("base", "motivated")
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """A 1-epoch digits run at 8x8 (private BN), trained through the library API in ~1 s."""
-    return train_tiny_run(tmp_path_factory.mktemp("runs") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def exported(trained, tmp_path_factory) -> SimpleNamespace:
-    out = tmp_path_factory.mktemp("exports")
-    code, stdout, stderr = cli_in_process("export", str(trained), "--out", str(out), "--precision", "fp16")
-    assert code == 0, stderr
-    return SimpleNamespace(run=trained, dir=out / "tiny", stdout=stdout)
 
 
 def _manifest(folder: Path) -> dict:
@@ -59,11 +44,11 @@ def _dataset(run_dir: Path):
     return run, data, lambda images: normalize(images, data.mean, data.std)
 
 
-def test_export_writes_checked_onnx_models_that_match_the_supernet(exported):
-    run, data, prepare = _dataset(exported.run)
+def test_export_writes_checked_onnx_models_that_match_the_supernet(tiny_export):
+    run, data, prepare = _dataset(tiny_export.run)
     val = prepare(data.val.images[:64])  # (64, 1, 8, 8)
     for role in ROLES:
-        folder = exported.dir / role
+        folder = tiny_export.dir / role
         onnx.checker.check_model(str(folder / "model.onnx"), full_check=True)
         session = _session(folder / "model.onnx")
         logits = session.run(None, {"input": val.numpy()})[0]  # (64, 10)
@@ -81,19 +66,19 @@ def test_export_writes_checked_onnx_models_that_match_the_supernet(exported):
         expected = float(np.mean(test_logits.argmax(1) == data.test.labels.numpy()))
         assert manifest["accuracy"]["test_top1"] == pytest.approx(expected)
         assert manifest["accuracy"]["n"] == len(data.test)
-    assert "PASSED" in exported.stdout and "model.onnx vs static" in exported.stdout
+    assert "PASSED" in tiny_export.stdout and "model.onnx vs static" in tiny_export.stdout
 
 
-def test_manifest_records_the_checkpoint_it_was_cut_from(exported):
+def test_manifest_records_the_checkpoint_it_was_cut_from(tiny_export):
     for role in ROLES:
-        assert _manifest(exported.dir / role)["checkpoint_sha256"] == sha256_file(
-            exported.run / "checkpoint.pt")
+        assert _manifest(tiny_export.dir / role)["checkpoint_sha256"] == sha256_file(
+            tiny_export.run / "checkpoint.pt")
 
 
-def test_manifest_hashes_sizes_and_input_spec(exported):
-    _, data, _ = _dataset(exported.run)
+def test_manifest_hashes_sizes_and_input_spec(tiny_export):
+    _, data, _ = _dataset(tiny_export.run)
     for role in ROLES:
-        folder = exported.dir / role
+        folder = tiny_export.dir / role
         manifest = _manifest(folder)
         on_disk = sorted(p.name for p in folder.iterdir() if p.name != "manifest.json")
         assert sorted(manifest["files"]) == on_disk and "model.onnx" in on_disk
@@ -109,33 +94,33 @@ def test_manifest_hashes_sizes_and_input_spec(exported):
         assert manifest["opset"] == 18 and manifest["exporter"] == "dynamo"
         static = load_static(folder / "static.pt")  # weights_only inside
         assert manifest["params"] == sum(p.numel() for p in static.parameters())
-    assert not [p for p in exported.dir.iterdir() if p.name.startswith(TMP_PREFIX)]
+    assert not [p for p in tiny_export.dir.iterdir() if p.name.startswith(TMP_PREFIX)]
 
 
-def test_pair_json_proves_the_base_is_a_slice_of_the_motivated(exported):
-    pair = json.loads((exported.dir / "pair.json").read_text())
+def test_pair_json_proves_the_base_is_a_slice_of_the_motivated(tiny_export):
+    pair = json.loads((tiny_export.dir / "pair.json").read_text())
     assert pair["checked"] > 10 and pair["max_abs_diff"] == 0.0 and pair["identical"]
     # --bn private: BN statistics are per role; they are listed, with the reason, not hidden.
     assert pair["not_compared"] and all("private" in e["reason"] for e in pair["not_compared"])
     assert {e["base"].rpartition(".")[2] for e in pair["not_compared"]} == \
         {"running_mean", "running_var", "num_batches_tracked"}
     for role in ROLES:
-        assert pair["onnx_sha256"][role] == sha256_file(exported.dir / role / "model.onnx")
+        assert pair["onnx_sha256"][role] == sha256_file(tiny_export.dir / role / "model.onnx")
     # Independently: every compared base tensor equals the motivated tensor's prefix.
-    base = torch.load(exported.dir / "base" / "static.pt", weights_only=True)["state_dict"]
-    motivated = torch.load(exported.dir / "motivated" / "static.pt", weights_only=True)["state_dict"]
+    base = torch.load(tiny_export.dir / "base" / "static.pt", weights_only=True)["state_dict"]
+    motivated = torch.load(tiny_export.dir / "motivated" / "static.pt", weights_only=True)["state_dict"]
     for entry in pair["tensors"]:
         tensor = base[entry["base"]]
         prefix = motivated[entry["motivated"]][tuple(slice(0, n) for n in tensor.shape)]
         assert torch.equal(tensor, prefix), entry["base"]
 
 
-def test_exported_base_has_the_graph_of_an_equally_sized_static_model(exported, tmp_path):
+def test_exported_base_has_the_graph_of_an_equally_sized_static_model(tiny_export, tmp_path):
     from seekdeploy.export.onnx_export import export_onnx
     from seekdeploy.nn import build_static
     from seekdeploy.train.checkpoint import load_run
 
-    run = load_run(exported.run)
+    run = load_run(tiny_export.run)
     fresh = build_static(run.base_spec, num_classes=10, in_channels=1, image_size=8)
     # Trained-looking BatchNorm (a fresh one is the identity, whose zero folded biases the ONNX
     # optimizer drops, which would make any graph comparison vacuous).
@@ -153,21 +138,21 @@ def test_exported_base_has_the_graph_of_an_equally_sized_static_model(exported, 
         ops = collections.Counter(node.op_type for node in model.graph.node)
         return ops, sorted(tuple(t.dims) for t in model.graph.initializer)
 
-    assert signature(exported.dir / "base" / "model.onnx") == signature(tmp_path / "direct.onnx")
+    assert signature(tiny_export.dir / "base" / "model.onnx") == signature(tmp_path / "direct.onnx")
 
 
-def test_fp16_export_and_its_tolerance_is_enforced(exported, tmp_path):
+def test_fp16_export_and_its_tolerance_is_enforced(tiny_export, tmp_path):
     from seekdeploy.export.export_run import export_run
     from seekdeploy.export.options import parse_export_options
 
     for role in ROLES:
-        manifest = _manifest(exported.dir / role)
+        manifest = _manifest(tiny_export.dir / role)
         proof = manifest["parity"]["files"]["model.fp16.onnx"]
         assert proof["precision"] == "fp16" and 0 < proof["vs_static"]["max_abs"] <= 5e-2
         assert manifest["files"]["model.fp16.onnx"]["precision"] == "fp16"
-        fp16 = onnx.load(str(exported.dir / role / "model.fp16.onnx"))
+        fp16 = onnx.load(str(tiny_export.dir / role / "model.fp16.onnx"))
         assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in fp16.graph.initializer)
-    shutil.copytree(exported.dir, tmp_path / "tiny")
+    shutil.copytree(tiny_export.dir, tmp_path / "tiny")
     folder = tmp_path / "tiny" / "base"
     before = {p.name: sha256_file(p) for p in folder.iterdir()}
     # The same export with an fp16 limit no real fp16 model can meet must fail, and must leave the
@@ -176,21 +161,21 @@ def test_fp16_export_and_its_tolerance_is_enforced(exported, tmp_path):
     tight[Precision.FP16] = ParityTolerance(max_abs=1e-9, min_top1_agreement=0.99)
     strict = parse_export_options(roles="base", precision="fp16", out_dir=tmp_path)
     with pytest.raises(ExportError, match="model.fp16.onnx.*fp16 parity check"):
-        export_run(exported.run, dataclasses.replace(strict, tolerances=tight))
+        export_run(tiny_export.run, dataclasses.replace(strict, tolerances=tight))
     assert {p.name: sha256_file(p) for p in folder.iterdir()} == before
     assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == ["base", "motivated", "pair.json"]
 
 
-def test_reexport_clears_staging_left_by_a_killed_export(exported, tmp_path):
+def test_reexport_clears_staging_left_by_a_killed_export(tiny_export, tmp_path):
     from seekdeploy.export.export_run import export_run
     from seekdeploy.export.options import parse_export_options
 
-    shutil.copytree(exported.dir, tmp_path / "tiny")
+    shutil.copytree(tiny_export.dir, tmp_path / "tiny")
     # What a SIGKILL during an export leaves: a staging folder with partial files, never a final name.
     stale = tmp_path / "tiny" / ".tmp-export-killed"
     (stale / "base").mkdir(parents=True)
     (stale / "base" / "model.onnx").write_bytes(b"partial")
-    result = export_run(exported.run, parse_export_options(roles="base", out_dir=tmp_path))
+    result = export_run(tiny_export.run, parse_export_options(roles="base", out_dir=tmp_path))
     assert not stale.exists()
     assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == ["base", "motivated", "pair.json"]
     pair = json.loads((tmp_path / "tiny" / "pair.json").read_text())
@@ -198,12 +183,12 @@ def test_reexport_clears_staging_left_by_a_killed_export(exported, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("trtexec") is not None, reason="trtexec is on PATH: it would build")
-def test_tensorrt_without_tensorrt_writes_build_script_and_says_so(trained, tmp_path):
+def test_tensorrt_without_tensorrt_writes_build_script_and_says_so(tiny_run, tmp_path):
     import importlib.util
 
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here: the engine would be built, not scripted")
-    code, stdout, stderr = cli_in_process("export", str(trained), "--roles", "base", "--format", "onnx,tensorrt",
+    code, stdout, stderr = cli_in_process("export", str(tiny_run), "--roles", "base", "--format", "onnx,tensorrt",
                                 "--precision", "int8", "--profile", "jetson-nano", "--out", str(tmp_path))
     assert code == 0, stderr
     assert "NOTICE: TensorRT is not installed here" in stdout and "build_engine.sh" in stdout
@@ -227,22 +212,22 @@ def test_tensorrt_without_tensorrt_writes_build_script_and_says_so(trained, tmp_
     (("--roles", "bse"), "did you mean 'base'"),
     (("--precision", "int4"), "choose from fp32, fp16, int8"),
 ])
-def test_bad_options_are_refused_before_any_work(trained, tmp_path, args, message):
-    code, _, stderr = cli_in_process("export", str(trained), "--out", str(tmp_path / "out"), *args)
+def test_bad_options_are_refused_before_any_work(tiny_run, tmp_path, args, message):
+    code, _, stderr = cli_in_process("export", str(tiny_run), "--out", str(tmp_path / "out"), *args)
     assert code == 1 and message in stderr and "Traceback" not in stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_bad_runs_are_clear_errors_and_leave_nothing(trained, tmp_path):
+def test_bad_runs_are_clear_errors_and_leave_nothing(tiny_run, tmp_path):
     out = tmp_path / "out"
     empty = tmp_path / "empty"
     empty.mkdir()
     broken = tmp_path / "broken"
-    shutil.copytree(trained, broken)
+    shutil.copytree(tiny_run, broken)
     checkpoint = broken / "checkpoint.pt"
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # truncated mid-write
     cases = [(empty, "no checkpoint"), (broken, "corrupt or truncated"),
-             (tmp_path / "missing", "does not exist"), (trained / "..", "invalid run name")]
+             (tmp_path / "missing", "does not exist"), (tiny_run / "..", "invalid run name")]
     for run_dir, message in cases:
         code, _, stderr = cli_in_process("export", str(run_dir), "--out", str(out))
         assert code == 1 and message in stderr and "Traceback" not in stderr, (run_dir, stderr)

@@ -22,21 +22,21 @@ except ImportError:  # tests/ imported as a package
 from seekdeploy.measure.profile import ProfileSettings, profile_local
 from seekdeploy.pipeline import PipelineConfig, PipelineState, Stage, open_context, summarize
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import write_tiny_profile
 
 
-def write_tiny_profile(folder: Path, **budgets: dict) -> Path:
-    """The shipped x86-cpu profile shrunk to 8x8 inputs, a protocol of a few milliseconds and
-    latency budgets no model here can miss (unless `budgets` overrides them)."""
-    data = yaml.safe_load((REPO / "profiles" / "x86-cpu.yaml").read_text())
-    data.update(name="tiny-cpu", aliases=[])
-    data["input"].update(height=8, width=8, batch_sweep=[2])
+def write_pipeline_profile(folder: Path, **budgets: dict) -> Path:
+    """`helpers.write_tiny_profile` at a 3x8x8 input (as `make_export`'s models) named tiny-cpu, with
+    a protocol of a few milliseconds and latency budgets no model here can miss (unless `budgets`
+    overrides them)."""
+    path = write_tiny_profile(folder, name="tiny-cpu", extra=(("channels: 1", "channels: 3"),))
+    data = yaml.safe_load(path.read_text())
+    data["input"].update(batch_sweep=[2])
     data["measurement"] = {"warmup_ms": 0, "warmup_iterations": 2, "duration_ms": 20, "min_iterations": 5}
     for budget in data["budgets"].values():
         budget["latency_ms"] = 1000.0  # these tests check the mechanics; a shared CPU is noisy
     for role, override in budgets.items():
         data["budgets"][role].update(override)
-    path = folder / "tiny-cpu.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -66,14 +66,14 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("user@device:ssh", "not a number"),
 ])  # fmt: skip
 def test_run_refuses_a_malformed_host_before_training(run_cli, tmp_cwd: Path, host: str, why: str) -> None:
-    profile = write_tiny_profile(tmp_cwd)
+    profile = write_pipeline_profile(tmp_cwd)
     result = run_cli("run", "--profile", str(profile), "--host", host)
     assert result.exit_code == 1 and why in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_cwd / "runs").exists()  # nothing started
 
 
 def test_profile_host_errors(run_cli, tmp_path: Path, export_dir: Path) -> None:
-    profile = str(write_tiny_profile(tmp_path))
+    profile = str(write_pipeline_profile(tmp_path))
     bad = run_cli("profile", str(export_dir), "--profile", profile, "--host", "me@dev;reboot")
     assert bad.exit_code == 1 and "invalid SSH host" in bad.stderr
     runtime = run_cli("profile", str(export_dir), "--profile", profile, "--host", "me@dev", "--runtime", "torch")
@@ -89,7 +89,7 @@ def test_profile_host_errors(run_cli, tmp_path: Path, export_dir: Path) -> None:
 def test_profile_host_end_to_end_over_real_ssh(run_cli, sshd_server, tmp_path: Path, export_dir: Path) -> None:
     config = tmp_path / "ssh_config"
     config.write_text(f"Host *\n  UserKnownHostsFile {sshd_server.known_hosts}\n  StrictHostKeyChecking yes\n")
-    profile = str(write_tiny_profile(tmp_path))
+    profile = str(write_pipeline_profile(tmp_path))
     result = run_cli("profile", str(export_dir), "--profile", profile, "--host", sshd_server.host,
                      "--identity", str(sshd_server.client_key), "--ssh-config", str(config),
                      "--python", sys.executable)  # fmt: skip
@@ -109,7 +109,7 @@ def test_local_profile_measures_in_a_child_process(tmp_path: Path, export_dir: P
 
     from seekdeploy.profiles.loader import load_profile
 
-    profile = load_profile(str(write_tiny_profile(tmp_path)))
+    profile = load_profile(str(write_pipeline_profile(tmp_path)))
     out = tmp_path / "profile.json"
     outcome = profile_local(export_dir, profile, ProfileSettings(out=out))
     assert outcome.passed and out.is_file()
@@ -121,7 +121,7 @@ def test_local_profile_measures_in_a_child_process(tmp_path: Path, export_dir: P
 
 
 def test_child_agent_errors_are_user_errors(run_cli, tmp_path: Path, export_dir: Path) -> None:
-    profile = str(write_tiny_profile(tmp_path))
+    profile = str(write_pipeline_profile(tmp_path))
     provider = run_cli("profile", str(export_dir), "--profile", profile, "--providers", "CUDAExecutionProvidr")
     assert provider.exit_code == 1 and "not available" in provider.stderr and "Traceback" not in provider.stderr
     broken = tmp_path / "broken.onnx"
@@ -176,7 +176,7 @@ def test_profile_stage_is_current_until_the_export_changes(tmp_path: Path) -> No
     from seekdeploy.pipeline import stages as pipeline_stages
 
     export_root = make_export(tmp_path / "exports" / "run2")
-    profile = write_tiny_profile(tmp_path)
+    profile = write_pipeline_profile(tmp_path)
     context = _context(tmp_path, export_root, profile)
     assert pipeline_stages.is_current_profile(context) is None  # nothing measured yet
     pipeline_stages.execute_profile(context)
@@ -192,9 +192,9 @@ def test_stored_verdicts_are_rejudged_against_todays_budgets(tmp_path: Path) -> 
     from seekdeploy.pipeline import stages as pipeline_stages
 
     export_root = make_export(tmp_path / "exports" / "run3")
-    context = _context(tmp_path, export_root, write_tiny_profile(tmp_path))
+    context = _context(tmp_path, export_root, write_pipeline_profile(tmp_path))
     pipeline_stages.execute_profile(context)
-    stricter = _context(tmp_path, export_root, write_tiny_profile(tmp_path, base={"latency_ms": 1e-6}))
+    stricter = _context(tmp_path, export_root, write_pipeline_profile(tmp_path, base={"latency_ms": 1e-6}))
     assert pipeline_stages.is_current_profile(stricter) is not None
     passed, line = summarize(stricter.outcome)
     assert not passed and line.startswith("FAILED base FAIL (p95 ") and "/ motivated PASS" in line
@@ -206,7 +206,7 @@ def test_export_is_current_only_for_the_checkpoint_it_came_from(tmp_path: Path) 
 
     export_root = make_export(tmp_path / "exports" / "run4")
     (export_root / "pair.json").write_text("{}")
-    context = _context(tmp_path, export_root, write_tiny_profile(tmp_path))
+    context = _context(tmp_path, export_root, write_pipeline_profile(tmp_path))
     checkpoint = context.run_dir / "checkpoint.pt"
     checkpoint.write_bytes(b"weights v1")
     manifest = json.loads((export_root / "base" / "manifest.json").read_text())
@@ -229,7 +229,7 @@ def test_pipeline_state_survives_a_torn_file(tmp_path: Path) -> None:
 
 
 def test_run_reuses_a_run_folder_only_for_the_same_settings(run_cli, tmp_cwd: Path) -> None:
-    profile = write_tiny_profile(tmp_cwd)
+    profile = write_pipeline_profile(tmp_cwd)
     run_dir = tmp_cwd / "runs" / "other"
     run_dir.mkdir(parents=True)
     (run_dir / "checkpoint.pt").write_bytes(b"x")
@@ -268,7 +268,7 @@ def _stages(run_dir: Path) -> dict:
 
 @pytest.mark.slow
 def test_pipeline_resumes_after_interruptions_and_a_finished_rerun_does_nothing(tmp_path: Path) -> None:
-    profile = write_tiny_profile(tmp_path)
+    profile = write_pipeline_profile(tmp_path)
     run_dir = tmp_path / "runs" / "demo"
     # 1. SIGTERM during training, after the first epoch's checkpoint: training saves and stops.
     first = _start_run(tmp_path, profile)
@@ -307,3 +307,23 @@ def test_pipeline_resumes_after_interruptions_and_a_finished_rerun_does_nothing(
     assert all("] skipped:" in line for line in rerun[:-1])
     assert rerun[-1] == lines[-1]
     assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "exports").rglob("*") if p.is_file()}
+
+
+def test_a_real_export_is_current_by_the_checkpoint_its_manifests_record(tiny_export, tmp_path: Path) -> None:
+    # The exporter writes the key the pipeline reads (layout.CHECKPOINT_SHA256); no pipeline.json
+    # entry helps here, so the manifests alone decide.
+    import shutil
+
+    from seekdeploy._io import sha256_file
+    from seekdeploy.pipeline import stages as pipeline_stages
+
+    export_root = tmp_path / "exports" / "tiny"
+    shutil.copytree(tiny_export.dir, export_root)
+    context = _context(tmp_path, export_root, write_pipeline_profile(tmp_path))
+    shutil.copy(tiny_export.run / "checkpoint.pt", context.run_dir / "checkpoint.pt")
+    manifest = json.loads((export_root / "base" / "manifest.json").read_text())
+    assert pipeline_stages.manifest_checkpoint_sha256(manifest) == sha256_file(context.run_dir / "checkpoint.pt")
+    assert context.state.stage(Stage.EXPORT) == {}
+    assert "exported from this checkpoint" in pipeline_stages.is_current_export(context)
+    (context.run_dir / "checkpoint.pt").write_bytes(b"retrained")
+    assert pipeline_stages.is_current_export(context) is None

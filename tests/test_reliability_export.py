@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from forkserver import ForkServer, fork_server  # noqa: F401 (a fixture)
-from helpers import write_tiny_profile
+from helpers import TINY_TRAIN, write_tiny_profile
 from seekdeploy._io import TMP_PREFIX, sha256_file
 from seekdeploy.export.onnx_export import load_onnx_checked
 
-TINY_TRAIN = ["--data", "digits", "--arch", "resnet", "--base", "depth=1,1;width=2,4",
-              "--motivated", "depth=1,1;width=4,8", "--batch-size", "512", "--epochs", "1"]
+TRAIN_ARGS = [*TINY_TRAIN, "--batch-size", "512", "--epochs", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +27,7 @@ def trained_run(fork_server, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished one-epoch run on 8x8 grey digits."""
     folder = tmp_path_factory.mktemp("export-run")
     profile = write_tiny_profile(folder)
-    pid = fork_server.start(["train", "--profile", str(profile), *TINY_TRAIN,
+    pid = fork_server.start(["train", "--profile", str(profile), *TRAIN_ARGS,
                              "--out", str(folder / "run")], folder / "train.log")
     assert fork_server.wait(pid) == 0, (folder / "train.log").read_text()
     return folder / "run"

@@ -25,18 +25,10 @@ import torch
 from forkserver import SINGLE_THREAD_ENV, fork_server  # noqa: F401 (a fixture)
 from seekdeploy._io import TMP_PREFIX
 from seekdeploy.train.checkpoint import CHECKPOINT_NAME, FORMAT, load_run
-from helpers import write_tiny_profile
+from helpers import TINY_TRAIN
 
 # Two optimizer steps per epoch and a checkpoint after every epoch: writes are tiny and frequent.
-TINY_TRAIN = ["--data", "digits", "--arch", "resnet", "--base", "depth=1,1;width=2,4",
-              "--motivated", "depth=1,1;width=4,8", "--batch-size", "512", "--seed", "5",
-              "--condition", "streak:k=1,hold=1"]
-
-
-@pytest.fixture(scope="module")
-def tiny_profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """x86-cpu shrunk to an 8x8 grey input, so an epoch takes a fraction of a second."""
-    return write_tiny_profile(tmp_path_factory.mktemp("profile"))
+TRAIN_ARGS = [*TINY_TRAIN, "--batch-size", "512", "--seed", "5", "--condition", "streak:k=1,hold=1"]
 
 
 def check_last_good(run: Path, previous_step: int) -> int:
@@ -70,7 +62,7 @@ def kill_and_resume(start, wait, run: Path, profile: Path, epochs: int, kills: i
     """Start training, SIGKILL it `kills` times at random moments (resuming after each), then let
     the last resume finish. Returns counts of what happened."""
     rng = random.Random(seed)
-    argv = ["train", "--profile", str(profile), *TINY_TRAIN, "--epochs", str(epochs), "--out", str(run)]
+    argv = ["train", "--profile", str(profile), *TRAIN_ARGS, "--epochs", str(epochs), "--out", str(run)]
     counts = {"kills": 0, "mid_write": 0, "early": 0}
     step = 0
     seen_strays: set[Path] = set()
@@ -114,20 +106,20 @@ def kill_and_resume(start, wait, run: Path, profile: Path, epochs: int, kills: i
     return counts
 
 
-def test_sigkill_at_random_moments_then_resume(fork_server, tiny_profile, tmp_path) -> None:
+def test_sigkill_at_random_moments_then_resume(fork_server, tiny_profile_file, tmp_path) -> None:
     logs = iter(range(1000))
 
     def start(argv: list[str]) -> int:
         return fork_server.start(argv, tmp_path / f"log{next(logs)}.txt")
 
-    counts = kill_and_resume(start, fork_server.wait, tmp_path / "run", tiny_profile,
+    counts = kill_and_resume(start, fork_server.wait, tmp_path / "run", tiny_profile_file,
                              epochs=30, kills=5, seed=11, max_delay_s=0.4)
     print(f"reliability: {counts}")
     assert counts["kills"] >= 4 and counts["mid_write"] >= 1, counts
 
 
 @pytest.mark.slow  # ~60 kills and fresh interpreters: minutes on the shared machine
-def test_many_sigkills_then_resume(fork_server, tiny_profile, tmp_path) -> None:
+def test_many_sigkills_then_resume(fork_server, tiny_profile_file, tmp_path) -> None:
     logs = iter(range(10_000))
 
     def start(argv: list[str]) -> int:
@@ -136,7 +128,7 @@ def test_many_sigkills_then_resume(fork_server, tiny_profile, tmp_path) -> None:
     total = {"kills": 0, "mid_write": 0, "early": 0}
     for round_number in range(3):
         counts = kill_and_resume(start, fork_server.wait, tmp_path / f"run{round_number}",
-                                 tiny_profile, epochs=120, kills=20, seed=round_number,
+                                 tiny_profile_file, epochs=120, kills=20, seed=round_number,
                                  max_delay_s=0.6)
         total = {key: total[key] + counts[key] for key in total}
     print(f"reliability: {total}")
@@ -144,7 +136,7 @@ def test_many_sigkills_then_resume(fork_server, tiny_profile, tmp_path) -> None:
 
 
 @pytest.mark.slow  # fresh interpreters (torch import each time)
-def test_sigkill_of_real_cli_processes(tiny_profile, tmp_path) -> None:
+def test_sigkill_of_real_cli_processes(tiny_profile_file, tmp_path) -> None:
     processes: dict[int, subprocess.Popen] = {}
 
     def start(argv: list[str]) -> int:
@@ -156,12 +148,12 @@ def test_sigkill_of_real_cli_processes(tiny_profile, tmp_path) -> None:
     def wait(pid: int) -> int:
         return processes.pop(pid).wait(timeout=300)
 
-    counts = kill_and_resume(start, wait, tmp_path / "run", tiny_profile, epochs=40, kills=6,
+    counts = kill_and_resume(start, wait, tmp_path / "run", tiny_profile_file, epochs=40, kills=6,
                              seed=3, max_delay_s=1.0)
     assert counts["kills"] >= 5, counts
 
 
-def test_full_disk_is_a_clear_error_and_keeps_the_checkpoint(fork_server, tiny_profile,
+def test_full_disk_is_a_clear_error_and_keeps_the_checkpoint(fork_server, tiny_profile_file,
                                                              tmp_path) -> None:
     run = tmp_path / "run"
 
@@ -169,7 +161,7 @@ def test_full_disk_is_a_clear_error_and_keeps_the_checkpoint(fork_server, tiny_p
         pid = fork_server.start(["train", *argv], tmp_path / name, fsize_bytes)
         return fork_server.wait(pid), (tmp_path / name).read_text()
 
-    code, log = train(["--profile", str(tiny_profile), *TINY_TRAIN, "--epochs", "1", "--out",
+    code, log = train(["--profile", str(tiny_profile_file), *TRAIN_ARGS, "--epochs", "1", "--out",
                        str(run)], "first.log")
     assert code == 0, log
     # Turn the finished one-epoch run into an unfinished two-epoch one, so `--resume` trains an

@@ -19,34 +19,6 @@ from hypothesis import strategies as st
 from seekdeploy.errors import CheckpointError, SeekdeployError
 from seekdeploy.train.checkpoint import CHECKPOINT_NAME, load_run, read_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
-TINY_TRAIN = ["--data", "digits", "--arch", "resnet", "--base", "depth=1,1;width=2,4",
-              "--motivated", "depth=1,1;width=4,8", "--batch-size", "256", "--epochs", "1",
-              "--seed", "1"]
-
-
-def write_tiny_profile(folder: Path) -> Path:
-    """x86-cpu shrunk to an 8x8 grey input, so a training epoch takes a fraction of a second."""
-    text = (REPO / "profiles" / "x86-cpu.yaml").read_text()
-    for old, new in (("name: x86-cpu", "name: tiny-test"), ("aliases: [cpu, local]", "aliases: []"),
-                     ("channels: 3", "channels: 1"), ("height: 32", "height: 8"),
-                     ("width: 32", "width: 8")):
-        text = text.replace(old, new)
-    path = folder / "tiny-test.yaml"
-    path.write_text(text)
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished one-epoch run, trained in-process through the real CLI entry point."""
-    from seekdeploy.cli.main import main
-
-    folder = tmp_path_factory.mktemp("run")
-    profile = write_tiny_profile(folder)
-    assert main(["train", "--profile", str(profile), *TINY_TRAIN, "--out", str(folder / "run")]) == 0
-    return folder / "run"
-
 
 class MakesMarker:
     """Unpickling this would run `os.system("touch MARKER")`."""
@@ -106,10 +78,10 @@ def _splice_data_pkl(source: Path, target: Path, data: bytes) -> None:
             new.writestr(item, content)
 
 
-def test_pickle_payloads_are_refused_without_running(trained_run: Path, tmp_path: Path,
+def test_pickle_payloads_are_refused_without_running(tiny_run: Path, tmp_path: Path,
                                                      run_cli) -> None:
     marker = tmp_path / "PWNED"
-    good = read_checkpoint(trained_run / CHECKPOINT_NAME)
+    good = read_checkpoint(tiny_run / CHECKPOINT_NAME)
     files = _hostile_files(tmp_path, good, marker)
     assert len(files) == 5
     for where, run_dir in files.items():
@@ -172,8 +144,8 @@ def _mutate(payload: dict[str, Any], changes: list[tuple[tuple, str, Any]]) -> d
 
 
 @pytest.fixture(scope="module")
-def good_payload(trained_run: Path) -> dict[str, Any]:
-    return read_checkpoint(trained_run / CHECKPOINT_NAME)
+def good_payload(tiny_run: Path) -> dict[str, Any]:
+    return read_checkpoint(tiny_run / CHECKPOINT_NAME)
 
 
 def _save(folder: Path, payload: dict[str, Any]) -> Path:
@@ -209,8 +181,8 @@ def test_mutated_checkpoint_resumes_or_raises_seekdeploy_error(good_payload, tmp
         return
 
 
-def test_truncated_checkpoints_are_corrupt_errors(trained_run: Path, tmp_path: Path) -> None:
-    data = (trained_run / CHECKPOINT_NAME).read_bytes()
+def test_truncated_checkpoints_are_corrupt_errors(tiny_run: Path, tmp_path: Path) -> None:
+    data = (tiny_run / CHECKPOINT_NAME).read_bytes()
     for cut in (0, 1, 100, len(data) // 2, len(data) - 1):
         folder = tmp_path / f"cut{cut}"
         folder.mkdir()

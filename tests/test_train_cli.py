@@ -12,17 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import write_tiny_profile
+from helpers import TINY_TRAIN
 
-TINY = ["--data", "digits", "--arch", "resnet", "--base", "depth=1,1;width=2,4",
-        "--motivated", "depth=1,1;width=4,8", "--batch-size", "16", "--seed", "3",
-        "--condition", "streak:k=2,hold=1", "--deterministic"]
-
-
-@pytest.fixture(scope="module")
-def tiny_profile(tmp_path_factory) -> Path:
-    """x86-cpu with an 8x8 single-channel input, so a training epoch takes a fraction of a second."""
-    return write_tiny_profile(tmp_path_factory.mktemp("profiles"))
+TINY = [*TINY_TRAIN, "--batch-size", "16", "--seed", "3", "--condition", "streak:k=2,hold=1", "--deterministic"]
 
 
 def _command(*args: str) -> list[str]:
@@ -42,9 +34,9 @@ def _metrics(run: Path) -> list[dict]:
 
 
 @pytest.mark.slow  # three real processes (~25 s CPU; over a minute on the shared 2-core machine)
-def test_sigterm_then_resume_is_bit_identical(tmp_path, tiny_profile) -> None:
+def test_sigterm_then_resume_is_bit_identical(tmp_path, tiny_profile_file) -> None:
     straight, broken = tmp_path / "straight", tmp_path / "broken"
-    common = ["--profile", str(tiny_profile), "--epochs", "4", *TINY]
+    common = ["--profile", str(tiny_profile_file), "--epochs", "4", *TINY]
     done = subprocess.run(_command(*common, "--out", str(straight)), env=_env(),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -82,21 +74,21 @@ def test_sigterm_then_resume_is_bit_identical(tmp_path, tiny_profile) -> None:
     assert manifest["final"]["costs"]["cost_ratio"] < 1.0
 
 
-def test_bad_specs_and_existing_runs_are_clear_errors(tmp_path, tiny_profile) -> None:
+def test_bad_specs_and_existing_runs_are_clear_errors(tmp_path, tiny_profile_file) -> None:
     not_nested = subprocess.run(
-        _command("--profile", str(tiny_profile), "--base", "depth=2,1;width=2,4",
+        _command("--profile", str(tiny_profile_file), "--base", "depth=2,1;width=2,4",
                  "--motivated", "depth=1,1;width=4,8", "--out", str(tmp_path / "r")),
         env=_env(), capture_output=True, text=True, timeout=120)
     assert not_nested.returncode == 1
     assert "not nested" in not_nested.stderr and "Traceback" not in not_nested.stderr
     bad_condition = subprocess.run(
-        _command("--profile", str(tiny_profile), "--condition", "streek"),
+        _command("--profile", str(tiny_profile_file), "--condition", "streek"),
         env=_env(), capture_output=True, text=True, timeout=120)
     assert bad_condition.returncode == 1 and "did you mean 'streak'" in bad_condition.stderr
     existing = tmp_path / "exists"
     existing.mkdir()
     (existing / "config.yaml").write_text("arch: resnet\n")
-    again = subprocess.run(_command("--profile", str(tiny_profile), "--out", str(existing)),
+    again = subprocess.run(_command("--profile", str(tiny_profile_file), "--out", str(existing)),
                            env=_env(), capture_output=True, text=True, timeout=120)
     assert again.returncode == 1 and "--resume" in again.stderr
     missing = subprocess.run(_command("--resume", str(tmp_path / "nope")), env=_env(),
