@@ -1,19 +1,22 @@
 """The family registry and the public model API (`create_supernet`, `to_static`, `parse_spec`, …).
 
-Families live in modules that define a module-level `FAMILY` (`seekdeploy.nn.family.Family`).
-A known family's module is imported only when that family is first used; a family whose module
-is absent is not listed. `register_family` adds one at run time. Importing this module imports
+Every public module of `seekdeploy.nn.families` is one family, named as the module, and defines a
+module-level `FAMILY` (`seekdeploy.nn.family.Family`): adding a family is adding a module there.
+A family's module is imported only when that family is first used. `register_family` adds one at
+run time. Importing this module imports
 no torch: `list_families()` serves the CLI's `--arch` choices while `seekdeploy --help` stays light.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
-import importlib.util
 import json
+import pkgutil
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import seekdeploy.nn.families
 from seekdeploy.errors import SpecError, did_you_mean
 from seekdeploy.nn.family import Family
 from seekdeploy.nn.layers import Cost, Layer
@@ -23,12 +26,7 @@ if TYPE_CHECKING:
     from seekdeploy.nn.base import Supernet
     from seekdeploy.nn.grid import SpecGrid
 
-# name -> module defining FAMILY. Order is the listing order.
-_FAMILY_MODULES: dict[str, str] = {
-    "resnet": "seekdeploy.nn.resnet",
-    "mbconv": "seekdeploy.nn.mbconv",
-    "vit": "seekdeploy.nn.vit",
-}
+DEFAULT_FAMILY = "resnet"  # listed first; the CLI's default --arch
 _FAMILIES: dict[str, Family] = {}
 
 
@@ -37,16 +35,19 @@ def register_family(family: Family) -> None:
     _FAMILIES[family.name] = family
 
 
-def _available_modules() -> dict[str, str]:
-    # A family module is imported only when that family is used, so one family's import error
-    # (or heavy import) never affects the others.
-    return {name: module for name, module in _FAMILY_MODULES.items()
-            if name in _FAMILIES or importlib.util.find_spec(module) is not None}
+@functools.lru_cache(maxsize=1)
+def _family_modules() -> dict[str, str]:
+    # Family name -> module: the public modules of seekdeploy/nn/families, found without importing
+    # them (a family module imports torch; one family's import error never affects the others).
+    folder = seekdeploy.nn.families.__path__
+    names = sorted(info.name for info in pkgutil.iter_modules(folder) if not info.name.startswith("_"))
+    names.sort(key=lambda name: name != DEFAULT_FAMILY)
+    return {name: f"{seekdeploy.nn.families.__name__}.{name}" for name in names}
 
 
 def _load(name: str) -> Family | None:
-    if name not in _FAMILIES and name in _FAMILY_MODULES:
-        module_name = _FAMILY_MODULES[name]
+    if name not in _FAMILIES and name in _family_modules():
+        module_name = _family_modules()[name]
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -61,7 +62,7 @@ def _load(name: str) -> Family | None:
 
 def list_families() -> list[str]:
     """Names of the available model families (registered or importable)."""
-    return list(dict.fromkeys([*_available_modules(), *_FAMILIES]))
+    return list(dict.fromkeys([*_family_modules(), *_FAMILIES]))
 
 
 def get_family(name: str) -> Family:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seekdeploy.nn._mbconv_spec import (FAMILY_NAME, MBConvConfig, MBConvSpec, block_stride,
+from seekdeploy.nn.families._mbconv_spec import (FAMILY_NAME, MBConvConfig, MBConvSpec, block_stride,
                                         compound_scale, default_mbconv_pair, describe_mbconv_layers,
                                         mbconv_search_grid, se_channels)
 from seekdeploy.nn._reorganize import ChannelGroup, bn_members, permute_channel_groups

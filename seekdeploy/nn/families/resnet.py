@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seekdeploy.nn._reorganize import ChannelGroup, bn_members, permute_channel_groups
-from seekdeploy.nn._resnet_spec import (FAMILY_NAME, ResNetConfig, ResNetSpec, block_stride,
+from seekdeploy.nn.families._resnet_spec import (FAMILY_NAME, ResNetConfig, ResNetSpec, block_stride,
                                         default_resnet_pair, describe_resnet_layers, resnet_search_grid)
 from seekdeploy.nn.base import DEFAULT_BN_ROLES, Supernet
 from seekdeploy.nn.family import Family

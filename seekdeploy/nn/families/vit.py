@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from seekdeploy.errors import SpecError
-from seekdeploy.nn._vit_spec import (FAMILY_NAME, Pooling, ViTConfig, ViTSpec, check_geometry, count_tokens,
+from seekdeploy.nn.families._vit_spec import (FAMILY_NAME, Pooling, ViTConfig, ViTSpec, check_geometry, count_tokens,
                                      default_pair, describe_vit_layers, vit_search_grid)
-from seekdeploy.nn._vit_static import StaticViT, build_static
+from seekdeploy.nn.families._vit_static import StaticViT, build_static
 from seekdeploy.nn.base import DEFAULT_BN_ROLES, Supernet
 from seekdeploy.nn.family import Family
 from seekdeploy.nn.dynamic import DynamicLayerNorm, DynamicLinear
