@@ -143,7 +143,6 @@ def _train(ctx: click.Context, options: dict, console):
 def _build_config(options: dict):
     from seekdeploy.profiles.loader import load_profile
     from seekdeploy.train.conditions import parse_condition
-    from seekdeploy.train.config import MotivatedStep, TrainConfig
 
     condition = options["condition"]
     if options["motivated_fraction"] is not None:
