@@ -59,14 +59,7 @@ STANDALONE = {"seekdeploy.remote.agent", "seekdeploy.backends.agent_onnxruntime"
               "seekdeploy.backends.agent_openvino", "seekdeploy.backends.agent_tensorrt"}
 
 # (module, artifact name) still spelled outside layout.py (measuring and TensorRT code, R2).
-KNOWN_NAME_LITERALS: set[tuple[str, str]] = {
-    ("seekdeploy.runtime.targets", "model.onnx"), ("seekdeploy.runtime.targets", "manifest.json"),
-    ("seekdeploy.runtime.targets", "static.pt"), ("seekdeploy.runtime.targets", "model.fp16.onnx"),
-    ("seekdeploy.runtime.targets", "model.int8.onnx"), ("seekdeploy.export.tensorrt_step", "model.onnx"),
-    ("seekdeploy.export.tensorrt.trtexec", "model.onnx"), ("seekdeploy.export.openvino_parity", "model.onnx"),
-    ("seekdeploy.export.openvino_parity", "model.fp16.onnx"), ("seekdeploy.measure.remote", "model.onnx"),
-    ("seekdeploy.backends.torch", "static.pt"),
-}
+KNOWN_NAME_LITERALS: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)

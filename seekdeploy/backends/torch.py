@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from seekdeploy import layout
 from seekdeploy.backends._backend import Backend
 from seekdeploy.errors import RuntimeBackendError, require
 from seekdeploy.runtime.runners import Runner, TensorInfo
@@ -72,7 +73,7 @@ def load_static_module(target: Any, profile_name: str = "", precision: str = "")
     `target` is a `seekdeploy.runtime.targets.ModelTarget`."""
     from seekdeploy.export.static_models import load_static  # torch: only for --runtime torch
 
-    path = target.model_path.parent / "static.pt"
+    path = target.model_path.parent / layout.STATIC_MODEL
     if not path.is_file():
         raise RuntimeBackendError(f"the torch runtime times the export's static model, but {path} does "
                                   "not exist; run `seekdeploy export` (or `seekdeploy slice`) again")

@@ -13,6 +13,7 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seekdeploy import layout
 from seekdeploy.export.quantize import INT8_NAME
 from seekdeploy.profiles.schema import Precision
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from seekdeploy.export.export_plan import ExportPlan
     from seekdeploy.export.static_models import SlicedModel
 
-PROVEN_FILES = {"model.onnx": Precision.FP32, "model.fp16.onnx": Precision.FP16, INT8_NAME: Precision.INT8}
+PROVEN_FILES = {layout.ONNX_FP32: Precision.FP32, layout.ONNX_FP16: Precision.FP16, INT8_NAME: Precision.INT8}
 
 
 def prove_openvino(plan: ExportPlan, sliced: SlicedModel, role_dir: Path,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seekdeploy import layout
 from seekdeploy._io import atomic_path
 from seekdeploy.errors import ExportError
 from seekdeploy.export.tensorrt.calibrator import calibration_cache_path
@@ -93,7 +94,7 @@ def prepare_tensorrt(role_dir: Path, profile: HardwareProfile, precision: Precis
     if not version:
         raise ExportError(f"profile {profile.name} declares no runtime.tensorrt_version; pick a "
                           "TensorRT profile (e.g. --profile jetson-orin-nano) for --format tensorrt")
-    onnx_path = role_dir / "model.onnx"
+    onnx_path = role_dir / layout.ONNX_FP32
     lint = lint_findings(onnx_path, version)
     batches = batch_range(profile, static_batch)
     cache_name = None
@@ -146,7 +147,7 @@ def _build_python(role_dir: Path, profile: HardwareProfile, precision: Precision
     from seekdeploy.export.tensorrt.builder import build_engine_python
     from seekdeploy.export.tensorrt.calibrator import create_entropy_calibrator
 
-    onnx_path = role_dir / "model.onnx"
+    onnx_path = role_dir / layout.ONNX_FP32
     calibrator = None
     if precision is Precision.INT8:
         calibrator = create_entropy_calibrator(onnx_path, calibration_images, cache_dir=role_dir)

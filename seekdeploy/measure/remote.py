@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seekdeploy import layout
 from seekdeploy._io import safe_name
 from seekdeploy.backends import get_backend
 from seekdeploy.errors import RemoteError, SeekdeployError
@@ -268,10 +269,10 @@ def _resolve_model(path: Path, hardware: Any, role: str | None) -> tuple[Path, s
         return path, role or _role_from_folder(path.parent)
     if not path.is_dir():
         raise RemoteError(f"{path} is neither an export folder nor an ONNX file; run `seekdeploy export` first")
-    candidates = ["model.onnx"]
+    candidates = [layout.ONNX_FP32]
     precision = _value(hardware.runtime.precision)
     if get_backend(hardware.runtime.name).runs_precision_copies and precision in ("fp16", "int8"):
-        candidates.insert(0, f"model.{precision}.onnx")  # the export's fp16 / INT8 QDQ copy
+        candidates.insert(0, layout.ONNX_BY_PRECISION[precision])  # the export's fp16 / INT8 QDQ copy
     for name in candidates:
         if (path / name).is_file():
             return path / name, role or _role_from_folder(path)

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seekdeploy import layout
 from seekdeploy.backends import get_backend
 from seekdeploy.errors import ExportError
 from seekdeploy.profiles.schema import ROLE_NAMES as ROLES
 
-MODEL_FILE = "model.onnx"
-MANIFEST_FILE = "manifest.json"
-STATIC_FILE = "static.pt"  # the role's static torch model, written by the export beside model.onnx
+MODEL_FILE = layout.ONNX_FP32
+MANIFEST_FILE = layout.MANIFEST
+STATIC_FILE = layout.STATIC_MODEL  # the role's static torch model, written by the export beside model.onnx
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class ModelTarget:
 
 
 # The copy a CPU runtime (`Backend.runs_precision_copies`) runs for a profile's precision.
-PRECISION_COPIES = {"fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+PRECISION_COPIES = {p: layout.ONNX_BY_PRECISION[p] for p in ("fp16", "int8")}
 
 
 def for_precision(targets: Sequence[ModelTarget], runtime: str, precision: str | None) -> list[ModelTarget]:

@@ -19,6 +19,7 @@ import re
 import shlex
 from pathlib import Path
 
+from seekdeploy import layout
 from seekdeploy._io import atomic_write_text
 from seekdeploy.backends import _tensorrt_core as tensorrt_core
 from seekdeploy.errors import ExportError
@@ -165,7 +166,7 @@ def write_build_script(
     batch_max: int = 1,
     workspace_mib: int = 1024,
     input_name: str = "input",
-    onnx_name: str = "model.onnx",
+    onnx_name: str = layout.ONNX_FP32,
     calib_cache_name: str | None = None,
 ) -> Path:
     """Write `<export_dir>/build_engine.sh` (atomically, executable) that builds this target's engine.
