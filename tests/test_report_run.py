@@ -40,24 +40,11 @@ def _train(run_dir: Path, profile_path: Path) -> None:
 
 
 def _export(run_dir: Path, export_dir: Path, profile_path: Path) -> None:
-    from seekdeploy.cli.main import cli, main
+    from seekdeploy.cli.main import main
 
-    if "export" in cli.commands:
-        code = main(["export", str(run_dir), "--format", "onnx", "--profile", str(profile_path),
-                     "--out", str(export_dir.parent)])
-        assert code == 0, "seekdeploy export failed"
-        return
-    from seekdeploy.export.onnx_export import export_onnx
-    from seekdeploy.nn import to_static
-    from seekdeploy.train.checkpoint import load_run
-
-    run = load_run(run_dir)
-    for role in ("base", "motivated"):
-        static = to_static(run.supernet, run.spec_for(role), run.bn_role_for(role))
-        export_onnx(static, export_dir / role / "model.onnx", input_shape=(1, 1, 8, 8))
-        manifest = {"role": role, "input": {"shape": ["batch", 1, 8, 8]},
-                    "accuracy": {"test_top1": run.metrics["test_top1"][role]}}
-        (export_dir / role / "manifest.json").write_text(json.dumps(manifest))
+    code = main(["export", str(run_dir), "--format", "onnx", "--profile", str(profile_path),
+                 "--out", str(export_dir.parent)])
+    assert code == 0, "seekdeploy export failed"
 
 
 @pytest.fixture(scope="module")

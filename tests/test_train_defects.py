@@ -4,6 +4,7 @@ checkpoint that declares a model larger than its weights."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,6 @@ from seekdeploy.train.checkpoint import CHECKPOINT_NAME, load_run, read_checkpoi
 from seekdeploy.train.optim import create_optimizer
 from seekdeploy.train.run import TrainSummary, train_pair
 from seekdeploy.train.session import resume_session
-from tests.helpers import train_tiny_run
 from tests.test_train_checkpoint import Display
 
 
@@ -122,8 +122,8 @@ print("GREW_KIB", after - before)
 """
 
 
-def test_a_checkpoint_declaring_a_huge_model_is_refused_before_allocating_it(tmp_path) -> None:
-    run_dir = train_tiny_run(tmp_path / "run")
+def test_a_checkpoint_declaring_a_huge_model_is_refused_before_allocating_it(tiny_run, tmp_path) -> None:
+    run_dir = Path(shutil.copytree(tiny_run, tmp_path / "run"))
     import seekdeploy.train.checkpoint  # noqa: F401  (warm imports before measuring)
 
     payload = read_checkpoint(run_dir / CHECKPOINT_NAME)
