@@ -64,3 +64,14 @@ def test_the_cli_offers_and_plans_a_new_family_module() -> None:
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout)
     assert plan["family"] == "toy" and plan["base"]["spec"].startswith("toy:")
+
+
+def test_a_family_without_a_grid_is_a_clear_planner_error(toy_family: None) -> None:
+    import dataclasses
+
+    from seekdeploy.errors import SpecError
+    from seekdeploy.nn import get_family, register_family, search_grid
+
+    register_family(dataclasses.replace(get_family("toy"), search_grid=None))
+    with pytest.raises(SpecError, match="declares no search grid.*--base and --motivated"):
+        search_grid("toy")

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from seekdeploy.nn.registry import list_families  # light: no torch at import
+from seekdeploy.nn.registry import DEFAULT_FAMILY, list_families  # light: no torch at import
 
 FAMILIES = tuple(list_families())
 
@@ -37,7 +37,7 @@ def _calibration_warnings_to(console: Any) -> Iterator[None]:
 
 @click.command("plan")
 @click.option("--profile", "profile_name", required=True, help="Hardware profile name, alias or YAML path.")
-@click.option("--arch", type=click.Choice(FAMILIES), default="resnet", show_default=True, help="Model family.")
+@click.option("--arch", type=click.Choice(FAMILIES), default=DEFAULT_FAMILY, show_default=True, help="Model family.")
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Calibration file [profiles/<profile>.latency.json].")
 @click.option("--roofline", is_flag=True, help="Ignore any calibration; predict with the roofline.")
@@ -104,7 +104,7 @@ def _of_budget(value: float, budget: float | None) -> str:
 
 @click.command("calibrate")
 @click.option("--profile", "profile_name", required=True, help="Hardware profile name, alias or YAML path.")
-@click.option("--arch", type=click.Choice(FAMILIES), default="resnet", show_default=True,
+@click.option("--arch", type=click.Choice(FAMILIES), default=DEFAULT_FAMILY, show_default=True,
               help="Model family whose specs are measured.")
 @click.option("--specs", "spec_count", type=click.IntRange(min=6), default=24, show_default=True,
               help="How many design specs to export and time (corners + random).")

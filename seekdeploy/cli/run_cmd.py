@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from seekdeploy.nn.registry import list_families  # light: no torch at import
+from seekdeploy.nn.registry import DEFAULT_FAMILY, list_families  # light: no torch at import
 from seekdeploy.remote.cli_options import remote_options
 from seekdeploy.pipeline import DEFAULT_EPOCHS  # light: no torch at import
 from seekdeploy.train.config import DEFAULT_CONDITION  # light: no torch at import
@@ -19,7 +19,7 @@ from seekdeploy.train.config import DEFAULT_CONDITION  # light: no torch at impo
 
 @click.command("run")
 @click.option("--profile", "profile_name", required=True, help="Hardware profile name, alias or YAML path.")
-@click.option("--arch", type=click.Choice(list_families()), default="resnet", show_default=True,
+@click.option("--arch", type=click.Choice(list_families()), default=DEFAULT_FAMILY, show_default=True,
               help="Model family.")
 @click.option("--data", default="digits", show_default=True, help="Dataset name.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder holding the dataset.")

@@ -8,7 +8,7 @@ import click
 
 from seekdeploy._io import safe_name
 from seekdeploy.errors import ConfigError
-from seekdeploy.nn.registry import list_families  # light: no torch at import
+from seekdeploy.nn.registry import DEFAULT_FAMILY, list_families  # light: no torch at import
 from seekdeploy.train.config import MotivatedStep, TrainConfig
 
 _DEFAULTS = TrainConfig()  # one place for defaults: the CLI shows the dataclass's own values
@@ -37,7 +37,7 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 
 @click.command("train")
 @click.option("--profile", help="Hardware profile (name or YAML path); gives the input size.")
-@click.option("--arch", type=click.Choice(list_families()), default="resnet",
+@click.option("--arch", type=click.Choice(list_families()), default=DEFAULT_FAMILY,
               show_default=True, help="Model family.")
 @click.option("--data", default="digits", show_default=True, help="Dataset name.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the dataset.")

@@ -103,7 +103,10 @@ class Supernet(nn.Module):
         """Shapes of the static model's state (built on the meta device: no memory, no init cost)."""
         # The module that defines a supernet class defines its family's FAMILY (the registry's
         # convention); looking it up there keeps base free of an import of the registry.
-        family = importlib.import_module(type(self).__module__).FAMILY
+        family = getattr(importlib.import_module(type(self).__module__), "FAMILY", None)
+        if family is None:
+            raise RuntimeError(f"{type(self).__module__} defines {type(self).__name__} but no FAMILY; "
+                               "a supernet class lives in its family's module")
         with torch.device("meta"):
             static = family.build_static(spec, num_classes=self.num_classes,
                                          in_channels=self.in_channels, image_size=self.image_size)

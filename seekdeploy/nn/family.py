@@ -30,8 +30,8 @@ class Family:
     `describe_layers(spec, *, in_channels, image_size, num_classes) -> list[Layer]` (the static
     network's layers in forward order: see `seekdeploy.nn.layers`);
     `default_pair() -> (config, base_spec, motivated_spec)`; `search_grid() -> SpecGrid` (the
-    planner's grid around the default supernet); `reorganize(supernet)` permutes channels by
-    importance in place (None = not supported).
+    planner's grid around the default supernet; None = the planner needs explicit candidates);
+    `reorganize(supernet)` permutes channels by importance in place (None = not supported).
     """
 
     name: str
@@ -42,7 +42,7 @@ class Family:
     build_static: Callable[..., Any]
     describe_layers: Callable[..., list[Layer]]
     default_pair: Callable[[], tuple[FamilyConfig, SubnetSpec, SubnetSpec]]
-    search_grid: Callable[[], SpecGrid]
+    search_grid: Callable[[], SpecGrid] | None = None
     reorganize: Callable[[Supernet], None] | None = None
 
     def estimate_cost(self, spec: SubnetSpec, *, in_channels: int, image_size: int, num_classes: int) -> Cost:

@@ -203,7 +203,11 @@ def estimate_cost(spec: SubnetSpec, *, in_channels: int, image_size: int, num_cl
 
 def search_grid(family: str) -> SpecGrid:
     """The planner's grid of `family` (a `seekdeploy.nn.grid.SpecGrid` around its default supernet)."""
-    return get_family(family).search_grid()
+    entry = get_family(family)
+    if entry.search_grid is None:
+        raise SpecError(f"family {entry.name!r} declares no search grid, so the planner cannot search it; "
+                        "pass --base and --motivated specs explicitly")
+    return entry.search_grid()
 
 
 def reorganize_channels(supernet: Supernet) -> Supernet:
