@@ -45,6 +45,9 @@ class Backend:
     # (model target, profile name, precision) -> what its runner loads here; None: the ONNX file
     load_local_model: Callable[[Any, str, str], Any] | None = None
     onnx_opset_ceiling: Callable[[str], int | None] | None = None  # declared runtime version -> newest opset
+    # The planner's roofline: fixed cost per layer (onnxruntime's per-operator dispatch on a CPU is
+    # ~5-20 us, a TensorRT kernel launch on a Jetson ~5 us; documented defaults, not measured).
+    layer_overhead_ms: float = 0.01
     windows_in_one_agent_run: bool = False  # each agent run rebuilds the model (an engine): time every window in one
     in_profiles: bool = True
     agent_module: str | None = None

@@ -221,6 +221,7 @@ BACKEND = Backend(
     load_local_model=_load_local_model,
     onnx_opset_ceiling=lambda version: 17 if str(version or "").startswith("8") else None,  # 8.x parses <= 17
     windows_in_one_agent_run=True,
+    layer_overhead_ms=0.005,
     agent_module="agent_tensorrt.py",
     agent_support=("_tensorrt_core.py", "_cuda.py"),
     device_modules=("numpy",),

@@ -12,6 +12,7 @@ from typing import Any
 
 from seekdeploy import layout
 from seekdeploy._io import read_json_object, sha256_file
+from seekdeploy.backends import get_backend
 from seekdeploy.errors import ConfigError
 from seekdeploy.layout import CHECKPOINT, ExportLayout, RunLayout
 from seekdeploy.pipeline.context import PipelineContext, Stage
@@ -144,12 +145,12 @@ def execute_slice(context: PipelineContext) -> str:
 
 
 def export_options(context: PipelineContext) -> Any:
-    """Export options for the profile: ONNX (+ fp16 copy), plus TensorRT for a TensorRT target."""
+    """Export options for the profile: ONNX (+ fp16 copy), plus what its runtime backend builds
+    from it (TensorRT: the engine)."""
     from seekdeploy.export.options import parse_export_options
 
-    runtime = context.profile.runtime.name.value
     precision = context.profile.runtime.precision.value
-    formats = "onnx,tensorrt" if runtime == "tensorrt" else "onnx"
+    formats = ",".join(get_backend(context.profile.runtime.name).export_formats)
     return parse_export_options(formats=formats, precision=precision, profile=context.config.profile,
                                 out_dir=context.config.exports_dir)
 

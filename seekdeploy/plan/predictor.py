@@ -18,13 +18,11 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+from seekdeploy.backends import get_backend
 from seekdeploy.errors import ProfileError
 from seekdeploy.nn.layers import Layer, LayerKind
 from seekdeploy.nn.registry import list_layers
 
-# Per-layer fixed cost of the roofline, by runtime: onnxruntime's per-operator dispatch on a CPU
-# is ~5-20 us; a TensorRT kernel launch on a Jetson ~5 us (documented defaults, not measured).
-ROOFLINE_LAYER_OVERHEAD_MS = {"onnxruntime": 0.01, "tensorrt": 0.005}
 DEFAULT_TAIL_AT_P95 = 1.25
 BYTES_PER_ELEMENT = {"fp32": 4, "fp16": 2, "int8": 1}
 
@@ -108,8 +106,7 @@ class RooflinePredictor(LatencyPredictor):
         self.peak_flops_per_ms = peak * 1e6  # GFLOP/s -> FLOP/ms
         self.bytes_per_ms = profile.hardware.memory_bandwidth_gbs * 1e6  # GB/s -> B/ms
         self.bytes_per_element = bytes_per_element(profile)
-        runtime = str(getattr(profile.runtime.name, "value", profile.runtime.name))
-        self.layer_overhead_ms = ROOFLINE_LAYER_OVERHEAD_MS.get(runtime, 0.01)
+        self.layer_overhead_ms = get_backend(profile.runtime.name).layer_overhead_ms  # the roofline's per-layer cost
 
     def layer_times_ms(self, layers: Sequence[Layer]) -> tuple[float, float]:
         """(compute-bound ms, memory-bound ms) summed over `layers`, each layer at its own bound."""
