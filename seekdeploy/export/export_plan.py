@@ -15,8 +15,9 @@ from seekdeploy import layout
 from seekdeploy._io import safe_name
 from seekdeploy.errors import ConfigError, ProfileError
 from seekdeploy.export.options import ExportFormat, ExportOptions
-from seekdeploy.export.static_models import EvalData
+from seekdeploy.export.static_models import EvalData, load_eval_data
 from seekdeploy.profiles.schema import HardwareProfile, Precision, RuntimeName
+from seekdeploy.train.checkpoint import load_run
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,6 @@ def _refuse_int8_onnx_for_tensorrt(options: ExportOptions, profile: HardwareProf
 
 def plan_export(run_dir: str | Path, options: ExportOptions) -> ExportPlan:
     """Load the run, the profile and the data and resolve every choice; writes nothing."""
-    from seekdeploy.export.static_models import load_eval_data
-    from seekdeploy.train.checkpoint import load_run
-
     run_dir = Path(run_dir)
     run_name = run_name_of(run_dir)
     run = load_run(run_dir)

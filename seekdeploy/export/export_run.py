@@ -20,8 +20,11 @@ from seekdeploy import layout
 from seekdeploy._io import TMP_PREFIX, atomic_write_json
 from seekdeploy.export.export_plan import ExportPlan, plan_export, run_name_of
 from seekdeploy.export.options import ExportOptions
-from seekdeploy.export.static_models import STATIC_NAME, SlicedModel
+from seekdeploy.export.pair import check_pair
+from seekdeploy.export.role_export import export_role
+from seekdeploy.export.static_models import STATIC_NAME, SlicedModel, load_eval_data, save_static, slice_role
 from seekdeploy.profiles.schema import Role
+from seekdeploy.train.checkpoint import load_run
 
 PAIR_NAME = layout.PAIR
 
@@ -73,10 +76,6 @@ def _highest_missing(folder: Path) -> Path | None:
 
 
 def _export_into(plan: ExportPlan, export_dir: Path, notices: list[str]) -> ExportResult:
-    from seekdeploy.export.pair import check_pair
-    from seekdeploy.export.role_export import export_role
-    from seekdeploy.export.static_models import slice_role
-
     options = plan.options
     _remove_stale_stages(export_dir)
     stage = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}export-", dir=export_dir))
@@ -136,9 +135,6 @@ def slice_run(run_dir: str | Path, roles: tuple[Role, ...], out_dir: str | Path,
               max_parity_images: int = 512) -> list[tuple[SlicedModel, Path]]:
     """`seekdeploy slice`: each role's static model, proven against the supernet, saved as
     `<out_dir>/<run>/<role>/static.pt`. Returns (sliced model, path) per role."""
-    from seekdeploy.export.static_models import load_eval_data, save_static, slice_role
-    from seekdeploy.train.checkpoint import load_run
-
     run_name = run_name_of(run_dir)
     run = load_run(run_dir)
     data = load_eval_data(run, max_parity_images, calibration_images=0)
