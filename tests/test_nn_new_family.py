@@ -75,3 +75,13 @@ def test_a_family_without_a_grid_is_a_clear_planner_error(toy_family: None) -> N
     register_family(dataclasses.replace(get_family("toy"), search_grid=None))
     with pytest.raises(SpecError, match="declares no search grid.*--base and --motivated"):
         search_grid("toy")
+
+
+def test_declarations_registry_and_planner_grid_import_no_torch() -> None:
+    # What the CLI's --arch choices and the planner's layer lists need stays light.
+    code = ("import sys; import seekdeploy.nn.families._resnet_spec, seekdeploy.nn.families._mbconv_spec, "
+            "seekdeploy.nn.families._vit_spec, seekdeploy.plan.space, seekdeploy.plan.predictor; "
+            "from seekdeploy.nn import list_families; assert list_families(); print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
