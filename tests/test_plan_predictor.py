@@ -21,12 +21,19 @@ GEOMETRY = input_geometry(PROFILE)
 
 
 @pytest.mark.parametrize("family", ["resnet", "mbconv", "vit"])
-def test_layer_list_sums_to_the_analytic_cost(family: str) -> None:
+def test_layer_list_sums_to_the_analytic_cost_and_the_static_model(family: str) -> None:
+    import torch
+
+    from seekdeploy.nn import build_static
+
     for spec in design_specs(family, 12, seed=1):
         layers = list_layers(spec, **GEOMETRY)
         cost = estimate_cost(spec, **GEOMETRY)
         assert sum(layer.macs for layer in layers) == cost.macs, spec
         assert sum(layer.params for layer in layers) == cost.params, spec
+        with torch.device("meta"):  # shapes only: no memory, no initialization
+            static = build_static(spec, **GEOMETRY)
+        assert cost.params == sum(p.numel() for p in static.parameters()), spec
 
 
 def _compute_bound(profile, peak_gflops: float = 10.0):
