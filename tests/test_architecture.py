@@ -50,9 +50,7 @@ KNOWN_CYCLES: list[frozenset[str]] = [
 ]
 
 # (importing module, imported module) pairs that import upwards, still present.
-KNOWN_LAYER_VIOLATIONS: set[tuple[str, str]] = {
-    ("seekdeploy.backends.torch", "seekdeploy.export.static_models"),  # loads static.pt (R2)
-}
+KNOWN_LAYER_VIOLATIONS: set[tuple[str, str]] = set()
 
 # Modules that may spell artifact names themselves: the device agents run without seekdeploy.
 STANDALONE = {"seekdeploy.remote.agent", "seekdeploy.backends.agent_onnxruntime",

@@ -167,6 +167,38 @@ def test_tensorrt_runtime_without_tensorrt_points_to_onnxruntime(run_cli, export
     assert "--runtime onnxruntime" in result.stderr
 
 
+def test_torch_runtime_times_the_exports_static_model(run_cli, tiny_export, tiny_profile_file: Path,
+                                                      tmp_path: Path) -> None:
+    """--runtime torch loads each role's static.pt (weights_only) from the export, with no training
+    run: the module it times computes what model.onnx computes."""
+    import shutil
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from seekdeploy.backends.torch import load_static_module
+    from seekdeploy.runtime.targets import find_targets
+
+    out = tmp_path / "torch.json"
+    result = run_cli("profile", str(tiny_export.dir), "--profile", str(tiny_profile_file), "--runtime", "torch",
+                     "--repeats", "1", "--out", str(out))  # fmt: skip
+    assert result.exit_code in (0, 3), result.stderr  # 3 would be a budget of the profile, not an error
+    document = json.loads(out.read_text())
+    assert [(r["role"], r["runtime"]) for r in document["results"]] == [("base", "torch"), ("motivated", "torch")]
+    for target in find_targets(tiny_export.dir):
+        images = np.random.default_rng(0).standard_normal((2, *target.input_chw)).astype(np.float32)
+        expected = ort.InferenceSession(str(target.model_path), providers=["CPUExecutionProvider"]).run(
+            None, {"input": images})[0]
+        with torch.inference_mode():
+            timed = load_static_module(target)(torch.from_numpy(images)).numpy()
+        np.testing.assert_allclose(timed, expected, rtol=1e-4, atol=1e-4)
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    shutil.copy(tiny_export.dir / "base" / "model.onnx", lonely / "model.onnx")
+    missing = run_cli("profile", str(lonely / "model.onnx"), "--profile", str(tiny_profile_file), "--runtime", "torch")
+    assert missing.exit_code == 1 and "static.pt does not exist" in missing.stderr and "Traceback" not in missing.stderr
+
+
 def test_help_imports_no_heavy_runtime() -> None:
     script = (
         "import sys\nfrom seekdeploy.cli.main import main\n"

@@ -6,16 +6,21 @@ Not a profile runtime (no device runs it) and not timed by the agent; the torch 
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
 from seekdeploy.backends._backend import Backend
-from seekdeploy.errors import RuntimeBackendError, require
+from seekdeploy.errors import CheckpointError, RuntimeBackendError, require
 from seekdeploy.runtime.runners import Runner, TensorInfo
 
 if TYPE_CHECKING:
     import numpy as np
+
+STATIC_FORMAT = "seekdeploy-static-model"  # what the exporter's static.pt declares (export.static_models)
 
 
 class TorchRunner(Runner):
@@ -68,11 +73,32 @@ def _contiguous(array: np.ndarray) -> np.ndarray:
     return numpy.ascontiguousarray(array)
 
 
+def load_static(path: str | Path) -> Any:
+    """Rebuild a static model from `static.pt` (weights_only) in eval mode; CheckpointError if bad."""
+    import torch
+
+    from seekdeploy.nn import build_static, spec_from_json  # torch-heavy when called
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no static model at {path}; create it with `seekdeploy slice RUN`")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
+        raise CheckpointError(f"static model {path} is corrupt or truncated ({exc}); slice the run again") from exc
+    if not isinstance(payload, dict) or payload.get("format") != STATIC_FORMAT:
+        raise CheckpointError(f"{path} is not a seekdeploy static model; slice the run again")
+    try:
+        module = build_static(spec_from_json(payload["spec"]), **payload["kwargs"])
+        module.load_state_dict(payload["state_dict"], strict=True)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"static model {path} does not match this seekdeploy ({exc})") from exc
+    return module.eval()
+
+
 def load_static_module(target: Any, profile_name: str = "", precision: str = "") -> Any:
     """The role's static torch module from the export's `static.pt` (loaded `weights_only`);
     `target` is a `seekdeploy.runtime.targets.ModelTarget`."""
-    from seekdeploy.export.static_models import load_static  # torch: only for --runtime torch
-
     path = target.model_path.parent / layout.STATIC_MODEL
     if not path.is_file():
         raise RuntimeBackendError(f"the torch runtime times the export's static model, but {path} does "

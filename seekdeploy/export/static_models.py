@@ -4,7 +4,8 @@
 compares it with the supernet run at the role's spec on real validation images; a difference above
 `SLICE_MAX_ABS` is an `ExportError` (the copy should be exact up to kernel-order rounding).
 `static.pt` holds plain data only (spec JSON, construction sizes, a state_dict), so it loads with
-`torch.load(..., weights_only=True)` and `load_static` rebuilds the module from it alone.
+`torch.load(..., weights_only=True)` and `load_static` (the torch backend's reader,
+`seekdeploy.backends.torch`) rebuilds the module from it alone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
 from seekdeploy._io import atomic_path
-from seekdeploy.errors import CheckpointError, ExportError
+from seekdeploy.backends.torch import STATIC_FORMAT, load_static  # noqa: F401 (the reader lives with its runtime)
+from seekdeploy.errors import ExportError
 from seekdeploy.export.parity import ParityFigures, compare_logits
 from seekdeploy.profiles.schema import Role
 
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
 
 SLICE_MAX_ABS = 1e-5
 STATIC_NAME = layout.STATIC_MODEL
-STATIC_FORMAT = "seekdeploy-static-model"
 DEFAULT_PARITY_IMAGES = 512  # validation images per parity proof: enough for top-1 agreement to mean something
 _TORCH_BATCH = 256
 
@@ -131,29 +132,3 @@ def save_static(sliced: SlicedModel, path: str | Path, *, run_name: str, superne
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
-
-
-def load_static(path: str | Path) -> Any:
-    """Rebuild a static model from `static.pt` (weights_only) in eval mode; CheckpointError if bad."""
-    import pickle
-    import zipfile
-
-    import torch
-
-    from seekdeploy.nn import build_static, spec_from_json
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no static model at {path}; create it with `seekdeploy slice RUN`")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
-        raise CheckpointError(f"static model {path} is corrupt or truncated ({exc}); slice the run again") from exc
-    if not isinstance(payload, dict) or payload.get("format") != STATIC_FORMAT:
-        raise CheckpointError(f"{path} is not a seekdeploy static model; slice the run again")
-    try:
-        module = build_static(spec_from_json(payload["spec"]), **payload["kwargs"])
-        module.load_state_dict(payload["state_dict"], strict=True)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise CheckpointError(f"static model {path} does not match this seekdeploy ({exc})") from exc
-    return module.eval()
