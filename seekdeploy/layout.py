@@ -23,6 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# --- where runs and exports go by default (relative to the working folder) -------------------
+RUNS_DIR = "runs"
+EXPORTS_DIR = "exports"
+
 # --- the run folder ---------------------------------------------------------------------------
 CONFIG = "config.yaml"
 CHECKPOINT = "checkpoint.pt"
@@ -52,6 +56,18 @@ RUN_KIND = "seekdeploy-train-run"  # manifest["kind"] of a finished training run
 EXPORT_KIND = "seekdeploy-export"  # manifest["kind"] of an export role folder
 CHECKPOINT_SHA256 = "checkpoint_sha256"  # export manifest: the checkpoint the role was cut from
 FINAL = "final"  # run manifest: the final metrics block (present once training finished)
+
+
+def export_dir_of(run_dir: Path) -> Path:
+    """`exports/<run>` beside the `runs/` folder that holds `run_dir` (the export command's default)."""
+    run_dir = Path(run_dir).resolve()
+    return run_dir.parent.parent / EXPORTS_DIR / run_dir.name
+
+
+def run_dir_of(export_dir: Path) -> Path:
+    """`runs/<run>` beside the `exports/` folder that holds `export_dir` (the inverse of `export_dir_of`)."""
+    export_dir = Path(export_dir)
+    return export_dir.parent.parent / RUNS_DIR / export_dir.name
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+from seekdeploy.layout import EXPORTS_DIR
+
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
@@ -20,7 +22,7 @@ def _parity_line(label: str, figures: dict[str, Any]) -> str:
 @click.argument("run", type=click.Path(file_okay=False))
 @click.option("--role", type=click.Choice(["base", "motivated", "both"]), default="both",
               show_default=True, help="Which model of the pair to slice out.")
-@click.option("--out", "out_dir", default="exports", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", default=EXPORTS_DIR, show_default=True, type=click.Path(file_okay=False),
               help="Parent folder: writes OUT/<run>/<role>/static.pt.")
 def slice_command(run: str, role: str, out_dir: str) -> None:
     """Cut each role out of the trained supernet as an ordinary static network and prove it.
@@ -54,7 +56,7 @@ def slice_command(run: str, role: str, out_dir: str) -> None:
                    "[ONNX fp32; engines: the profile's precision]")
 @click.option("--profile", default=None,
               help="Target hardware profile (name or YAML) [the one the run was trained for].")
-@click.option("--out", "out_dir", default="exports", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", default=EXPORTS_DIR, show_default=True, type=click.Path(file_okay=False),
               help="Parent folder: writes OUT/<run>/<role>/ and OUT/<run>/pair.json.")
 @click.option("--opset", type=int, default=None,
               help="ONNX opset [18; capped to what the profile's TensorRT reads].")

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from seekdeploy.layout import EXPORTS_DIR, RUNS_DIR
 from seekdeploy.nn.registry import DEFAULT_FAMILY, list_families  # light: no torch at import
 from seekdeploy.remote.cli_options import remote_options
 from seekdeploy.pipeline import DEFAULT_EPOCHS  # light: no torch at import
@@ -29,9 +30,9 @@ from seekdeploy.train.config import DEFAULT_CONDITION  # light: no torch at impo
               help="Motivation condition: slope:window=,hold= | streak:k=,hold= (the paper's) | "
                    "ema-streak | target:target= | random:p= | never | always.")
 @click.option("--name", default=None, help="Run name [<profile>-<arch>-<data>].")
-@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(RUNS_DIR),
               show_default=True, help="Where training runs go.")
-@click.option("--exports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("exports"),
+@click.option("--exports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(EXPORTS_DIR),
               show_default=True, help="Where exports go.")
 @click.option("--force", is_flag=True, help="Start over: retrain and redo every stage.")
 @remote_options

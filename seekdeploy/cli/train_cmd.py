@@ -8,6 +8,7 @@ import click
 
 from seekdeploy._io import safe_name
 from seekdeploy.errors import ConfigError
+from seekdeploy.layout import RUNS_DIR
 from seekdeploy.nn.registry import DEFAULT_FAMILY, list_families  # light: no torch at import
 from seekdeploy.train.config import MotivatedStep, TrainConfig
 
@@ -24,7 +25,7 @@ def _run_dir(out: str | None, profile: str, arch: str, data: str) -> Path:
         # `imagefolder:PATH` holds a path; the default run name keeps only the folder's name.
         source, sep, folder = data.partition(":")
         label = f"{source}-{Path(folder).expanduser().resolve().name or 'data'}" if sep else data
-        return Path("runs") / safe_name(f"{Path(profile).stem}-{arch}-{label}", "run name")
+        return Path(RUNS_DIR) / safe_name(f"{Path(profile).stem}-{arch}-{label}", "run name")
     path = Path(out)
     safe_name(path.name, "run name")
     return path

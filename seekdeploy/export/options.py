@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seekdeploy.errors import ConfigError, did_you_mean
+from seekdeploy.layout import EXPORTS_DIR
 from seekdeploy.export.parity import TOLERANCES, ParityTolerance
 from seekdeploy.export.quantize import DEFAULT_CALIBRATION_IMAGES, CalibrationMethod, Int8Settings
 from seekdeploy.profiles.schema import Precision, Role
@@ -43,7 +44,7 @@ class ExportOptions:
     formats: tuple[ExportFormat, ...] = (ExportFormat.ONNX,)
     precision: Precision | None = None
     profile: str | None = None
-    out_dir: Path = Path("exports")
+    out_dir: Path = Path(EXPORTS_DIR)
     opset: int | None = None
     static_batch: bool = False
     tolerances: Mapping[Precision, ParityTolerance] = field(default_factory=lambda: dict(TOLERANCES))
@@ -89,7 +90,7 @@ def supported_table() -> str:
 
 def parse_export_options(*, roles: str = "base,motivated", formats: str = "onnx",
                          precision: str | None = None, profile: str | None = None,
-                         out_dir: str | Path = "exports", opset: int | None = None,
+                         out_dir: str | Path = EXPORTS_DIR, opset: int | None = None,
                          static_batch: bool = False, max_parity_images: int = 512,
                          calibration_method: str = CalibrationMethod.MINMAX.value,
                          calibration_images: int = DEFAULT_CALIBRATION_IMAGES,

@@ -15,7 +15,7 @@ from typing import Any
 
 from seekdeploy._io import atomic_write_json, safe_name
 from seekdeploy.errors import SeekdeployError
-from seekdeploy.layout import PIPELINE_STATE
+from seekdeploy.layout import EXPORTS_DIR, PIPELINE_STATE, RUNS_DIR
 from seekdeploy.train.config import DEFAULT_CONDITION, TrainConfig
 
 PIPELINE_FILE = PIPELINE_STATE
@@ -44,8 +44,8 @@ class PipelineConfig:
     epochs: int = DEFAULT_EPOCHS
     condition: str = DEFAULT_CONDITION
     name: str | None = None
-    runs_dir: Path = Path("runs")
-    exports_dir: Path = Path("exports")
+    runs_dir: Path = Path(RUNS_DIR)
+    exports_dir: Path = Path(EXPORTS_DIR)
     hosts: tuple[str, ...] = ()
     remote: Any = None  # seekdeploy.measure.profile.RemoteSettings for --host
     force: bool = False

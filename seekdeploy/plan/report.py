@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from seekdeploy._io import read_json_object
-from seekdeploy.layout import MANIFEST
+from seekdeploy.layout import MANIFEST, run_dir_of
 from seekdeploy.profiles.schema import ROLE_NAMES
 
 
@@ -36,7 +36,7 @@ def find_prediction(export: Path, role: str) -> dict[str, Any] | None:
     role_folder = folder / role if (folder / role).is_dir() else folder  # exports/<run>/<role>
     export_manifest = read_json_object(role_folder / MANIFEST)
     export_dir = role_folder.parent if role_folder.name in ROLE_NAMES else role_folder
-    run_dir = export_manifest.get("run_dir") or str(export_dir.parent.parent / "runs" / export_dir.name)
+    run_dir = export_manifest.get("run_dir") or str(run_dir_of(export_dir))
     run_manifest = read_json_object(Path(run_dir) / MANIFEST)
     for manifest in (export_manifest, run_manifest):
         latency = recorded_latency_ms(manifest.get("predicted_latency_ms"), role)

@@ -78,7 +78,7 @@ def read_run(run_dir: str | Path) -> RunFiles:
 
 def default_export_dir(run_dir: Path) -> Path:
     """`exports/<run>` beside the `runs/` folder that holds the run (the export command's default)."""
-    return run_dir.resolve().parent.parent / "exports" / run_dir.resolve().name
+    return layout.export_dir_of(run_dir)
 
 
 def read_export(export_dir: Path | None) -> ExportFiles | None:
