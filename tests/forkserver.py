@@ -17,7 +17,7 @@ FORK_SERVER = r"""
 import json, os, sys, traceback
 import torch, sklearn.datasets  # the slow imports, done once
 import seekdeploy.cli.main as cli_main
-import seekdeploy.train.run, seekdeploy.data, seekdeploy.nn, seekdeploy.nn.families.resnet
+import seekdeploy.train.run, seekdeploy.data, seekdeploy.nn, seekdeploy.nn.families._resnet_model
 import onnx, onnxruntime, onnxscript, seekdeploy.export.export_run
 for line in sys.stdin:
     request = json.loads(line)

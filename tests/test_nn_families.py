@@ -11,8 +11,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from seekdeploy.nn._reorganize import channel_importance
-from seekdeploy.nn.families.mbconv import mbconv_channel_groups
-from seekdeploy.nn.families.resnet import resnet_channel_groups
+from seekdeploy.nn.families._mbconv_model import mbconv_channel_groups
+from seekdeploy.nn.families._resnet_model import resnet_channel_groups
 from seekdeploy.nn import (create_supernet, default_pair, estimate_cost, reorganize_channels,
                            to_static)
 

@@ -7,7 +7,7 @@ import dataclasses
 import torch
 
 from seekdeploy.nn import create_supernet, default_pair, estimate_cost, to_static
-from seekdeploy.nn.families._mbconv_spec import MBConvConfig
+from seekdeploy.nn.families.mbconv import MBConvConfig
 
 torch.set_num_threads(1)
 

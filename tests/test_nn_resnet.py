@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from seekdeploy.nn import create_supernet, default_pair, estimate_cost, to_static
-from seekdeploy.nn.families._resnet_spec import ResNetConfig, ResNetSpec
+from seekdeploy.nn.families.resnet import ResNetConfig, ResNetSpec
 
 torch.set_num_threads(1)
 

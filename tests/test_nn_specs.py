@@ -10,8 +10,8 @@ import pytest
 from seekdeploy.errors import SpecError
 from seekdeploy.nn import (config_from_json, create_supernet, default_pair, get_family, list_families,
                            parse_spec, spec_from_json)
-from seekdeploy.nn.families._mbconv_spec import MBConvSpec, compound_scale
-from seekdeploy.nn.families._resnet_spec import ResNetSpec
+from seekdeploy.nn.families.mbconv import MBConvSpec, compound_scale
+from seekdeploy.nn.families.resnet import ResNetSpec
 
 
 def test_families_listed():

@@ -14,7 +14,8 @@ from seekdeploy.nn import (
     config_from_json, create_supernet, default_pair, estimate_cost, list_families, parse_spec,
     reorganize_channels, spec_from_json, to_static,
 )
-from seekdeploy.nn.families.vit import Pooling, ViTConfig, ViTSpec, build_static
+from seekdeploy.nn.families._vit_static import build_static
+from seekdeploy.nn.families.vit import Pooling, ViTConfig, ViTSpec
 
 IMAGE, CHANNELS, CLASSES = 32, 3, 10
 STOCK_LEAVES = (nn.Conv2d, nn.LayerNorm, nn.Linear, nn.GELU)

@@ -101,15 +101,15 @@ class Supernet(nn.Module):
 
     def static_shapes(self, spec: SubnetSpec) -> dict[str, torch.Size]:
         """Shapes of the static model's state (built on the meta device: no memory, no init cost)."""
-        # The module that defines a supernet class defines its family's FAMILY (the registry's
-        # convention); looking it up there keeps base free of an import of the registry.
-        family = getattr(importlib.import_module(type(self).__module__), "FAMILY", None)
-        if family is None:
-            raise RuntimeError(f"{type(self).__module__} defines {type(self).__name__} but no FAMILY; "
-                               "a supernet class lives in its family's module")
+        # The module that defines a supernet class is its family's `models` module and defines
+        # `build_static` beside it; looking it up there keeps base free of the registry.
+        build = getattr(importlib.import_module(type(self).__module__), "build_static", None)
+        if build is None:
+            raise RuntimeError(f"{type(self).__module__} defines {type(self).__name__} but no build_static; "
+                               "a supernet class lives in its family's models module")
         with torch.device("meta"):
-            static = family.build_static(spec, num_classes=self.num_classes,
-                                         in_channels=self.in_channels, image_size=self.image_size)
+            static = build(spec, num_classes=self.num_classes, in_channels=self.in_channels,
+                           image_size=self.image_size)
         return {name: tensor.shape for name, tensor in static.state_dict().items()}
 
     def slice_map(self, spec: SubnetSpec | None = None,

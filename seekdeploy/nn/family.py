@@ -1,13 +1,14 @@
 """The family object: everything one model family declares, in one place (no torch at import).
 
-A family module in `seekdeploy.nn` defines a module-level `FAMILY = Family(...)`; the registry
-finds it by name. From the family's one layer description (`describe_layers`) follow its analytic
+A family module in `seekdeploy.nn.families` defines a module-level `FAMILY = Family(...)`; the
+registry finds it by name. From the family's one layer description (`describe_layers`) follow its analytic
 cost (`estimate_cost`) and the planner's latency features; from its default pair and
 `search_grid` follow the planner's search space.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,30 +23,42 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Family:
-    """A registered model family: its types and the functions the shared code calls.
+    """A registered model family: its types, its one layer description, and where its models are.
 
-    `build_supernet(config, *, num_classes, in_channels, image_size, bn_roles) -> Supernet` and
-    `build_static(spec, *, num_classes, in_channels, image_size) -> nn.Module` (a plain
-    constructor of stock layers whose state names mirror the supernet's);
     `describe_layers(spec, *, in_channels, image_size, num_classes) -> list[Layer]` (the static
     network's layers in forward order: see `seekdeploy.nn.layers`);
     `default_pair() -> (config, base_spec, motivated_spec)`; `search_grid() -> SpecGrid` (the
-    planner's grid around the default supernet; None = the planner needs explicit candidates);
-    `reorganize(supernet)` permutes channels by importance in place (None = not supported).
+    planner's grid around the default supernet; None = the planner needs explicit candidates).
+    `models` names the module (torch) that defines `build_supernet(config, *, num_classes,
+    in_channels, image_size, bn_roles) -> Supernet`, `build_static(spec, *, num_classes,
+    in_channels, image_size) -> nn.Module` (stock layers whose state names mirror the supernet's)
+    and optionally `reorganize(supernet)` (channels by importance, in place); it is imported when a
+    model is first built, so declaring, costing and planning a family never loads torch.
     """
 
     name: str
     description: str
     spec_type: type[SubnetSpec]
     config_type: type[FamilyConfig]
-    build_supernet: Callable[..., Supernet]
-    build_static: Callable[..., Any]
     describe_layers: Callable[..., list[Layer]]
     default_pair: Callable[[], tuple[FamilyConfig, SubnetSpec, SubnetSpec]]
+    models: str
     search_grid: Callable[[], SpecGrid] | None = None
-    reorganize: Callable[[Supernet], None] | None = None
 
     def estimate_cost(self, spec: SubnetSpec, *, in_channels: int, image_size: int, num_classes: int) -> Cost:
         """Analytic params, MACs, FLOPs and activation memory of `spec`'s static network at batch 1."""
         return cost_from_layers(self.describe_layers(spec, in_channels=in_channels, image_size=image_size,
                                                      num_classes=num_classes))
+
+    def build_supernet(self, config: FamilyConfig, **kwargs: Any) -> Supernet:
+        """The elastic supernet of `config` (keyword arguments as `models.build_supernet`)."""
+        return importlib.import_module(self.models).build_supernet(config, **kwargs)
+
+    def build_static(self, spec: SubnetSpec, **kwargs: Any) -> Any:
+        """A freshly initialized static network of `spec` (keyword arguments as `models.build_static`)."""
+        return importlib.import_module(self.models).build_static(spec, **kwargs)
+
+    @property
+    def reorganize(self) -> Callable[[Supernet], None] | None:
+        """The family's channel reorganization, or None when it has none."""
+        return getattr(importlib.import_module(self.models), "reorganize", None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seekdeploy.nn.families._vit_spec import Pooling, ViTSpec, check_geometry
+from seekdeploy.nn.families.vit import Pooling, ViTSpec, check_geometry
 
 
 class StaticAttention(nn.Module):

@@ -1,222 +1,206 @@
-"""MBConv family: the elastic supernet, the plain static network, and channel reorganization.
+"""MBConv family (MobileNetV2/EfficientNet inverted residuals): spec, config, layers, scaling, grid,
+FAMILY. Torch-free: the models are in `_mbconv_model.py`, imported when a model is first built.
 
-Module names are shared by both (`stem_conv`, `stages.<i>.<j>.expand_conv`, `…dw_conv`,
-`…se_reduce`, `…se_expand`, `…project_conv`, `head_conv`, `classifier`) so `to_static` copies
-each tensor's prefix by name.
+Layout: a 3x3 stem convolution to `stem` channels (stride 1); per stage `depth[i]` inverted
+residual blocks of `width[i]` output channels: a 1x1 expansion to `in * expand[i]` channels
+(absent when expand is 1), a `kernel[i]` depthwise convolution (stride `stride[i]` in the first
+block of the stage), optional squeeze-excitation (`se` > 0: reduce to `max(1, int(in * se))`
+channels, as EfficientNet sizes it from the block input), a 1x1 linear projection, and a residual
+add when the block keeps shape; then a 1x1 head convolution to `head` channels, global average
+pooling and a linear classifier. `kernel`, `stride`, `se` and `act` are architectural constants
+(equal in nested specs); the other fields are elastic.
+
+Search grid: width multiplier 0.5-3 (stem, stage widths and head) x one expand ratio 2-6 for
+every stage that expands x depth 1-8 per stage; kernel, stride, SE and activation stay the
+default supernet's (they are constants a nested pair must share).
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+import dataclasses
+import itertools
+from dataclasses import dataclass
 
-from seekdeploy.nn.families._mbconv_spec import (FAMILY_NAME, MBConvConfig, MBConvSpec, block_stride,
-                                        compound_scale, default_mbconv_pair, describe_mbconv_layers,
-                                        mbconv_search_grid, se_channels)
-from seekdeploy.nn._reorganize import ChannelGroup, bn_members, permute_channel_groups
-from seekdeploy.nn.base import DEFAULT_BN_ROLES, Supernet
+from seekdeploy.errors import SpecError
 from seekdeploy.nn.family import Family
-from seekdeploy.nn.spec import Activation
-from seekdeploy.nn.dynamic import DynamicBatchNorm2d, DynamicConv2d, DynamicLinear
+from seekdeploy.nn.grid import SpecGrid, distinct_values, round_to_8
+from seekdeploy.nn.layers import Layer, LayerRecorder
+from seekdeploy.nn.spec import (Activation, FamilyConfig, SubnetSpec, ceil_int, make_divisible,
+                                require_positive, require_same_length)
 
-__all__ = ["FAMILY", "MBConvConfig", "MBConvSpec", "MBConvSupernet", "StaticMBConv", "compound_scale"]
-
-_ACT_FUNCTIONS = {Activation.RELU: F.relu, Activation.SILU: F.silu}
-_ACT_MODULES = {Activation.RELU: nn.ReLU, Activation.SILU: nn.SiLU}
-
-
-class DynamicMBConvBlock(nn.Module):
-    """Inverted residual block with elastic input, expansion, SE and output widths."""
-
-    def __init__(self, in_channels: int, out_channels: int, expand: int, kernel: int, stride: int,
-                 se: float, act: Activation, roles: tuple[str, ...]) -> None:
-        super().__init__()
-        hidden = in_channels * expand
-        self.stride, self.se_ratio, self.act = stride, se, _ACT_FUNCTIONS[act]
-        self.max_residual = stride == 1 and in_channels == out_channels  # residual at full width
-        self.expand_conv = DynamicConv2d(in_channels, hidden, 1) if expand != 1 else None
-        self.expand_bn = DynamicBatchNorm2d(hidden, roles) if expand != 1 else None
-        self.dw_conv = DynamicConv2d(hidden, hidden, kernel, stride, depthwise=True)
-        self.dw_bn = DynamicBatchNorm2d(hidden, roles)
-        reduced = se_channels(in_channels, se)
-        self.se_reduce = DynamicConv2d(hidden, reduced, 1, bias=True) if se > 0 else None
-        self.se_expand = DynamicConv2d(reduced, hidden, 1, bias=True) if se > 0 else None
-        self.project_conv = DynamicConv2d(hidden, out_channels, 1)
-        self.project_bn = DynamicBatchNorm2d(out_channels, roles)
-
-    def forward(self, x: torch.Tensor, width: int, expand: int, role: str) -> torch.Tensor:
-        """(B, C_in, H, W) -> (B, width, H/stride, W/stride)."""
-        in_channels = x.shape[1]
-        hidden = x
-        if self.expand_conv is not None:
-            hidden = self.act(self.expand_bn(self.expand_conv(x, in_channels * expand), role))
-        hidden = self.act(self.dw_bn(self.dw_conv(hidden), role))  # (B, C_in*expand, H', W')
-        if self.se_reduce is not None:
-            squeezed = F.adaptive_avg_pool2d(hidden, 1)  # (B, hidden, 1, 1)
-            squeezed = self.act(self.se_reduce(squeezed, se_channels(in_channels, self.se_ratio)))
-            hidden = hidden * torch.sigmoid(self.se_expand(squeezed, hidden.shape[1]))
-        out = self.project_bn(self.project_conv(hidden, width), role)
-        return out + x if self.stride == 1 and in_channels == width else out
+FAMILY_NAME = "mbconv"
+GRID_WIDTH_MULTIPLIERS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+GRID_EXPANDS = (2, 3, 4, 6)
+GRID_DEPTHS = tuple(range(1, 9))
 
 
-class MBConvSupernet(Supernet):
-    """Elastic MBConv network: runs any `MBConvSpec` contained in the config's max spec."""
+@dataclass(frozen=True)
+class MBConvSpec(SubnetSpec):
+    """One MBConv network; empty `kernel`/`stride` mean 3 everywhere / (1, 2, 2, …)."""
 
-    def __init__(self, config: MBConvConfig, *, num_classes: int, in_channels: int, image_size: int,
-                 bn_roles: tuple[str, ...] = DEFAULT_BN_ROLES) -> None:
-        super().__init__(FAMILY_NAME, config, num_classes=num_classes, in_channels=in_channels,
-                         image_size=image_size, bn_roles=bn_roles)
-        spec, roles = self.max_spec, self.bn_roles
-        self.act = _ACT_FUNCTIONS[spec.act]
-        self.stem_conv = DynamicConv2d(in_channels, spec.stem, 3)
-        self.stem_bn = DynamicBatchNorm2d(spec.stem, roles)
-        stages, channels = [], spec.stem
-        for i, (depth, width, expand) in enumerate(zip(spec.depth, spec.width, spec.expand)):
-            blocks = []
-            for j in range(depth):
-                blocks.append(DynamicMBConvBlock(channels, width, expand, spec.kernel[i],
-                                                 block_stride(spec, i, j), spec.se, spec.act, roles))
-                channels = width
-            stages.append(nn.ModuleList(blocks))
-        self.stages = nn.ModuleList(stages)
-        self.head_conv = DynamicConv2d(channels, spec.head, 1)
-        self.head_bn = DynamicBatchNorm2d(spec.head, roles)
-        self.classifier = DynamicLinear(spec.head, num_classes)
+    family = FAMILY_NAME
+    stem: int
+    depth: tuple[int, ...]
+    width: tuple[int, ...]
+    expand: tuple[int, ...]
+    head: int
+    kernel: tuple[int, ...] = ()
+    stride: tuple[int, ...] = ()
+    se: float = 0.0
+    act: Activation = Activation.SILU
 
-    def forward_spec(self, x: torch.Tensor, spec: MBConvSpec, bn_role: str) -> torch.Tensor:
-        """(B, C, H, W) -> (B, num_classes) through the first `depth[i]` blocks of each stage."""
-        x = self.act(self.stem_bn(self.stem_conv(x, spec.stem), bn_role))
-        for stage, depth, width, expand in zip(self.stages, spec.depth, spec.width, spec.expand):
-            for index in range(depth):
-                x = stage[index](x, width, expand, bn_role)
-        x = self.act(self.head_bn(self.head_conv(x, spec.head), bn_role))
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # (B, head)
-        return self.classifier(x)
+    def __post_init__(self) -> None:
+        stages = len(self.depth)
+        if not self.kernel:
+            object.__setattr__(self, "kernel", (3,) * stages)
+        if not self.stride:
+            object.__setattr__(self, "stride", (1,) + (2,) * (stages - 1))
+        object.__setattr__(self, "act", Activation(self.act))
+        super().__post_init__()
 
+    def validate(self) -> None:
+        name = "MBConvSpec"
+        for field in ("stem", "depth", "width", "expand", "head", "kernel", "stride"):
+            require_positive(name, field, getattr(self, field))
+        require_same_length(name, depth=self.depth, width=self.width, expand=self.expand,
+                            kernel=self.kernel, stride=self.stride)
+        if any(k % 2 == 0 for k in self.kernel):
+            raise SpecError(f"{name}: kernel sizes must be odd, got {self.kernel}")
+        if any(s not in (1, 2) for s in self.stride):
+            raise SpecError(f"{name}: strides must be 1 or 2, got {self.stride}")
+        if not 0.0 <= self.se < 1.0:
+            raise SpecError(f"{name}: se (squeeze-excitation ratio) must be in [0, 1), got {self.se}")
 
-class StaticMBConvBlock(nn.Module):
-    """The stock-layer inverted residual block (same names as `DynamicMBConvBlock`)."""
-
-    def __init__(self, in_channels: int, out_channels: int, expand: int, kernel: int, stride: int,
-                 se: float, act: Activation) -> None:
-        super().__init__()
-        hidden = in_channels * expand
-        self.residual = stride == 1 and in_channels == out_channels
-        self.expand_conv = nn.Conv2d(in_channels, hidden, 1, bias=False) if expand != 1 else None
-        self.expand_bn = nn.BatchNorm2d(hidden) if expand != 1 else None
-        self.dw_conv = nn.Conv2d(hidden, hidden, kernel, stride, kernel // 2, groups=hidden, bias=False)
-        self.dw_bn = nn.BatchNorm2d(hidden)
-        self.act = _ACT_MODULES[act]()
-        reduced = se_channels(in_channels, se)
-        self.se_pool = nn.AdaptiveAvgPool2d(1) if se > 0 else None
-        self.se_reduce = nn.Conv2d(hidden, reduced, 1) if se > 0 else None
-        self.se_expand = nn.Conv2d(reduced, hidden, 1) if se > 0 else None
-        self.se_gate = nn.Sigmoid() if se > 0 else None
-        self.project_conv = nn.Conv2d(hidden, out_channels, 1, bias=False)
-        self.project_bn = nn.BatchNorm2d(out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hidden = x
-        if self.expand_conv is not None:
-            hidden = self.act(self.expand_bn(self.expand_conv(x)))
-        hidden = self.act(self.dw_bn(self.dw_conv(hidden)))
-        if self.se_reduce is not None:
-            squeezed = self.act(self.se_reduce(self.se_pool(hidden)))
-            hidden = hidden * self.se_gate(self.se_expand(squeezed))
-        out = self.project_bn(self.project_conv(hidden))
-        return out + x if self.residual else out
+    def contains(self, other: SubnetSpec) -> bool:
+        if not isinstance(other, MBConvSpec) or len(other.depth) != len(self.depth):
+            return False
+        constants = ("kernel", "stride", "se", "act")
+        if any(getattr(other, c) != getattr(self, c) for c in constants):
+            return False
+        # A stage without an expansion layer cannot run one, and vice versa.
+        if any((o == 1) != (s == 1) for o, s in zip(other.expand, self.expand)):
+            return False
+        mine = (self.stem, self.head, *self.depth, *self.width, *self.expand)
+        theirs = (other.stem, other.head, *other.depth, *other.width, *other.expand)
+        return all(o <= s for o, s in zip(theirs, mine))
 
 
-class StaticMBConv(nn.Module):
-    """A plain MBConv network of one spec, as one would write it by hand."""
+@dataclass(frozen=True)
+class MBConvConfig(FamilyConfig):
+    """The supernet: the largest network (same fields as `MBConvSpec`); `se` > 0 adds SE layers."""
 
-    def __init__(self, spec: MBConvSpec, *, num_classes: int, in_channels: int) -> None:
-        super().__init__()
-        self.stem_conv = nn.Conv2d(in_channels, spec.stem, 3, 1, 1, bias=False)
-        self.stem_bn = nn.BatchNorm2d(spec.stem)
-        self.act = _ACT_MODULES[spec.act]()
-        stages, channels = [], spec.stem
-        for i, (depth, width, expand) in enumerate(zip(spec.depth, spec.width, spec.expand)):
-            blocks = []
-            for j in range(depth):
-                blocks.append(StaticMBConvBlock(channels, width, expand, spec.kernel[i],
-                                                block_stride(spec, i, j), spec.se, spec.act))
-                channels = width
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.ModuleList(stages)
-        self.head_conv = nn.Conv2d(channels, spec.head, 1, bias=False)
-        self.head_bn = nn.BatchNorm2d(spec.head)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(spec.head, num_classes)
+    family = FAMILY_NAME
+    stem: int = 16
+    depth: tuple[int, ...] = (1, 2, 2, 2)
+    width: tuple[int, ...] = (16, 24, 40, 80)
+    expand: tuple[int, ...] = (1, 6, 6, 6)
+    head: int = 320
+    kernel: tuple[int, ...] = (3, 3, 5, 3)
+    stride: tuple[int, ...] = (1, 2, 2, 2)
+    se: float = 0.25
+    act: Activation = Activation.SILU
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, num_classes)."""
-        x = self.act(self.stem_bn(self.stem_conv(x)))
-        for stage in self.stages:
-            x = stage(x)
-        x = self.act(self.head_bn(self.head_conv(x)))
-        return self.classifier(torch.flatten(self.pool(x), 1))
+    def max_spec(self) -> MBConvSpec:
+        return MBConvSpec(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+
+    def __post_init__(self) -> None:
+        try:
+            self.max_spec()
+        except SpecError as exc:
+            raise SpecError(str(exc).replace("MBConvSpec", "MBConvConfig")) from None
 
 
-def build_mbconv_supernet(config: MBConvConfig, *, num_classes: int, in_channels: int, image_size: int,
-                          bn_roles: tuple[str, ...] = DEFAULT_BN_ROLES) -> MBConvSupernet:
-    """The elastic MBConv supernet of `config`."""
-    return MBConvSupernet(config, num_classes=num_classes, in_channels=in_channels,
-                          image_size=image_size, bn_roles=bn_roles)
+def block_stride(spec: MBConvSpec, stage: int, block: int) -> int:
+    """Stride of a block: the stage's stride in its first block, 1 after."""
+    return spec.stride[stage] if block == 0 else 1
 
 
-def build_static_mbconv(spec: MBConvSpec, *, num_classes: int, in_channels: int,
-                        image_size: int | None = None) -> StaticMBConv:
-    """A freshly initialized static MBConv network of `spec`."""
-    return StaticMBConv(spec, num_classes=num_classes, in_channels=in_channels)
+def se_channels(in_channels: int, ratio: float) -> int:
+    """Squeeze-excitation width, from the block's input width (EfficientNet's convention)."""
+    return max(1, int(in_channels * ratio))
 
 
-def _hidden_members(p: str, block: DynamicMBConvBlock, roles: tuple[str, ...]) -> list[tuple[str, int]]:
-    # Tensors indexed by the block's expanded (hidden) channels, except the expansion conv itself.
-    members = [(f"{p}.dw_conv.weight", 0), *bn_members(f"{p}.dw_bn", roles), (f"{p}.project_conv.weight", 1)]
-    if block.se_reduce is not None:
-        members += [(f"{p}.se_reduce.weight", 1), (f"{p}.se_expand.weight", 0), (f"{p}.se_expand.bias", 0)]
-    return members
+def describe_mbconv_layers(spec: MBConvSpec, *, in_channels: int, image_size: int,
+                           num_classes: int) -> list[Layer]:
+    """The layers of the static MBConv network of `spec` in forward order (see `seekdeploy.nn.layers`)."""
+    record = LayerRecorder()
+    silu = spec.act is Activation.SILU  # SiLU exports as Sigmoid + Mul, which do not fuse into Conv
+
+    def act(elements: int) -> None:
+        if silu:
+            record.elementwise(elements, inputs=2)
+
+    size = record.conv(in_channels, spec.stem, 3, image_size, norm=True)
+    act(spec.stem * size * size)
+    channels = spec.stem
+    for stage, (depth, width, expand) in enumerate(zip(spec.depth, spec.width, spec.expand)):
+        for block in range(depth):
+            hidden = channels * expand
+            if expand != 1:
+                record.conv(channels, hidden, 1, size, norm=True)
+                act(hidden * size * size)
+            stride, size_in = block_stride(spec, stage, block), size
+            size = record.conv(hidden, hidden, spec.kernel[stage], size, stride, groups=hidden, norm=True)
+            act(hidden * size * size)
+            if spec.se > 0:
+                reduced = se_channels(channels, spec.se)
+                record.elementwise(hidden, inputs=size * size)  # squeeze: average pool
+                record.conv(hidden, reduced, 1, 1, bias=True)
+                act(reduced)
+                record.conv(reduced, hidden, 1, 1, bias=True)
+                record.elementwise(hidden * size * size, inputs=2)  # sigmoid gate multiply
+            record.conv(hidden, width, 1, size, norm=True)
+            if stride == 1 and channels == width and size_in == size:
+                record.elementwise(width * size * size, inputs=2)  # residual add
+            channels = width
+    record.conv(channels, spec.head, 1, size, norm=True)
+    act(spec.head * size * size)
+    record.elementwise(spec.head, inputs=size * size)  # global average pooling
+    record.linear(spec.head, num_classes)
+    return record.layers
 
 
-def mbconv_channel_groups(supernet: MBConvSupernet) -> list[ChannelGroup]:
-    """Coupled channel spaces: hidden and SE channels per block, and residual streams."""
-    roles, groups = supernet.bn_roles, []
-    stream: dict[str, list[tuple[str, int]]] = {"members": [("stem_conv.weight", 0), *bn_members("stem_bn", roles)],
-                                                "readers": []}
-    for i, stage in enumerate(supernet.stages):
-        for j, block in enumerate(stage):
-            p = f"stages.{i}.{j}"
-            if block.expand_conv is not None:
-                hidden = [(f"{p}.expand_conv.weight", 0), *bn_members(f"{p}.expand_bn", roles),
-                          *_hidden_members(p, block, roles)]
-                groups.append(ChannelGroup(tuple(hidden), ((f"{p}.project_conv.weight", 1),)))
-                stream["members"].append((f"{p}.expand_conv.weight", 1))
-                stream["readers"].append((f"{p}.expand_conv.weight", 1))
-            else:  # the hidden channels are the input stream itself
-                stream["members"] += _hidden_members(p, block, roles)
-                stream["readers"].append((f"{p}.project_conv.weight", 1))
-            if block.se_reduce is not None:
-                members = ((f"{p}.se_reduce.weight", 0), (f"{p}.se_reduce.bias", 0), (f"{p}.se_expand.weight", 1))
-                groups.append(ChannelGroup(members, ((f"{p}.se_expand.weight", 1),)))
-            writers = [(f"{p}.project_conv.weight", 0), *bn_members(f"{p}.project_bn", roles)]
-            if block.max_residual:
-                stream["members"] += writers  # residual: same channel space
-            else:
-                groups.append(ChannelGroup(tuple(stream["members"]), tuple(stream["readers"])))
-                stream = {"members": writers, "readers": []}
-    stream["members"].append(("head_conv.weight", 1))
-    stream["readers"].append(("head_conv.weight", 1))
-    groups.append(ChannelGroup(tuple(stream["members"]), tuple(stream["readers"])))
-    head = (("head_conv.weight", 0), *bn_members("head_bn", roles), ("classifier.weight", 1))
-    groups.append(ChannelGroup(head, (("classifier.weight", 1),)))
-    return groups
+def compound_scale(spec: MBConvSpec, phi: float, alpha: float = 1.2, beta: float = 1.1, *,
+                   divisor: int = 8) -> MBConvSpec:
+    """EfficientNet compound scaling: depths x alpha**phi (rounded up), widths x beta**phi
+    (rounded to multiples of `divisor`); resolution scaling is the profile's input, not the spec's.
+    """
+    if alpha < 1.0 or beta < 1.0:
+        raise SpecError(f"compound_scale: alpha and beta must be >= 1, got alpha={alpha}, beta={beta}")
+    depth_mult, width_mult = alpha ** phi, beta ** phi
+    return dataclasses.replace(
+        spec,
+        stem=make_divisible(spec.stem * width_mult, divisor),
+        depth=tuple(max(1, ceil_int(d * depth_mult)) for d in spec.depth),
+        width=tuple(make_divisible(w * width_mult, divisor) for w in spec.width),
+        head=make_divisible(spec.head * width_mult, divisor),
+    )
 
 
-def reorganize_mbconv(supernet: MBConvSupernet) -> None:
-    """Sort every coupled channel space by importance, in place; the max-spec function is unchanged."""
-    permute_channel_groups(supernet, mbconv_channel_groups(supernet))
+def default_mbconv_pair() -> tuple[MBConvConfig, MBConvSpec, MBConvSpec]:
+    """Small EfficientNet-like supernet (~11 M MACs at 32x32); base = half width, one block per
+    stage, expand 3; motivated = the whole supernet."""
+    config = MBConvConfig()
+    base = dataclasses.replace(config.max_spec(), stem=8, depth=(1, 1, 1, 1), width=(8, 16, 24, 40),
+                               expand=(1, 3, 3, 3), head=160)
+    return config, base, config.max_spec()
+
+
+def mbconv_search_grid() -> SpecGrid:
+    """The planner's MBConv grid around the default supernet (see the module doc)."""
+    default = default_mbconv_pair()[0].max_spec()
+    ones = (1,) * len(default.depth)
+
+    def scaled(multiplier: float) -> MBConvSpec:
+        return dataclasses.replace(default, depth=ones, stem=round_to_8(default.stem * multiplier),
+                                   head=round_to_8(default.head * multiplier),
+                                   width=tuple(round_to_8(w * multiplier) for w in default.width))
+
+    multipliers, _ = distinct_values(GRID_WIDTH_MULTIPLIERS, scaled)
+    shapes = [dataclasses.replace(scaled(m), expand=tuple(1 if e == 1 else ratio for e in default.expand))
+              for m, ratio in itertools.product(multipliers, GRID_EXPANDS)]
+    return SpecGrid(FAMILY_NAME, (("width", multipliers), ("expand", GRID_EXPANDS)), tuple(shapes),
+                    GRID_DEPTHS, len(ones))
 
 
 FAMILY = Family(
@@ -225,10 +209,8 @@ FAMILY = Family(
                 "stem and head width; optional squeeze-excitation",
     spec_type=MBConvSpec,
     config_type=MBConvConfig,
-    build_supernet=build_mbconv_supernet,
-    build_static=build_static_mbconv,
     describe_layers=describe_mbconv_layers,
     default_pair=default_mbconv_pair,
+    models="seekdeploy.nn.families._mbconv_model",
     search_grid=mbconv_search_grid,
-    reorganize=reorganize_mbconv,
 )

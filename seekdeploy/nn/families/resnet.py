@@ -1,162 +1,108 @@
-"""ResNet family: the elastic supernet, the plain static network, and channel reorganization.
+"""ResNet family (CIFAR-style basic blocks): spec, config, layers, default pair, search grid, FAMILY.
 
-The static network mirrors the supernet's module names (`stem_conv`, `stem_bn`,
-`stages.<i>.<j>.conv1`, …, `classifier`), so `to_static` copies each tensor's prefix by name.
+Torch-free: the models (supernet, static network, reorganization) are in `_resnet_model.py`,
+imported when a model is first built.
+
+Layout: a 3x3 stem convolution to `width[0]` channels (stride 1), then one stage per entry of
+`depth`/`width`: `depth[i]` basic blocks of `width[i]` channels; the first block of every stage
+after the first has stride 2 and a 1x1 projection shortcut; then global average pooling and a
+linear classifier. The default supernet is ResNet-20 (3 stages x 3 blocks, widths 16/32/64).
+
+Search grid: one width multiplier for all stages (0.25-4 x the default widths, multiples of 8) x
+depth 1-18 per stage, independently (18 blocks a stage is ResNet-110; 9 is ResNet-56).
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+import dataclasses
+from dataclasses import dataclass
 
-from seekdeploy.nn._reorganize import ChannelGroup, bn_members, permute_channel_groups
-from seekdeploy.nn.families._resnet_spec import (FAMILY_NAME, ResNetConfig, ResNetSpec, block_stride,
-                                        default_resnet_pair, describe_resnet_layers, resnet_search_grid)
-from seekdeploy.nn.base import DEFAULT_BN_ROLES, Supernet
+from seekdeploy.errors import SpecError
 from seekdeploy.nn.family import Family
-from seekdeploy.nn.dynamic import DynamicBatchNorm2d, DynamicConv2d, DynamicLinear
+from seekdeploy.nn.grid import SpecGrid, distinct_values, round_to_8
+from seekdeploy.nn.layers import Layer, LayerRecorder
+from seekdeploy.nn.spec import FamilyConfig, SubnetSpec, require_positive, require_same_length
+
+FAMILY_NAME = "resnet"
+GRID_WIDTH_MULTIPLIERS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
+GRID_DEPTHS = tuple(range(1, 19))
 
 
-class DynamicBasicBlock(nn.Module):
-    """Two 3x3 conv-BN layers and a shortcut (1x1 projection when the block strides)."""
+@dataclass(frozen=True)
+class ResNetSpec(SubnetSpec):
+    """Per-stage block count (`depth`) and channel count (`width`) of one ResNet."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, roles: tuple[str, ...]) -> None:
-        super().__init__()
-        self.conv1 = DynamicConv2d(in_channels, out_channels, 3, stride)
-        self.bn1 = DynamicBatchNorm2d(out_channels, roles)
-        self.conv2 = DynamicConv2d(out_channels, out_channels, 3)
-        self.bn2 = DynamicBatchNorm2d(out_channels, roles)
-        self.shortcut_conv = DynamicConv2d(in_channels, out_channels, 1, stride) if stride != 1 else None
-        self.shortcut_bn = DynamicBatchNorm2d(out_channels, roles) if stride != 1 else None
+    family = FAMILY_NAME
+    depth: tuple[int, ...]
+    width: tuple[int, ...]
 
-    def forward(self, x: torch.Tensor, width: int, role: str) -> torch.Tensor:
-        """(B, C_in, H, W) -> (B, width, H/stride, W/stride)."""
-        out = F.relu(self.bn1(self.conv1(x, width), role), inplace=True)
-        out = self.bn2(self.conv2(out, width), role)
-        shortcut = x if self.shortcut_conv is None else self.shortcut_bn(self.shortcut_conv(x, width), role)
-        return F.relu(out + shortcut, inplace=True)
+    def validate(self) -> None:
+        require_positive("ResNetSpec", "depth", self.depth)
+        require_positive("ResNetSpec", "width", self.width)
+        require_same_length("ResNetSpec", depth=self.depth, width=self.width)
 
-
-class ResNetSupernet(Supernet):
-    """Elastic CIFAR ResNet: runs any `ResNetSpec` contained in the config's max spec."""
-
-    def __init__(self, config: ResNetConfig, *, num_classes: int, in_channels: int, image_size: int,
-                 bn_roles: tuple[str, ...] = DEFAULT_BN_ROLES) -> None:
-        super().__init__(FAMILY_NAME, config, num_classes=num_classes, in_channels=in_channels,
-                         image_size=image_size, bn_roles=bn_roles)
-        roles = self.bn_roles
-        self.stem_conv = DynamicConv2d(in_channels, config.width[0], 3)
-        self.stem_bn = DynamicBatchNorm2d(config.width[0], roles)
-        stages, channels = [], config.width[0]
-        for stage, (depth, width) in enumerate(zip(config.depth, config.width)):
-            blocks = []
-            for block in range(depth):
-                blocks.append(DynamicBasicBlock(channels, width, block_stride(stage, block), roles))
-                channels = width
-            stages.append(nn.ModuleList(blocks))
-        self.stages = nn.ModuleList(stages)
-        self.classifier = DynamicLinear(channels, num_classes)
-
-    def forward_spec(self, x: torch.Tensor, spec: ResNetSpec, bn_role: str) -> torch.Tensor:
-        """(B, C, H, W) -> (B, num_classes) through the first `depth[i]` blocks of each stage."""
-        x = F.relu(self.stem_bn(self.stem_conv(x, spec.width[0]), bn_role), inplace=True)
-        for stage, depth, width in zip(self.stages, spec.depth, spec.width):
-            for index in range(depth):
-                x = stage[index](x, width, bn_role)
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # (B, C)
-        return self.classifier(x)
+    def contains(self, other: SubnetSpec) -> bool:
+        if not isinstance(other, ResNetSpec) or len(other.depth) != len(self.depth):
+            return False
+        return all(o <= s for o, s in zip(other.depth + other.width, self.depth + self.width))
 
 
-class StaticBasicBlock(nn.Module):
-    """The stock-layer basic block (same names as `DynamicBasicBlock`)."""
+@dataclass(frozen=True)
+class ResNetConfig(FamilyConfig):
+    """The supernet: the largest depth and width per stage (every spec inside it can run)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.relu = nn.ReLU(inplace=True)
-        projection = stride != 1
-        self.shortcut_conv = nn.Conv2d(in_channels, out_channels, 1, stride, bias=False) if projection else None
-        self.shortcut_bn = nn.BatchNorm2d(out_channels) if projection else None
+    family = FAMILY_NAME
+    depth: tuple[int, ...] = (3, 3, 3)
+    width: tuple[int, ...] = (16, 32, 64)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        shortcut = x if self.shortcut_conv is None else self.shortcut_bn(self.shortcut_conv(x))
-        return self.relu(out + shortcut)
+    def max_spec(self) -> ResNetSpec:
+        return ResNetSpec(depth=self.depth, width=self.width)
+
+    def __post_init__(self) -> None:
+        try:
+            self.max_spec()
+        except SpecError as exc:
+            raise SpecError(str(exc).replace("ResNetSpec", "ResNetConfig")) from None
 
 
-class StaticResNet(nn.Module):
-    """A plain CIFAR ResNet of one spec, as one would write it by hand."""
-
-    def __init__(self, spec: ResNetSpec, *, num_classes: int, in_channels: int) -> None:
-        super().__init__()
-        self.stem_conv = nn.Conv2d(in_channels, spec.width[0], 3, 1, 1, bias=False)
-        self.stem_bn = nn.BatchNorm2d(spec.width[0])
-        self.relu = nn.ReLU(inplace=True)
-        stages, channels = [], spec.width[0]
-        for stage, (depth, width) in enumerate(zip(spec.depth, spec.width)):
-            blocks = []
-            for block in range(depth):
-                blocks.append(StaticBasicBlock(channels, width, block_stride(stage, block)))
-                channels = width
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.ModuleList(stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, num_classes)."""
-        x = self.relu(self.stem_bn(self.stem_conv(x)))
-        for stage in self.stages:
-            x = stage(x)
-        return self.classifier(torch.flatten(self.pool(x), 1))
+def block_stride(stage: int, block: int) -> int:
+    """Stride of a block: 2 for the first block of every stage after the first."""
+    return 2 if stage > 0 and block == 0 else 1
 
 
-def build_resnet_supernet(config: ResNetConfig, *, num_classes: int, in_channels: int, image_size: int,
-                          bn_roles: tuple[str, ...] = DEFAULT_BN_ROLES) -> ResNetSupernet:
-    """The elastic ResNet supernet of `config`."""
-    return ResNetSupernet(config, num_classes=num_classes, in_channels=in_channels,
-                          image_size=image_size, bn_roles=bn_roles)
+def describe_resnet_layers(spec: ResNetSpec, *, in_channels: int, image_size: int,
+                           num_classes: int) -> list[Layer]:
+    """The layers of the static ResNet of `spec` in forward order (see `seekdeploy.nn.layers`)."""
+    record = LayerRecorder()
+    size = record.conv(in_channels, spec.width[0], 3, image_size, norm=True)
+    channels = spec.width[0]
+    for stage, (depth, width) in enumerate(zip(spec.depth, spec.width)):
+        for block in range(depth):
+            stride, size_in = block_stride(stage, block), size
+            size = record.conv(channels, width, 3, size_in, stride, norm=True)
+            record.conv(width, width, 3, size, norm=True)
+            if stride != 1:
+                record.conv(channels, width, 1, size_in, stride, norm=True)  # projection shortcut
+            record.elementwise(width * size * size, inputs=2)  # residual add (+ ReLU, fused)
+            channels = width
+    record.elementwise(channels, inputs=size * size)  # global average pooling: (C, H, W) -> (C,)
+    record.linear(channels, num_classes)
+    return record.layers
 
 
-def build_static_resnet(spec: ResNetSpec, *, num_classes: int, in_channels: int,
-                        image_size: int | None = None) -> StaticResNet:
-    """A freshly initialized static ResNet of `spec` (image size does not change its layers)."""
-    return StaticResNet(spec, num_classes=num_classes, in_channels=in_channels)
+def default_resnet_pair() -> tuple[ResNetConfig, ResNetSpec, ResNetSpec]:
+    """ResNet-20 supernet; base = half width, two blocks per stage; motivated = the whole supernet."""
+    config = ResNetConfig()
+    return config, ResNetSpec(depth=(2, 2, 2), width=(8, 16, 32)), config.max_spec()
 
 
-def resnet_channel_groups(supernet: ResNetSupernet) -> list[ChannelGroup]:
-    """Coupled channel spaces: each block's middle channels, and each stage's residual stream."""
-    roles, groups = supernet.bn_roles, []
-    stages = supernet.stages
-    for i, stage in enumerate(stages):
-        for j in range(len(stage)):
-            p = f"stages.{i}.{j}"
-            members = ((f"{p}.conv1.weight", 0), *bn_members(f"{p}.bn1", roles), (f"{p}.conv2.weight", 1))
-            groups.append(ChannelGroup(members, ((f"{p}.conv2.weight", 1),)))
-    for i, stage in enumerate(stages):
-        writers = [("stem_conv.weight", 0), *bn_members("stem_bn", roles)] if i == 0 else []
-        readers = [(f"stages.{i}.{j}.conv1.weight", 1) for j in range(1 if i else 0, len(stage))]
-        for j in range(len(stage)):
-            p = f"stages.{i}.{j}"
-            writers += [(f"{p}.conv2.weight", 0), *bn_members(f"{p}.bn2", roles)]
-            if stage[j].shortcut_conv is not None:
-                writers += [(f"{p}.shortcut_conv.weight", 0), *bn_members(f"{p}.shortcut_bn", roles)]
-        if i + 1 < len(stages):
-            readers += [(f"stages.{i + 1}.0.conv1.weight", 1), (f"stages.{i + 1}.0.shortcut_conv.weight", 1)]
-        else:
-            readers.append(("classifier.weight", 1))
-        groups.append(ChannelGroup((*writers, *readers), tuple(readers)))
-    return groups
-
-
-def reorganize_resnet(supernet: ResNetSupernet) -> None:
-    """Sort every coupled channel space by importance, in place; the max-spec function is unchanged."""
-    permute_channel_groups(supernet, resnet_channel_groups(supernet))
+def resnet_search_grid() -> SpecGrid:
+    """The planner's ResNet grid around the default supernet (see the module doc)."""
+    default = default_resnet_pair()[0].max_spec()
+    ones = (1,) * len(default.depth)
+    multipliers, shapes = distinct_values(GRID_WIDTH_MULTIPLIERS, lambda m: dataclasses.replace(
+        default, depth=ones, width=tuple(round_to_8(w * m) for w in default.width)))
+    return SpecGrid(FAMILY_NAME, (("width", multipliers),), tuple(shapes), GRID_DEPTHS, len(ones))
 
 
 FAMILY = Family(
@@ -164,10 +110,8 @@ FAMILY = Family(
     description="CIFAR-style ResNet of basic blocks; elastic depth and width per stage",
     spec_type=ResNetSpec,
     config_type=ResNetConfig,
-    build_supernet=build_resnet_supernet,
-    build_static=build_static_resnet,
     describe_layers=describe_resnet_layers,
     default_pair=default_resnet_pair,
+    models="seekdeploy.nn.families._resnet_model",
     search_grid=resnet_search_grid,
-    reorganize=reorganize_resnet,
 )

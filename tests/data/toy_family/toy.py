@@ -104,8 +104,10 @@ def search_grid() -> SpecGrid:
     return SpecGrid("toy", (("width", widths),), shapes, (1, 2, 3, 4), 1)
 
 
+build_supernet, build_static = ToySupernet, StaticToy  # the names `models` provides
+
 FAMILY = Family(
     name="toy", description="fully connected layers (a test family)", spec_type=ToySpec,
-    config_type=ToyConfig, build_supernet=ToySupernet, build_static=StaticToy,
-    describe_layers=describe_layers, default_pair=default_pair, search_grid=search_grid,
+    config_type=ToyConfig, describe_layers=describe_layers, default_pair=default_pair,
+    models=__name__, search_grid=search_grid,
 )

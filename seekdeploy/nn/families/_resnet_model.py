@@ -1,0 +1,161 @@
+"""ResNet models (torch): the elastic supernet, the plain static network, and channel reorganization.
+
+The family itself (spec, layers, default pair, grid: `FAMILY`) is declared in `resnet.py`, which
+names this module as its `models`; `build_supernet`, `build_static` and `reorganize` are the
+names it calls.
+
+The static network mirrors the supernet's module names (`stem_conv`, `stem_bn`,
+`stages.<i>.<j>.conv1`, …, `classifier`), so `to_static` copies each tensor's prefix by name.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seekdeploy.nn._reorganize import ChannelGroup, bn_members, permute_channel_groups
+from seekdeploy.nn.base import DEFAULT_BN_ROLES, Supernet
+from seekdeploy.nn.families.resnet import FAMILY_NAME, ResNetConfig, ResNetSpec, block_stride
+from seekdeploy.nn.dynamic import DynamicBatchNorm2d, DynamicConv2d, DynamicLinear
+
+
+class DynamicBasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers and a shortcut (1x1 projection when the block strides)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, roles: tuple[str, ...]) -> None:
+        super().__init__()
+        self.conv1 = DynamicConv2d(in_channels, out_channels, 3, stride)
+        self.bn1 = DynamicBatchNorm2d(out_channels, roles)
+        self.conv2 = DynamicConv2d(out_channels, out_channels, 3)
+        self.bn2 = DynamicBatchNorm2d(out_channels, roles)
+        self.shortcut_conv = DynamicConv2d(in_channels, out_channels, 1, stride) if stride != 1 else None
+        self.shortcut_bn = DynamicBatchNorm2d(out_channels, roles) if stride != 1 else None
+
+    def forward(self, x: torch.Tensor, width: int, role: str) -> torch.Tensor:
+        """(B, C_in, H, W) -> (B, width, H/stride, W/stride)."""
+        out = F.relu(self.bn1(self.conv1(x, width), role), inplace=True)
+        out = self.bn2(self.conv2(out, width), role)
+        shortcut = x if self.shortcut_conv is None else self.shortcut_bn(self.shortcut_conv(x, width), role)
+        return F.relu(out + shortcut, inplace=True)
+
+
+class ResNetSupernet(Supernet):
+    """Elastic CIFAR ResNet: runs any `ResNetSpec` contained in the config's max spec."""
+
+    def __init__(self, config: ResNetConfig, *, num_classes: int, in_channels: int, image_size: int,
+                 bn_roles: tuple[str, ...] = DEFAULT_BN_ROLES) -> None:
+        super().__init__(FAMILY_NAME, config, num_classes=num_classes, in_channels=in_channels,
+                         image_size=image_size, bn_roles=bn_roles)
+        roles = self.bn_roles
+        self.stem_conv = DynamicConv2d(in_channels, config.width[0], 3)
+        self.stem_bn = DynamicBatchNorm2d(config.width[0], roles)
+        stages, channels = [], config.width[0]
+        for stage, (depth, width) in enumerate(zip(config.depth, config.width)):
+            blocks = []
+            for block in range(depth):
+                blocks.append(DynamicBasicBlock(channels, width, block_stride(stage, block), roles))
+                channels = width
+            stages.append(nn.ModuleList(blocks))
+        self.stages = nn.ModuleList(stages)
+        self.classifier = DynamicLinear(channels, num_classes)
+
+    def forward_spec(self, x: torch.Tensor, spec: ResNetSpec, bn_role: str) -> torch.Tensor:
+        """(B, C, H, W) -> (B, num_classes) through the first `depth[i]` blocks of each stage."""
+        x = F.relu(self.stem_bn(self.stem_conv(x, spec.width[0]), bn_role), inplace=True)
+        for stage, depth, width in zip(self.stages, spec.depth, spec.width):
+            for index in range(depth):
+                x = stage[index](x, width, bn_role)
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # (B, C)
+        return self.classifier(x)
+
+
+class StaticBasicBlock(nn.Module):
+    """The stock-layer basic block (same names as `DynamicBasicBlock`)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        projection = stride != 1
+        self.shortcut_conv = nn.Conv2d(in_channels, out_channels, 1, stride, bias=False) if projection else None
+        self.shortcut_bn = nn.BatchNorm2d(out_channels) if projection else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x if self.shortcut_conv is None else self.shortcut_bn(self.shortcut_conv(x))
+        return self.relu(out + shortcut)
+
+
+class StaticResNet(nn.Module):
+    """A plain CIFAR ResNet of one spec, as one would write it by hand."""
+
+    def __init__(self, spec: ResNetSpec, *, num_classes: int, in_channels: int) -> None:
+        super().__init__()
+        self.stem_conv = nn.Conv2d(in_channels, spec.width[0], 3, 1, 1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(spec.width[0])
+        self.relu = nn.ReLU(inplace=True)
+        stages, channels = [], spec.width[0]
+        for stage, (depth, width) in enumerate(zip(spec.depth, spec.width)):
+            blocks = []
+            for block in range(depth):
+                blocks.append(StaticBasicBlock(channels, width, block_stride(stage, block)))
+                channels = width
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.ModuleList(stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, num_classes)."""
+        x = self.relu(self.stem_bn(self.stem_conv(x)))
+        for stage in self.stages:
+            x = stage(x)
+        return self.classifier(torch.flatten(self.pool(x), 1))
+
+
+def build_supernet(config: ResNetConfig, *, num_classes: int, in_channels: int, image_size: int,
+                          bn_roles: tuple[str, ...] = DEFAULT_BN_ROLES) -> ResNetSupernet:
+    """The elastic ResNet supernet of `config`."""
+    return ResNetSupernet(config, num_classes=num_classes, in_channels=in_channels,
+                          image_size=image_size, bn_roles=bn_roles)
+
+
+def build_static(spec: ResNetSpec, *, num_classes: int, in_channels: int,
+                        image_size: int | None = None) -> StaticResNet:
+    """A freshly initialized static ResNet of `spec` (image size does not change its layers)."""
+    return StaticResNet(spec, num_classes=num_classes, in_channels=in_channels)
+
+
+def resnet_channel_groups(supernet: ResNetSupernet) -> list[ChannelGroup]:
+    """Coupled channel spaces: each block's middle channels, and each stage's residual stream."""
+    roles, groups = supernet.bn_roles, []
+    stages = supernet.stages
+    for i, stage in enumerate(stages):
+        for j in range(len(stage)):
+            p = f"stages.{i}.{j}"
+            members = ((f"{p}.conv1.weight", 0), *bn_members(f"{p}.bn1", roles), (f"{p}.conv2.weight", 1))
+            groups.append(ChannelGroup(members, ((f"{p}.conv2.weight", 1),)))
+    for i, stage in enumerate(stages):
+        writers = [("stem_conv.weight", 0), *bn_members("stem_bn", roles)] if i == 0 else []
+        readers = [(f"stages.{i}.{j}.conv1.weight", 1) for j in range(1 if i else 0, len(stage))]
+        for j in range(len(stage)):
+            p = f"stages.{i}.{j}"
+            writers += [(f"{p}.conv2.weight", 0), *bn_members(f"{p}.bn2", roles)]
+            if stage[j].shortcut_conv is not None:
+                writers += [(f"{p}.shortcut_conv.weight", 0), *bn_members(f"{p}.shortcut_bn", roles)]
+        if i + 1 < len(stages):
+            readers += [(f"stages.{i + 1}.0.conv1.weight", 1), (f"stages.{i + 1}.0.shortcut_conv.weight", 1)]
+        else:
+            readers.append(("classifier.weight", 1))
+        groups.append(ChannelGroup((*writers, *readers), tuple(readers)))
+    return groups
+
+
+def reorganize(supernet: ResNetSupernet) -> None:
+    """Sort every coupled channel space by importance, in place; the max-spec function is unchanged."""
+    permute_channel_groups(supernet, resnet_channel_groups(supernet))
