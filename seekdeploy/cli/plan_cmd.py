@@ -1,6 +1,7 @@
 """`seekdeploy plan` (pick a nested pair that fits the budgets) and `seekdeploy calibrate`.
 
-Imports only click at module level; the model code (torch) loads inside the commands.
+Imports only click and the torch-free family registry (the --arch choices) at module level; the
+model code (torch) loads inside the commands, and planning itself needs none.
 """
 
 from __future__ import annotations
