@@ -71,7 +71,7 @@ def profile_model(
         windows = _measure_windows(runner, feed, request)
         peak_memory_mib = peak_rss_mib() or None
         sweep = _run_sweep(runner, request) if request.sweep_batches else None
-        providers = getattr(runner, "session_providers", list(request.providers))
+        providers = list(getattr(runner, "session_providers", []))  # a runtime with providers says which ran
     reported = windows[quietest_index([window.stats.median_ms for window in windows])].stats
     model_file = Path(request.model) if isinstance(request.model, (str, Path)) else None
     return build_model_result(
@@ -80,7 +80,7 @@ def profile_model(
         model_file=model_file.name if model_file is not None else type(request.model).__name__,
         model_sha256=sha256_file(model_file) if model_file is not None else None,
         runtime=request.runtime,
-        providers=providers if request.runtime == "onnxruntime" else [],
+        providers=providers,
         threads=request.threads,
         input_shape=request.input_shape,
         protocol=request.protocol.to_json(),
