@@ -6,6 +6,7 @@ list and the real agent in a child process, with no other file touched."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import subprocess
 import sys
@@ -73,6 +74,10 @@ def test_agent_accepts_only_the_runtimes_shipped_beside_it(tmp_path: Path) -> No
     done = subprocess.run([sys.executable, str(agent), "--model", str(agent), "--runtime", "tensorrt"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "invalid choice: 'tensorrt'" in done.stderr
+    spec = importlib.util.spec_from_file_location("staged_openvino_agent", agent)
+    staged = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(staged)
+    assert staged.build_parser().parse_args(["--model", "m.onnx"]).runtime == "openvino"  # the one shipped
     with pytest.raises(RuntimeBackendError, match="cannot be timed by the agent"):
         agent_files("torch")
 

@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agent.py", description=__doc__.splitlines()[0])
     add = parser.add_argument
     add("--model", required=True, help="the ONNX model to measure")
-    add("--runtime", choices=runtimes_here(), default="onnxruntime")
+    shipped = runtimes_here()
+    add("--runtime", choices=shipped, default="onnxruntime" if "onnxruntime" in shipped else shipped[0])
     add("--providers", default="CPUExecutionProvider", help="comma-separated onnxruntime providers")
     add("--threads", type=int, default=0, help="intra-op threads (0 = the runtime's default)")
     add("--batch", type=int, default=1)
