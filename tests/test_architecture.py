@@ -13,9 +13,9 @@ The layer contract, top to bottom (a module may import its own layer and any lay
 Artifact names (`manifest.json`, `model.onnx`, ...) are spelled in `seekdeploy/layout.py` only;
 every other module reads them from there (the standalone device agents excepted).
 
-KNOWN_CYCLES, KNOWN_LAYER_VIOLATIONS and KNOWN_NAME_LITERALS list what the redesign (issue 18) has not removed yet. They
-may only shrink: a new cycle or violation fails, and so does a listed one that is gone (delete its
-line), so the lists stay the truth.
+KNOWN_CYCLES, KNOWN_LAYER_VIOLATIONS and KNOWN_NAME_LITERALS listed what issue 18's redesign had
+not removed yet while it was under way; it removed all of them, so they are empty. They may only
+shrink: a new cycle, upward import or stray name fails, and so does a listed one that is gone.
 """
 
 from __future__ import annotations
@@ -46,8 +46,7 @@ LAYERS: dict[str, int] = {
 LAYER_NAMES = {5: "cli", 4: "pipeline", 3: "stages", 2: "building blocks", 1: "errors/io/layout"}
 
 # Cycles still present (each the set of modules of one strongly connected component).
-KNOWN_CYCLES: list[frozenset[str]] = [
-]
+KNOWN_CYCLES: list[frozenset[str]] = []
 
 # (importing module, imported module) pairs that import upwards, still present.
 KNOWN_LAYER_VIOLATIONS: set[tuple[str, str]] = set()
