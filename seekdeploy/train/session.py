@@ -41,6 +41,16 @@ class Progress:
     cost_flops: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COST_PARTS, 0.0))
     loss_sum: dict[str, float] = field(default_factory=lambda: {"base": 0.0, "motivated": 0.0})
     batches: dict[str, int] = field(default_factory=lambda: {"base": 0, "motivated": 0})
+    # Per role, this epoch: batches since it last ran, and the longest such run of skipped
+    # batches (how stale its running BN statistics can have become).
+    gap: dict[str, int] = field(default_factory=lambda: {"base": 0, "motivated": 0})
+    max_gap: dict[str, int] = field(default_factory=lambda: {"base": 0, "motivated": 0})
+
+    def count_batch(self, ran: list[str]) -> None:
+        """Record which roles ran on this batch (for the staleness of their statistics)."""
+        for role in self.gap:
+            self.gap[role] = 0 if role in ran else self.gap[role] + 1
+            self.max_gap[role] = max(self.max_gap[role], self.gap[role])
 
     def add_cost(self, part: str, flops: float) -> None:
         """Count `flops` under `part` (one of COST_PARTS) and in the total."""
@@ -51,6 +61,8 @@ class Progress:
         """Clear the per-epoch loss accumulators."""
         self.loss_sum = {"base": 0.0, "motivated": 0.0}
         self.batches = {"base": 0, "motivated": 0}
+        self.gap = {"base": 0, "motivated": 0}
+        self.max_gap = {"base": 0, "motivated": 0}
 
 
 def resolve_device(choice: DeviceChoice) -> torch.device:
