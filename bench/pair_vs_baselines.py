@@ -437,6 +437,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "before every evaluation (0 = off)")
     parser.add_argument("--conditions", default=",".join(label for label, _ in CONDITIONS),
                         help="comma-separated labels (see the module docstring), run in order")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="train nothing: rewrite the summaries from the finished runs on disk")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (1 is fastest on a shared 2-core machine)")
     parser.add_argument("--data-dir", default=None, help="folder with the Fashion-MNIST IDX files")
@@ -463,7 +465,10 @@ def main(argv: list[str] | None = None) -> int:
             raise SeekdeployError("`matched` needs the `streak` run of the same seed; "
                                   "add streak to --conditions")
         for family in args.families:
-            run_family(args, family, labels)
+            if args.summary_only:
+                print(write_summary(args, family))
+            else:
+                run_family(args, family, labels)
     except SeekdeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
