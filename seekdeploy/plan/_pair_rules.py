@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seekdeploy.profiles.schema import Role
+from seekdeploy.profiles.schema import Budget, HardwareProfile, Role
+
+if TYPE_CHECKING:
+    from seekdeploy.nn.spec import SubnetSpec
+    from seekdeploy.plan.candidates import Candidate
+    from seekdeploy.plan.grid_costs import GridCosts
+    from seekdeploy.plan.predictor import LatencyPredictor
 
 GRID_CAP, PAIR_RATIO, NESTING = "grid cap", "pair ratio", "nesting"
 
@@ -22,7 +28,7 @@ GRID_CAP, PAIR_RATIO, NESTING = "grid cap", "pair ratio", "nesting"
 class ListCosts:
     """The cost table of an explicit list of specs (duplicates dropped); no axes, so no neighbors."""
 
-    def __init__(self, specs: Sequence[Any], profile: Any, predictor: Any) -> None:
+    def __init__(self, specs: Sequence[SubnetSpec], profile: HardwareProfile, predictor: LatencyPredictor) -> None:
         from seekdeploy.plan.candidates import evaluate_spec
 
         self.specs = list(dict.fromkeys(specs))
@@ -36,7 +42,7 @@ class ListCosts:
     def __len__(self) -> int:
         return len(self.specs)
 
-    def spec(self, index: int) -> Any:
+    def spec(self, index: int) -> SubnetSpec:
         """The spec at `index`."""
         return self.specs[int(index)]
 
@@ -50,7 +56,8 @@ class ListCosts:
         return []
 
 
-def cost_table(profile: Any, family: str, predictor: Any, candidates: Sequence[Any] | None) -> Any:
+def cost_table(profile: HardwareProfile, family: str, predictor: LatencyPredictor,
+               candidates: Sequence[SubnetSpec] | None) -> ListCosts | GridCosts:
     """The family's whole grid, or the given candidate specs, costed on `profile`."""
     if candidates is not None:
         return ListCosts(candidates, profile, predictor)
@@ -60,7 +67,7 @@ def cost_table(profile: Any, family: str, predictor: Any, candidates: Sequence[A
     return cost_grid(spec_grid(family), profile, predictor)
 
 
-def over_budget(table: Any, predictor: Any, budget: Any) -> dict[str, np.ndarray]:
+def over_budget(table: ListCosts | GridCosts, predictor: LatencyPredictor, budget: Budget) -> dict[str, np.ndarray]:
     """Budget name -> (N,) bool: which specs break that budget of one role."""
     latency = table.typical_ms * predictor.tail_factor(budget.latency_percentile)
     out = {f"latency p{budget.latency_percentile:g}": latency > budget.latency_ms}
@@ -75,12 +82,12 @@ def _fits(over: dict[str, np.ndarray]) -> np.ndarray:
     return ~np.logical_or.reduce(list(over.values()))
 
 
-def _best(table: Any, indices: np.ndarray) -> int:
+def _best(table: ListCosts | GridCosts, indices: np.ndarray) -> int:
     # The most FLOPs; ties to the lower predicted latency.
     return int(indices[np.lexsort((table.typical_ms[indices], -table.flops[indices]))[0]])
 
 
-def pick_pair(table: Any, over: dict[Role, dict[str, np.ndarray]], ratio: float) -> tuple[int, int] | None:
+def pick_pair(table: ListCosts | GridCosts, over: dict[Role, dict[str, np.ndarray]], ratio: float) -> tuple[int, int] | None:
     """(motivated index, base index) by the planner's rule, or None when no pair satisfies it."""
     fits_motivated = np.flatnonzero(_fits(over[Role.MOTIVATED]))
     fits_base = _fits(over[Role.BASE])
@@ -105,7 +112,7 @@ def pick_pair(table: Any, over: dict[Role, dict[str, np.ndarray]], ratio: float)
     return min(found, key=lambda pair: (-table.flops[pair[1]], table.typical_ms[pair[1]]))
 
 
-def role_limits(table: Any, role: Role, index: int, over: dict[Role, dict[str, np.ndarray]],
+def role_limits(table: ListCosts | GridCosts, role: Role, index: int, over: dict[Role, dict[str, np.ndarray]],
                 motivated: int, ratio: float) -> dict[str, list[str]]:
     """Axis name -> why the spec one step up that axis was not this role's choice."""
     nested = table.nested_in(motivated) if role is Role.BASE else None
@@ -124,7 +131,7 @@ def role_limits(table: Any, role: Role, index: int, over: dict[Role, dict[str, n
     return limits
 
 
-def _limit_text(name: str, budget: Any) -> str:
+def _limit_text(name: str, budget: Budget) -> str:
     if name == "peak memory":
         return f"{budget.peak_memory_mib:g} MiB"
     if name == "file size":
@@ -132,7 +139,7 @@ def _limit_text(name: str, budget: Any) -> str:
     return f"{budget.latency_ms:g} ms"
 
 
-def _predicted_text(name: str, candidate: Any, role: Role) -> str:
+def _predicted_text(name: str, candidate: Candidate, role: Role) -> str:
     if name == "peak memory":
         return f"{candidate.memory_mib:.3g} MiB"
     if name == "file size":
@@ -140,8 +147,8 @@ def _predicted_text(name: str, candidate: Any, role: Role) -> str:
     return f"{candidate.latency_ms[role]:.3g} ms"
 
 
-def no_pair_error(profile: Any, family: str, table: Any, over: dict[Role, dict[str, np.ndarray]],
-                  budgets: dict[Role, Any], predictor: Any, ratio: float) -> Exception:
+def no_pair_error(profile: HardwareProfile, family: str, table: ListCosts | GridCosts, over: dict[Role, dict[str, np.ndarray]],
+                  budgets: dict[Role, Budget], predictor: LatencyPredictor, ratio: float) -> Exception:
     """The PlanError for a table where `pick_pair` found nothing, naming the budget to change."""
     from seekdeploy.plan.candidates import PlanError, evaluate_spec, violations
 
@@ -170,8 +177,8 @@ def no_pair_error(profile: Any, family: str, table: Any, over: dict[Role, dict[s
                      f"predicted there by the {predictor.kind} predictor)" + (f", or {looser}" if looser else ""))
 
 
-def _too_tight_error(profile: Any, family: str, table: Any, budgets: dict[Role, Any],
-                     predictor: Any) -> Exception:
+def _too_tight_error(profile: HardwareProfile, family: str, table: ListCosts | GridCosts, budgets: dict[Role, Budget],
+                     predictor: LatencyPredictor) -> Exception:
     # No spec at all fits one role: name the budget the smallest spec misses by the widest margin.
     from seekdeploy.plan.candidates import PlanError, evaluate_spec, violations
 
@@ -193,5 +200,5 @@ def _too_tight_error(profile: Any, family: str, table: Any, budgets: dict[Role, 
         f"(`seekdeploy calibrate --profile {profile.name}`) if the prediction is pessimistic, or try another --arch")
 
 
-def _smallest(table: Any) -> int:
+def _smallest(table: ListCosts | GridCosts) -> int:
     return int(np.lexsort((table.typical_ms, table.flops))[0])

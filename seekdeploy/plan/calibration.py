@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy.errors import ConfigError, RemoteError
 from seekdeploy.plan.calibration_file import (LOCAL_HOST, calibration_path, device_fingerprint,
@@ -35,6 +35,10 @@ from seekdeploy.plan.calibration_file import (LOCAL_HOST, calibration_path, devi
 from seekdeploy.plan.fit import FitResult, choose_fit
 from seekdeploy.plan.predictor import (FIT_MODELS, CalibratedPredictor, RooflinePredictor, feature_vector,
                                        input_geometry, spec_layers)
+
+if TYPE_CHECKING:
+    from seekdeploy.nn.spec import SubnetSpec
+    from seekdeploy.profiles.schema import HardwareProfile, MeasurementProtocol
 
 # A device with more tail than this (other load, thermal throttling) says more about the moment
 # than about the model; the factor is capped and the run warns.
@@ -61,13 +65,13 @@ RETIME_ALL_MAPE = 10.0
 class Measurement:
     """One design spec and its measured latency statistics (ms)."""
 
-    spec: Any
+    spec: SubnetSpec
     latency: dict[str, Any]  # LatencyStats.to_json() of the quietest window (lowest median)
     reported: dict[str, Any]  # the window the profiling runner reports (median of the windows)
     timings: int = 1  # how many times the spec was timed (2 when the fit asked for a re-time)
 
     @classmethod
-    def from_results(cls, spec: Any, results: Sequence[dict[str, Any]]) -> Measurement:
+    def from_results(cls, spec: SubnetSpec, results: Sequence[dict[str, Any]]) -> Measurement:
         """From one spec's profiling results (local or remote): the quietest of all their windows,
         and the window the profiling runner would report for all of them (the lower median)."""
         windows = [window for result in results for window in (result.get("repeats") or [result["latency"]])]
@@ -114,7 +118,7 @@ def retimed_count(measurements: Sequence[Measurement]) -> int:
     return sum(m.timings > 1 for m in measurements)
 
 
-def default_opset(profile: Any) -> int:
+def default_opset(profile: HardwareProfile) -> int:
     """The opset `seekdeploy export` would use for this profile (the runtime backend's ceiling for
     its declared version, e.g. 17 for TensorRT 8.x, else the default)."""
     from seekdeploy.backends import get_backend
@@ -125,8 +129,8 @@ def default_opset(profile: Any) -> int:
     return min(ceiling, DEFAULT_OPSET) if ceiling else DEFAULT_OPSET
 
 
-def measure_specs(profile: Any, specs: Sequence[Any], *, host: str | None = None, opset: int | None = None,
-                  protocol: Any = None, workdir: Path | None = None, seed: int = 0,
+def measure_specs(profile: HardwareProfile, specs: Sequence[SubnetSpec], *, host: str | None = None, opset: int | None = None,
+                  protocol: MeasurementProtocol | None = None, workdir: Path | None = None, seed: int = 0,
                   rounds: int = CALIBRATION_ROUNDS,
                   on_progress: Callable[[str, int, int], None] | None = None) -> tuple[list[Measurement], dict]:
     """Export every spec, then time them all on the target in interleaved rounds; return the
@@ -171,7 +175,7 @@ def measure_specs(profile: Any, specs: Sequence[Any], *, host: str | None = None
     return [Measurement.from_results(spec, timed) for spec, timed in zip(specs, results)], environment
 
 
-def _time_model(profile: Any, onnx_path: Path, host: str | None, protocol: Any) -> dict[str, Any]:
+def _time_model(profile: HardwareProfile, onnx_path: Path, host: str | None, protocol: MeasurementProtocol | None) -> dict[str, Any]:
     from seekdeploy.runtime.timing import ProtocolSettings
 
     settings = ProtocolSettings.from_protocol(protocol or profile.measurement)
@@ -209,7 +213,7 @@ def measured_tail_ratios(measurements: Sequence[Measurement]) -> tuple[dict[str,
     return ratios, capped
 
 
-def fit_measurements(profile: Any, measurements: Sequence[Measurement], target: str = "median_ms") -> FitResult:
+def fit_measurements(profile: HardwareProfile, measurements: Sequence[Measurement], target: str = "median_ms") -> FitResult:
     """Choose and fit the latency model on `measurements`' `target` statistic (default: the median;
     "min_ms" gives the contention-free latency, which a busy shared machine still measures)."""
     roofline = RooflinePredictor(profile)
@@ -219,7 +223,7 @@ def fit_measurements(profile: Any, measurements: Sequence[Measurement], target: 
     return choose_fit(features, [float(m.latency[target]) for m in measurements])
 
 
-def points_to_retime(profile: Any, fit: FitResult, measurements: Sequence[Measurement]) -> list[int]:
+def points_to_retime(profile: HardwareProfile, fit: FitResult, measurements: Sequence[Measurement]) -> list[int]:
     """Indices of the design points to time again: every one when the fit predicts unseen design
     points badly (RETIME_ALL_MAPE), else those it misses by far more than the others (RETIME_*)."""
     if fit.heldout_mape_percent > RETIME_ALL_MAPE:
@@ -230,8 +234,8 @@ def points_to_retime(profile: Any, fit: FitResult, measurements: Sequence[Measur
     return [index for index, miss in enumerate(misses) if miss > limit]
 
 
-def retime_outliers(profile: Any, measurements: list[Measurement], fit: FitResult, *,
-                    retime: Callable[[list[Any]], list[Measurement]]) -> tuple[list[Measurement], FitResult]:
+def retime_outliers(profile: HardwareProfile, measurements: list[Measurement], fit: FitResult, *,
+                    retime: Callable[[list[SubnetSpec]], list[Measurement]]) -> tuple[list[Measurement], FitResult]:
     """Time the points `points_to_retime` names once more, keep each one's quieter timing, and refit.
 
     A point that times the same again was not disturbed: it keeps its place and the fit learns from
@@ -249,9 +253,9 @@ def retime_outliers(profile: Any, measurements: list[Measurement], fit: FitResul
     return updated, fit_measurements(profile, updated)
 
 
-def calibrate_profile(profile: Any, family: str, *, specs: int = 24, host: str | None = None,
-                      seed: int = 0, opset: int | None = None, protocol: Any = None,
-                      design: Sequence[Any] | None = None, folder: str | Path = "profiles",
+def calibrate_profile(profile: HardwareProfile, family: str, *, specs: int = 24, host: str | None = None,
+                      seed: int = 0, opset: int | None = None, protocol: MeasurementProtocol | None = None,
+                      design: Sequence[SubnetSpec] | None = None, folder: str | Path = "profiles",
                       on_progress: Callable[[str, int, int], None] | None = None) -> CalibrationResult:
     """Measure a design of `specs` specs of `family` on the target, fit, and store the calibration.
 
@@ -269,7 +273,7 @@ def calibrate_profile(profile: Any, family: str, *, specs: int = 24, host: str |
     measurements, environment = measure_specs(profile, chosen, host=host, opset=opset, protocol=protocol,
                                               seed=seed, on_progress=on_progress)
 
-    def retime(specs_again: list[Any]) -> list[Measurement]:
+    def retime(specs_again: list[SubnetSpec]) -> list[Measurement]:
         return measure_specs(profile, specs_again, host=host, opset=opset, protocol=protocol, seed=seed,
                              on_progress=on_progress and (lambda stage, done, total: on_progress(
                                  f"re-{stage}", done, total)))[0]

@@ -15,10 +15,13 @@ import hashlib
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy._io import atomic_write_json
 from seekdeploy.plan.predictor import CalibratedPredictor, LatencyPredictor, RooflinePredictor
+
+if TYPE_CHECKING:
+    from seekdeploy.profiles.schema import HardwareProfile
 
 CALIBRATION_KIND = "seekdeploy.latency_calibration"
 SCHEMA_VERSION = 1
@@ -30,19 +33,19 @@ class CalibrationWarning(UserWarning):
     """A calibration file exists but cannot be used (stale, foreign or unreadable)."""
 
 
-def calibration_path(profile: Any, folder: str | Path = "profiles") -> Path:
+def calibration_path(profile: HardwareProfile, folder: str | Path = "profiles") -> Path:
     """Where `profile`'s calibration lives: `<folder>/<name>.latency.json` (folder relative to CWD)."""
     return Path(folder) / f"{profile.name}.latency.json"
 
 
-def profile_digest(profile: Any) -> str:
+def profile_digest(profile: HardwareProfile) -> str:
     """sha256 (16 hex) of the profile sections a latency depends on: runtime, input, hardware."""
     data = profile.to_json()
     relevant = {key: data.get(key) for key in ("runtime", "input", "hardware")}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def device_fingerprint(profile: Any, environment: dict[str, Any], host: str = LOCAL_HOST) -> dict[str, Any]:
+def device_fingerprint(profile: HardwareProfile, environment: dict[str, Any], host: str = LOCAL_HOST) -> dict[str, Any]:
     """The fingerprint of a measurement environment (`collect_environment` output) under `profile`."""
     runtime = str(getattr(profile.runtime.name, "value", profile.runtime.name))
     versions = environment.get("versions") or {}
@@ -60,7 +63,7 @@ def device_fingerprint(profile: Any, environment: dict[str, Any], host: str = LO
     }
 
 
-def local_fingerprint(profile: Any) -> dict[str, Any]:
+def local_fingerprint(profile: HardwareProfile) -> dict[str, Any]:
     """This machine's fingerprint under `profile` (reads /proc and package metadata; imports nothing heavy)."""
     from seekdeploy.runtime.environment import collect_environment
 
@@ -118,7 +121,7 @@ def write_calibration(path: Path, fingerprint: dict[str, Any], family: str, entr
     return atomic_write_json(path, document)
 
 
-def load_calibrated(profile: Any, family: str, path: str | Path | None = None,
+def load_calibrated(profile: HardwareProfile, family: str, path: str | Path | None = None,
                     fingerprint: dict[str, Any] | None = None) -> CalibratedPredictor | None:
     """The calibrated predictor of `family` on `profile`, or None (with a warning when a file
     exists but is stale, foreign or lacks the family). `fingerprint` defaults to this machine's."""
@@ -144,7 +147,7 @@ def load_calibrated(profile: Any, family: str, path: str | Path | None = None,
                                source=str(path))
 
 
-def load_predictor(profile: Any, family: str, path: str | Path | None = None,
+def load_predictor(profile: HardwareProfile, family: str, path: str | Path | None = None,
                    fingerprint: dict[str, Any] | None = None) -> LatencyPredictor:
     """The best usable predictor: the calibration when valid for this device, else the roofline."""
     return load_calibrated(profile, family, path, fingerprint) or RooflinePredictor(profile)

@@ -8,11 +8,14 @@ the helpers from importing the planner back.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from seekdeploy.errors import SpecError
 from seekdeploy.plan.predictor import LatencyPredictor, bytes_per_element, input_geometry, profile_precision
-from seekdeploy.profiles.schema import Role
+from seekdeploy.profiles.schema import Budget, HardwareProfile, Role
+
+if TYPE_CHECKING:
+    from seekdeploy.nn.spec import SubnetSpec
 
 MIB = 1024.0 * 1024.0
 
@@ -25,7 +28,7 @@ class PlanError(SpecError):
 class Candidate:
     """One spec with its cost and predictions; latency is at each role's budget percentile."""
 
-    spec: Any
+    spec: SubnetSpec
     params: int
     flops: int
     typical_latency_ms: float
@@ -34,7 +37,7 @@ class Candidate:
     file_size_mib: float
 
 
-def evaluate_spec(spec: Any, profile: Any, predictor: LatencyPredictor) -> Candidate:
+def evaluate_spec(spec: SubnetSpec, profile: HardwareProfile, predictor: LatencyPredictor) -> Candidate:
     """Cost and predictions of one spec on `profile`."""
     from seekdeploy.nn import estimate_cost
 
@@ -48,7 +51,7 @@ def evaluate_spec(spec: Any, profile: Any, predictor: LatencyPredictor) -> Candi
     return Candidate(spec, cost.params, cost.flops, typical, latency, (weights + activations) / MIB, weights / MIB)
 
 
-def violations(candidate: Candidate, role: Role, budget: Any) -> dict[str, float]:
+def violations(candidate: Candidate, role: Role, budget: Budget) -> dict[str, float]:
     """Budget name -> predicted / limit for every budget `candidate` exceeds in `role`."""
     checks = {f"latency p{budget.latency_percentile:g}": (candidate.latency_ms[role], budget.latency_ms),
               "peak memory": (candidate.memory_mib, budget.peak_memory_mib),

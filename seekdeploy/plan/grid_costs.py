@@ -14,11 +14,17 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seekdeploy.nn.grid import SpecGrid
+
+if TYPE_CHECKING:
+    from seekdeploy.nn.spec import SubnetSpec
+    from seekdeploy.plan.candidates import Candidate
+    from seekdeploy.plan.predictor import LatencyPredictor
+    from seekdeploy.profiles.schema import HardwareProfile
 
 QUANTITIES = ("params", "flops", "memory_mib", "file_size_mib", "typical_ms")
 
@@ -38,7 +44,7 @@ class GridCosts:
     def __len__(self) -> int:
         return len(self.grid)
 
-    def spec(self, index: int) -> Any:
+    def spec(self, index: int) -> SubnetSpec:
         """The spec at flat index `index`."""
         return self.grid.spec_at(index)
 
@@ -71,12 +77,12 @@ class GridCosts:
         return out
 
 
-def _vector(candidate: Any) -> np.ndarray:
+def _vector(candidate: Candidate) -> np.ndarray:
     return np.array([candidate.params, candidate.flops, candidate.memory_mib, candidate.file_size_mib,
                      candidate.typical_latency_ms], dtype=np.float64)
 
 
-def cost_grid(grid: SpecGrid, profile: Any, predictor: Any) -> GridCosts:
+def cost_grid(grid: SpecGrid, profile: HardwareProfile, predictor: LatencyPredictor) -> GridCosts:
     """The figures of every spec of `grid` on `profile` with `predictor` (see the module doc)."""
     from seekdeploy.plan.candidates import evaluate_spec
 

@@ -19,11 +19,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy.plan.candidates import Candidate, PlanError, evaluate_spec, violations
 from seekdeploy.plan.predictor import LatencyPredictor
-from seekdeploy.profiles.schema import Role
+from seekdeploy.profiles.schema import Budget, HardwareProfile, Role
+
+if TYPE_CHECKING:
+    from seekdeploy.nn.spec import SubnetSpec
 
 __all__ = ["Candidate", "PairPlan", "PlanError", "RolePlan", "describe_pair", "evaluate_spec", "plan_pair",
            "predict_roles", "role_line", "violations"]
@@ -42,7 +45,7 @@ class RolePlan:
 
     role: Role
     candidate: Candidate
-    budget: Any
+    budget: Budget
     limits: dict[str, list[str]] = field(default_factory=dict)
 
     def margins(self) -> dict[str, float]:
@@ -126,7 +129,7 @@ def _limit_phrase(role_plan: RolePlan, reason: str) -> str:
     return f"grid cap ({', '.join(axes)})"
 
 
-def role_line(role: Role, candidate: Candidate, budget: Any) -> str:
+def role_line(role: Role, candidate: Candidate, budget: Budget) -> str:
     """One role's spec, size and predicted latency against its budget."""
     latency = candidate.latency_ms[role]
     return (f"{role.value + ':':<10} {candidate.spec}  {candidate.params / 1e6:.2f} M params, "
@@ -134,7 +137,7 @@ def role_line(role: Role, candidate: Candidate, budget: Any) -> str:
             f"{budget.latency_ms:g} ms ({latency / budget.latency_ms:.0%})")
 
 
-def describe_pair(profile: Any, family: str, specs: dict[Role, Any]) -> list[str]:
+def describe_pair(profile: HardwareProfile, family: str, specs: dict[Role, SubnetSpec]) -> list[str]:
     """What `train` prints before training: each role's spec and predictions, the FLOPs ratio, and
     what bounded each role when the specs are the planner's own choice."""
     from seekdeploy.plan.calibration_file import load_predictor
@@ -154,8 +157,8 @@ def describe_pair(profile: Any, family: str, specs: dict[Role, Any]) -> list[str
     return lines + [f"pair:      base = {ratio:.2f}x the motivated FLOPs (specs given, not planned)"]
 
 
-def plan_pair(profile: Any, family: str, predictor: LatencyPredictor | None = None, *,
-              candidates: Sequence[Any] | None = None,
+def plan_pair(profile: HardwareProfile, family: str, predictor: LatencyPredictor | None = None, *,
+              candidates: Sequence[SubnetSpec] | None = None,
               max_base_ratio: float = DEFAULT_MAX_BASE_RATIO) -> PairPlan:
     """Pick the motivated spec with the most FLOPs, and the base nested in it with the most FLOPs
     and at most `max_base_ratio` of its FLOPs, whose predictions meet the profile's budgets; raise
@@ -195,7 +198,7 @@ def plan_pair(profile: Any, family: str, predictor: LatencyPredictor | None = No
                     len(table), time.perf_counter() - started, max_base_ratio, caps)
 
 
-def predict_roles(profile: Any, family: str, specs: dict[Role, Any],
+def predict_roles(profile: HardwareProfile, family: str, specs: dict[Role, SubnetSpec],
                   predictor: LatencyPredictor | None = None) -> dict[str, Any] | None:
     """Predicted latency at each role's budget percentile for the given specs, for run manifests:
     `{"predicted_latency_ms": {role: ms}, "latency_percentile": {role: p}, "latency_predictor": {...}}`.

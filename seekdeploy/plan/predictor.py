@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy.backends import get_backend
 from seekdeploy.errors import ProfileError
 from seekdeploy.nn.layers import Layer, LayerKind
 from seekdeploy.nn.registry import list_layers
+
+if TYPE_CHECKING:
+    from seekdeploy.nn.spec import SubnetSpec
+    from seekdeploy.profiles.schema import HardwareProfile
 
 DEFAULT_TAIL_AT_P95 = 1.25
 BYTES_PER_ELEMENT = {"fp32": 4, "fp16": 2, "int8": 1}
@@ -38,27 +42,27 @@ def default_tail_factor(percentile: float) -> float:
     return 1.0 + (DEFAULT_TAIL_AT_P95 - 1.0) * min(1.0, (percentile - 50.0) / 45.0)
 
 
-def profile_precision(profile: Any) -> str:
+def profile_precision(profile: HardwareProfile) -> str:
     """The profile's precision as a plain string ("fp32", "fp16", "int8")."""
     return str(getattr(profile.runtime.precision, "value", profile.runtime.precision))
 
 
-def bytes_per_element(profile: Any) -> int:
+def bytes_per_element(profile: HardwareProfile) -> int:
     """Bytes of one weight/activation element at the profile's precision."""
     return BYTES_PER_ELEMENT[profile_precision(profile)]
 
 
-def input_geometry(profile: Any) -> dict[str, int]:
+def input_geometry(profile: HardwareProfile) -> dict[str, int]:
     """Keyword arguments of `list_layers`/`estimate_cost` for the profile's input (10 classes)."""
     return {"in_channels": profile.input.channels, "image_size": profile.input.height, "num_classes": 10}
 
 
 @functools.lru_cache(maxsize=65536)
-def _cached_layers(spec: Any, in_channels: int, image_size: int, num_classes: int) -> tuple[Layer, ...]:
+def _cached_layers(spec: SubnetSpec, in_channels: int, image_size: int, num_classes: int) -> tuple[Layer, ...]:
     return tuple(list_layers(spec, in_channels=in_channels, image_size=image_size, num_classes=num_classes))
 
 
-def spec_layers(spec: Any, geometry: dict[str, int]) -> tuple[Layer, ...]:
+def spec_layers(spec: SubnetSpec, geometry: dict[str, int]) -> tuple[Layer, ...]:
     """The (cached) layer list of `spec` for `geometry` (see `input_geometry`)."""
     return _cached_layers(spec, geometry["in_channels"], geometry["image_size"], geometry["num_classes"])
 
@@ -68,12 +72,12 @@ class LatencyPredictor:
 
     kind = "abstract"
 
-    def __init__(self, profile: Any, num_classes: int = 10) -> None:
+    def __init__(self, profile: HardwareProfile, num_classes: int = 10) -> None:
         self.profile = profile
         self.geometry = {**input_geometry(profile), "num_classes": num_classes}
         self.batch = int(profile.input.batch)
 
-    def predict_latency_ms(self, spec: Any) -> float:
+    def predict_latency_ms(self, spec: SubnetSpec) -> float:
         """Typical (median) latency in ms of one inference of `spec` at the profile's batch."""
         raise NotImplementedError
 
@@ -81,7 +85,7 @@ class LatencyPredictor:
         """Latency at `percentile` divided by the typical latency."""
         return default_tail_factor(percentile)
 
-    def predict_percentile_ms(self, spec: Any, percentile: float) -> float:
+    def predict_percentile_ms(self, spec: SubnetSpec, percentile: float) -> float:
         """Predicted latency at a budget percentile (typical latency x tail factor)."""
         return self.predict_latency_ms(spec) * self.tail_factor(percentile)
 
@@ -95,7 +99,7 @@ class RooflinePredictor(LatencyPredictor):
 
     kind = "roofline"
 
-    def __init__(self, profile: Any, num_classes: int = 10) -> None:
+    def __init__(self, profile: HardwareProfile, num_classes: int = 10) -> None:
         super().__init__(profile, num_classes)
         precision = profile_precision(profile)
         peaks = {getattr(k, "value", k): v for k, v in profile.hardware.peak_gflops.items()}
@@ -120,7 +124,7 @@ class RooflinePredictor(LatencyPredictor):
                 memory += bytes_ms
         return compute, memory
 
-    def predict_latency_ms(self, spec: Any) -> float:
+    def predict_latency_ms(self, spec: SubnetSpec) -> float:
         """Sum over layers of max(FLOPs / peak, bytes / bandwidth) + per-layer overhead, in ms."""
         layers = spec_layers(spec, self.geometry)
         compute, memory = self.layer_times_ms(layers)
@@ -190,7 +194,7 @@ class CalibratedPredictor(LatencyPredictor):
 
     kind = "calibrated"
 
-    def __init__(self, profile: Any, model: str, coefficients: Sequence[float],
+    def __init__(self, profile: HardwareProfile, model: str, coefficients: Sequence[float],
                  tail_ratios: dict[str, float] | None = None, num_classes: int = 10,
                  source: str | None = None) -> None:
         super().__init__(profile, num_classes)
@@ -202,11 +206,11 @@ class CalibratedPredictor(LatencyPredictor):
         self.source = source
         self._roofline = RooflinePredictor(profile, num_classes)
 
-    def features(self, spec: Any) -> list[float]:
+    def features(self, spec: SubnetSpec) -> list[float]:
         """The fit's feature vector for `spec`."""
         return feature_vector(self.model, spec_layers(spec, self.geometry), self.batch, self._roofline)
 
-    def predict_latency_ms(self, spec: Any) -> float:
+    def predict_latency_ms(self, spec: SubnetSpec) -> float:
         """Fitted typical latency in ms (never below 1 us)."""
         features = self.features(spec)
         if len(features) != len(self.coefficients):

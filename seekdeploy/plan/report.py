@@ -9,11 +9,14 @@ else `runs/<run>` beside `exports/`). Standard library only: the profile command
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy._io import read_json_object
 from seekdeploy.layout import MANIFEST, run_dir_of
 from seekdeploy.profiles.schema import ROLE_NAMES
+
+if TYPE_CHECKING:
+    from seekdeploy.profiles.schema import HardwareProfile
 
 
 def recorded_latency_ms(value: Any, role: str) -> float | None:
@@ -49,7 +52,7 @@ def find_prediction(export: Path, role: str) -> dict[str, Any] | None:
     return None
 
 
-def prediction_lines(export: Path, results: list[dict[str, Any]], profile: Any) -> list[str]:
+def prediction_lines(export: Path, results: list[dict[str, Any]], profile: HardwareProfile) -> list[str]:
     """One 'predicted vs measured, error %' line per result whose role has a recorded prediction."""
     lines = []
     for result in results:

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import functools
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from seekdeploy.errors import SpecError
 from seekdeploy.nn.grid import SpecGrid
+
+if TYPE_CHECKING:
+    from seekdeploy.nn.spec import SubnetSpec
+    from seekdeploy.profiles.schema import HardwareProfile
 
 # How far past the largest latency budget (roofline-predicted) a profile's calibration design reaches.
 DESIGN_REACH = 2.0
@@ -33,7 +37,7 @@ def spec_grid(family: str) -> SpecGrid:
 
 
 def design_specs(family: str, count: int, *, seed: int = 0, exclude: frozenset = frozenset(),
-                 corners: bool = True, profile: Any = None) -> list[Any]:
+                 corners: bool = True, profile: HardwareProfile | None = None) -> list[SubnetSpec]:
     """A calibration design of `count` specs: the grid's corners, then seeded random picks.
 
     With `profile`, only specs whose roofline-predicted latency (and memory and file size) are
@@ -48,7 +52,7 @@ def design_specs(family: str, count: int, *, seed: int = 0, exclude: frozenset =
     pool = np.flatnonzero(reachable)
     if count < 1 or pool.size == 0:
         raise SpecError(f"a calibration design needs at least one spec (asked {count}, {pool.size} available)")
-    chosen: list[Any] = []
+    chosen: list[SubnetSpec] = []
     if corners:
         depth = np.unravel_index(pool, grid.dims)[len(grid.shape_axes):]
         total_depth = np.sum(depth, axis=0)
@@ -68,7 +72,7 @@ def design_specs(family: str, count: int, *, seed: int = 0, exclude: frozenset =
     return chosen
 
 
-def _design_pool(grid: SpecGrid, profile: Any) -> tuple[np.ndarray, np.ndarray]:
+def _design_pool(grid: SpecGrid, profile: HardwareProfile | None) -> tuple[np.ndarray, np.ndarray]:
     # (FLOPs of every grid spec, which specs a design may use).
     from seekdeploy.plan.grid_costs import cost_grid
     from seekdeploy.plan.predictor import RooflinePredictor
