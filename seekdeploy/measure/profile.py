@@ -11,11 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy._io import safe_name
 from seekdeploy.backends import get_backend
 from seekdeploy.errors import ConfigError, SeekdeployError
+
+if TYPE_CHECKING:
+    from seekdeploy.measure.remote import RemoteOutcome
+    from seekdeploy.profiles.schema import HardwareProfile
+    from seekdeploy.remote.ssh import SshOptions
+    from seekdeploy.runtime.targets import ModelTarget
+    from seekdeploy.runtime.verdict import RoleVerdict
 
 DEFAULT_SWEEP_BATCHES = (1, 2, 4, 8, 16)
 DEFAULT_WINDOWS = 5  # timed windows per role: the quietest of five is robust to a busy spell
@@ -41,7 +48,7 @@ class ProfileSettings:
 class RemoteSettings:
     """The SSH side of `--host`: options, the device's python and trtexec."""
 
-    options: Any = None  # seekdeploy.remote.ssh.SshOptions
+    options: SshOptions | None = None
     python: str = "python3"
     trtexec: str | None = None
 
@@ -52,7 +59,7 @@ class ProfileOutcome:
 
     host: str
     results: tuple[dict[str, Any], ...] = ()
-    verdicts: tuple[Any, ...] = ()  # RoleVerdict per result
+    verdicts: tuple[RoleVerdict, ...] = ()  # one per result
     document: dict[str, Any] | None = None
     path: Path | None = None
     error: SeekdeployError | None = None
@@ -80,7 +87,7 @@ def device_results(export_dir: Path) -> list[tuple[str, Path]]:
     return [(path.name[len("profile."):-len(".json")], path) for path in found]
 
 
-def profile_local(export: Path, profile: Any, settings: ProfileSettings,
+def profile_local(export: Path, profile: HardwareProfile, settings: ProfileSettings,
                   log: Callable[[str], None] | None = None) -> ProfileOutcome:
     """Measure every role of `export` on this machine; write profile.json and return the outcome.
 
@@ -119,8 +126,9 @@ def profile_local(export: Path, profile: Any, settings: ProfileSettings,
     return _finish(export, profile, LOCAL_HOST, results, verdicts, settings.out or default_out(export), notes)
 
 
-def profile_on_hosts(export: Path, profile: Any, hosts: Sequence[str], settings: ProfileSettings,
-                     remote: RemoteSettings, on_done: Any = None) -> list[ProfileOutcome]:
+def profile_on_hosts(export: Path, profile: HardwareProfile, hosts: Sequence[str], settings: ProfileSettings,
+                     remote: RemoteSettings,
+                     on_done: Callable[[RemoteOutcome], None] | None = None) -> list[ProfileOutcome]:
     """Measure every role of `export` on each host (in parallel); one outcome per host, in order.
 
     The device uses the profile's runtime, threads and input; overriding them is refused here. A
@@ -150,8 +158,9 @@ def profile_on_hosts(export: Path, profile: Any, hosts: Sequence[str], settings:
     return finished
 
 
-def _remote_windows(export: Path, profile: Any, labels: list[str], settings: ProfileSettings,
-                    remote: RemoteSettings, on_done: Any) -> tuple[dict[str, list], dict[str, SeekdeployError]]:
+def _remote_windows(export: Path, profile: HardwareProfile, labels: list[str], settings: ProfileSettings,
+                    remote: RemoteSettings, on_done: Callable[[RemoteOutcome], None] | None,
+                    ) -> tuple[dict[str, list], dict[str, SeekdeployError]]:
     """Every role on every host in `settings.repeats` windows: interleaved across the roles in
     rounds of one agent run per role, except for TensorRT, whose agent builds the engine on each
     run, so each role's windows are timed in one run. Returns label -> [(target, merged result)]
@@ -204,7 +213,7 @@ def _refuse_local_overrides(settings: ProfileSettings) -> None:
                           "its profile's runtime, threads and input; edit the profile instead")
 
 
-def _finish(export: Path, profile: Any, host: str, results: list, verdicts: list, out: Path,
+def _finish(export: Path, profile: HardwareProfile, host: str, results: list, verdicts: list, out: Path,
             notes: list[str]) -> ProfileOutcome:
     from seekdeploy.runtime.results import build_profile_document, write_profile_document
 
@@ -214,14 +223,15 @@ def _finish(export: Path, profile: Any, host: str, results: list, verdicts: list
     return ProfileOutcome(host, tuple(results), tuple(verdicts), document, out, notes=tuple(notes))
 
 
-def judged_percentile(profile: Any, role: str) -> float | None:
+def judged_percentile(profile: HardwareProfile, role: str) -> float | None:
     """The percentile `role`'s latency budget is judged at (None: no budget for it)."""
     from seekdeploy.profiles.schema import Role
 
     return float(profile.budget(role).latency_percentile) if Role(role) in profile.budgets else None
 
 
-def judge_result(role: str, result: dict[str, Any], profile: Any, accuracy: float | None) -> Any:
+def judge_result(role: str, result: dict[str, Any], profile: HardwareProfile,
+                 accuracy: float | None) -> RoleVerdict:
     """The `RoleVerdict` of one model result against `profile`'s budget for `role` (none declared: no checks)."""
     from seekdeploy.profiles.schema import Role
     from seekdeploy.runtime.verdict import RoleVerdict, evaluate_role
@@ -231,8 +241,8 @@ def judge_result(role: str, result: dict[str, Any], profile: Any, accuracy: floa
     return evaluate_role(role, result, profile.budget(role), accuracy)
 
 
-def _measure_target(target: Any, profile: Any, settings: ProfileSettings, chw: tuple[int, int, int],
-                    model: Any = None) -> dict[str, Any]:
+def _measure_target(target: ModelTarget, profile: HardwareProfile, settings: ProfileSettings,
+                    chw: tuple[int, int, int], model: Any = None) -> dict[str, Any]:
     from seekdeploy.runtime.timing import ProtocolSettings
 
     runtime = settings.runtime or profile.runtime.name.value
@@ -257,7 +267,7 @@ def _measure_target(target: Any, profile: Any, settings: ProfileSettings, chw: t
     return profile_model(request)
 
 
-def _local_model(runtime: str, target: Any, profile: Any) -> Any:
+def _local_model(runtime: str, target: ModelTarget, profile: HardwareProfile) -> Any:
     # What the backend's runner loads here (an engine, a static module); None: the agent times the ONNX file.
     backend = get_backend(runtime)
     if backend.local_through_agent or backend.load_local_model is None:
@@ -265,7 +275,7 @@ def _local_model(runtime: str, target: Any, profile: Any) -> Any:
     return backend.load_local_model(target, profile.name, profile.runtime.precision.value)
 
 
-def _input_chw(target: Any, profile: Any) -> tuple[tuple[int, int, int], str | None]:
+def _input_chw(target: ModelTarget, profile: HardwareProfile) -> tuple[tuple[int, int, int], str | None]:
     declared = (profile.input.channels, profile.input.height, profile.input.width)
     from_manifest = target.input_chw
     if from_manifest is None or from_manifest == declared:
@@ -275,7 +285,7 @@ def _input_chw(target: Any, profile: Any) -> tuple[tuple[int, int, int], str | N
                            f"profile {profile.name}'s {declared}; using the model's")
 
 
-def print_outcomes(console: Any, export: Path, profile: Any, outcomes: list[Any]) -> bool:
+def print_outcomes(console: Any, export: Path, profile: HardwareProfile, outcomes: list[ProfileOutcome]) -> bool:
     """The table and verdicts of every device (errors in red); True when every device passed."""
     from seekdeploy.runtime.display import print_report
 
@@ -292,7 +302,8 @@ def print_outcomes(console: Any, export: Path, profile: Any, outcomes: list[Any]
     return passed
 
 
-def _print_predictions(console: Any, export: Path, profile: Any, results: list[Any]) -> None:
+def _print_predictions(console: Any, export: Path, profile: HardwareProfile,
+                       results: Sequence[dict[str, Any]]) -> None:
     # The latency the planner predicted at training time (if recorded) beside the measurement.
     from seekdeploy.plan.report import prediction_lines
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
 from seekdeploy._io import safe_name
@@ -30,6 +30,9 @@ from seekdeploy.remote.ssh import (
     SshOptions, SshSession, mktemp_command, quote_command, with_remote_timeout,
 )  # fmt: skip
 from seekdeploy.remote.target import SshTarget
+
+if TYPE_CHECKING:
+    from seekdeploy.profiles.schema import HardwareProfile
 
 log = logging.getLogger(__name__)
 _UPLOAD_SLACK_S = 60.0
@@ -63,7 +66,7 @@ class RemotePlan:
 
 def profile_remote(
     export_dir_or_onnx: str | Path,
-    profile: Any,
+    profile: HardwareProfile | str | Path,
     hosts: Sequence[str],
     *,
     role: str | None = None,
@@ -103,7 +106,7 @@ def profile_remote(
     return {outcome.host: outcome for outcome in outcomes}
 
 
-def build_plan(model_path: Path, hardware: Any, role: str | None, target: SshTarget,
+def build_plan(model_path: Path, hardware: HardwareProfile, role: str | None, target: SshTarget,
                python: str = "python3", repeats: int = 1, sweep: bool = False,
                trtexec: str | None = None) -> RemotePlan:
     """The agent request for `model_path` under `hardware`'s runtime, input and protocol."""
@@ -255,7 +258,7 @@ def fetch_engines(session: SshSession, plan: RemotePlan, folder: str) -> tuple[P
     return tuple(fetched)
 
 
-def _resolve_profile(profile: Any) -> Any:
+def _resolve_profile(profile: HardwareProfile | str | Path) -> HardwareProfile:
     if isinstance(profile, (str, Path)):
         from seekdeploy.profiles.loader import load_profile
 
@@ -263,7 +266,7 @@ def _resolve_profile(profile: Any) -> Any:
     return profile
 
 
-def _resolve_model(path: Path, hardware: Any, role: str | None) -> tuple[Path, str | None]:
+def _resolve_model(path: Path, hardware: HardwareProfile, role: str | None) -> tuple[Path, str | None]:
     """The ONNX file to ship (model.fp16.onnx or model.int8.onnx for such a CPU profile, when exported)."""
     if path.is_file():
         return path, role or _role_from_folder(path.parent)

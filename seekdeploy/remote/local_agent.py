@@ -16,11 +16,14 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy.backends import get_backend
 from seekdeploy.errors import MissingDependencyError, RuntimeBackendError
 from seekdeploy.remote.agent_files import AgentRequest, agent_argv, stage_agent
+
+if TYPE_CHECKING:
+    from seekdeploy.runtime.timing import ProtocolSettings
 
 _EXIT_MISSING_MODULE = 3  # agent.py's exit codes
 _EXIT_FAILED = 4
@@ -33,7 +36,7 @@ def measure_in_child(
     model_path: str | Path,
     *,
     input_shape: Sequence[int],
-    protocol: Any,
+    protocol: ProtocolSettings,
     providers: Sequence[str] = ("CPUExecutionProvider",),
     threads: int = 0,
     role: str | None = None,

@@ -24,11 +24,27 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence  # not collections.abc.Callable: devices may run Python 3.8 (JetPack 5)
+# typing's Callable, not collections.abc's: devices may run Python 3.8 (JetPack 5)
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 Timer = Callable[[], float]
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class ProtocolFields(Protocol):
+        """What `measure` reads from a protocol: `ProtocolSettings`, a profile's `MeasurementProtocol`."""
+
+        @property
+        def warmup_ms(self) -> float: ...
+        @property
+        def warmup_iterations(self) -> int: ...
+        @property
+        def duration_ms(self) -> float: ...
+        @property
+        def min_iterations(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -41,7 +57,7 @@ class ProtocolSettings:
     min_iterations: int = 50
 
     @classmethod
-    def from_protocol(cls, protocol: Any) -> ProtocolSettings:
+    def from_protocol(cls, protocol: ProtocolFields) -> ProtocolSettings:
         """Copy any object with the four protocol attributes (e.g. a profile's MeasurementProtocol)."""
         return cls(
             warmup_ms=float(protocol.warmup_ms),
@@ -172,7 +188,7 @@ class LatencyStats:
 
 def measure(
     infer: Callable[[], object],
-    protocol: Any,
+    protocol: ProtocolFields,
     sync: Callable[[], None] | None = None,
     timer: Timer = time.perf_counter,
     batch: int = 1,
@@ -219,7 +235,7 @@ class TimedWindow:
 
 def measure_windows(
     infer: Callable[[], object],
-    protocol: Any,
+    protocol: ProtocolFields,
     windows: int,
     sync: Callable[[], None] | None = None,
     batch: int = 1,
