@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from seekdeploy.nn.base import Supernet
+    from seekdeploy.nn.spec import SubnetSpec
 
 _COUNT_PREFIX = "num_batches_tracked"
 
@@ -18,7 +22,7 @@ def _bn_modules(supernet: torch.nn.Module) -> list[torch.nn.Module]:
 
 
 @torch.no_grad()
-def recalibrate_bn(supernet: Any, batches: Iterable[torch.Tensor], spec: Any, bn_role: str) -> int:
+def recalibrate_bn(supernet: Supernet, batches: Iterable[torch.Tensor], spec: SubnetSpec, bn_role: str) -> int:
     """Replace `bn_role`'s statistics (the region `spec` uses) with the exact average over
     `batches` of normalized inputs (B, C, H, W); returns the number of batches used.
 

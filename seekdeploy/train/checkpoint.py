@@ -26,6 +26,10 @@ from seekdeploy.profiles.schema import ROLE_NAMES
 if TYPE_CHECKING:
     import torch
 
+    from seekdeploy.nn.base import Supernet
+    from seekdeploy.nn.spec import SubnetSpec
+    from seekdeploy.profiles.schema import Role
+
 CHECKPOINT_NAME = layout.CHECKPOINT
 FORMAT = "seekdeploy-train-checkpoint"
 FORMAT_VERSION = 1
@@ -85,7 +89,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def supernet_kwargs(supernet: Any) -> dict[str, Any]:
+def supernet_kwargs(supernet: Supernet) -> dict[str, Any]:
     """The supernet's construction arguments as plain data (family, config, sizes, BN roles)."""
     if hasattr(supernet, "construction_kwargs"):
         return _plain(supernet.construction_kwargs())
@@ -95,7 +99,7 @@ def supernet_kwargs(supernet: Any) -> dict[str, Any]:
                    "image_size": supernet.image_size, "bn_roles": supernet.bn_roles})
 
 
-def _create(model_args: dict[str, Any]):
+def _create(model_args: dict[str, Any]) -> Supernet:
     from seekdeploy import nn as sd_nn
 
     # create_supernet takes the config in its `to_json()` form and validates it.
@@ -127,7 +131,7 @@ def check_declared_shapes(model_args: dict[str, Any], state_dict: Any) -> None:
                          f"{declared.get(first, 'absent')}, stored {stored.get(first, 'absent')})")
 
 
-def build_supernet(model_args: dict[str, Any], state_dict: Any = None):
+def build_supernet(model_args: dict[str, Any], state_dict: Any = None) -> Supernet:
     """Rebuild the supernet described by a checkpoint's `model` entry (weights not loaded). With
     the checkpoint's `state_dict`, its tensor shapes are checked against the declared model
     first, before the model is allocated."""
@@ -178,23 +182,23 @@ class LoadedRun:
     """A trained run, rebuilt from its checkpoint: the supernet (eval mode) and its pair of specs."""
 
     run_dir: Path
-    supernet: Any
-    base_spec: Any
-    motivated_spec: Any
+    supernet: Supernet
+    base_spec: SubnetSpec
+    motivated_spec: SubnetSpec
     config: dict[str, Any]
     dataset_name: str
     data_kwargs: dict[str, Any]
     bn_roles: tuple[str, ...]
     metrics: dict[str, Any]
 
-    def bn_role_for(self, role: Any) -> str:
+    def bn_role_for(self, role: Role | str) -> str:
         """The BN statistics role to run `role` ("base"/"motivated" or Role) with."""
         name = getattr(role, "value", role)
         if name not in ROLE_NAMES:
             raise SpecError(f"unknown role {name!r}; choose base or motivated")
         return name if name in self.bn_roles else self.bn_roles[0]
 
-    def spec_for(self, role: Any) -> Any:
+    def spec_for(self, role: Role | str) -> SubnetSpec:
         """The spec of `role`."""
         name = getattr(role, "value", role)
         return self.base_spec if name == "base" else self.motivated_spec

@@ -36,12 +36,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from seekdeploy._io import atomic_write_json
 from seekdeploy.errors import ConfigError, SeekdeployError
+
+if TYPE_CHECKING:
+    from seekdeploy.train.session import TrainSession
 
 DEFAULT_TIMEOUT_S = 300.0
 DEBUG_DIR_ENV = "SEEKDEPLOY_DIST_DEBUG_DIR"  # tests: each rank writes rank<R>.json there
@@ -273,7 +276,7 @@ def _write_debug(fields: dict[str, Any]) -> None:
     atomic_write_json(path, {**previous, "rank": rank(), "world_size": world_size(), **fields})
 
 
-def write_debug_state(session: Any) -> None:
+def write_debug_state(session: TrainSession) -> None:
     """With SEEKDEPLOY_DIST_DEBUG_DIR set, every rank writes rank<R>.json there: pid, the role
     and loss of every step so far, and hashes of its parameters and whole state (for tests that
     check the ranks agree)."""

@@ -17,10 +17,15 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy.profiles.schema import Role
 from seekdeploy.train.records import format_seconds
+
+if TYPE_CHECKING:
+    from seekdeploy.data.dataset import ImageSplit
+    from seekdeploy.profiles.schema import HardwareProfile
+    from seekdeploy.train.session import TrainSession
 
 WARMUP_STEPS = 1  # the first step of a role allocates buffers and picks kernels: not timed
 TIMED_STEPS = 3
@@ -86,7 +91,7 @@ def _timed_text(steps: int) -> str:
     return f"{steps} real step{'s' if steps != 1 else ''} after a warm-up"
 
 
-def estimate_training(session: Any) -> TrainingEstimate:
+def estimate_training(session: TrainSession) -> TrainingEstimate:
     """Time real steps of each role on a scratch copy of `session` and extrapolate (module doc)."""
     import torch
 
@@ -109,7 +114,7 @@ def estimate_training(session: Any) -> TrainingEstimate:
                             device=str(session.device), timed_steps=min(count for _, count in timed.values()))
 
 
-def _scratch_copy(session: Any) -> Any:
+def _scratch_copy(session: TrainSession) -> TrainSession:
     # Deep copy of the live training objects; the data, records and condition are shared (train_step
     # only reads the data and never touches the others); the random generators are cloned.
     import torch
@@ -123,14 +128,14 @@ def _scratch_copy(session: Any) -> Any:
     return copy.deepcopy(session, memo)
 
 
-def _sync(session: Any) -> None:
+def _sync(session: TrainSession) -> None:
     if session.device.type == "cuda":
         import torch
 
         torch.cuda.synchronize(session.device)
 
 
-def _time_steps(scratch: Any, role: Role, fixed: bool) -> tuple[float, int]:
+def _time_steps(scratch: TrainSession, role: Role, fixed: bool) -> tuple[float, int]:
     """(seconds of one step, how many steps after the warm-up were timed; 0 = the warm-up alone).
 
     The warm-up step allocates buffers and picks kernels (it took 3x a later step in a measured
@@ -159,7 +164,7 @@ def _time_steps(scratch: Any, role: Role, fixed: bool) -> tuple[float, int]:
     return min(timed), len(timed)
 
 
-def _time_eval_batch(scratch: Any, role: Role) -> float:
+def _time_eval_batch(scratch: TrainSession, role: Role) -> float:
     from seekdeploy.train.loop import evaluate
 
     split = scratch.dataset.val if len(scratch.dataset.val) else scratch.dataset.test
@@ -175,14 +180,14 @@ def _time_eval_batch(scratch: Any, role: Role) -> float:
 class _Slice:
     """The first `count` images of a split (what `evaluate` reads: images, labels, len)."""
 
-    def __init__(self, split: Any, count: int) -> None:
+    def __init__(self, split: ImageSplit, count: int) -> None:
         self.images, self.labels = split.images[:count], split.labels[:count]
 
     def __len__(self) -> int:
         return len(self.labels)
 
 
-def expected_motivated_fraction(session: Any) -> tuple[float, float]:
+def expected_motivated_fraction(session: TrainSession) -> tuple[float, float]:
     """(low, high) share of motivated steps the run's condition will give, from its own code
     replayed over the run's steps on an improving and on a stalled base-loss curve."""
     import random
@@ -208,7 +213,8 @@ def expected_motivated_fraction(session: Any) -> tuple[float, float]:
     return min(fractions), max(fractions)
 
 
-def announce_training(console: Any, session: Any, profile: Any = None) -> TrainingEstimate:
+def announce_training(console: Any, session: TrainSession,
+                      profile: HardwareProfile | None = None) -> TrainingEstimate:
     """Print the plan (for a new run with a profile) and the estimated training time; return the
     estimate for the progress display."""
     if profile is not None and getattr(profile, "budgets", None):

@@ -12,10 +12,13 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy import __version__, layout
 from seekdeploy._io import atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from seekdeploy.train.estimate import TrainingEstimate
 
 METRICS_NAME = layout.METRICS
 MOTIVATION_NAME = layout.MOTIVATION
@@ -95,7 +98,8 @@ class ProgressDisplay:
     the real speed after), shown on the bar and appended to each epoch line.
     """
 
-    def __init__(self, console: Any, total_steps: int, done_steps: int, estimate: Any = None) -> None:
+    def __init__(self, console: Any, total_steps: int, done_steps: int,
+                 estimate: TrainingEstimate | None = None) -> None:
         self.console = console
         self.estimate = estimate
         self._progress = None

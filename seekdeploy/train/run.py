@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -20,6 +20,10 @@ from seekdeploy.train.config import TrainConfig
 from seekdeploy.train.loop import ROLES, evaluate, run_training, save
 from seekdeploy.train.records import ProgressDisplay, library_versions, write_manifest
 from seekdeploy.train.session import TRAINING_FLOPS_PER_FORWARD, TrainSession
+
+if TYPE_CHECKING:
+    from seekdeploy.nn.spec import FamilyConfig, SubnetSpec
+    from seekdeploy.profiles.schema import HardwareProfile
 
 CONFIG_NAME = layout.CONFIG
 
@@ -72,8 +76,8 @@ class TrainSummary:
         return self.train_flops / self.standalone_motivated_flops
 
 
-def choose_specs(profile: Any, arch: str, base: str | None,
-                 motivated: str | None) -> tuple[Any, Any, Any]:
+def choose_specs(profile: HardwareProfile, arch: str, base: str | None,
+                 motivated: str | None) -> tuple[FamilyConfig, SubnetSpec, SubnetSpec]:
     """(family config, base spec, motivated spec) for a run. Specs given as text win; with neither
     given, the planner picks the pair that fits the profile's budgets (`seekdeploy.plan`), or the
     family's default pair when the profile declares no budgets."""
@@ -104,7 +108,7 @@ def choose_specs(profile: Any, arch: str, base: str | None,
     return family_config, base_spec, motivated_spec
 
 
-def start_run(config: TrainConfig, run_dir: Path, *, profile: Any) -> TrainSession:
+def start_run(config: TrainConfig, run_dir: Path, *, profile: HardwareProfile) -> TrainSession:
     """A new run folder with its resolved config.yaml and a fresh session."""
     from seekdeploy.train.session import new_session
 
@@ -208,7 +212,7 @@ def _latency_prediction(run_dir: Path) -> dict:
     return dict(prediction) if isinstance(prediction, dict) else {}
 
 
-def train_pair(config: TrainConfig | None, run_dir: Path, *, profile: Any = None,
+def train_pair(config: TrainConfig | None, run_dir: Path, *, profile: HardwareProfile | None = None,
                resume: bool = False, console: Any = None, device: str | None = None) -> TrainSummary:
     """Train (or resume) a base/motivated pair in `run_dir` and return its summary.
 

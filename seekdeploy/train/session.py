@@ -7,7 +7,7 @@ import dataclasses
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +20,11 @@ from seekdeploy.train.conditions import MotivationCondition, create_condition
 from seekdeploy.train.config import BnMode, DeviceChoice, TrainConfig
 from seekdeploy.train.optim import CosineWarmupSchedule, create_optimizer
 from seekdeploy.train.records import RunRecords
+
+if TYPE_CHECKING:
+    from seekdeploy.data.dataset import ImageDataset
+    from seekdeploy.nn.base import Supernet
+    from seekdeploy.nn.spec import FamilyConfig, SubnetSpec
 
 TRAINING_FLOPS_PER_FORWARD = 3.0  # forward + backward (≈ 2× forward): the usual estimate
 # Where the pair's training FLOPs go: training steps of each role, the base's extra pass on a
@@ -91,13 +96,13 @@ class TrainSession:
 
     config: TrainConfig
     run_dir: Path
-    dataset: Any
+    dataset: ImageDataset
     data_kwargs: dict[str, Any]
-    supernet: Any
-    specs: dict[Role, Any]
+    supernet: Supernet
+    specs: dict[Role, SubnetSpec]
     optimizer: torch.optim.Optimizer
     schedule: CosineWarmupSchedule
-    scaler: Any
+    scaler: torch.amp.GradScaler
     condition: MotivationCondition
     device: torch.device
     amp_dtype: torch.dtype | None
@@ -139,14 +144,14 @@ class TrainSession:
         }
 
 
-def _load_data(config: TrainConfig, data_kwargs: dict[str, Any]) -> Any:
+def _load_data(config: TrainConfig, data_kwargs: dict[str, Any]) -> ImageDataset:
     from seekdeploy.data import load_dataset
 
     return load_dataset(config.data, **data_kwargs)
 
 
-def _prepare(config: TrainConfig, run_dir: Path, data_kwargs: dict[str, Any], supernet: Any,
-             specs: dict[Role, Any], dataset: Any = None) -> TrainSession:
+def _prepare(config: TrainConfig, run_dir: Path, data_kwargs: dict[str, Any], supernet: Supernet,
+             specs: dict[Role, SubnetSpec], dataset: ImageDataset | None = None) -> TrainSession:
     """Wire optimizer, schedule, condition, generators and cost around a supernet (fresh state)."""
     from seekdeploy import nn as sd_nn
 
@@ -188,7 +193,8 @@ def _prepare(config: TrainConfig, run_dir: Path, data_kwargs: dict[str, Any], su
 
 
 def new_session(config: TrainConfig, run_dir: Path, *, in_channels: int, image_size: int,
-                base_spec: Any, motivated_spec: Any, family_config: Any) -> TrainSession:
+                base_spec: SubnetSpec, motivated_spec: SubnetSpec,
+                family_config: FamilyConfig) -> TrainSession:
     """A fresh run: create the supernet (seeded) and everything around it."""
     from seekdeploy import nn as sd_nn
 
