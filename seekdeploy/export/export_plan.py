@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -19,12 +19,15 @@ from seekdeploy.export.static_models import EvalData, load_eval_data
 from seekdeploy.profiles.schema import HardwareProfile, Precision, RuntimeName
 from seekdeploy.train.checkpoint import load_run
 
+if TYPE_CHECKING:
+    from seekdeploy.train.checkpoint import LoadedRun
+
 
 @dataclass(frozen=True)
 class ExportPlan:
     """Everything an export resolves once, before the first file is written."""
 
-    run: Any
+    run: LoadedRun
     run_name: str
     options: ExportOptions
     profile: HardwareProfile | None

@@ -14,15 +14,17 @@ from __future__ import annotations
 import enum
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from seekdeploy._io import atomic_write_bytes, sha256_file
 from seekdeploy.errors import ExportError
 
 if TYPE_CHECKING:
     import onnx
+    import torch
     from torch import nn
 
 DEFAULT_OPSET = 18  # the lowest opset the dynamo exporter emits natively
@@ -94,7 +96,7 @@ def export_onnx(
     return _describe(final, proto, exporter, tuple(int(d) for d in input_shape), dynamic_batch)
 
 
-def _export_dynamo(model: Any, example: Any, opset: int, dynamic: bool, input_name: str,
+def _export_dynamo(model: nn.Module, example: torch.Tensor, opset: int, dynamic: bool, input_name: str,
                    output_name: str) -> onnx.ModelProto:
     import torch
 
@@ -115,7 +117,7 @@ def _export_dynamo(model: Any, example: Any, opset: int, dynamic: bool, input_na
     return proto
 
 
-def _export_torchscript(model: Any, example: Any, opset: int, dynamic: bool, input_name: str,
+def _export_torchscript(model: nn.Module, example: torch.Tensor, opset: int, dynamic: bool, input_name: str,
                         output_name: str) -> onnx.ModelProto:
     import onnx
     import torch
@@ -218,7 +220,7 @@ def _check_external_locations(proto: onnx.ModelProto, path: Path) -> None:
             )
 
 
-def _iter_tensors(graph: Any) -> Any:
+def _iter_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
     # Initializers and tensor-valued attributes, including those of subgraphs (If/Loop bodies).
     yield from graph.initializer
     for node in graph.node:

@@ -10,16 +10,20 @@ hidden.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy.errors import ExportError
 from seekdeploy.export.static_models import SlicedModel
+
+if TYPE_CHECKING:
+    import torch
+    from seekdeploy.nn.base import Supernet
 
 PAIR_SCHEMA_VERSION = 1
 _BN_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
 
 
-def _sources(supernet: Any, sliced: SlicedModel) -> dict[str, tuple[str, tuple[slice, ...]]]:
+def _sources(supernet: Supernet, sliced: SlicedModel) -> dict[str, tuple[str, tuple[slice, ...]]]:
     # static name -> (supernet tensor name, region of it the spec uses)
     regions = supernet.slice_map(sliced.spec, bn_role=sliced.bn_role)
     out = {}
@@ -33,7 +37,7 @@ def _sources(supernet: Any, sliced: SlicedModel) -> dict[str, tuple[str, tuple[s
     return out
 
 
-def _diff(a: Any, b: Any) -> float:
+def _diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
 
 
@@ -41,7 +45,7 @@ def _fits(inner: tuple[slice, ...], outer: tuple[slice, ...]) -> bool:
     return len(inner) == len(outer) and all(i.stop <= o.stop for i, o in zip(inner, outer))
 
 
-def check_pair(supernet: Any, base: SlicedModel, motivated: SlicedModel) -> dict[str, Any]:
+def check_pair(supernet: Supernet, base: SlicedModel, motivated: SlicedModel) -> dict[str, Any]:
     """Compare every base static tensor with the motivated static tensor's prefix (see module doc).
 
     Returns the `pair.json` document; raises `ExportError` when a tensor that must be shared is not

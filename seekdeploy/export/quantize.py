@@ -29,6 +29,7 @@ from seekdeploy.errors import ConfigError, ExportError
 
 if TYPE_CHECKING:
     import numpy as np
+    from seekdeploy.profiles.schema import HardwareProfile
 
 INT8_NAME = layout.ONNX_INT8
 DEFAULT_CALIBRATION_IMAGES = 256
@@ -60,7 +61,7 @@ class Int8Settings:
             raise ConfigError(f"--max-accuracy-drop must be >= 0 percentage points, got {drop}")
 
 
-def allowed_drop_pp(settings: Int8Settings, profile: Any) -> tuple[float, str]:
+def allowed_drop_pp(settings: Int8Settings, profile: HardwareProfile | None) -> tuple[float, str]:
     """The allowed test top-1 drop in percentage points and where it comes from (option > profile > default)."""
     if settings.max_accuracy_drop_pp is not None:
         return float(settings.max_accuracy_drop_pp), "--max-accuracy-drop"

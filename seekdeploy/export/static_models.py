@@ -23,6 +23,10 @@ from seekdeploy.profiles.schema import Role
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
+    from seekdeploy.nn.base import Supernet
+    from seekdeploy.nn.spec import SubnetSpec
+    from seekdeploy.train.checkpoint import LoadedRun
 
 SLICE_MAX_ABS = 1e-5
 STATIC_NAME = layout.STATIC_MODEL
@@ -50,15 +54,15 @@ class SlicedModel:
     """One role's static model with its proof: logits of both on the same validation images."""
 
     role: Role
-    spec: Any
+    spec: SubnetSpec
     bn_role: str
-    module: Any  # torch.nn.Module, eval mode
+    module: torch.nn.Module  # eval mode
     supernet_logits: np.ndarray  # (N, K)
     static_logits: np.ndarray  # (N, K)
     parity: ParityFigures  # static vs supernet
 
 
-def load_eval_data(run: Any, max_parity_images: int = DEFAULT_PARITY_IMAGES,
+def load_eval_data(run: LoadedRun, max_parity_images: int = DEFAULT_PARITY_IMAGES,
                    calibration_images: int = 256) -> EvalData:
     """Load the run's dataset (same kwargs as training) and normalize the splits export needs."""
     from seekdeploy.data import load_dataset, normalize
@@ -68,7 +72,7 @@ def load_eval_data(run: Any, max_parity_images: int = DEFAULT_PARITY_IMAGES,
         raise ExportError(f"dataset {run.dataset_name} has an empty validation or test split; "
                           "parity and accuracy cannot be proven on it")
 
-    def prepared(images: Any) -> np.ndarray:
+    def prepared(images: torch.Tensor) -> np.ndarray:
         return normalize(images, dataset.mean, dataset.std).numpy()  # (N, C, H, W) float32
 
     return EvalData(
@@ -82,7 +86,7 @@ def load_eval_data(run: Any, max_parity_images: int = DEFAULT_PARITY_IMAGES,
     )
 
 
-def torch_logits(model: Any, images: np.ndarray, **forward_kwargs: Any) -> np.ndarray:
+def torch_logits(model: torch.nn.Module, images: np.ndarray, **forward_kwargs: Any) -> np.ndarray:
     """(N, K) float32 logits of a torch model over (N, C, H, W) float32 images, in batches."""
     import numpy as np
     import torch
@@ -95,7 +99,7 @@ def torch_logits(model: Any, images: np.ndarray, **forward_kwargs: Any) -> np.nd
     return np.concatenate(outputs)
 
 
-def slice_role(run: Any, role: Role | str, val_images: np.ndarray) -> SlicedModel:
+def slice_role(run: LoadedRun, role: Role | str, val_images: np.ndarray) -> SlicedModel:
     """The static model of `role` with its parity proof against the supernet at the role's spec."""
     from seekdeploy.nn import to_static
 
@@ -116,7 +120,7 @@ def slice_role(run: Any, role: Role | str, val_images: np.ndarray) -> SlicedMode
                        supernet_logits=reference, static_logits=candidate, parity=figures)
 
 
-def save_static(sliced: SlicedModel, path: str | Path, *, run_name: str, supernet: Any) -> Path:
+def save_static(sliced: SlicedModel, path: str | Path, *, run_name: str, supernet: Supernet) -> Path:
     """Write `static.pt` (plain data: spec, sizes, state_dict, parity) atomically; return its path."""
     import torch
 
