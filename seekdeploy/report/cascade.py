@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from seekdeploy.report.predictions import Predictions
 
 # 0.00, 0.01, ..., 1.00 and one threshold above 1 (every image deferred: the motivated path).
 DEFAULT_THRESHOLDS: tuple[float, ...] = (*(round(i / 100, 2) for i in range(101)), 1.01)
@@ -163,7 +166,7 @@ def describe_split_choice(chosen_on: dict[str, Any] | None, measured: dict[str, 
             f"top-1 {measured['accuracy']:.2%}")
 
 
-def cascade_section(predictions: Any, latency_ms: dict[str, float], budget: dict[str, Any] | None,
+def cascade_section(predictions: Predictions, latency_ms: dict[str, float], budget: dict[str, Any] | None,
                     statistic: str, notes: list[str]) -> dict[str, Any]:
     """The report's cascade section: the sweep on the test split (`points`), the threshold chosen on
     the validation split within the motivated latency budget, and that threshold's test figures

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
 from seekdeploy._io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -19,6 +19,10 @@ from seekdeploy.report.sources import (
     PROFILE_DOCUMENT, ROLES, ExportFiles, RunFiles, default_export_dir, read_export,
     read_profile_results, read_run, result_for,
 )  # fmt: skip
+
+if TYPE_CHECKING:
+    from seekdeploy.profiles.schema import HardwareProfile
+    from seekdeploy.report.predictions import Predictions
 
 PLOTS_DIR = "plots"
 
@@ -31,7 +35,8 @@ class Report:
     plots: dict[str, bytes]
 
 
-def write_report(run_dir: str | Path, export_dir: str | Path | None = None, profile: Any = None, *,
+def write_report(run_dir: str | Path, export_dir: str | Path | None = None,
+                 profile: HardwareProfile | str | Path | None = None, *,
                  out_dir: str | Path | None = None, latency_statistic: str = "mean") -> Path:
     """Write report.json, report.md, report.html and plots/*.png; return the HTML's path.
 
@@ -55,7 +60,8 @@ def write_built_report(report: Report, out: Path) -> Path:
     return atomic_write_text(out / layout.REPORT_HTML, render_html(report.document, report.plots))
 
 
-def build_report(run_dir: str | Path, export_dir: str | Path | None = None, profile: Any = None, *,
+def build_report(run_dir: str | Path, export_dir: str | Path | None = None,
+                 profile: HardwareProfile | str | Path | None = None, *,
                  latency_statistic: str = "mean", with_plots: bool = True, device: str | None = None) -> Report:
     """Read everything and compute the report (no files written except the predictions cache);
     `with_plots=False` skips drawing the figures (the JSON figures are the same). `device` picks
@@ -124,7 +130,7 @@ def _make_plots(report: dict[str, Any], run: RunFiles, document: dict[str, Any] 
     return figures
 
 
-def _load_hardware_profile(profile: Any) -> Any:
+def _load_hardware_profile(profile: HardwareProfile | str | Path | None) -> HardwareProfile | None:
     if profile is None or not isinstance(profile, (str, Path)):
         return profile
     from seekdeploy.profiles.loader import load_profile
@@ -172,7 +178,7 @@ def _role_manifest(export: ExportFiles | None, role: str) -> dict[str, Any]:
     return ((export.manifests.get(role) if export else None) or {})
 
 
-def _predictions(export: ExportFiles | None, run: RunFiles, notes: list[str]) -> Any:
+def _predictions(export: ExportFiles | None, run: RunFiles, notes: list[str]) -> Predictions | None:
     if export is None or set(export.model_paths) != set(ROLES):
         return None
     from seekdeploy.report.predictions import load_or_compute_predictions
@@ -180,7 +186,8 @@ def _predictions(export: ExportFiles | None, run: RunFiles, notes: list[str]) ->
     return load_or_compute_predictions(export.export_dir, export.model_paths, run.manifest)
 
 
-def _accuracy(role: str, run: RunFiles, export: ExportFiles | None, predictions: Any) -> dict[str, Any]:
+def _accuracy(role: str, run: RunFiles, export: ExportFiles | None,
+              predictions: Predictions | None) -> dict[str, Any]:
     if predictions is not None:
         return {"test_top1": predictions.top1(role),
                 "source": f"exported ONNX model on the test split ({predictions.labels.size} images)"}
@@ -193,7 +200,7 @@ def _accuracy(role: str, run: RunFiles, export: ExportFiles | None, predictions:
     return {"test_top1": None, "source": "unavailable"}
 
 
-def _cascade(predictions: Any, document: dict[str, Any] | None, roles: list[dict[str, Any]],
+def _cascade(predictions: Predictions | None, document: dict[str, Any] | None, roles: list[dict[str, Any]],
              statistic: str, notes: list[str]) -> dict[str, Any] | None:
     results = {role: result_for(document, role) for role in ROLES}
     if predictions is None or not all(results.values()):
@@ -217,7 +224,7 @@ def _run_section(run: RunFiles) -> dict[str, Any]:
             "batch_size": config.get("batch_size"), "seed": config.get("seed")}
 
 
-def _profile_section(hardware: Any, document: dict[str, Any] | None) -> dict[str, Any]:
+def _profile_section(hardware: HardwareProfile | None, document: dict[str, Any] | None) -> dict[str, Any]:
     measured_with = (document or {}).get("profile")
     name = hardware.name if hardware is not None else measured_with
     source = "--profile" if hardware is not None else (layout.PROFILE_DOCUMENT if document else None)

@@ -6,10 +6,13 @@ declared and estimated numbers and a reader must be able to tell them apart.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy.plan.report import recorded_latency_ms
 from seekdeploy.report.sources import ROLES, ExportFiles, RunFiles, result_for, verdict_for
+
+if TYPE_CHECKING:
+    from seekdeploy.profiles.schema import HardwareProfile
 
 LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99")
 _STAT_KEYS = {"mean": "mean_ms", "p50": "median_ms", "p90": "p90_ms", "p95": "p95_ms", "p99": "p99_ms"}
@@ -28,7 +31,8 @@ def latency_of(result: dict[str, Any] | None, statistic: str) -> float | None:
     return latency_at(result["latency"], float(statistic.lstrip("p")))
 
 
-def budget_for(role: str, profile: Any, document: dict[str, Any] | None) -> dict[str, Any] | None:
+def budget_for(role: str, profile: HardwareProfile | None,
+               document: dict[str, Any] | None) -> dict[str, Any] | None:
     """The role's budget: from the hardware profile when given, else from profile.json's checks."""
     if profile is not None:
         from seekdeploy.profiles.schema import Role
@@ -59,7 +63,7 @@ def budget_for(role: str, profile: Any, document: dict[str, Any] | None) -> dict
 
 
 def summarize_role(role: str, run: RunFiles, export: ExportFiles | None,
-                   document: dict[str, Any] | None, profile: Any, accuracy: dict[str, Any],
+                   document: dict[str, Any] | None, profile: HardwareProfile | None, accuracy: dict[str, Any],
                    cost: dict[str, Any]) -> dict[str, Any]:
     """Everything the report says about one role (see the `roles` items of the report schema);
     `cost` is `role_cost(role, ...)`."""
@@ -87,8 +91,9 @@ def summarize_role(role: str, run: RunFiles, export: ExportFiles | None,
     }
 
 
-def _verdict(role: str, result: dict[str, Any] | None, budget: dict[str, Any] | None, profile: Any,
-             document: dict[str, Any] | None, top1: float | None) -> tuple[str, list[dict[str, Any]]]:
+def _verdict(role: str, result: dict[str, Any] | None, budget: dict[str, Any] | None,
+             profile: HardwareProfile | None, document: dict[str, Any] | None,
+             top1: float | None) -> tuple[str, list[dict[str, Any]]]:
     if result is None:
         return "NOT MEASURED", []
     if budget is None:

@@ -9,6 +9,7 @@ whose models or data differ (or that lacks the validation split) is recomputed, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def load_or_compute_predictions(export_dir: Path, model_paths: dict[str, Path],
     return _from_arrays(arrays, "computed")
 
 
-def _from_arrays(arrays: Any, source: str) -> Predictions:
+def _from_arrays(arrays: Mapping[str, np.ndarray], source: str) -> Predictions:
     has_val = len(arrays["val_labels"]) > 0
     return Predictions(arrays["base_logits"], arrays["motivated_logits"], arrays["labels"], source,
                        *((arrays["val_base_logits"], arrays["val_motivated_logits"], arrays["val_labels"])
