@@ -11,12 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy._io import atomic_write_json, safe_name
 from seekdeploy.errors import SeekdeployError
 from seekdeploy.layout import EXPORTS_DIR, PIPELINE_STATE, RUNS_DIR
 from seekdeploy.train.config import DEFAULT_CONDITION, TrainConfig
+
+if TYPE_CHECKING:
+    from seekdeploy.measure.profile import ProfileOutcome, RemoteSettings
+    from seekdeploy.profiles.schema import HardwareProfile
 
 PIPELINE_FILE = PIPELINE_STATE
 PIPELINE_KIND = "seekdeploy.pipeline"
@@ -47,7 +51,7 @@ class PipelineConfig:
     runs_dir: Path = Path(RUNS_DIR)
     exports_dir: Path = Path(EXPORTS_DIR)
     hosts: tuple[str, ...] = ()
-    remote: Any = None  # seekdeploy.measure.profile.RemoteSettings for --host
+    remote: RemoteSettings | None = None  # for --host
     force: bool = False
 
     def run_name(self, profile_name: str) -> str:
@@ -113,12 +117,12 @@ class PipelineContext:
     """Everything the stages share: the request, resolved profile, folders and state."""
 
     config: PipelineConfig
-    profile: Any  # HardwareProfile
+    profile: HardwareProfile
     run_dir: Path
     export_dir: Path
     state: PipelineState
     console: Any
-    outcome: Any = None  # the ProfileOutcome(s) of the profile stage
+    outcome: list[ProfileOutcome] | None = None  # the profile stage's, one per device
     say: Callable[[str], None] = print
     table_console: Any = None  # where the profile stage prints its latency table (None: not at all)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy.errors import SeekdeployError
 from seekdeploy.pipeline import stages
@@ -26,6 +26,9 @@ from seekdeploy.pipeline.context import (
     now_utc,
     run_stage,
 )
+
+if TYPE_CHECKING:
+    from seekdeploy.measure.profile import ProfileOutcome
 
 
 def open_context(config: PipelineConfig, console: Any, say: Callable[[str], None],
@@ -90,7 +93,7 @@ def run_pipeline(config: PipelineConfig, console: Any = None, say: Callable[[str
                           tuple(errors), over_budget)
 
 
-def summarize(outcomes: list[Any]) -> tuple[bool, str]:
+def summarize(outcomes: list[ProfileOutcome]) -> tuple[bool, str]:
     """(all passed, the closing line): `PASSED base p95 … / motivated p95 …` or `FAILED …`."""
     parts, passed = [], bool(outcomes)
     for outcome in outcomes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
 from seekdeploy._io import read_json_object, sha256_file
@@ -17,6 +17,10 @@ from seekdeploy.errors import ConfigError
 from seekdeploy.layout import CHECKPOINT, ExportLayout, RunLayout
 from seekdeploy.pipeline.context import PipelineContext, Stage
 from seekdeploy.profiles.schema import ROLE_NAMES as ROLES
+
+if TYPE_CHECKING:
+    from seekdeploy.export.options import ExportOptions
+    from seekdeploy.measure.profile import ProfileOutcome
 
 TRAIN_LEFTOVERS = (layout.CONFIG, layout.METRICS, layout.MOTIVATION)  # before the first checkpoint
 
@@ -144,7 +148,7 @@ def execute_slice(context: PipelineContext) -> str:
     return ", ".join(f"{item.role.value} max |Δ| {item.parity.max_abs:.1e}" for item, _ in sliced)
 
 
-def export_options(context: PipelineContext) -> Any:
+def export_options(context: PipelineContext) -> ExportOptions:
     """Export options for the profile: ONNX (+ fp16 copy), plus what its runtime backend builds
     from it (TensorRT: the engine)."""
     from seekdeploy.export.options import parse_export_options
@@ -199,7 +203,7 @@ def profile_files(context: PipelineContext) -> dict[str, Path]:
     return {label: default_out(context.export_dir, label) for label in labels}
 
 
-def stored_outcomes(context: PipelineContext) -> list[Any] | None:
+def stored_outcomes(context: PipelineContext) -> list[ProfileOutcome] | None:
     """The profile outcomes already on disk when they are current for this export, else None.
 
     Current: one document per device, for this profile and device, covering both roles, written
