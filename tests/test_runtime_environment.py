@@ -128,15 +128,31 @@ def test_a_busy_process_is_seen_while_a_window_runs() -> None:
         import time
 
         time.sleep(0.3)  # the hog is running before the window opens
+        ticks_before = _cpu_ticks(hog.pid)
         stop = watch_load()
         time.sleep(1.0)  # the "window": this process sleeps, the hog spins
         load = stop()
+        hog_cores = (_cpu_ticks(hog.pid) - ticks_before) / os.sysconf("SC_CLK_TCK") / 1.0
     finally:
         hog.kill()
         hog.wait()
     seen = {process["pid"]: process for process in load["busy_processes"]}
-    assert hog.pid in seen and seen[hog.pid]["cores"] > 0.3  # a shared 2-core machine: generous
-    assert load["others_busy_cores"] >= seen[hog.pid]["cores"]
+    listed = [process["cores"] for process in load["busy_processes"]]
+    if hog.pid in seen:
+        # What the watcher measured is what the hog really used (its own /proc counters).
+        assert seen[hog.pid]["cores"] == pytest.approx(hog_cores, abs=0.15)
+        assert load["others_busy_cores"] >= seen[hog.pid]["cores"]
+    else:
+        # On a machine busier than the hog it may fall out of the top five: then only by
+        # using less than each of them (on a quiet machine it spins a whole core and is listed).
+        assert len(listed) == 5 and hog_cores <= min(listed) + 0.15, (hog_cores, listed)
+    assert load["others_busy_cores"] >= 0.05
     assert load["loadavg"] and len(load["loadavg"]) == 3
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, in clock ticks, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
     env = collect_environment("onnxruntime")
     assert env["loadavg"] == pytest.approx(load["loadavg"], abs=5.0)
