@@ -14,10 +14,14 @@ import importlib
 import pkgutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy.backends._backend import Backend, DoctorCheck
 from seekdeploy.errors import RuntimeBackendError, did_you_mean
+
+if TYPE_CHECKING:
+    from seekdeploy.profiles.schema import RuntimeName
+    from seekdeploy.runtime.runners import Runner
 
 __all__ = ["Backend", "DoctorCheck", "agent_module_path", "backend_names", "create_runner", "get_backend",
            "list_backends", "profile_runtime_names"]
@@ -51,7 +55,7 @@ def profile_runtime_names() -> tuple[str, ...]:
     return tuple(backend.name for backend in list_backends() if backend.in_profiles)
 
 
-def get_backend(name: Any) -> Backend:
+def get_backend(name: RuntimeName | str) -> Backend:
     """The backend called `name` (a string or a `RuntimeName`); `RuntimeBackendError` for another."""
     name = str(getattr(name, "value", name))
     backend = _registry().get(name)
@@ -61,8 +65,8 @@ def get_backend(name: Any) -> Backend:
     return backend
 
 
-def create_runner(runtime: Any, model: Any, providers: Sequence[str] = (), threads: int = 0,
-                  precision: str | None = None) -> Any:
+def create_runner(runtime: RuntimeName | str, model: Any, providers: Sequence[str] = (), threads: int = 0,
+                  precision: str | None = None) -> Runner:
     """The `Runner` of backend `runtime` for `model` (a file path; an `nn.Module` for torch)."""
     return get_backend(runtime).create_runner(model, tuple(providers), int(threads), precision)
 

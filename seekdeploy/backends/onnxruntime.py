@@ -17,6 +17,8 @@ from seekdeploy.errors import RuntimeBackendError, did_you_mean, require
 from seekdeploy.runtime.runners import Runner, TensorInfo
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     import numpy as np
 
 ORT_DISABLED_OPTIMIZERS = list(agent_onnxruntime.ORT_DISABLED_OPTIMIZERS)
@@ -108,7 +110,7 @@ _ORT_TYPES = {
 }
 
 
-def _ort_error_types(ort: Any) -> tuple[type[BaseException], ...]:
+def _ort_error_types(ort: ModuleType) -> tuple[type[BaseException], ...]:
     # onnxruntime's errors (InvalidProtobuf, InvalidArgument, ...) derive from Exception directly,
     # and the set varies between versions, so collect the ones this build has.
     state = getattr(getattr(ort, "capi", None), "onnxruntime_pybind11_state", None)

@@ -23,6 +23,8 @@ from seekdeploy.runtime.runners import Runner, TensorInfo
 if TYPE_CHECKING:
     import numpy as np
 
+    from seekdeploy.runtime.targets import ModelTarget
+
 # Where JetPack installs trtexec without putting it on PATH.
 TRTEXEC_FALLBACK_PATHS = (Path("/usr/src/tensorrt/bin/trtexec"),)
 
@@ -185,7 +187,7 @@ def _check_trtexec() -> DoctorCheck:
                        "only needed to build engines on this machine")
 
 
-def find_engine(target: Any, profile_name: str, precision: str) -> Path:
+def find_engine(target: ModelTarget, profile_name: str, precision: str) -> Path:
     """The engine `model.<profile>.trt<version>.<precision>.engine` beside the target's ONNX file
     (`target` is a `seekdeploy.runtime.targets.ModelTarget`)."""
     pattern = f"model.{profile_name}.trt*.{precision}.engine"
@@ -198,7 +200,7 @@ def find_engine(target: Any, profile_name: str, precision: str) -> Path:
     return engines[-1]
 
 
-def _load_local_model(target: Any, profile_name: str, precision: str) -> Path:
+def _load_local_model(target: ModelTarget, profile_name: str, precision: str) -> Path:
     try:
         require("tensorrt", extra="tensorrt", purpose="timing TensorRT engines")
     except MissingDependencyError as exc:

@@ -19,6 +19,9 @@ from seekdeploy.runtime.runners import Runner, TensorInfo
 
 if TYPE_CHECKING:
     import numpy as np
+    from torch import nn
+
+    from seekdeploy.runtime.targets import ModelTarget
 
 STATIC_FORMAT = "seekdeploy-static-model"  # what the exporter's static.pt declares (export.static_models)
 
@@ -28,7 +31,7 @@ class TorchRunner(Runner):
 
     name = "torch"
 
-    def __init__(self, module: Any, device: str = "cpu", input_names: Sequence[str] = ("input",)):
+    def __init__(self, module: nn.Module, device: str = "cpu", input_names: Sequence[str] = ("input",)):
         super().__init__()
         self.module = module
         self.device = device
@@ -73,7 +76,7 @@ def _contiguous(array: np.ndarray) -> np.ndarray:
     return numpy.ascontiguousarray(array)
 
 
-def load_static(path: str | Path) -> Any:
+def load_static(path: str | Path) -> nn.Module:
     """Rebuild a static model from `static.pt` (weights_only) in eval mode; CheckpointError if bad."""
     import torch
 
@@ -96,7 +99,7 @@ def load_static(path: str | Path) -> Any:
     return module.eval()
 
 
-def load_static_module(target: Any, profile_name: str = "", precision: str = "") -> Any:
+def load_static_module(target: ModelTarget, profile_name: str = "", precision: str = "") -> nn.Module:
     """The role's static torch module from the export's `static.pt` (loaded `weights_only`);
     `target` is a `seekdeploy.runtime.targets.ModelTarget`."""
     path = target.model_path.parent / layout.STATIC_MODEL
