@@ -17,6 +17,7 @@ from seekdeploy.export.static_models import SlicedModel
 
 if TYPE_CHECKING:
     import torch
+
     from seekdeploy.nn.base import Supernet
 
 PAIR_SCHEMA_VERSION = 1

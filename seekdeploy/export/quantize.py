@@ -29,6 +29,7 @@ from seekdeploy.errors import ConfigError, ExportError
 
 if TYPE_CHECKING:
     import numpy as np
+
     from seekdeploy.profiles.schema import HardwareProfile
 
 INT8_NAME = layout.ONNX_INT8

@@ -24,6 +24,7 @@ from seekdeploy.profiles.schema import Role
 if TYPE_CHECKING:
     import numpy as np
     import torch
+
     from seekdeploy.nn.base import Supernet
     from seekdeploy.nn.spec import SubnetSpec
     from seekdeploy.train.checkpoint import LoadedRun
