@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from seekdeploy.layout import EXPORTS_DIR
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _fmt(value: float | None) -> str:
@@ -99,7 +102,7 @@ def export_command(run: str, roles: str, formats: str, precision: str | None, pr
     click.echo(f"PASSED: exported {names} to {result.export_dir} (all parity proofs hold)")
 
 
-def _print_role(manifest: dict[str, Any], folder: Any) -> None:
+def _print_role(manifest: dict[str, Any], folder: Path) -> None:
     click.echo(f"{manifest['role']}: {manifest['spec_text']}  params {manifest['params']:,}  "
                f"FLOPs {manifest['flops']:,}  -> {folder}")
     parity = manifest["parity"]

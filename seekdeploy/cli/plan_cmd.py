@@ -12,11 +12,14 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from seekdeploy.nn.registry import DEFAULT_FAMILY, list_families  # light: no torch at import
+
+if TYPE_CHECKING:
+    from seekdeploy.plan.planner import PairPlan
 
 FAMILIES = tuple(list_families())
 
@@ -71,7 +74,7 @@ def plan(profile_name: str, arch: str, calibration: Path | None, roofline: bool,
     _print_plan(console, result)
 
 
-def _print_plan(console: Any, result: Any) -> None:
+def _print_plan(console: Any, result: PairPlan) -> None:
     from rich import box
     from rich.table import Table
 

@@ -10,13 +10,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from seekdeploy.backends import backend_names
 from seekdeploy.measure.profile import DEFAULT_WINDOWS
 from seekdeploy.remote.cli_options import remote_options
+
+if TYPE_CHECKING:
+    from seekdeploy.measure.profile import ProfileOutcome
+    from seekdeploy.measure.remote import RemoteOutcome
+    from seekdeploy.profiles.schema import HardwareProfile
 
 
 @click.command("profile")
@@ -107,7 +112,8 @@ def profile_settings_from_cli(options: dict[str, Any]) -> Any:
                            run_dir=options.get("run_dir"), out=options.get("out"))  # fmt: skip
 
 
-def profile_outcomes(export: Path, profile: Any, options: dict[str, Any], console: Any) -> list[Any]:
+def profile_outcomes(export: Path, profile: HardwareProfile, options: dict[str, Any],
+                     console: Any) -> list[ProfileOutcome]:
     """Measure locally, or on every `--host` in parallel; one `ProfileOutcome` per device."""
     from seekdeploy.measure.profile import RemoteSettings, profile_local, profile_on_hosts
     from seekdeploy.remote.cli_options import ssh_options_from_cli
@@ -119,7 +125,7 @@ def profile_outcomes(export: Path, profile: Any, options: dict[str, Any], consol
     ssh_options, python, trtexec = ssh_options_from_cli(**options)
     remote = RemoteSettings(options=ssh_options, python=python, trtexec=trtexec)
 
-    def on_done(outcome: Any) -> None:
+    def on_done(outcome: RemoteOutcome) -> None:
         what = f"{outcome.result.get('role') or 'model'} measured" if outcome.ok else "failed"
         console.print(f"{outcome.host}: {what}", highlight=False)
 
