@@ -19,6 +19,8 @@ from seekdeploy.layout import EXPORTS_DIR, PIPELINE_STATE, RUNS_DIR
 from seekdeploy.train.config import DEFAULT_CONDITION, TrainConfig
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from seekdeploy.measure.profile import ProfileOutcome, RemoteSettings
     from seekdeploy.profiles.schema import HardwareProfile
 
@@ -121,10 +123,10 @@ class PipelineContext:
     run_dir: Path
     export_dir: Path
     state: PipelineState
-    console: Any
+    console: Console
     outcome: list[ProfileOutcome] | None = None  # the profile stage's, one per device
     say: Callable[[str], None] = print
-    table_console: Any = None  # where the profile stage prints its latency table (None: not at all)
+    table_console: Console | None = None  # where the profile stage prints its latency table (None: not at all)
 
 
 def now_utc() -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from seekdeploy.errors import SeekdeployError
 from seekdeploy.pipeline import stages
@@ -28,11 +28,13 @@ from seekdeploy.pipeline.context import (
 )
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from seekdeploy.measure.profile import ProfileOutcome
 
 
-def open_context(config: PipelineConfig, console: Any, say: Callable[[str], None],
-                 table_console: Any = None) -> PipelineContext:
+def open_context(config: PipelineConfig, console: Console, say: Callable[[str], None],
+                 table_console: Console | None = None) -> PipelineContext:
     """Resolve the profile and folders and load pipeline.json (nothing is trained or written)."""
     from seekdeploy.profiles.loader import load_profile
 
@@ -47,8 +49,8 @@ def open_context(config: PipelineConfig, console: Any, say: Callable[[str], None
                            table_console=table_console)
 
 
-def run_pipeline(config: PipelineConfig, console: Any = None, say: Callable[[str], None] = print,
-                 table_console: Any = None) -> PipelineResult:
+def run_pipeline(config: PipelineConfig, console: Console | None = None, say: Callable[[str], None] = print,
+                 table_console: Console | None = None) -> PipelineResult:
     """Run every stage that is not current, in order, and return the verdict summary.
 
     `say` prints the stage lines; `console` (rich, stderr by default) gets training progress;
