@@ -23,6 +23,8 @@ from seekdeploy.profiles.schema import Role
 from seekdeploy.train.records import format_seconds
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from seekdeploy.data.dataset import ImageSplit
     from seekdeploy.profiles.schema import HardwareProfile
     from seekdeploy.train.session import TrainSession
@@ -213,7 +215,7 @@ def expected_motivated_fraction(session: TrainSession) -> tuple[float, float]:
     return min(fractions), max(fractions)
 
 
-def announce_training(console: Any, session: TrainSession,
+def announce_training(console: Console, session: TrainSession,
                       profile: HardwareProfile | None = None) -> TrainingEstimate:
     """Print the plan (for a new run with a profile) and the estimated training time; return the
     estimate for the progress display."""

@@ -18,6 +18,8 @@ from seekdeploy import __version__, layout
 from seekdeploy._io import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from seekdeploy.train.estimate import TrainingEstimate
 
 METRICS_NAME = layout.METRICS
@@ -98,7 +100,7 @@ class ProgressDisplay:
     the real speed after), shown on the bar and appended to each epoch line.
     """
 
-    def __init__(self, console: Any, total_steps: int, done_steps: int,
+    def __init__(self, console: Console, total_steps: int, done_steps: int,
                  estimate: TrainingEstimate | None = None) -> None:
         self.console = console
         self.estimate = estimate

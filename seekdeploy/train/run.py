@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -22,6 +22,8 @@ from seekdeploy.train.records import ProgressDisplay, library_versions, write_ma
 from seekdeploy.train.session import TRAINING_FLOPS_PER_FORWARD, TrainSession
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from seekdeploy.nn.spec import FamilyConfig, SubnetSpec
     from seekdeploy.profiles.schema import HardwareProfile
 
@@ -213,7 +215,7 @@ def _latency_prediction(run_dir: Path) -> dict:
 
 
 def train_pair(config: TrainConfig | None, run_dir: Path, *, profile: HardwareProfile | None = None,
-               resume: bool = False, console: Any = None, device: str | None = None) -> TrainSummary:
+               resume: bool = False, console: Console | None = None, device: str | None = None) -> TrainSummary:
     """Train (or resume) a base/motivated pair in `run_dir` and return its summary.
 
     Raises TrainingInterrupted (after saving) on SIGINT/SIGTERM and TrainingDiverged on a
