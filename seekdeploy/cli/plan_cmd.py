@@ -19,13 +19,15 @@ import click
 from seekdeploy.nn.registry import DEFAULT_FAMILY, list_families  # light: no torch at import
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from seekdeploy.plan.planner import PairPlan
 
 FAMILIES = tuple(list_families())
 
 
 @contextmanager
-def _calibration_warnings_to(console: Any) -> Iterator[None]:
+def _calibration_warnings_to(console: Console) -> Iterator[None]:
     # A stale or foreign calibration is worth one readable line, not a Python warning trace.
     from seekdeploy.plan.calibration_file import CalibrationWarning
 
@@ -74,7 +76,7 @@ def plan(profile_name: str, arch: str, calibration: Path | None, roofline: bool,
     _print_plan(console, result)
 
 
-def _print_plan(console: Any, result: PairPlan) -> None:
+def _print_plan(console: Console, result: PairPlan) -> None:
     from rich import box
     from rich.table import Table
 
@@ -163,7 +165,7 @@ class CalibrationProgress:
 
     _LABELS = {"export": "exporting", "time": "timing", "re-export": "re-exporting", "re-time": "re-timing"}
 
-    def __init__(self, console: Any) -> None:
+    def __init__(self, console: Console) -> None:
         self.console = console
         self._progress = None
         self._tasks: dict[str, Any] = {}

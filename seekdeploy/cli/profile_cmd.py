@@ -19,6 +19,8 @@ from seekdeploy.measure.profile import DEFAULT_WINDOWS
 from seekdeploy.remote.cli_options import remote_options
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from seekdeploy.measure.profile import ProfileOutcome
     from seekdeploy.measure.remote import RemoteOutcome
     from seekdeploy.profiles.schema import HardwareProfile
@@ -113,7 +115,7 @@ def profile_settings_from_cli(options: dict[str, Any]) -> Any:
 
 
 def profile_outcomes(export: Path, profile: HardwareProfile, options: dict[str, Any],
-                     console: Any) -> list[ProfileOutcome]:
+                     console: Console) -> list[ProfileOutcome]:
     """Measure locally, or on every `--host` in parallel; one `ProfileOutcome` per device."""
     from seekdeploy.measure.profile import RemoteSettings, profile_local, profile_on_hosts
     from seekdeploy.remote.cli_options import ssh_options_from_cli
