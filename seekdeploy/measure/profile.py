@@ -18,6 +18,8 @@ from seekdeploy.backends import get_backend
 from seekdeploy.errors import ConfigError, SeekdeployError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from seekdeploy.measure.remote import RemoteOutcome
     from seekdeploy.profiles.schema import HardwareProfile
     from seekdeploy.remote.ssh import SshOptions
@@ -285,7 +287,8 @@ def _input_chw(target: ModelTarget, profile: HardwareProfile) -> tuple[tuple[int
                            f"profile {profile.name}'s {declared}; using the model's")
 
 
-def print_outcomes(console: Any, export: Path, profile: HardwareProfile, outcomes: list[ProfileOutcome]) -> bool:
+def print_outcomes(console: Console, export: Path, profile: HardwareProfile,
+                   outcomes: list[ProfileOutcome]) -> bool:
     """The table and verdicts of every device (errors in red); True when every device passed."""
     from seekdeploy.runtime.display import print_report
 
@@ -302,7 +305,7 @@ def print_outcomes(console: Any, export: Path, profile: HardwareProfile, outcome
     return passed
 
 
-def _print_predictions(console: Any, export: Path, profile: HardwareProfile,
+def _print_predictions(console: Console, export: Path, profile: HardwareProfile,
                        results: Sequence[dict[str, Any]]) -> None:
     # The latency the planner predicted at training time (if recorded) beside the measurement.
     from seekdeploy.plan.report import prediction_lines
