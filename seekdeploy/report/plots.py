@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from seekdeploy.profiles.schema import ROLE_NAMES
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 COLORS = {"base": "#1f77b4", "motivated": "#ff7f0e", "cascade": "#2ca02c"}
 _DPI = 110
@@ -27,7 +31,7 @@ def _figure(width_in: float, height_in: float, rows: int = 1, cols: int = 1, **k
     return figure, figure.subplots(rows, cols, squeeze=False, **kwargs)
 
 
-def _png(figure: Any) -> bytes:
+def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     # No "Software" text chunk: the embedded image then carries no URL of any kind.
     figure.savefig(buffer, format="png", metadata={"Software": None})
@@ -64,7 +68,7 @@ def plot_training_curves(metrics: list[dict[str, Any]], motivation: list[dict[st
     return _png(figure)
 
 
-def _plot_motivated_steps(ax: Any, motivation: list[dict[str, Any]]) -> None:
+def _plot_motivated_steps(ax: Axes, motivation: list[dict[str, Any]]) -> None:
     # Each step sits at epoch + (position in epoch) / (steps in epoch): a rug of motivated steps
     # over the same epoch axis as the curves, with the motivated fraction of every epoch as bars.
     per_epoch: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -100,7 +104,7 @@ def plot_latency_distribution(samples_ms: dict[str, list[float]],
     return _png(figure)
 
 
-def _latency_histogram(ax: Any, role: str, samples: np.ndarray, budget: dict[str, Any] | None) -> None:
+def _latency_histogram(ax: Axes, role: str, samples: np.ndarray, budget: dict[str, Any] | None) -> None:
     percentile = budget["latency_percentile"] if budget else 95.0
     measured = float(np.percentile(samples, percentile))
     limit = budget.get("latency_ms") if budget else None
@@ -167,7 +171,7 @@ def plot_accuracy_latency(roles: list[dict[str, Any]], cascade: dict[str, Any] |
     return _png(figure)
 
 
-def _frame_accuracy_axes(ax: Any, xs: list[float], ys: list[float], log_scale: bool, statistic: str) -> None:
+def _frame_accuracy_axes(ax: Axes, xs: list[float], ys: list[float], log_scale: bool, statistic: str) -> None:
     # Zoom on the measured points; the budget boxes extend past the view where they are larger.
     if log_scale:
         ax.set_xscale("log")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy.report._format import SUMMARY_COLUMNS, summary_rows
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _STYLE = {"PASS": "bold green", "FAIL": "bold red"}
 
 
-def print_summary_table(results: dict[str, Any] | Sequence[dict[str, Any]], console: Any,
+def print_summary_table(results: dict[str, Any] | Sequence[dict[str, Any]], console: Console,
                         title: str | None = None) -> bool:
     """Print role, params, FLOPs, accuracy, p50/p95 latency, budget and verdict per role.
 
