@@ -17,6 +17,8 @@ from seekdeploy.nn.layers import Cost, Layer, cost_from_layers
 from seekdeploy.nn.spec import FamilyConfig, SubnetSpec
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from seekdeploy.nn.base import Supernet
     from seekdeploy.nn.grid import SpecGrid
 
@@ -54,7 +56,7 @@ class Family:
         """The elastic supernet of `config` (keyword arguments as `models.build_supernet`)."""
         return importlib.import_module(self.models).build_supernet(config, **kwargs)
 
-    def build_static(self, spec: SubnetSpec, **kwargs: Any) -> Any:
+    def build_static(self, spec: SubnetSpec, **kwargs: Any) -> nn.Module:
         """A freshly initialized static network of `spec` (keyword arguments as `models.build_static`)."""
         return importlib.import_module(self.models).build_static(spec, **kwargs)
 
