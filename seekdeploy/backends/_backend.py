@@ -11,7 +11,11 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from seekdeploy.runtime.runners import Runner
+    from seekdeploy.runtime.targets import ModelTarget
 
 
 @dataclass(frozen=True)
@@ -39,11 +43,11 @@ class Backend:
 
     name: str
     summary: str
-    create_runner: Callable[[Any, Sequence[str], int, str | None], Any]
+    create_runner: Callable[[Any, Sequence[str], int, str | None], Runner]
     check_here: Callable[[], list[DoctorCheck]] | None = None
     require_here: Callable[[], Any] | None = None  # imports the runtime or raises MissingDependencyError
     # (model target, profile name, precision) -> what its runner loads here; None: the ONNX file
-    load_local_model: Callable[[Any, str, str], Any] | None = None
+    load_local_model: Callable[[ModelTarget, str, str], Any] | None = None
     onnx_opset_ceiling: Callable[[str], int | None] | None = None  # declared runtime version -> newest opset
     # The planner's roofline: fixed cost per layer (onnxruntime's per-operator dispatch on a CPU is
     # ~5-20 us, a TensorRT kernel launch on a Jetson ~5 us; documented defaults, not measured).
