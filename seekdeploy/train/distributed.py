@@ -33,7 +33,7 @@ import datetime
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,7 +138,7 @@ def distributed_training(device: str = "auto",
         torch.distributed.destroy_process_group()
 
 
-def _collective(what: str, operation: Any, *args: Any, **kwargs: Any) -> None:
+def _collective(what: str, operation: Callable[..., object], *args: Any, **kwargs: Any) -> None:
     try:
         operation(*args, **kwargs)
     except RuntimeError as exc:  # DistBackendError and gloo/nccl failures are RuntimeErrors
