@@ -14,12 +14,14 @@ import importlib
 import pkgutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from seekdeploy.backends._backend import Backend, DoctorCheck
 from seekdeploy.errors import RuntimeBackendError, did_you_mean
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from seekdeploy.profiles.schema import RuntimeName
     from seekdeploy.runtime.runners import Runner
 
@@ -65,8 +67,8 @@ def get_backend(name: RuntimeName | str) -> Backend:
     return backend
 
 
-def create_runner(runtime: RuntimeName | str, model: Any, providers: Sequence[str] = (), threads: int = 0,
-                  precision: str | None = None) -> Runner:
+def create_runner(runtime: RuntimeName | str, model: str | Path | nn.Module, providers: Sequence[str] = (),
+                  threads: int = 0, precision: str | None = None) -> Runner:
     """The `Runner` of backend `runtime` for `model` (a file path; an `nn.Module` for torch)."""
     return get_backend(runtime).create_runner(model, tuple(providers), int(threads), precision)
 
