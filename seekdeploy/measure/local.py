@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from seekdeploy.runtime.timing import (
     reset_peak_rss,
 )
 
+if TYPE_CHECKING:
+    from torch import nn
+
 MIB = 1024.0 * 1024.0
 
 
@@ -37,7 +40,7 @@ MIB = 1024.0 * 1024.0
 class ProfileRequest:
     """What to measure: the model, how to run it, its input shape (B, C, H, W) and the protocol."""
 
-    model: Any  # a path for onnxruntime/tensorrt, an nn.Module for torch
+    model: str | Path | nn.Module  # a file for onnxruntime/openvino/tensorrt, a module for torch
     runtime: str
     input_shape: tuple[int, int, int, int]
     protocol: ProtocolSettings

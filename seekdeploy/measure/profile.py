@@ -19,6 +19,7 @@ from seekdeploy.errors import ConfigError, SeekdeployError
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from torch import nn
 
     from seekdeploy.measure.remote import RemoteOutcome
     from seekdeploy.profiles.schema import HardwareProfile
@@ -244,7 +245,7 @@ def judge_result(role: str, result: dict[str, Any], profile: HardwareProfile,
 
 
 def _measure_target(target: ModelTarget, profile: HardwareProfile, settings: ProfileSettings,
-                    chw: tuple[int, int, int], model: Any = None) -> dict[str, Any]:
+                    chw: tuple[int, int, int], model: Path | nn.Module | None = None) -> dict[str, Any]:
     from seekdeploy.runtime.timing import ProtocolSettings
 
     runtime = settings.runtime or profile.runtime.name.value
@@ -269,7 +270,7 @@ def _measure_target(target: ModelTarget, profile: HardwareProfile, settings: Pro
     return profile_model(request)
 
 
-def _local_model(runtime: str, target: ModelTarget, profile: HardwareProfile) -> Any:
+def _local_model(runtime: str, target: ModelTarget, profile: HardwareProfile) -> Path | nn.Module | None:
     # What the backend's runner loads here (an engine, a static module); None: the agent times the ONNX file.
     backend = get_backend(runtime)
     if backend.local_through_agent or backend.load_local_model is None:
