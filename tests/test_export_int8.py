@@ -25,9 +25,13 @@ CALIBRATION_IMAGES = 64
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    return train_tiny_run(tmp_path_factory.mktemp("runs") / "tiny", epochs=1, batch_size=64, seed=0,
-                          condition="random:p=0.3", base_spec="depth=1,1;width=4,8",
-                          motivated_spec="depth=1,2;width=8,16")
+    # Pinned training (one role per batch, seed 1): the tests below need a model that some INT8
+    # calibration costs test images while still agreeing with fp32, and whose export's own
+    # calibration passes; a 1-epoch tiny model meets that for some seeds only (seeds 0, 2 and 3
+    # do not after the step-type and BN-staleness changes), so the seed is part of the setup.
+    return train_tiny_run(tmp_path_factory.mktemp("runs") / "tiny", epochs=1, batch_size=64, seed=1,
+                          condition="random:p=0.3", motivated_step="alone",
+                          base_spec="depth=1,1;width=4,8", motivated_spec="depth=1,2;width=8,16")
 
 
 @pytest.fixture(scope="module")
@@ -122,14 +126,19 @@ def _losing_setting(run_dir: Path, folder: Path, tmp_path: Path) -> tuple[str, s
     for count in (1, 4, CALIBRATION_IMAGES):
         data = _eval_data(run_dir, calibration_images=count)
         for role in ("motivated", "base"):
-            fp32 = accuracy(run_onnx(folder / role / "model.onnx", data.test_images), data.test_labels)
+            fp32_logits = run_onnx(folder / role / "model.onnx", data.test_images)
+            fp32 = accuracy(fp32_logits, data.test_labels)
             for method in CalibrationMethod:
                 path = quantize_int8(folder / role / "model.onnx", tmp_path / f"{role}.{method.value}.{count}.onnx",
                                      data.calibration_images, method).path
-                drop_pp = 100 * (fp32 - accuracy(run_onnx(path, data.test_images), data.test_labels))
-                if drop_pp > 0:
+                int8_logits = run_onnx(path, data.test_images)
+                drop_pp = 100 * (fp32 - accuracy(int8_logits, data.test_labels))
+                # Only a setting the agreement check passes (with margin) is refused for its drop.
+                agreement = float(np.mean(np.argmax(int8_logits, 1) == np.argmax(fp32_logits, 1)))
+                if drop_pp > 0 and agreement >= 0.975:
                     return role, method.value, count, drop_pp
-    raise AssertionError("precondition: some INT8 calibration of this tiny model loses test images")
+    raise AssertionError("precondition: some INT8 calibration of this tiny model loses test images "
+                         "while agreeing with fp32")
 
 
 def test_a_drop_above_the_allowed_one_is_refused_and_leaves_nothing(exported, tmp_path):
