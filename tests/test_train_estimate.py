@@ -80,6 +80,13 @@ def test_rate_controllers_give_their_rate(condition: str, low: float, high: floa
     assert low - 1e-9 <= got[0] <= got[1] <= high + 1e-9
 
 
+def test_a_rising_share_is_replayed_over_the_whole_run() -> None:
+    # 10 epochs of 843 steps: longer than the replay, which must still see the ramp's end.
+    config = TrainConfig(condition="schedule:p=0.4,ramp=0.4", epochs=10)
+    low, high = expected_motivated_fraction(SimpleNamespace(config=config, steps_per_epoch=843))
+    assert low == pytest.approx(0.4, abs=0.01) and high == pytest.approx(0.4, abs=0.01)
+
+
 def test_a_signal_condition_gives_a_range_from_its_own_code() -> None:
     from seekdeploy.train.config import MotivatedStep
 

@@ -202,7 +202,9 @@ def expected_motivated_fraction(session: TrainSession) -> tuple[float, float]:
     steps = min(total, SIMULATED_STEPS_MAX)
     fractions = []
     for curve in ("improving", "stalled"):
-        condition = create_condition(config.condition, seed=config.seed, total_steps=total)
+        # The replay is the run compressed to `steps`: a condition that schedules over the run
+        # (a rising share) must see that length, or the replay covers only its start.
+        condition = create_condition(config.condition, seed=config.seed, total_steps=steps)
         noise = random.Random(config.seed)
         motivated = 0
         for step in range(steps):
