@@ -44,8 +44,10 @@ def to_markdown(rows: list[dict[str, Any]], never: float | None, always: float |
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         base, motivated = row["base_top1"][0], row["motivated_top1"][0]
-        d_base = (base - never) * 100 if never is not None else None
-        d_mot = (motivated - always) * 100 if always is not None else None
+        # Paired per seed against the same seed's baselines (the summary's own deltas).
+        d_base = row["base_minus_never"][0] * 100 if row.get("base_minus_never") else None
+        d_mot = (row["motivated_minus_always"][0] * 100 if row.get("motivated_minus_always")
+                 else None)
         ok = (d_base is not None and d_mot is not None and d_base >= -BASE_TOLERANCE_PP
               and d_mot >= -MOTIVATED_TOLERANCE_PP)
         wall = row.get("wall_vs_always")
