@@ -30,11 +30,11 @@ def frontier_rows(summary: dict[str, Any], step: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: row["fraction"])
 
 
-def _reference(summary: dict[str, Any], label: str, key: str) -> float | None:
-    for row in summary["rows"]:
-        if row["condition"] == label:
-            return row[key][0]
-    return None
+def _reference(summary: dict[str, Any], label: str, role: str, seeds: set[int]) -> float | None:
+    """A baseline's test top-1 for `role`, averaged over the seeds the frontier rows ran."""
+    runs = summary["runs"].get(label, {})
+    values = [run["test_top1"][role] for seed, run in runs.items() if int(seed) in seeds]
+    return sum(values) / len(values) if values else None
 
 
 def to_markdown(rows: list[dict[str, Any]], never: float | None, always: float | None) -> str:
@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {summary_path} has no {args.step}-p<P> rows with an `always` reference",
               file=sys.stderr)
         return 1
-    never = _reference(summary, "never", "base_top1")
-    always = _reference(summary, "always", "motivated_top1")
+    seeds = {seed for row in rows for seed in row["seeds"]}
+    never = _reference(summary, "never", "base", seeds)
+    always = _reference(summary, "always", "motivated", seeds)
     settings = summary["settings"]
     title = (f"{settings['family']}, Fashion-MNIST, {settings['train_subset']} images, "
              f"{settings['epochs']} epochs, {args.step} steps")
