@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -155,14 +155,19 @@ def resume_run(run_dir: Path, device: str | None = None) -> TrainSession:
     return resume_session(run_dir, device)
 
 
+def _resolved_config(run_dir: Path) -> dict[str, Any]:
+    """The run's config.yaml as written by start_run ({} when there is none)."""
+    path = run_dir / CONFIG_NAME
+    resolved = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return resolved if isinstance(resolved, dict) else {}
+
+
 def saved_device(run_dir: Path) -> str:
     """The --device a run was started with (from its config.yaml; `auto` when unreadable)."""
-    path = run_dir / CONFIG_NAME
     try:
-        resolved = yaml.safe_load(path.read_text(encoding="utf-8"))
+        device = _resolved_config(run_dir).get("device")
     except (OSError, yaml.YAMLError):
         return "auto"
-    device = resolved.get("device") if isinstance(resolved, dict) else None
     return device if device in ("auto", "cpu", "cuda") else "auto"
 
 
@@ -208,9 +213,7 @@ def finish_run(session: TrainSession, profile_name: str | None) -> TrainSummary:
 
 def _latency_prediction(run_dir: Path) -> dict:
     # Recorded in config.yaml by start_run (the profile object is gone on resume).
-    path = run_dir / CONFIG_NAME
-    resolved = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
-    prediction = resolved.get("latency_prediction") if isinstance(resolved, dict) else None
+    prediction = _resolved_config(run_dir).get("latency_prediction")
     return dict(prediction) if isinstance(prediction, dict) else {}
 
 
@@ -228,8 +231,7 @@ def train_pair(config: TrainConfig | None, run_dir: Path, *, profile: HardwarePr
         console = Console(file=io.StringIO())  # progress and epoch lines: rank 0 only
     if resume:
         session = resume_run(run_dir, device)
-        profile_name = yaml.safe_load((run_dir / CONFIG_NAME).read_text()).get("profile") \
-            if (run_dir / CONFIG_NAME).is_file() else None
+        profile_name = _resolved_config(run_dir).get("profile")
     else:
         session = start_run(config, run_dir, profile=profile)
         profile_name = profile.name

@@ -183,7 +183,7 @@ def slope_t_statistic(values: list[float]) -> float:
         return 0.0
     mean_x, mean_y = (count - 1) / 2.0, sum(values) / count
     sxx = sum((i - mean_x) ** 2 for i in range(count))
-    slope = sum((i - mean_x) * (y - mean_y) for i, y in enumerate(values)) / sxx
+    slope = regression_slope(values)
     residual = sum((y - mean_y - slope * (i - mean_x)) ** 2 for i, y in enumerate(values))
     standard_error = (residual / (count - 2) / sxx) ** 0.5
     if standard_error == 0.0:
