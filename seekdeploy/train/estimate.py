@@ -195,7 +195,7 @@ def expected_motivated_fraction(session: TrainSession) -> tuple[float, float]:
     import random
 
     from seekdeploy.train.conditions import create_condition
-    from seekdeploy.train.loop import is_joint
+    from seekdeploy.train.loop import trains_base_too
 
     config = session.config
     total = session.steps_per_epoch * config.epochs
@@ -210,7 +210,7 @@ def expected_motivated_fraction(session: TrainSession) -> tuple[float, float]:
         for step in range(steps):
             role = condition.decide(step).role
             motivated += role is Role.MOTIVATED
-            if role is Role.BASE or is_joint(session, role):
+            if role is Role.BASE or trains_base_too(session, role):
                 loss = 2.0 * math.exp(-3.0 * step / steps) if curve == "improving" else 1.0 + noise.gauss(0, 0.05)
                 condition.observe_base_loss(loss)
         fractions.append(motivated / max(1, steps))

@@ -65,7 +65,7 @@ def _base_objective(session: TrainSession, base_ce: torch.Tensor, base_logits: t
     return (1.0 - weight) * base_ce + weight * distill
 
 
-def is_joint(session: TrainSession, role: Role) -> bool:
+def trains_base_too(session: TrainSession, role: Role) -> bool:
     """Whether a batch of `role` also trains the base (a motivated batch under --motivated-step
     joint or shielded)."""
     return role is Role.MOTIVATED and session.config.motivated_step is not MotivatedStep.ALONE
@@ -112,7 +112,7 @@ def train_step(session: TrainSession, images: torch.Tensor, labels: torch.Tensor
     logits = _forward(session, inputs, role)
     losses = {role: F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)}
     base_objective = None
-    if is_joint(session, role):
+    if trains_base_too(session, role):
         base_logits = _forward(session, inputs, Role.BASE)
         losses[Role.BASE] = F.cross_entropy(base_logits.float(), labels, label_smoothing=smoothing)
         base_objective = _base_objective(session, losses[Role.BASE], base_logits, logits)
