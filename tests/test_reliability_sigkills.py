@@ -18,8 +18,7 @@ from forkserver import ForkServer, fork_server  # noqa: F401 (a fixture)
 from helpers import write_tiny_profile
 from seekdeploy._io import TMP_PREFIX
 from seekdeploy.runtime.results import load_profile_document
-from test_reliability_export import check_published, kill_exports
-from test_reliability_train import kill_and_resume
+from kills import check_published, kill_and_resume, kill_exports
 
 TOTAL_KILLS = 100
 TRAIN_KILLS = 2 * 20  # two runs, resumed after every kill

@@ -4,7 +4,7 @@ does it during training (`_transform`), so the export manifest can state it exac
 The description is plain JSON: where a source's pixels come from and how they become uint8
 [0, 255] (`PixelSource`), the resize (method, antialiasing, pixel-centre convention, the library
 call that defines it and which other library reproduces it), the colour conversion and its place
-in the order, and the scaling and normalization. `tests/test_manifest_preprocessing.py` rebuilds
+in the order, and the scaling and normalization. `tests/export/test_manifest_preprocessing.py` rebuilds
 the preprocessing from this block alone with Pillow and reproduces an export's recorded accuracy.
 """
 

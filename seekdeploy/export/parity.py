@@ -3,7 +3,7 @@
 An export that drifts beyond its precision's tolerance is an error (`ExportError`), never a
 warning: a model that does not compute what was trained must not ship.
 
-Tolerances, chosen by measurement (tests/test_export_parity.py; torch 2.14, onnxruntime 1.32, 64
+Tolerances, chosen by measurement (tests/export/test_export_parity.py; torch 2.14, onnxruntime 1.32, 64
 random images, tiny conv, attention and 64/128-channel conv models with logit std 0.2-0.3): fp32
 ONNX vs torch differed by at most 1.5e-7, so 1e-4 leaves a wide margin for deeper models while
 still catching any real graph error. fp16 (fp32 I/O) differed by at most 1.8e-4, a relative error

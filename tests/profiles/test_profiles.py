@@ -25,7 +25,7 @@ from seekdeploy.profiles.schema import Precision, Role, RuntimeName
 
 SHIPPED = {"jetson-orin-nano", "jetson-agx-orin", "jetson-nano", "raspberry-pi-5", "x86-cpu",
            "x86-cpu-openvino"}
-REPO_PROFILES = Path(__file__).resolve().parents[1] / "profiles"
+REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 
 
 def valid_data() -> dict[str, Any]:

@@ -116,7 +116,7 @@ def test_cv_percent() -> None:
 def test_tensorrt_runner_loads_an_engine(tmp_path: Path) -> None:  # pragma: no cover - needs a GPU
     from seekdeploy.backends.tensorrt import TensorRTRunner
 
-    engine = Path(__file__).parent / "data" / "tiny.engine"
+    engine = Path(__file__).resolve().parents[1] / "fixtures" / "tiny.engine"
     if not engine.is_file():
         pytest.skip("no prebuilt engine for this GPU/TensorRT; build one with trtexec to run this test")
     with TensorRTRunner(engine) as runner:

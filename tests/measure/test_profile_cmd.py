@@ -13,7 +13,7 @@ import yaml
 
 torch = pytest.importorskip("torch")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def export_tiny(folder: Path, width: int, accuracy: float | None = 0.9, hw: int = 8) -> Path:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from helpers import Display
 from seekdeploy.errors import CheckpointError, SpecError, TrainingDiverged
 from seekdeploy.train._signals import TrainingInterrupted
 from seekdeploy.train.checkpoint import load_run, read_checkpoint
@@ -22,21 +21,6 @@ PROFILE = SimpleNamespace(name="tiny", input=SimpleNamespace(channels=1, height=
 CONFIG = TrainConfig(arch="resnet", data="digits", epochs=2, batch_size=64, seed=5,
                      condition="random:p=0.3", base_spec="depth=1,1;width=2,4",
                      motivated_spec="depth=1,1;width=4,8", device="cpu", bn_recalibrate_batches=2)
-
-
-class Display:
-    """Quiet display; optionally sends this process a real SIGTERM at a given step."""
-
-    def __init__(self, signal_at_step: int | None = None) -> None:
-        self.signal_at_step, self.steps = signal_at_step, 0
-
-    def update_step(self, *args) -> None:
-        self.steps += 1
-        if self.steps == self.signal_at_step:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    def log(self, text: str) -> None:
-        pass
 
 
 def _train(run_dir: Path, signal_at_step: int | None = None):

@@ -1,6 +1,6 @@
 """Issue 18: adding a model family is one new module in `seekdeploy/nn/families/` (plus tests).
 
-`tests/data/toy_family/toy.py` is such a module. Put on the families package's search path (not
+`tests/fixtures/toy_family/toy.py` is such a module. Put on the families package's search path (not
 copied into the package, so other runs never see it), it is listed, parsed, built, sliced, costed
 and planned, and the CLI offers it as an --arch choice, with no other file naming it.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-TOY_FOLDER = Path(__file__).parent / "data" / "toy_family"
+TOY_FOLDER = Path(__file__).resolve().parents[1] / "fixtures" / "toy_family"
 
 
 @pytest.fixture

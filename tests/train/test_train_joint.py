@@ -19,7 +19,7 @@ from seekdeploy.train.conditions import create_condition
 from seekdeploy.train.config import MotivatedStep, TrainConfig
 from seekdeploy.train.run import finish_run, start_run
 from seekdeploy.train.session import TRAINING_FLOPS_PER_FORWARD, resume_session
-from tests.test_train_checkpoint import Display
+from helpers import Display
 
 PROFILE = SimpleNamespace(name="tiny", input=SimpleNamespace(channels=1, height=8, width=8))
 JOINT = TrainConfig(arch="resnet", data="digits", epochs=2, batch_size=64, seed=3,

@@ -28,7 +28,7 @@ from seekdeploy.runtime.timing import (
 )
 from seekdeploy.runtime.windows import merge_windows, profile_interleaved
 
-RUNTIME_DIR = Path(__file__).resolve().parents[1] / "seekdeploy" / "runtime"
+RUNTIME_DIR = Path(__file__).resolve().parents[2] / "seekdeploy" / "runtime"
 
 
 class FakeClock:

@@ -17,7 +17,7 @@ from seekdeploy.train.checkpoint import CHECKPOINT_NAME, load_run, read_checkpoi
 from seekdeploy.train.optim import create_optimizer
 from seekdeploy.train.run import TrainSummary, train_pair
 from seekdeploy.train.session import resume_session
-from tests.test_train_checkpoint import Display
+from helpers import Display
 
 
 @pytest.mark.parametrize("name", ["adamw", "sgd"])
@@ -100,7 +100,7 @@ def test_resume_continues_on_the_saved_device_unless_told_otherwise(tmp_path) ->
 
 
 def test_cli_resume_honours_an_explicit_device(tmp_path) -> None:
-    from tests.helpers import cli_in_process
+    from helpers import cli_in_process
 
     run_dir = _interrupted_run_trained_on(tmp_path, "cpu")
     code, out, err = cli_in_process("train", "--resume", str(run_dir), "--device", "cpu")

@@ -14,7 +14,7 @@ import pytest
 
 from seekdeploy.runtime.environment import collect_environment, read_cpu_model
 
-RUNTIME_DIR = Path(__file__).resolve().parents[1] / "seekdeploy" / "runtime"
+RUNTIME_DIR = Path(__file__).resolve().parents[2] / "seekdeploy" / "runtime"
 
 
 def test_this_machine() -> None:

@@ -1,10 +1,10 @@
 """Issue 18 regression: one layer description per family must cost and plan exactly as the four
 hand-written copies did (elastic model aside): `estimate_cost`, `list_layers` and
 `seekdeploy plan --json` for two profiles, recorded from the tree before the redesign in
-`tests/data/family_baseline.json`.
+`tests/fixtures/family_baseline.json`.
 
 Regenerate only on purpose (a deliberate change of what is counted):
-`python tests/test_plan_family_regression.py` rewrites the file from the current tree.
+`python tests/plan/test_plan_family_regression.py` rewrites the file from the current tree.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-BASELINE = Path(__file__).parent / "data" / "family_baseline.json"
+BASELINE = Path(__file__).resolve().parents[1] / "fixtures" / "family_baseline.json"
 # (in_channels, image_size, num_classes): the profiles' geometries (3x32 CIFAR, 1x28 Fashion-MNIST,
 # 1x8 digits) and an odd one.
 GEOMETRIES = ((3, 32, 10), (1, 28, 10), (1, 8, 10), (3, 48, 7))

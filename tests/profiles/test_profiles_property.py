@@ -18,7 +18,7 @@ from seekdeploy.errors import ProfileError
 from seekdeploy.profiles.loader import load_profile_file, parse_profile
 from seekdeploy.profiles.schema import HardwareProfile, Role
 
-REPO_PROFILES = Path(__file__).resolve().parents[1] / "profiles"
+REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 BASE_DATA = load_profile_file(REPO_PROFILES / "jetson-orin-nano.yaml").to_json()
 BASE_DATA.pop("source_path")
 
