@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import ModuleType
 
 
@@ -20,7 +20,15 @@ class SeekdeployError(Exception):
 
 
 class ProfileError(SeekdeployError):
-    """A hardware profile is missing, unreadable or invalid."""
+    """A hardware profile is missing, unreadable or invalid.
+
+    `problems` holds every problem of an invalid file, one line each in file order (its key path,
+    the bad value and what is allowed); the message lists them. Empty for any other profile error.
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems)
 
 
 class DatasetError(SeekdeployError):

@@ -79,7 +79,8 @@ def show_command(name: str, as_json: bool) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.pass_context
 def validate_command(ctx: click.Context, files: tuple[Path, ...]) -> None:
-    """Check profile FILES: prints "valid: ..." or the error for each; exit 1 if any is invalid."""
+    """Check profile FILES: prints "valid: ..." for a good file, else every problem in it (key
+    path, bad value, what is allowed); exit 1 if any file is invalid."""
     from seekdeploy.errors import ProfileError
     from seekdeploy.profiles.loader import load_profile_file
     from seekdeploy.profiles.schema import ROLE_NAMES

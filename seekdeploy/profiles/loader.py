@@ -3,8 +3,9 @@
 A profile is named either by a path to a YAML file or by a name/alias looked up in the search
 folders, first `./profiles/` of the current directory (where users drop their own targets, which
 override shipped ones of the same name) and then the profiles shipped inside the package
-(`seekdeploy.shipped_profiles`). YAML is parsed with `yaml.safe_load` only; every problem is a
-`ProfileError` that names the file and what to change.
+(`seekdeploy.shipped_profiles`). YAML is parsed with `yaml.safe_load` only; a file that cannot be
+read or parsed is a `ProfileError` naming the file and what to change, and an invalid one is a
+`ProfileError` listing every problem of the file (see `_validate.py`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 import yaml
 
 from seekdeploy.errors import ProfileError, did_you_mean
-from seekdeploy.profiles._validate import Converter
-from seekdeploy.profiles.schema import HardwareProfile, Role
+from seekdeploy.profiles._validate import validate_profile
+from seekdeploy.profiles.schema import HardwareProfile
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
 USER_PROFILE_DIR = "profiles"
@@ -101,10 +102,10 @@ def load_profile_file(path: Path) -> HardwareProfile:
 
 def parse_profile(data: Any, source: str = "<data>") -> HardwareProfile:
     """Validate already-parsed profile data (the YAML file's layout, e.g. `profile.to_json()`
-    without `source_path`) into a `HardwareProfile`; `source` names it in error messages."""
-    profile = Converter(source).to_dataclass(HardwareProfile, data, "")
-    _check_profile(profile, source)
-    return profile
+    without `source_path`) into a `HardwareProfile`; `source` names it in error messages.
+    Raises one `ProfileError` listing every problem of the data (`.problems`), not just the first.
+    """
+    return validate_profile(data, source)
 
 
 def scan_profiles() -> ProfileScan:
@@ -190,24 +191,6 @@ def _line_of(exc: yaml.YAMLError) -> str:
     if context is not None and context.line != mark.line:
         where += f" ({exc.context} at line {context.line + 1})"
     return where
-
-
-def _check_profile(profile: HardwareProfile, path: Path | str) -> None:
-    # Cross-field rules the per-field validation cannot see.
-    missing = [role.value for role in Role if role not in profile.budgets]
-    if missing:
-        raise ProfileError(
-            f"invalid profile {path}: key 'budgets' has no budget for {', '.join(missing)}; "
-            "every profile declares both 'base' and 'motivated' budgets"
-        )
-    precision = profile.runtime.precision
-    if precision not in profile.hardware.peak_gflops:
-        declared = ", ".join(p.value for p in profile.hardware.peak_gflops) or "none"
-        raise ProfileError(
-            f"invalid profile {path}: key 'hardware.peak_gflops' has no figure for the runtime "
-            f"precision {precision.value!r} (declared: {declared}); "
-            f"add '{precision.value}: <GFLOP/s>'"
-        )
 
 
 def _raise_if_meant_as_name(path: Path) -> None:

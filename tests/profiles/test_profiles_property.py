@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seekdeploy.errors import ProfileError
+from seekdeploy.profiles._validate import MAX_LISTED_PROBLEMS
 from seekdeploy.profiles.loader import load_profile_file, parse_profile
 from seekdeploy.profiles.schema import HardwareProfile, Role
 
@@ -86,6 +87,8 @@ def check_loads_or_profile_error(path: Path) -> None:
         profile = load_profile_file(path)
     except ProfileError as error:
         assert str(path) in str(error)
+        # Every problem found is in the message (a flood is cut at MAX_LISTED_PROBLEMS).
+        assert all(problem in str(error) for problem in error.problems[:MAX_LISTED_PROBLEMS])
         return
     assert isinstance(profile, HardwareProfile)
     for role in Role:
