@@ -71,19 +71,23 @@ class _FieldsMixin:
         known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
         required = [f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-        kwargs = {}
+        kwargs, problems = {}, []  # every problem of the mapping, reported together
         for key, value in fields.items():
             if key == "family":
                 continue
             if key not in known:
-                raise SpecError(
-                    f"{cls.__name__}: unknown key {key!r}{did_you_mean(key, known)}; "
-                    f"allowed keys: {', '.join(known)}"
-                )
-            kwargs[key] = _convert_field(cls.__name__, key, hints[key], value)
-        missing = [key for key in required if key not in kwargs]
+                problems.append(f"unknown key {key!r}{did_you_mean(key, known)}; "
+                                f"allowed keys: {', '.join(known)}")
+                continue
+            try:
+                kwargs[key] = _convert_field(cls.__name__, key, hints[key], value)
+            except SpecError as exc:
+                problems.append(str(exc).removeprefix(f"{cls.__name__}: "))
+        missing = [key for key in required if key not in kwargs and key not in fields]
         if missing:
-            raise SpecError(f"{cls.__name__}: missing {', '.join(missing)} (required: {', '.join(required)})")
+            problems.append(f"missing {', '.join(missing)} (required: {', '.join(required)})")
+        if problems:
+            raise SpecError(f"{cls.__name__}: {'; '.join(problems)}")
         return cls(**kwargs)
 
     def to_json(self) -> dict[str, Any]:

@@ -57,6 +57,16 @@ def test_validation_errors_name_the_problem(text, message):
         parse_spec(None, text)
 
 
+def test_every_problem_of_a_spec_is_reported_at_once():
+    with pytest.raises(SpecError) as caught:
+        parse_spec(None, "resnet:depth=3,x,3;widht=16,32,64;stem=4")
+    message = str(caught.value)
+    for part in ("bad value '3,x,3'", "did you mean 'width'", "unknown key 'stem'", "missing width"):
+        assert part in message, message
+    # In the order they appear in the text, then what is missing.
+    assert message.index("'depth'") < message.index("'widht'") < message.index("'stem'") < message.index("missing")
+
+
 def test_family_mismatch_and_unknown_family():
     with pytest.raises(SpecError, match="expected a 'mbconv' spec"):
         parse_spec("mbconv", "resnet:depth=1,1,1;width=4,4,4")

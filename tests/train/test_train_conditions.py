@@ -88,3 +88,13 @@ def test_bad_condition_text_is_a_clear_config_error(text: str, message: str) -> 
 def test_parse_condition_types() -> None:
     assert parse_condition("streak:k=4, hold=2") == ("streak", {"k": 4, "hold": 2})
     assert parse_condition("random:p=0.3") == ("random", {"p": 0.3})
+
+
+def test_every_problem_of_a_condition_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_condition("streak:k=0,hodl=2,oops,hold=x")
+    message = str(caught.value)
+    assert message.startswith("condition 'streak': ")
+    parts = ["k must be >= 1", "did you mean 'hold'", "expected key=value, got 'oops'", "hold='x' is not a valid int"]
+    positions = [message.find(part) for part in parts]
+    assert -1 not in positions and positions == sorted(positions), message

@@ -60,18 +60,23 @@ def parse_condition(text: str) -> tuple[str, dict[str, Any]]:
                           f"choose one of: {', '.join(list_conditions())}")
     entry = _REGISTRY[name]
     values: dict[str, Any] = {}
+    problems: list[str] = []  # every problem of the text, reported together
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep:
-            raise ConfigError(f"condition {name!r}: expected key=value, got {item!r} "
-                              f"(e.g. {describe_condition(name).split()[0]})")
-        if key not in entry.params:
+            problems.append(f"expected key=value, got {item!r} (e.g. {describe_condition(name).split()[0]})")
+        elif key not in entry.params:
             allowed = ", ".join(entry.params) or "none"
-            raise ConfigError(f"condition {name!r} has no parameter {key!r}"
-                              f"{did_you_mean(key, entry.params)}; parameters: {allowed}")
-        values[key] = _convert(name, key, entry.params[key][0], raw.strip())
-    _validate(name, values)
+            problems.append(f"no parameter {key!r}{did_you_mean(key, entry.params)}; parameters: {allowed}")
+        else:
+            try:
+                values[key] = _convert(name, key, entry.params[key][0], raw.strip())
+                _validate(name, {key: values[key]})
+            except ConfigError as exc:
+                problems.append(str(exc).removeprefix(f"condition {name!r}: "))
+    if problems:
+        raise ConfigError(f"condition {name!r}: {'; '.join(problems)}")
     return name, values
 
 
