@@ -25,8 +25,12 @@ if TYPE_CHECKING:
     from seekdeploy.profiles.schema import RuntimeName
     from seekdeploy.runtime.runners import Runner
 
-__all__ = ["Backend", "DoctorCheck", "agent_module_path", "backend_names", "create_runner", "get_backend",
-           "list_backends", "profile_runtime_names"]
+__all__ = ["REFERENCE_RUNTIME", "Backend", "DoctorCheck", "agent_module_path", "backend_names", "create_runner",
+           "export_backends", "get_backend", "list_backends", "profile_runtime_names", "version_distributions"]
+
+# The runtime every exported ONNX file is proven and scored in on this machine (the export's parity
+# chain), and the agent's default: the one runtime name the stages may rely on.
+REFERENCE_RUNTIME = "onnxruntime"
 
 
 @functools.cache
@@ -55,6 +59,17 @@ def backend_names() -> tuple[str, ...]:
 def profile_runtime_names() -> tuple[str, ...]:
     """The names a profile's `runtime:` may declare (every backend but the eager torch reference)."""
     return tuple(backend.name for backend in list_backends() if backend.in_profiles)
+
+
+def export_backends() -> list[Backend]:
+    """The backends with an export step of their own, by name (the exporter runs each of them)."""
+    return [backend for backend in list_backends() if backend.export_step]
+
+
+def version_distributions() -> dict[str, tuple[str, ...]]:
+    """Runtime name -> the pip distributions carrying its version (`collect_environment(...,
+    distributions=...)` records every backend's version from them)."""
+    return {backend.name: backend.version_distributions() for backend in list_backends()}
 
 
 def get_backend(name: RuntimeName | str) -> Backend:

@@ -39,6 +39,13 @@ class Backend:
     None when the agent cannot time it. `device_modules` must import on a device,
     `device_probe_modules` are probed too, and `check_device_probe(probe, trtexec)` names a missing
     one that has no alternative. `in_profiles`: a profile's `runtime:` may name it.
+
+    Its export step is stage code (`seekdeploy.export`), so it is named, not imported:
+    `export_step` is the dotted name of a module defining `export_role(backend, plan, sliced,
+    role_dir, proofs) -> (manifest section or None, notices)` (the section is stored under the
+    backend's name in each role's manifest.json), `summary_lines(section) -> list[str]` (what
+    `seekdeploy export` prints of it) and optionally `opset_ceiling(profile) -> (opset, reader) |
+    None`. `load_export_step()` imports it when an export runs.
     """
 
     name: str
@@ -66,6 +73,19 @@ class Backend:
     export_formats: tuple[str, ...] = ("onnx",)  # what `seekdeploy run` exports for a profile of it
     int8_needs_calibration_cache: bool = False  # INT8 is built on the device from the export's cache
     agent_returns_artifacts: bool = False  # the agent lists files (engines) to copy back in artifacts.json
+    export_step: str | None = None  # module of its export step (see above); None: it runs the ONNX files as they are
+    export_format: str | None = None  # the `export --format` value that asks for its own artifact (engines)
+    export_precisions: tuple[str, ...] = ()  # the precisions that artifact can be built in
+    calibrates_here: bool = False  # `seekdeploy calibrate` without --host can time it on this machine
+    distributions: tuple[str, ...] = ()  # pip distributions carrying its version, first installed wins; () = its name
+
+    def load_export_step(self) -> ModuleType | None:
+        """The module named by `export_step` (imported now), or None when the backend has none."""
+        return importlib.import_module(self.export_step) if self.export_step else None
+
+    def version_distributions(self) -> tuple[str, ...]:
+        """The pip distributions whose installed version is this runtime's (first installed wins)."""
+        return self.distributions or (self.name,)
 
 
 def import_for_doctor(module: str) -> tuple[ModuleType | None, str]:

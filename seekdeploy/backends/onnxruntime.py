@@ -146,4 +146,6 @@ BACKEND = Backend(
     install_fix="pip install onnxruntime numpy",
     local_through_agent=True,
     runs_precision_copies=True,
+    calibrates_here=True,
+    distributions=("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"),
 )

@@ -117,4 +117,5 @@ BACKEND = Backend(
     install_fix="pip install 'seekdeploy[openvino]'",
     local_through_agent=True,
     runs_precision_copies=True,
+    export_step="seekdeploy.export.openvino_parity",  # OpenVINO vs ONNX Runtime on the exported files
 )

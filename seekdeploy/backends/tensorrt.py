@@ -234,4 +234,8 @@ BACKEND = Backend(
     export_formats=("onnx", "tensorrt"),
     int8_needs_calibration_cache=True,
     agent_returns_artifacts=True,
+    export_step="seekdeploy.export.tensorrt_step",  # lint, then the engine or its build script
+    export_format="tensorrt",
+    export_precisions=("fp32", "fp16", "int8"),
+    distributions=("tensorrt", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-libs"),
 )

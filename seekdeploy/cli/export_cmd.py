@@ -6,19 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from seekdeploy.backends import list_backends
 from seekdeploy.layout import EXPORTS_DIR
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}"
-
-
-def _parity_line(label: str, figures: dict[str, Any]) -> str:
-    return (f"  {label:<26} max |diff| {_fmt(figures['max_abs']):>9}  p99 {_fmt(figures['p99_abs']):>9}  "
-            f"top-1 agree {figures['top1_agreement']:.2%}  (n={figures['n']})")
+# Each runtime backend with an artifact of its own (TensorRT: engines) adds its `--format` value.
+_OWN_FORMATS = {b.export_format: b.export_precisions for b in list_backends() if b.export_format}
 
 
 @click.command("slice")
@@ -35,6 +30,7 @@ def slice_command(run: str, role: str, out_dir: str) -> None:
     (a state_dict plus construction arguments, loadable with torch.load(weights_only=True)).
     """
     from seekdeploy.export.export_run import slice_run
+    from seekdeploy.export.parity import parity_line
     from seekdeploy.profiles.schema import Role
 
     roles = tuple(Role) if role == "both" else (Role(role),)
@@ -42,7 +38,7 @@ def slice_command(run: str, role: str, out_dir: str) -> None:
         params = sum(int(t.numel()) for t in sliced.module.parameters())
         click.echo(f"{sliced.role.value}: {sliced.spec.to_text()}  ({params:,} parameters, "
                    f"BN statistics '{sliced.bn_role}')")
-        click.echo(_parity_line("static vs supernet", sliced.parity.to_json()))
+        click.echo(parity_line("static vs supernet", sliced.parity.to_json()))
         click.echo(f"  saved {path}")
     click.echo(f"PASSED: sliced {', '.join(r.value for r in roles)} (static == supernet within 1e-05)")
 
@@ -52,11 +48,12 @@ def slice_command(run: str, role: str, out_dir: str) -> None:
 @click.option("--roles", default="base,motivated", show_default=True,
               help="Comma-separated roles to export.")
 @click.option("--format", "formats", default="onnx", show_default=True,
-              help="Comma-separated formats: onnx, tensorrt.")
+              help=f"Comma-separated formats: {', '.join(['onnx', *_OWN_FORMATS])}.")
 @click.option("--precision", default=None,
               help="fp32 | fp16 | int8. onnx: fp32, fp16 (adds model.fp16.onnx), int8 (adds "
-                   "model.int8.onnx, QDQ for ONNX Runtime/OpenVINO); tensorrt: fp32, fp16, int8. "
-                   "[ONNX fp32; engines: the profile's precision]")
+                   "model.int8.onnx, QDQ for CPU runtimes); "
+                   + "".join(f"{name}: {', '.join(precisions)}; " for name, precisions in _OWN_FORMATS.items())
+                   + "[ONNX fp32; engines: the profile's precision]")
 @click.option("--profile", default=None,
               help="Target hardware profile (name or YAML) [the one the run was trained for].")
 @click.option("--out", "out_dir", default=EXPORTS_DIR, show_default=True, type=click.Path(file_okay=False),
@@ -103,38 +100,38 @@ def export_command(run: str, roles: str, formats: str, precision: str | None, pr
 
 
 def _print_role(manifest: dict[str, Any], folder: Path) -> None:
+    from seekdeploy.export.parity import parity_line
+
     click.echo(f"{manifest['role']}: {manifest['spec_text']}  params {manifest['params']:,}  "
                f"FLOPs {manifest['flops']:,}  -> {folder}")
     parity = manifest["parity"]
-    click.echo(_parity_line("static vs supernet", parity["static_vs_supernet"]))
+    click.echo(parity_line("static vs supernet", parity["static_vs_supernet"]))
     for name, proof in parity["files"].items():
-        click.echo(_parity_line(f"{name} vs static", proof["vs_static"])
+        click.echo(parity_line(f"{name} vs static", proof["vs_static"])
                    + f"  test top-1 {proof['test_top1']:.2%} (n={proof['test_n']})")
-    _print_cpu_extras(manifest)
+    _print_int8_drop(manifest)
     optimization = manifest["optimization"]
     if not optimization["kept"]:
         click.echo(f"  model.opt.onnx not kept: {optimization['reason']}")
-    tensorrt = manifest.get("tensorrt")
-    if tensorrt:
-        lint = tensorrt["lint"]
-        click.echo(f"  TensorRT {tensorrt['tensorrt_version']} lint: {len(lint)} finding(s)")
-        for finding in lint:
-            click.echo(f"    {finding['severity'].upper()} {finding['code']}: {finding['message']}")
-        if tensorrt.get("engine"):
-            click.echo(f"  engine {tensorrt['engine']} ({tensorrt['method']})")
-        elif tensorrt.get("script"):
-            click.echo(f"  wrote {tensorrt['script']} (engine not built here)")
+    _print_backend_sections(manifest)
 
 
-def _print_cpu_extras(manifest: dict[str, Any]) -> None:
-    # The INT8 accuracy-drop proof and OpenVINO's parity, when the export made them.
+def _print_backend_sections(manifest: dict[str, Any]) -> None:
+    # Each runtime backend's export step prints its own manifest section (named after the backend).
+    from seekdeploy.backends import export_backends
+
+    for backend in export_backends():
+        section = manifest.get(backend.name)
+        if section:
+            for line in backend.load_export_step().summary_lines(section):
+                click.echo(line)
+
+
+def _print_int8_drop(manifest: dict[str, Any]) -> None:
+    # The INT8 accuracy-drop proof, when the export made one.
     for name, proof in manifest["parity"]["files"].items():
         drop = proof.get("accuracy_drop")
         if drop:
             click.echo(f"  {name}: test top-1 drop {drop['drop_pp']:.2f} pp (allowed {drop['allowed_drop_pp']:g} "
                        f"pp, {drop['allowed_from']}); calibrated on {manifest['int8']['calibration_images']} "
                        f"training images ({manifest['int8']['calibration_method']})")
-    openvino = manifest.get("openvino") or {}
-    for name, proof in (openvino.get("files") or {}).items():
-        click.echo(_parity_line(f"{name} OpenVINO vs ORT", proof["vs_onnxruntime"])
-                   + f"  test top-1 {proof['test_top1']:.2%}")

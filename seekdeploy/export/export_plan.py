@@ -1,6 +1,10 @@
 """What an export resolves before it writes anything: the run, the target profile (given, or the
 one the run records), the ONNX opset the target reads, the exported input shape and the evaluation
 data (`plan_export` -> `ExportPlan`). `export_run` and the per-role writers read it.
+
+No runtime is named here: a format other than ONNX is some backend's `export_format`, the opset
+ceiling comes from each backend's export step (`opset_ceiling`), and a runtime that builds its own
+INT8 (`Backend.int8_needs_calibration_cache`) refuses an INT8 QDQ ONNX.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import yaml
 
 from seekdeploy import layout
 from seekdeploy._io import safe_name
+from seekdeploy.backends import export_backends, get_backend
 from seekdeploy.errors import ConfigError, ProfileError
-from seekdeploy.export.options import ExportFormat, ExportOptions
+from seekdeploy.export.options import ONNX_FORMAT, ExportOptions
 from seekdeploy.export.static_models import EvalData, load_eval_data
-from seekdeploy.profiles.schema import HardwareProfile, Precision, RuntimeName
+from seekdeploy.profiles.schema import HardwareProfile, Precision
 from seekdeploy.train.checkpoint import load_run
 
 if TYPE_CHECKING:
@@ -35,6 +40,11 @@ class ExportPlan:
     opset: int
     input_shape: tuple[int, int, int, int]  # (B, C, H, W) of the exported input
     data: EvalData
+
+    @property
+    def runtime_name(self) -> str | None:
+        """The target profile's runtime (a backend name), None without a profile."""
+        return str(self.profile.runtime.name.value) if self.profile else None
 
 
 def run_name_of(run_dir: str | Path) -> str:
@@ -65,10 +75,11 @@ def _resolve_profile(options: ExportOptions, run_dir: Path) -> tuple[HardwarePro
         profile = load_profile(options.profile)
         return profile, profile.name
     name = recorded_profile_name(run_dir)
-    if options.wants(ExportFormat.TENSORRT):
+    own_formats = [f for f in options.formats if f != ONNX_FORMAT]  # a runtime's artifact, built for a target
+    if own_formats:
         if name is None:
-            raise ConfigError("--format tensorrt needs a target: pass --profile P (a TensorRT "
-                              "profile such as jetson-orin-nano); the run records none")
+            raise ConfigError(f"--format {own_formats[0]} needs a target: pass --profile P (a profile whose "
+                              f"runtime builds {own_formats[0]}); the run records none")
         profile = load_profile(name)
         return profile, profile.name
     if name is None:
@@ -80,29 +91,38 @@ def _resolve_profile(options: ExportOptions, run_dir: Path) -> tuple[HardwarePro
 
 
 def _resolve_opset(options: ExportOptions, profile: HardwareProfile | None) -> int:
+    # Each export step may cap the opset for the profile (TensorRT: what its declared version's
+    # parser reads); an --opset above a cap is refused only when that backend's artifact is asked for.
     from seekdeploy.export.onnx_export import DEFAULT_OPSET
-    from seekdeploy.export.tensorrt.lint import max_opset_for_tensorrt
 
-    version = profile.runtime.tensorrt_version if profile else None
-    if version is None:
+    ceilings = []
+    for backend in export_backends():
+        ceiling_of = getattr(backend.load_export_step(), "opset_ceiling", None)
+        found = ceiling_of(profile) if ceiling_of and profile else None
+        if found is not None:
+            ceilings.append((backend, *found))
+    if not ceilings:
         return options.opset or DEFAULT_OPSET
-    ceiling = max_opset_for_tensorrt(version)
     if options.opset is None:
-        return min(DEFAULT_OPSET, ceiling)
-    if options.opset > ceiling and options.wants(ExportFormat.TENSORRT):
-        raise ConfigError(f"--opset {options.opset} is newer than TensorRT {version} of profile "
-                          f"{profile.name} reads (<= {ceiling}); use --opset {ceiling} or omit it")
+        return min(DEFAULT_OPSET, *(ceiling for _, ceiling, _ in ceilings))
+    for backend, ceiling, reader in ceilings:
+        if options.opset > ceiling and options.wants(backend.export_format):
+            raise ConfigError(f"--opset {options.opset} is newer than {reader} of profile "
+                              f"{profile.name} reads (<= {ceiling}); use --opset {ceiling} or omit it")
     return options.opset
 
 
-def _refuse_int8_onnx_for_tensorrt(options: ExportOptions, profile: HardwareProfile | None) -> None:
-    # A QDQ model is for CPU runtimes; TensorRT calibrates its own INT8 engine from the fp32 ONNX.
+def _refuse_int8_onnx_for_own_int8(options: ExportOptions, profile: HardwareProfile | None) -> None:
+    # A QDQ model is for CPU runtimes; a runtime that calibrates its own INT8 artifact (TensorRT's
+    # engine) builds it from the fp32 ONNX.
     if Precision.INT8 not in options.onnx_precisions() or profile is None:
         return
-    if profile.runtime.name is RuntimeName.TENSORRT:
-        raise ConfigError(f"--precision int8 --format onnx makes an INT8 QDQ model for ONNX Runtime or "
-                          f"OpenVINO, but profile {profile.name} runs TensorRT, which builds its INT8 "
-                          "engine from the fp32 ONNX: use --format onnx,tensorrt")
+    backend = get_backend(profile.runtime.name)
+    if backend.int8_needs_calibration_cache:
+        raise ConfigError(f"--precision int8 --format onnx makes an INT8 QDQ model for CPU runtimes, but "
+                          f"profile {profile.name} runs {backend.name}, which builds its INT8 "
+                          f"{backend.export_format or 'model'} from the fp32 ONNX: use --format "
+                          f"{ONNX_FORMAT},{backend.export_format or ONNX_FORMAT}")
 
 
 def plan_export(run_dir: str | Path, options: ExportOptions) -> ExportPlan:
@@ -111,7 +131,7 @@ def plan_export(run_dir: str | Path, options: ExportOptions) -> ExportPlan:
     run_name = run_name_of(run_dir)
     run = load_run(run_dir)
     profile, profile_name = _resolve_profile(options, run_dir)
-    _refuse_int8_onnx_for_tensorrt(options, profile)
+    _refuse_int8_onnx_for_own_int8(options, profile)
     opset = _resolve_opset(options, profile)
     batch = (profile.input.batch if profile else 1) if options.static_batch else 1
     supernet = run.supernet

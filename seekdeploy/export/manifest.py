@@ -35,18 +35,20 @@ _KNOWN_FILES = {
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that produced and checked the export."""
+    import importlib
     import platform
     import sys
 
     import numpy
     import onnx
-    import onnxruntime
     import torch
 
     from seekdeploy import __version__
+    from seekdeploy.backends import REFERENCE_RUNTIME
 
+    reference = importlib.import_module(REFERENCE_RUNTIME)  # the runtime every parity proof ran in
     return {"seekdeploy": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__,
+            REFERENCE_RUNTIME: reference.__version__, "numpy": numpy.__version__,
             "python": sys.version.split()[0], "platform": platform.platform()}
 
 

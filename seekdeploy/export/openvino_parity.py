@@ -5,6 +5,9 @@ which may hold ONNX Runtime's own operators) is run by OpenVINO and by ONNX Runt
 real validation images; the two must agree within the file's precision tolerance
 (`export.parity`), and OpenVINO's own test top-1 is recorded. Where OpenVINO is not installed the
 proof is skipped with a notice (the export is still usable on a device that has it).
+
+This module is the OpenVINO backend's export step (`Backend.export_step`): the exporter calls
+`export_role` for every export, and it proves the files when the profile runs this backend.
 """
 
 from __future__ import annotations
@@ -18,10 +21,28 @@ from seekdeploy.export.quantize import INT8_NAME
 from seekdeploy.profiles.schema import Precision
 
 if TYPE_CHECKING:
+    from seekdeploy.backends import Backend
     from seekdeploy.export.export_plan import ExportPlan
     from seekdeploy.export.static_models import SlicedModel
 
 PROVEN_FILES = {layout.ONNX_FP32: Precision.FP32, layout.ONNX_FP16: Precision.FP16, INT8_NAME: Precision.INT8}
+
+
+def export_role(backend: Backend, plan: ExportPlan, sliced: SlicedModel, role_dir: Path,
+                proofs: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+    """The role's manifest section and notices: the proof of every file proven so far (`proofs`)
+    when the profile runs OpenVINO, else nothing."""
+    if plan.runtime_name != backend.name:
+        return None, []
+    return prove_openvino(plan, sliced, role_dir, list(proofs))
+
+
+def summary_lines(section: dict[str, Any]) -> list[str]:
+    """What `seekdeploy export` prints of a role's OpenVINO section: each file's parity with ONNX Runtime."""
+    from seekdeploy.export.parity import parity_line
+
+    return [parity_line(f"{name} OpenVINO vs ORT", proof["vs_onnxruntime"]) + f"  test top-1 {proof['test_top1']:.2%}"
+            for name, proof in (section.get("files") or {}).items()]
 
 
 def prove_openvino(plan: ExportPlan, sliced: SlicedModel, role_dir: Path,

@@ -1,5 +1,6 @@
 """What `seekdeploy export` may be asked for: one declarative table of formats and the precisions
-each allows, and `parse_export_options`, which validates every option before any work starts.
+each allows (ONNX, plus the own artifact of each runtime backend that declares an `export_format`),
+and `parse_export_options`, which validates every option before any work starts.
 
 Nothing is silently changed: an unknown format, precision or role is an error with a suggestion,
 and a precision no requested format can produce is an error that says which format can.
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seekdeploy.backends import list_backends
 from seekdeploy.errors import ConfigError, did_you_mean
 from seekdeploy.layout import EXPORTS_DIR
 from seekdeploy.export.parity import TOLERANCES, ParityTolerance
@@ -19,21 +21,20 @@ from seekdeploy.export.quantize import DEFAULT_CALIBRATION_IMAGES, CalibrationMe
 from seekdeploy.profiles.schema import Precision, Role
 
 
-class ExportFormat(str, enum.Enum):
-    """Artifact formats `seekdeploy export` produces."""
-
-    ONNX = "onnx"
-    TENSORRT = "tensorrt"
-
-
-# The one table: format -> precisions it can produce. ONNX carries fp32 and an fp16 or INT8 (QDQ,
-# for ONNX Runtime / OpenVINO CPU targets) copy; a TensorRT engine can be INT8 too. Both INT8
-# kinds are calibrated on real training images.
-FORMAT_PRECISIONS: dict[ExportFormat, tuple[Precision, ...]] = {
-    ExportFormat.ONNX: (Precision.FP32, Precision.FP16, Precision.INT8),
-    ExportFormat.TENSORRT: (Precision.FP32, Precision.FP16, Precision.INT8),
-}
+ONNX_FORMAT = "onnx"  # every export writes ONNX: every runtime's input
 MIN_OPSET = 13
+
+
+def format_precisions() -> dict[str, tuple[Precision, ...]]:
+    """The one table: format -> precisions it can produce. ONNX carries fp32 and an fp16 or INT8
+    (QDQ, for CPU runtimes) copy; each backend with an `export_format` (TensorRT: engines) adds
+    its row from `Backend.export_precisions`. Every INT8 kind is calibrated on real training images.
+    The formats are open (a new backend adds one), so they are strings checked against this table."""
+    table = {ONNX_FORMAT: (Precision.FP32, Precision.FP16, Precision.INT8)}
+    for backend in list_backends():
+        if backend.export_format:
+            table[backend.export_format] = tuple(Precision(p) for p in backend.export_precisions)
+    return table
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class ExportOptions:
     """Validated options of one export. `precision` None = fp32 ONNX, the profile's engine precision."""
 
     roles: tuple[Role, ...] = (Role.BASE, Role.MOTIVATED)
-    formats: tuple[ExportFormat, ...] = (ExportFormat.ONNX,)
+    formats: tuple[str, ...] = (ONNX_FORMAT,)
     precision: Precision | None = None
     profile: str | None = None
     out_dir: Path = Path(EXPORTS_DIR)
@@ -51,18 +52,23 @@ class ExportOptions:
     max_parity_images: int = 512
     int8: Int8Settings = field(default_factory=Int8Settings)
 
-    def wants(self, export_format: ExportFormat) -> bool:
-        """True when `export_format` was asked for."""
-        return export_format in self.formats
+    def wants(self, export_format: str | None) -> bool:
+        """True when `export_format` was asked for (None, a backend without a format: never)."""
+        return export_format is not None and export_format in self.formats
+
+    def own_int8_formats(self) -> list[str]:
+        """The formats asked for, other than ONNX, that build an INT8 artifact by themselves."""
+        table = format_precisions()
+        return [f for f in self.formats if f != ONNX_FORMAT and Precision.INT8 in table.get(f, ())]
 
     def onnx_precisions(self) -> tuple[Precision, ...]:
         """Precisions of the ONNX files: fp32 always (every other artifact is built from it), plus
-        fp16, or INT8 QDQ when no TensorRT engine is asked for (an engine is INT8 by itself)."""
-        if not self.wants(ExportFormat.ONNX):
+        fp16, or INT8 QDQ when no format that is INT8 by itself (an engine) is asked for."""
+        if not self.wants(ONNX_FORMAT):
             return (Precision.FP32,)
         if self.precision is Precision.FP16:
             return (Precision.FP32, Precision.FP16)
-        if self.precision is Precision.INT8 and not self.wants(ExportFormat.TENSORRT):
+        if self.precision is Precision.INT8 and not self.own_int8_formats():
             return (Precision.FP32, Precision.INT8)
         return (Precision.FP32,)
 
@@ -75,17 +81,20 @@ def _split(text: str, what: str) -> list[str]:
 
 
 def _parse_enum(kind: type[enum.Enum], text: str, option: str) -> enum.Enum:
-    allowed = [member.value for member in kind]
+    return kind(_parse_choice(text, [member.value for member in kind], option))
+
+
+def _parse_choice(text: str, allowed: list[str], option: str) -> str:
     if text not in allowed:
         raise ConfigError(f"unknown {option} {text!r}{did_you_mean(text, allowed)}; "
                           f"choose from {', '.join(allowed)}")
-    return kind(text)
+    return text
 
 
 def supported_table() -> str:
     """`onnx: fp32, fp16; tensorrt: fp32, fp16, int8` — for error messages and help."""
-    return "; ".join(f"{fmt.value}: {', '.join(p.value for p in precisions)}"
-                     for fmt, precisions in FORMAT_PRECISIONS.items())
+    return "; ".join(f"{fmt}: {', '.join(p.value for p in precisions)}"
+                     for fmt, precisions in format_precisions().items())
 
 
 def parse_export_options(*, roles: str = "base,motivated", formats: str = "onnx",
@@ -97,12 +106,13 @@ def parse_export_options(*, roles: str = "base,motivated", formats: str = "onnx"
                          max_accuracy_drop_pp: float | None = None) -> ExportOptions:
     """Validate CLI-style option text into `ExportOptions`; `ConfigError` naming the fix otherwise."""
     role_list = tuple(_parse_enum(Role, r, "role") for r in _split(roles, "roles"))
-    format_list = tuple(_parse_enum(ExportFormat, f, "format") for f in _split(formats, "format"))
+    table = format_precisions()
+    format_list = tuple(_parse_choice(f, list(table), "format") for f in _split(formats, "format"))
     chosen = None
     if precision is not None:
         chosen = _parse_enum(Precision, precision.strip().lower(), "precision")
-        if not any(chosen in FORMAT_PRECISIONS[f] for f in format_list):
-            asked = ",".join(f.value for f in format_list)
+        if not any(chosen in table[f] for f in format_list):
+            asked = ",".join(format_list)
             raise ConfigError(
                 f"--precision {chosen.value} cannot be produced with --format {asked}; supported: "
                 f"{supported_table()}"

@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from seekdeploy.backends.onnxruntime import ORT_DISABLED_OPTIMIZERS  # parity loads as the backend does
 from seekdeploy.errors import ExportError
@@ -145,3 +145,12 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     if logits.ndim != 2 or logits.shape[0] != labels.shape[0] or labels.shape[0] == 0:
         raise ExportError(f"accuracy needs (N, K) logits and (N,) labels, got {logits.shape} and {labels.shape}")
     return float(np.mean(logits.argmax(axis=1) == labels))
+
+
+def parity_line(label: str, figures: dict[str, Any]) -> str:
+    """One printed line of a proof's figures (`ParityFigures.to_json()`): max and p99 |diff|, top-1 agreement."""
+    def show(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3g}"
+
+    return (f"  {label:<26} max |diff| {show(figures['max_abs']):>9}  p99 {show(figures['p99_abs']):>9}  "
+            f"top-1 agree {figures['top1_agreement']:.2%}  (n={figures['n']})")

@@ -1,6 +1,8 @@
 """Export one role into a (staging) folder: static.pt, model.onnx and its derived copies, each with
-its parity proof and test accuracy through onnxruntime, the INT8 QDQ copy for CPU targets (with its
-accuracy-drop proof), OpenVINO parity for OpenVINO targets, the TensorRT step, and manifest.json.
+its parity proof and test accuracy through the reference runtime (onnxruntime), the INT8 QDQ copy for
+CPU targets (with its accuracy-drop proof), then every runtime backend's own export step (OpenVINO's
+parity proof, TensorRT's lint and engine: `Backend.export_step`), and manifest.json, where each step's
+result is the section named after its backend.
 
 Parity chain, on the same real validation images: supernet at the role's spec -> static model
 (proven by `slice_role`) -> every ONNX file. Each file is compared with both the static model and
@@ -14,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
 from seekdeploy._io import atomic_write_json, read_json_object, sha256_file
+from seekdeploy.backends import REFERENCE_RUNTIME, export_backends
 from seekdeploy.export.manifest import MANIFEST_NAME, build_manifest, input_spec, output_spec
-from seekdeploy.export.options import ExportFormat
 from seekdeploy.export.static_models import SLICE_MAX_ABS, STATIC_NAME, SlicedModel, save_static
 from seekdeploy.profiles.schema import Precision
 
@@ -107,32 +109,18 @@ def _int8_file(plan: ExportPlan, sliced: SlicedModel, role_dir: Path,
     return quantized.recipe
 
 
-def _openvino(plan: ExportPlan, sliced: SlicedModel, role_dir: Path,
-              proofs: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
-    from seekdeploy.export.openvino_parity import prove_openvino
-
-    runtime = plan.profile.runtime.name.value if plan.profile else None
-    if runtime != "openvino":
-        return None, []
-    return prove_openvino(plan, sliced, role_dir, list(proofs))
-
-
-def _tensorrt(plan: ExportPlan, role_dir: Path) -> tuple[dict[str, Any] | None, list[str]]:
-    from seekdeploy.export.tensorrt_step import lint_findings, prepare_tensorrt
-
-    profile = plan.profile
-    version = profile.runtime.tensorrt_version if profile else None
-    if not plan.options.wants(ExportFormat.TENSORRT):
-        if version is None:
-            return None, []
-        return {"lint_only": True, "tensorrt_version": version,
-                "lint": lint_findings(role_dir / layout.ONNX_FP32, version)}, []
-    precision = plan.options.precision or profile.runtime.precision
-    outcome = prepare_tensorrt(
-        role_dir, profile, precision, input_chw=plan.input_shape[1:],
-        static_batch=plan.input_shape[0] if plan.options.static_batch else None,
-        calibration_images=plan.data.calibration_images)
-    return outcome.to_json(), [outcome.notice] if outcome.notice else []
+def _backend_steps(plan: ExportPlan, sliced: SlicedModel, role_dir: Path,
+                   proofs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    # Every backend's own export step, in name order; each decides from the plan whether it has
+    # anything to do (its format was asked for, or the profile runs it) and returns its manifest
+    # section (None when not) and its notices.
+    sections: dict[str, Any] = {}
+    notices: list[str] = []
+    for backend in export_backends():
+        section, step_notices = backend.load_export_step().export_role(backend, plan, sliced, role_dir, proofs)
+        sections[backend.name] = section
+        notices += step_notices
+    return sections, notices
 
 
 def export_role(plan: ExportPlan, sliced: SlicedModel, role_dir: Path) -> tuple[dict[str, Any], list[str]]:
@@ -141,9 +129,7 @@ def export_role(plan: ExportPlan, sliced: SlicedModel, role_dir: Path) -> tuple[
     save_static(sliced, role_dir / STATIC_NAME, run_name=plan.run_name, supernet=plan.run.supernet)
     info, proofs, optimization = _onnx_files(plan, sliced, role_dir)
     int8 = _int8_file(plan, sliced, role_dir, proofs)
-    openvino, openvino_notices = _openvino(plan, sliced, role_dir, proofs)
-    tensorrt, notices = _tensorrt(plan, role_dir)
-    notices = openvino_notices + notices
+    sections, notices = _backend_steps(plan, sliced, role_dir, proofs)
     primary = proofs[layout.ONNX_FP32]
     training = (plan.run.metrics.get("test_top1") or {}).get(sliced.role.value)
     manifest = build_manifest(
@@ -157,13 +143,12 @@ def export_role(plan: ExportPlan, sliced: SlicedModel, role_dir: Path) -> tuple[
         export_info={"opset": info.opset, "exporter": info.exporter.value,
                      "node_count": info.node_count, "op_counts": info.op_counts},
         accuracy={"test_top1": primary["test_top1"], "n": primary["test_n"], "split": "test",
-                  "file": layout.ONNX_FP32, "runtime": "onnxruntime (CPUExecutionProvider)",
+                  "file": layout.ONNX_FP32, "runtime": f"{REFERENCE_RUNTIME} (CPUExecutionProvider)",
                   "training_test_top1": training},
         parity={"split": "validation", "n": sliced.parity.n,
                 "static_vs_supernet": {**sliced.parity.to_json(), "max_abs_limit": SLICE_MAX_ABS},
                 "files": proofs},
-        extras={"optimization": optimization, "tensorrt": tensorrt, "int8": int8, "openvino": openvino,
-                "profile": plan.profile_name,
+        extras={"optimization": optimization, "int8": int8, **sections, "profile": plan.profile_name,
                 "predicted_latency_ms": _predicted_latency_ms(plan, sliced.role.value)},
     )
     atomic_write_json(role_dir / MANIFEST_NAME, manifest)

@@ -6,6 +6,9 @@ through the generated `build_engine.sh` (which refuses a TensorRT other than the
 only `build_engine.sh` (plus, for INT8, the calibration images it needs) and a notice saying the
 engine must be built on the device. Lint findings for the profile's TensorRT version are always
 collected.
+
+This module is the TensorRT backend's export step (`Backend.export_step`): the exporter calls
+`export_role`, `seekdeploy export` prints `summary_lines`, and `opset_ceiling` caps the ONNX opset.
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ from seekdeploy._io import atomic_path
 from seekdeploy.errors import ExportError
 from seekdeploy.export.tensorrt.calibrator import calibration_cache_path
 from seekdeploy.export.tensorrt.engines import engine_filename
-from seekdeploy.export.tensorrt.lint import lint_for_tensorrt
+from seekdeploy.export.tensorrt.lint import lint_for_tensorrt, max_opset_for_tensorrt
 from seekdeploy.export.tensorrt.trtexec import write_build_script
 from seekdeploy.profiles.schema import HardwareProfile, Precision
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from seekdeploy.backends import Backend
+    from seekdeploy.export.export_plan import ExportPlan
+    from seekdeploy.export.static_models import SlicedModel
 
 CALIBRATION_IMAGES_NAME = "calibration_images.npy"
 _TRTEXEC_TIMEOUT_S = 3600
@@ -84,6 +91,44 @@ def lint_findings(onnx_path: Path, trt_version: str) -> list[dict[str, Any]]:
     """`lint_for_tensorrt` findings as plain dicts."""
     return [{"severity": f.severity.value, "code": f.code, "message": f.message, "node": f.node}
             for f in lint_for_tensorrt(onnx_path, trt_version)]
+
+
+def export_role(backend: Backend, plan: ExportPlan, sliced: SlicedModel, role_dir: Path,
+                proofs: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+    """The role's manifest section and notices: the engine (or its build script) when
+    `--format tensorrt` was asked for, else only the lint findings when the profile declares a
+    TensorRT version, else nothing."""
+    profile = plan.profile
+    version = profile.runtime.tensorrt_version if profile else None
+    if not plan.options.wants(backend.export_format):
+        if version is None:
+            return None, []
+        return {"lint_only": True, "tensorrt_version": version,
+                "lint": lint_findings(role_dir / layout.ONNX_FP32, version)}, []
+    precision = plan.options.precision or profile.runtime.precision
+    outcome = prepare_tensorrt(
+        role_dir, profile, precision, input_chw=plan.input_shape[1:],
+        static_batch=plan.input_shape[0] if plan.options.static_batch else None,
+        calibration_images=plan.data.calibration_images)
+    return outcome.to_json(), [outcome.notice] if outcome.notice else []
+
+
+def opset_ceiling(profile: HardwareProfile) -> tuple[int, str] | None:
+    """(newest opset the profile's TensorRT parses, "TensorRT <version>"), None without a version."""
+    version = profile.runtime.tensorrt_version
+    return (max_opset_for_tensorrt(version), f"TensorRT {version}") if version else None
+
+
+def summary_lines(section: dict[str, Any]) -> list[str]:
+    """What `seekdeploy export` prints of a role's TensorRT section: lint, then the engine or script."""
+    lint = section["lint"]
+    lines = [f"  TensorRT {section['tensorrt_version']} lint: {len(lint)} finding(s)"]
+    lines += [f"    {finding['severity'].upper()} {finding['code']}: {finding['message']}" for finding in lint]
+    if section.get("engine"):
+        lines.append(f"  engine {section['engine']} ({section['method']})")
+    elif section.get("script"):
+        lines.append(f"  wrote {section['script']} (engine not built here)")
+    return lines
 
 
 def prepare_tensorrt(role_dir: Path, profile: HardwareProfile, precision: Precision, *,

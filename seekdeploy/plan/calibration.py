@@ -144,11 +144,12 @@ def measure_specs(profile: HardwareProfile, specs: Sequence[SubnetSpec], *, host
     """
     import torch
 
+    from seekdeploy.backends import get_backend
     from seekdeploy.export.onnx_export import export_onnx
     from seekdeploy.nn import build_static
 
     runtime = str(getattr(profile.runtime.name, "value", profile.runtime.name))
-    if host is None and runtime != "onnxruntime":
+    if host is None and not get_backend(runtime).calibrates_here:
         raise ConfigError(f"profile {profile.name} runs {runtime}, which cannot be timed here; calibrate on "
                           f"the device with --host user@device")
     if rounds < 1:
@@ -194,7 +195,8 @@ def _time_model(profile: HardwareProfile, onnx_path: Path, host: str | None, pro
     from seekdeploy.measure.local import ProfileRequest, profile_model
 
     shape = (profile.input.batch, profile.input.channels, profile.input.height, profile.input.width)
-    request = ProfileRequest(model=onnx_path, runtime="onnxruntime", input_shape=shape, protocol=settings,
+    runtime = str(getattr(profile.runtime.name, "value", profile.runtime.name))  # one that calibrates here
+    request = ProfileRequest(model=onnx_path, runtime=runtime, input_shape=shape, protocol=settings,
                              providers=tuple(profile.runtime.execution_providers),
                              threads=int(profile.runtime.threads),
                              precision=str(getattr(profile.runtime.precision, "value", "fp32")),

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from seekdeploy.backends import agent_module_path, get_backend
+from seekdeploy.backends import REFERENCE_RUNTIME, agent_module_path, get_backend
 
 _REMOTE_DIR = Path(__file__).resolve().parent
 _RUNTIME_DIR = _REMOTE_DIR.parent / "runtime"
@@ -40,7 +40,7 @@ def agent_files(runtime: str) -> dict[str, Path]:
     return files
 
 
-def stage_agent(folder: Path, runtime: str = "onnxruntime") -> Path:
+def stage_agent(folder: Path, runtime: str = REFERENCE_RUNTIME) -> Path:
     """Copy the agent and its modules into `folder` (flat) and return the agent script's path."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, source in agent_files(runtime).items():

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seekdeploy.backends import get_backend
+from seekdeploy.backends import REFERENCE_RUNTIME, get_backend
 from seekdeploy.errors import MissingDependencyError, RuntimeBackendError
 from seekdeploy.remote.agent_files import AgentRequest, agent_argv, stage_agent
 
@@ -43,10 +43,10 @@ def measure_in_child(
     precision: str | None = None,
     repeats: int = 1,
     sweep_batches: Sequence[int] = (),
-    runtime: str = "onnxruntime",
+    runtime: str = REFERENCE_RUNTIME,
 ) -> dict[str, Any]:
-    """Measure an ONNX model with `runtime` (onnxruntime or openvino) in a child `python agent.py`
-    and return its result.
+    """Measure an ONNX model with `runtime` (a backend the agent times: `local_through_agent`) in a
+    child `python agent.py` and return its result.
 
     `input_shape` is (B, C, H, W); `protocol` is a `ProtocolSettings`. The result dict has the
     results-JSON schema (host "local"). A failure of the child becomes `RuntimeBackendError` (or
@@ -109,7 +109,7 @@ def _run_child(argv: list[str], timeout_s: float, model_path: Path) -> subproces
         ) from exc
 
 
-def _raise_for_exit(done: subprocess.CompletedProcess, model_path: Path, runtime: str = "onnxruntime") -> None:
+def _raise_for_exit(done: subprocess.CompletedProcess, model_path: Path, runtime: str = REFERENCE_RUNTIME) -> None:
     if done.returncode == 0:
         return
     lines = done.stderr.strip().splitlines()

@@ -1,11 +1,12 @@
-"""The report's CPU section: fp32 vs INT8 and ONNX Runtime vs OpenVINO, per role.
+"""The report's CPU section: fp32 vs INT8, and the reference runtime (ONNX Runtime) vs every other
+runtime that runs the export's ONNX copies (`Backend.runs_precision_copies`: OpenVINO), per role.
 
-Size and test top-1 come from the export's manifests (the INT8 proof, and OpenVINO's own top-1
-where the export proved OpenVINO parity); latency from every profiling result saved in the export
-folder (`profile*.json` beside the roles, `*.profile*.json` inside them: e.g. `seekdeploy profile
+Size and test top-1 come from the export's manifests (the INT8 proof, and another runtime's own
+top-1 where its export step proved it: the `files` of the manifest section named after it, e.g.
+OpenVINO's parity); latency from every profiling result saved in the export folder (`profile*.json` beside the roles, `*.profile*.json` inside them: e.g. `seekdeploy profile
 exports/<run>/base/model.int8.onnx --profile x86-cpu --role base`), keyed by the model file's
 precision, the runtime and the batch. The section is absent when the export has no INT8 copy and
-no OpenVINO result.
+no result of a runtime other than the reference.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from seekdeploy import layout
+from seekdeploy.backends import REFERENCE_RUNTIME, list_backends
 from seekdeploy.profiles.schema import ROLE_NAMES
 
 PRECISION_OF_FILE = {**{name: precision for precision, name in layout.ONNX_BY_PRECISION.items()},
@@ -25,17 +27,20 @@ COLUMNS = ("role", "precision", "runtime", "file KiB", "test top-1", "batch", "p
 def cpu_section(export_dir: Path, manifests: dict[str, dict[str, Any] | None]) -> dict[str, Any] | None:
     """Rows (one per role, precision, runtime and measured batch) and the files they came from."""
     latency, sources = _measured_latency(export_dir)
+    runtimes = [REFERENCE_RUNTIME, *(backend.name for backend in list_backends()
+                                     if backend.runs_precision_copies and backend.name != REFERENCE_RUNTIME)]
     rows = []
     for role in ROLE_NAMES:
         manifest = manifests.get(role) or {}
-        files = (manifest.get("parity") or {}).get("files") or {}
-        openvino = ((manifest.get("openvino") or {}).get("files")) or {}
+        # runtime -> proofs per file: the reference's own (parity), the others' in their manifest section
+        proven = {runtime: ((manifest.get(runtime) or {}).get("files")) or {} for runtime in runtimes}
+        proven[REFERENCE_RUNTIME] = files = (manifest.get("parity") or {}).get("files") or {}
         for name, precision in PRECISION_OF_FILE.items():
             if name not in files or name == layout.ONNX_OPTIMIZED:
                 continue
             size_kib = manifest["files"][name]["bytes"] / 1024.0
-            top1 = {"onnxruntime": files[name].get("test_top1"), "openvino": (openvino.get(name) or {}).get("test_top1")}
-            for runtime in ("onnxruntime", "openvino"):
+            top1 = {runtime: (proven[runtime].get(name) or {}).get("test_top1") for runtime in runtimes}
+            for runtime in runtimes:
                 measured = sorted((batch, ms) for (r, p, rt, batch), ms in latency.items()
                                   if (r, p, rt) == (role, precision, runtime))
                 for batch, p50_ms in measured or [(None, None)]:
@@ -45,7 +50,7 @@ def cpu_section(export_dir: Path, manifests: dict[str, dict[str, Any] | None]) -
                     rows.append({"role": role, "precision": precision, "runtime": runtime, "file_kib": size_kib,
                                  "test_top1": top1[runtime], "batch": batch, "p50_ms": p50_ms,
                                  "ratio_vs_fp32": p50_ms / fp32_ms if p50_ms and fp32_ms else None})
-    if not any(row["precision"] == "int8" or row["runtime"] == "openvino" for row in rows):
+    if not any(row["precision"] == "int8" or row["runtime"] != REFERENCE_RUNTIME for row in rows):
         return None
     return {"rows": rows, "latency_sources": sources}
 

@@ -2,6 +2,10 @@
 
 Standard library ONLY (no numpy, no seekdeploy): the remote agent ships this file to the device.
 Library versions come from package metadata, so recording torch's version never imports torch.
+Which pip distributions carry a runtime's version is declared by its backend
+(`Backend.distributions`); this file cannot look that up on a device, so callers that can pass
+`seekdeploy.backends.version_distributions()`, and otherwise the measured runtime's version is read
+from the distribution of its own name, or its imported module.
 Everything is best effort: a value that cannot be read is left out or None, never an error,
 because a missing clock file must not stop a latency measurement.
 
@@ -24,16 +28,11 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence  # not collections.abc: devices may run Python 3.8
 
-_VERSIONED_PACKAGES = {
-    # import name -> distribution names to try (the first one installed wins)
-    "numpy": ("numpy",),
-    "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"),
-    "onnx": ("onnx",),
-    "torch": ("torch",),
-    "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-libs"),
-}
+# The libraries every environment records besides the runtimes: import name -> distribution names
+# to try (the first one installed wins).
+_LIBRARIES = {"numpy": ("numpy",), "onnx": ("onnx",), "torch": ("torch",)}
 _COMMAND_TIMEOUT_S = 5.0
 _BUSY_PROCESS_MIN_CORES = 0.05  # other processes using less than 5 % of a core are not listed
 _BUSY_PROCESSES_LISTED = 5
@@ -44,11 +43,13 @@ def collect_environment(
     providers: list[str] | tuple[str, ...] | None = None,
     threads: int = 0,
     root: str | os.PathLike[str] = "/",
+    distributions: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Describe this machine and software stack for the results JSON.
 
     `root` is the filesystem root the /proc, /sys and /etc files are read under (tests point it at
-    a fake tree). On a Jetson (an /etc/nv_tegra_release file exists) the L4T release, the nvpmodel
+    a fake tree). `distributions` (runtime name -> pip distributions) adds those runtimes' versions;
+    the measured runtime's is always recorded (by default from the distribution of its name). On a Jetson (an /etc/nv_tegra_release file exists) the L4T release, the nvpmodel
     power mode and the readable clocks are added under "jetson".
     """
     base = Path(root)
@@ -64,7 +65,7 @@ def collect_environment(
         "providers": list(providers or ()),
         "threads": int(threads),
         "python": platform.python_version(),
-        "versions": library_versions(),
+        "versions": library_versions({runtime_name: (runtime_name,), **(distributions or {})}),
         "loadavg": read_loadavg(base),
     }
     board = _read_text(base / "proc/device-tree/model")
@@ -167,10 +168,11 @@ def _describe_load(root: Path, before: dict[str, Any], after: dict[str, Any], in
     }
 
 
-def library_versions() -> dict[str, str]:
-    """Installed versions of the runtimes that matter, from package metadata (nothing imported)."""
+def library_versions(runtimes: Mapping[str, Sequence[str]] | None = None) -> dict[str, str]:
+    """Installed versions of numpy, onnx, torch and `runtimes` (import name -> distributions), from
+    package metadata (nothing imported; an already imported module's `__version__` otherwise)."""
     versions: dict[str, str] = {}
-    for module_name, distributions in _VERSIONED_PACKAGES.items():
+    for module_name, distributions in {**_LIBRARIES, **(runtimes or {})}.items():
         version = _distribution_version(distributions)
         loaded = sys.modules.get(module_name)
         if version is None and loaded is not None:
@@ -222,7 +224,7 @@ def _read_cpu_freqs(root: Path) -> dict[str, int]:
     return freqs
 
 
-def _distribution_version(distributions: tuple[str, ...]) -> str | None:
+def _distribution_version(distributions: Sequence[str]) -> str | None:
     for name in distributions:
         try:
             return metadata.version(name)

@@ -138,3 +138,111 @@ def test_a_new_backend_is_one_module(fake_backend: Path, tmp_path: Path) -> None
     assert result["runtime"] == "fakert" and result["providers"] == ["fakert"]
     assert result["latency"]["iterations"] >= 3 and len(result["repeats"]) == 2
     assert np.isfinite(result["latency"]["median_ms"]) and result["latency"]["median_ms"] > 0
+
+
+# --- A backend's export step, report rows, calibration and versions come from its declaration ------
+
+TOY_FOLDER = Path(__file__).resolve().parents[1] / "fixtures" / "toy_backend"
+SEEKDEPLOY = Path(backends.__file__).resolve().parents[1]
+# The standalone device agent runs without seekdeploy, so it keeps its default runtime's name.
+STANDALONE = {SEEKDEPLOY / "remote" / "agent.py"}
+
+
+@pytest.fixture()
+def toy_backend(monkeypatch: pytest.MonkeyPatch):
+    """`tests/fixtures/toy_backend/toyrt.py` on the backends' search path (not copied into the package)."""
+    monkeypatch.setattr(backends, "__path__", [*backends.__path__, str(TOY_FOLDER)])
+    backends._registry.cache_clear()
+    yield get_backend("toyrt")
+    backends._registry.cache_clear()
+    sys.modules.pop("seekdeploy.backends.toyrt", None)
+
+
+def _own_code_of(backend) -> set[Path]:
+    # A backend's export step module and the helper package of its name beside it (export/tensorrt/).
+    step = Path(importlib.util.find_spec(backend.export_step).origin)
+    return {step, *(step.parent / backend.name).glob("*.py")}
+
+
+def test_no_stage_types_a_runtime_name() -> None:
+    """Outside seekdeploy/backends/, only a backend's own export-step code spells its name."""
+    allowed = set(STANDALONE)
+    for backend in backends.export_backends():
+        allowed |= _own_code_of(backend)
+    found = []
+    for path in sorted(SEEKDEPLOY.rglob("*.py")):
+        if path.parent.name == "backends" or path in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in backends.profile_runtime_names():
+                found.append(f"{path.relative_to(SEEKDEPLOY.parent)}:{node.lineno} {node.value!r}")
+    assert found == [], "ask the backend (seekdeploy.backends) instead of typing its name:\n" + "\n".join(found)
+
+
+def test_the_exporter_finds_a_backends_export_step_through_the_backend(toy_backend, tiny_run: Path,
+                                                                         tiny_profile_file: Path, tmp_path: Path) -> None:
+    from helpers import cli_in_process
+
+    from seekdeploy.errors import ConfigError
+    from seekdeploy.export.options import format_precisions, parse_export_options
+    from seekdeploy.profiles.schema import Precision
+
+    assert format_precisions()["toyfmt"] == (Precision.FP32, Precision.INT8)
+    assert parse_export_options(formats="onnx,toyfmt", precision="int8").onnx_precisions() == (Precision.FP32,)
+    with pytest.raises(ConfigError, match="toyfmt: fp32, int8"):
+        parse_export_options(formats="toyfmt", precision="fp16")
+    common = ("export", str(tiny_run), "--roles", "base", "--profile", str(tiny_profile_file), "--out", str(tmp_path))
+    code, _, stderr = cli_in_process(*common, "--format", "onnx,toyfmt", "--opset", "19")
+    assert code == 1 and "--opset 19 is newer than ToyRT 1.0" in stderr  # its opset_ceiling
+    code, stdout, stderr = cli_in_process(*common, "--format", "onnx,toyfmt")
+    assert code == 0, stderr
+    manifest = json.loads((tmp_path / "tiny" / "base" / "manifest.json").read_text())
+    section = manifest["toyrt"]  # the section named after the backend, written by its step
+    assert section["backend"] == "toyrt" and section["role"] == "base" and section["opset"] == 18
+    assert "model.onnx" in section["proven"]  # the step runs after the ONNX proofs, and is handed them
+    assert manifest["openvino"] is None and manifest["tensorrt"] is None  # the other steps ran and declined
+    assert "toyrt section: " in stdout and "NOTICE: toyrt step ran for base" in stdout
+
+
+def test_the_report_compares_every_runtime_that_runs_the_onnx_copies(toy_backend, tmp_path: Path) -> None:
+    from seekdeploy.report.cpu_precisions import cpu_section
+
+    manifest = {"files": {"model.onnx": {"bytes": 2048}}, "parity": {"files": {"model.onnx": {"test_top1": 0.9}}},
+                "toyrt": {"files": {"model.onnx": {"test_top1": 0.8}}}}
+    (tmp_path / "profile.json").write_text(json.dumps({"results": [
+        {"role": "base", "model_file": "model.onnx", "runtime": "toyrt", "batch": 1, "latency": {"median_ms": 2.0}}]}))
+    section = cpu_section(tmp_path, {"base": manifest})
+    rows = [(row["runtime"], row["test_top1"], row["p50_ms"]) for row in section["rows"]]
+    assert rows == [("onnxruntime", 0.9, None), ("toyrt", 0.8, 2.0)]
+
+
+def test_calibration_times_here_only_a_backend_that_says_it_can(toy_backend, tiny_profile_file: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from seekdeploy.errors import ConfigError
+    from seekdeploy.plan.calibration import measure_specs
+    from seekdeploy.plan.space import design_specs
+    from seekdeploy.profiles.loader import load_profile
+    from seekdeploy.profiles.schema import MeasurementProtocol
+
+    tiny = load_profile(str(tiny_profile_file))
+    profile = dataclasses.replace(tiny, runtime=dataclasses.replace(tiny.runtime, name="toyrt"))
+    specs = design_specs("resnet", 2, seed=3, profile=tiny)
+    protocol = MeasurementProtocol(warmup_ms=1, warmup_iterations=2, duration_ms=5, min_iterations=3)
+    measurements, environment = measure_specs(profile, specs, protocol=protocol, rounds=1)
+    assert environment["runtime"] == "toyrt" and len(measurements) == 2
+    monkeypatch.setitem(backends._registry(), "toyrt", dataclasses.replace(toy_backend, calibrates_here=False))
+    with pytest.raises(ConfigError, match="runs toyrt, which cannot be timed here"):
+        measure_specs(profile, specs, protocol=protocol, rounds=1)
+
+
+def test_the_environment_records_the_versions_a_backend_declares(toy_backend) -> None:
+    from importlib import metadata
+
+    from seekdeploy.runtime.environment import collect_environment
+
+    versions = collect_environment("toyrt", distributions=backends.version_distributions())["versions"]
+    assert versions["toyrt"] == metadata.version("numpy")  # its second declared distribution
+    assert versions["onnxruntime"] == metadata.version("onnxruntime")
+    assert "toyrt" not in collect_environment("toyrt")["versions"]  # no distribution named toyrt
