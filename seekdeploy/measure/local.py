@@ -18,7 +18,7 @@ from seekdeploy._io import sha256_file
 from seekdeploy.errors import RuntimeBackendError
 from seekdeploy.runtime.environment import collect_environment, watch_load
 from seekdeploy.runtime.result_schema import build_model_result, build_sweep_entry
-from seekdeploy.backends import create_runner
+from seekdeploy.backends import create_runner, version_distributions
 from seekdeploy.runtime.runners import Runner
 from seekdeploy.runtime.timing import (
     ProtocolSettings,
@@ -91,7 +91,8 @@ def profile_model(
         repeats=[window.to_json() for window in windows],
         peak_memory_mib=peak_memory_mib,
         file_size_mib=model_file_size_mib(model_file) if model_file is not None else None,
-        environment=collect_environment(request.runtime, providers, request.threads),
+        environment=collect_environment(request.runtime, providers, request.threads,
+                                        distributions=version_distributions()),
         sweep=sweep,
         precision=request.precision,
     )

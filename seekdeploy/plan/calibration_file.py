@@ -65,10 +65,12 @@ def device_fingerprint(profile: HardwareProfile, environment: dict[str, Any], ho
 
 def local_fingerprint(profile: HardwareProfile) -> dict[str, Any]:
     """This machine's fingerprint under `profile` (reads /proc and package metadata; imports nothing heavy)."""
+    from seekdeploy.backends import version_distributions
     from seekdeploy.runtime.environment import collect_environment
 
     runtime = str(getattr(profile.runtime.name, "value", profile.runtime.name))
-    environment = collect_environment(runtime, list(profile.runtime.execution_providers), profile.runtime.threads)
+    environment = collect_environment(runtime, list(profile.runtime.execution_providers), profile.runtime.threads,
+                                      distributions=version_distributions())
     return device_fingerprint(profile, environment)
 
 
