@@ -10,7 +10,7 @@ from seekdeploy._io import safe_name
 from seekdeploy.errors import ConfigError
 from seekdeploy.layout import RUNS_DIR
 from seekdeploy.nn.registry import DEFAULT_FAMILY, list_families  # light: no torch at import
-from seekdeploy.train.config import MotivatedStep, TrainConfig
+from seekdeploy.train.config import MotivatedStep, TrainConfig, fraction_condition
 
 _DEFAULTS = TrainConfig()  # one place for defaults: the CLI shows the dataclass's own values
 
@@ -57,8 +57,10 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
                    "ema-streak | target:target= | random:p= | matched:reference=RUN | never (the "
                    "base alone) | always (the motivated model alone).")
 @click.option("--motivated-fraction", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Shorthand for --condition schedule:p=F: pick a point on the cost/accuracy "
-                   "frontier (README \"Results\"); training cost ≈ base/motivated FLOPs + F.")
+              help="Pick a point on the cost/accuracy frontier (README \"Results\"): "
+                   "--condition schedule:p=F with the default's rising share (ramp 0.4, "
+                   "narrowed near 0 and 1); training cost ≈ base/motivated FLOPs + F of the "
+                   "motivated model's.")
 @click.option("--motivated-step", type=click.Choice([step.value for step in MotivatedStep]),
               default=_DEFAULTS.motivated_step.value, show_default=True,
               help="A motivated batch trains both roles in one backward (joint: the base learns "
@@ -133,8 +135,8 @@ def _train(ctx: click.Context, options: dict, console):
             raise ConfigError("--profile is required (see `seekdeploy profiles list`), "
                               "or --resume RUN to continue a run")
         if options["motivated_fraction"] is not None and _given(ctx, ("condition",)):
-            raise ConfigError("--motivated-fraction F is --condition schedule:p=F; give one of "
-                              "the two, not both")
+            raise ConfigError("--motivated-fraction F is --condition schedule:p=F,ramp=...; give "
+                              "one of the two, not both")
         config, loaded = _build_config(options)
         run_dir = _run_dir(options["out"], loaded.name, config.arch, config.data)
         summary = train_pair(config, run_dir, profile=loaded, console=console)
@@ -147,7 +149,7 @@ def _build_config(options: dict):
 
     condition = options["condition"]
     if options["motivated_fraction"] is not None:
-        condition = f"schedule:p={options['motivated_fraction']:g}"
+        condition = fraction_condition(options["motivated_fraction"])
     parse_condition(condition)  # fail before loading data if the condition text is wrong
     loaded = load_profile(options["profile"])
     sgd = options["optimizer"] == "sgd"

@@ -56,7 +56,16 @@ class MotivatedStep(str, enum.Enum):
 # motivated model (-0.83 vs -0.84 pp against `always`) and kept the base exactly at `never`'s
 # (bit for bit, by construction) where joint steps cost it 0.21 pp; distillation changed
 # neither model by more than 0.2 pp.
-DEFAULT_CONDITION = "schedule:p=0.4,ramp=0.4"
+DEFAULT_FRACTION, DEFAULT_RAMP = 0.4, 0.4
+DEFAULT_CONDITION = f"schedule:p={DEFAULT_FRACTION:g},ramp={DEFAULT_RAMP:g}"
+
+
+def fraction_condition(fraction: float) -> str:
+    """The condition of `--motivated-fraction F`: the default's shape at another share, i.e.
+    `schedule:p=F` with the default ramp, narrowed near 0 and 1 so the share stays in [0, 1]
+    (the points of the README's frontier are these conditions)."""
+    ramp = round(min(DEFAULT_RAMP, 2 * min(fraction, 1 - fraction)), 6)
+    return f"schedule:p={fraction:g}" + (f",ramp={ramp:g}" if ramp else "")
 DEFAULT_MOTIVATED_STEP = MotivatedStep.SHIELDED
 
 # Options added after runs were first saved: a checkpoint or config.yaml without them was

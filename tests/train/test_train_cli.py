@@ -96,6 +96,22 @@ def test_bad_specs_and_existing_runs_are_clear_errors(tmp_path, tiny_profile_fil
     assert missing.returncode == 1 and "does not exist" in missing.stderr
 
 
+def test_motivated_fraction_trains_that_point_of_the_frontier(tmp_path, tiny_profile_file) -> None:
+    from helpers import cli_in_process
+
+    run = tmp_path / "run"
+    code, out, err = cli_in_process("train", "--profile", str(tiny_profile_file), *TINY_TRAIN,
+                                    "--epochs", "1", "--batch-size", "64", "--motivated-fraction", "0.7",
+                                    "--out", str(run))
+    assert code == 0, err
+    assert "condition: schedule:p=0.7,ramp=0.4" in (run / "config.yaml").read_text().replace("'", "")
+    assert "motivated fraction: 70.0% of batches" in out
+    code, _, err = cli_in_process("train", "--profile", str(tiny_profile_file), *TINY_TRAIN,
+                                  "--motivated-fraction", "0.7", "--condition", "never",
+                                  "--out", str(tmp_path / "both"))
+    assert code != 0 and "give one of the two" in err
+
+
 def test_train_help_imports_no_torch() -> None:
     code = ("import sys; from seekdeploy.cli.main import main; "
             "rc = main(['train', '--help']); "

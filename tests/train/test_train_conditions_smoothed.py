@@ -11,6 +11,7 @@ from seekdeploy.errors import ConfigError
 from seekdeploy.profiles.schema import Role
 from seekdeploy.train.conditions import create_condition, list_conditions
 from seekdeploy.train.conditions.smoothed import regression_slope, update_ema
+from seekdeploy.train.config import DEFAULT_CONDITION, DEFAULT_RAMP, fraction_condition
 
 
 def _roles(condition, losses) -> str:
@@ -121,3 +122,23 @@ def test_bad_parameters_are_config_errors(text: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
         create_condition(text)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.05, 0.2, 0.4, 0.5, 0.7, 0.8, 0.9, 1.0])
+def test_motivated_fraction_is_the_default_shape_at_another_share(fraction) -> None:
+    """`--motivated-fraction F`: exactly F of the batches, rising over the run like the default
+    (ramp 0.4, narrowed so the share stays in [0, 1])."""
+    text = fraction_condition(fraction)
+    steps = 2000
+    condition = create_condition(text, total_steps=steps)
+    motivated = [condition.decide(step).role is Role.MOTIVATED for step in range(steps)]
+    assert sum(motivated) == round(fraction * steps)
+    ramp = min(DEFAULT_RAMP, 2 * min(fraction, 1 - fraction))
+    first, last = sum(motivated[:200]) / 200, sum(motivated[-200:]) / 200
+    # The share at the start and the end of the run: p -+ ramp/2 (averaged over a tenth of it).
+    assert first == pytest.approx(fraction - ramp / 2 + ramp * 0.05, abs=0.01)
+    assert last == pytest.approx(fraction + ramp / 2 - ramp * 0.05, abs=0.01)
+
+
+def test_motivated_fraction_of_the_default_share_is_the_default() -> None:
+    assert fraction_condition(0.4) == DEFAULT_CONDITION

@@ -258,7 +258,8 @@ class ScheduleCondition(MotivationCondition):
     name = "schedule"
 
     def __init__(self, p: float = 0.4, ramp: float = 0.0, total_steps: int | None = None) -> None:
-        _check(self.name, "ramp", abs(ramp) <= 2 * min(p, 1 - p), f"within ±{2 * min(p, 1 - p):g} "
+        # (1e-9: a bound such as 2 * (1 - 0.8) is 0.3999...; `ramp=0.4` is meant to be at it)
+        _check(self.name, "ramp", abs(ramp) <= 2 * min(p, 1 - p) + 1e-9, f"within ±{2 * min(p, 1 - p):g} "
                "(so the fraction stays in [0, 1])", ramp)
         if ramp and not total_steps:
             raise ConfigError("condition 'schedule': ramp needs the run's total steps; "
