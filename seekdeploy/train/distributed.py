@@ -134,6 +134,10 @@ def distributed_training(device: str = "auto",
     _write_debug({"pid": os.getpid(), "backend": backend})
     try:
         yield env
+        # Leave together: a rank that tears its group down while a peer is still finishing
+        # (rank 0 writes the files) can abort in gloo's threads ("terminate called without an
+        # active exception") and fail a run that trained correctly.
+        _collective("final barrier", torch.distributed.barrier)
     finally:
         torch.distributed.destroy_process_group()
 

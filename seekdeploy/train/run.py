@@ -16,6 +16,7 @@ from seekdeploy.errors import CheckpointError, ConfigError, SpecError
 from seekdeploy.profiles.schema import ROLE_NAMES, Role
 from seekdeploy.train import checkpoint as ckpt
 from seekdeploy.train import distributed
+from seekdeploy.train._signals import stop_on_signals
 from seekdeploy.train.config import TrainConfig
 from seekdeploy.train.loop import ROLES, evaluate, run_training, save
 from seekdeploy.train.records import ProgressDisplay, library_versions, write_manifest
@@ -229,19 +230,22 @@ def train_pair(config: TrainConfig | None, run_dir: Path, *, profile: HardwarePr
     console = console or Console(stderr=True)
     if not distributed.is_main():
         console = Console(file=io.StringIO())  # progress and epoch lines: rank 0 only
-    if resume:
-        session = resume_run(run_dir, device)
-        profile_name = _resolved_config(run_dir).get("profile")
-    else:
-        session = start_run(config, run_dir, profile=profile)
-        profile_name = profile.name
-    total = session.steps_per_epoch * session.config.epochs
     from seekdeploy.train.estimate import announce_training
 
-    estimate = announce_training(console, session, None if resume else profile)  # plan + time, up front
-    with ProgressDisplay(console, total, session.progress.step, estimate=estimate) as display:
+    # A signal from here on (the step-0 checkpoint exists early) is handled by the training
+    # loop's first check: it saves and stops with exit code 130, like a signal mid-epoch.
+    with stop_on_signals():
         if resume:
-            display.log(f"resuming {run_dir} at epoch {session.progress.epoch + 1}, "
-                        f"step {session.progress.step}")
-        run_training(session, display)
+            session = resume_run(run_dir, device)
+            profile_name = _resolved_config(run_dir).get("profile")
+        else:
+            session = start_run(config, run_dir, profile=profile)
+            profile_name = profile.name
+        total = session.steps_per_epoch * session.config.epochs
+        estimate = announce_training(console, session, None if resume else profile)  # plan + time, up front
+        with ProgressDisplay(console, total, session.progress.step, estimate=estimate) as display:
+            if resume:
+                display.log(f"resuming {run_dir} at epoch {session.progress.epoch + 1}, "
+                            f"step {session.progress.step}")
+            run_training(session, display)
     return finish_run(session, profile_name)

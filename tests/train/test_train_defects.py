@@ -140,3 +140,32 @@ def test_a_checkpoint_declaring_a_huge_model_is_refused_before_allocating_it(tin
     assert "REFUSED" in done.stdout, done.stdout + done.stderr
     grew_kib = int(done.stdout.split("GREW_KIB")[1])
     assert grew_kib < 100 * 1024, f"the loader's peak memory grew by {grew_kib} KiB"
+
+
+def test_a_signal_before_the_first_step_saves_and_stops_cleanly(tmp_path, tiny_profile_file, monkeypatch) -> None:
+    """SIGTERM while the run is being set up or its time estimated (the step-0 checkpoint already
+    exists) stops like one mid-epoch: TrainingInterrupted (exit 130), a resumable checkpoint."""
+    import os
+    import signal
+
+    from seekdeploy.profiles.loader import load_profile_file
+    from seekdeploy.train import estimate
+    from seekdeploy.train._signals import TrainingInterrupted
+    from seekdeploy.train.config import TrainConfig
+
+    def announce_then_signal(console, session, profile):
+        os.kill(os.getpid(), signal.SIGTERM)  # lands before the training loop exists
+        return None
+
+    monkeypatch.setattr(estimate, "announce_training", announce_then_signal)
+    config = TrainConfig(arch="resnet", data="digits", epochs=1, batch_size=64, seed=0,
+                         base_spec="depth=1,1;width=2,4", motivated_spec="depth=1,1;width=4,8", device="cpu")
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        train_pair(config, run_dir, profile=load_profile_file(tiny_profile_file))
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers were put back
+    stopped = read_checkpoint(run_dir / CHECKPOINT_NAME)["progress"]
+    assert stopped["step"] <= 1 and not stopped["finished"]
+    monkeypatch.undo()
+    summary = train_pair(None, run_dir, resume=True, device="cpu")
+    assert summary.trained_roles == ["base", "motivated"]
