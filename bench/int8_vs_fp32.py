@@ -141,7 +141,7 @@ def _goal(value: float, goal: float, unit: str = "") -> str:
 
 
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    """The tables the README quotes."""
+    """The tables docs/results.md quotes."""
     header = (f"INT8 vs fp32 on {meta['profile']} ({meta['run']}; {meta['windows']} interleaved windows, "
               f"quietest kept; threads {meta['threads']}; load average {meta['loadavg_start']} -> "
               f"{meta['loadavg_end']}; per round {meta['round_loads']})")
