@@ -1,12 +1,16 @@
 """Hostile and broken checkpoints: a pickle payload is refused without running it, and any
 checkpoint that `torch.load(weights_only=True)` accepts but that is not a seekdeploy run is a
-`CheckpointError` (for `load_run` and for `train --resume`), never a stray exception."""
+`CheckpointError` (for `load_run` and for `train --resume`), never a stray exception; a checkpoint
+that declares a model larger than its weights is refused before the model is allocated."""
 
 from __future__ import annotations
 
 import copy
 import os
 import pickle
+import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seekdeploy.errors import CheckpointError, SeekdeployError
-from seekdeploy.train.checkpoint import CHECKPOINT_NAME, load_run, read_checkpoint
+from seekdeploy.train.checkpoint import CHECKPOINT_NAME, load_run, read_checkpoint, save_checkpoint
+from seekdeploy.train.session import resume_session
 
 
 class MakesMarker:
@@ -164,15 +169,17 @@ def test_mutated_checkpoint_loads_or_raises_checkpoint_error(good_payload, tmp_p
         run = load_run(run_dir)
     except SeekdeployError:
         return
-    assert run.base_spec is not None and run.motivated_spec.contains(run.base_spec) in (True, False)
+    # What loaded is a usable run: an eval-mode supernet, two specs of its family, and for each
+    # role one of the supernet's own sets of BN statistics.
+    assert not run.supernet.training
+    assert run.base_spec.family == run.motivated_spec.family == run.supernet.family
+    assert {run.bn_role_for("base"), run.bn_role_for("motivated")} <= set(run.bn_roles)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_checkpoint_resumes_or_raises_seekdeploy_error(good_payload, tmp_path, data) -> None:
-    from seekdeploy.train.session import resume_session
-
     changes = data.draw(mutations(_paths(good_payload)))
     run_dir = _save(tmp_path / "mutated-resume", _mutate(good_payload, changes))
     try:
@@ -189,3 +196,37 @@ def test_truncated_checkpoints_are_corrupt_errors(tiny_run: Path, tmp_path: Path
         (folder / CHECKPOINT_NAME).write_bytes(data[:cut])
         with pytest.raises(CheckpointError, match="corrupt or truncated"):
             load_run(folder)
+
+
+HOSTILE_LOAD = """
+import resource, sys
+from seekdeploy.errors import CheckpointError
+from seekdeploy.train.checkpoint import load_run
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    load_run(sys.argv[1])
+except CheckpointError as exc:
+    print("REFUSED", exc)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("GREW_KIB", after - before)
+"""
+
+
+def test_a_checkpoint_declaring_a_huge_model_is_refused_before_allocating_it(tiny_run, tmp_path) -> None:
+    run_dir = Path(shutil.copytree(tiny_run, tmp_path / "run"))
+    import seekdeploy.train.checkpoint  # noqa: F401  (warm imports before measuring)
+
+    payload = read_checkpoint(run_dir / CHECKPOINT_NAME)
+    # ~150 M parameters declared (600 MB of float32) beside the tiny run's real weights.
+    payload["model"]["config"]["width"] = [4096, 8192]
+    save_checkpoint(run_dir / CHECKPOINT_NAME, {k: v for k, v in payload.items()
+                                                if k not in ("format", "format_version")})
+    with pytest.raises(CheckpointError, match="declared model does not match the stored weights"):
+        load_run(run_dir)
+    with pytest.raises(CheckpointError, match="declared model does not match"):
+        resume_session(run_dir)
+    done = subprocess.run([sys.executable, "-c", "import torch; import seekdeploy.nn\n" + HOSTILE_LOAD,
+                           str(run_dir)], capture_output=True, text=True, timeout=120)
+    assert "REFUSED" in done.stdout, done.stdout + done.stderr
+    grew_kib = int(done.stdout.split("GREW_KIB")[1])
+    assert grew_kib < 100 * 1024, f"the loader's peak memory grew by {grew_kib} KiB"

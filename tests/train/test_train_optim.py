@@ -130,3 +130,23 @@ def test_cosine_warmup_schedule() -> None:
     restored = CosineWarmupSchedule(opt, peak_lr=1.0, total_steps=10, warmup_steps=2)
     restored.load_state_dict(schedule.state_dict())
     assert restored.step_count == 10
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd"])
+def test_loaded_optimizer_state_lives_on_each_parameters_device_and_dtype(name) -> None:
+    # The checkpoint is read to the CPU; the parameters live elsewhere (here the `meta` device
+    # and float64 stand in for a GPU: torch moves moments but left AdamW's `step` behind).
+    trained = [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(3))]
+    optimizer = create_optimizer(name, trained, lr=0.1, weight_decay=0.01)
+    sum((p ** 2).sum() for p in trained).backward()
+    optimizer.step()
+    state = optimizer.state_dict()
+    for device, dtype in (("meta", torch.float32), ("cpu", torch.float64)):
+        moved = [torch.nn.Parameter(torch.zeros(p.shape, device=device, dtype=dtype)) for p in trained]
+        loaded = create_optimizer(name, moved, lr=0.1, weight_decay=0.01)
+        loaded.load_state_dict(state)
+        assert loaded.state, "nothing was loaded"
+        for param, entries in loaded.state.items():
+            for key, value in entries.items():
+                assert value.device == param.device, (key, value.device)
+                assert value.dtype == (torch.float32 if key == "step" else param.dtype), key
