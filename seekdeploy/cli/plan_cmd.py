@@ -49,14 +49,18 @@ def _calibration_warnings_to(console: Console) -> Iterator[None]:
 @click.option("--roofline", is_flag=True, help="Ignore any calibration; predict with the roofline.")
 @click.option("--max-base-ratio", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=0.5,
               show_default=True, help="The base may have at most this fraction of the motivated model's FLOPs.")
+@click.option("--shape", type=click.Choice(["proportional", "free"]), default="proportional", show_default=True,
+              help="proportional: only specs that scale the family's shape (depth and width together); "
+                   "free: any shape of the grid (the most FLOPs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
 def plan(profile_name: str, arch: str, calibration: Path | None, roofline: bool, max_base_ratio: float,
-         as_json: bool) -> None:
+         shape: str, as_json: bool) -> None:
     """Pick the largest motivated spec within its budgets and the largest base nested in it, at most
     --max-base-ratio of its FLOPs, within the base budgets; say what stopped each role growing.
 
     Latency is predicted at each budget's percentile by the profile's calibration when it matches
-    this device, else by the roofline of the profile's declared peak GFLOP/s and bandwidth.
+    this device, else by the roofline of the profile's declared peak GFLOP/s and bandwidth; the
+    plan names the predictor and how far off it was on the last run `seekdeploy run` profiled.
     """
     from rich.console import Console
 
@@ -69,14 +73,17 @@ def plan(profile_name: str, arch: str, calibration: Path | None, roofline: bool,
     profile = load_profile(profile_name)
     with _calibration_warnings_to(console):
         predictor = RooflinePredictor(profile) if roofline else load_predictor(profile, arch, calibration)
-    result = plan_pair(profile, arch, predictor, max_base_ratio=max_base_ratio)
+    from seekdeploy.plan.track_record import check_line, last_check
+
+    result = plan_pair(profile, arch, predictor, max_base_ratio=max_base_ratio, shape=shape)
+    check = last_check(profile, arch, predictor)
     if as_json:
-        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        sys.stdout.write(json.dumps(result.to_json() | {"last_check": check}, indent=2) + "\n")
         return
-    _print_plan(console, result)
+    _print_plan(console, result, check_line(check, predictor.kind))
 
 
-def _print_plan(console: Console, result: PairPlan) -> None:
+def _print_plan(console: Console, result: PairPlan, last_time: str) -> None:
     from rich import box
     from rich.table import Table
 
@@ -101,6 +108,7 @@ def _print_plan(console: Console, result: PairPlan) -> None:
                  *result.summary_lines()):
         console.print(line, highlight=False)
     console.print(f"searched {result.searched} specs in {result.search_seconds:.2f} s")
+    console.print(last_time, highlight=False)
     console.print("PASSED: planned a nested pair within every budget", style="bold green")
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from seekdeploy.plan.proportions import PROPORTIONS, ShapeRule, grid_mask, scaled_neighbors, specs_mask
 from seekdeploy.profiles.schema import Budget, HardwareProfile, Role
 
 if TYPE_CHECKING:
@@ -87,10 +88,22 @@ def _best(table: ListCosts | GridCosts, indices: np.ndarray) -> int:
     return int(indices[np.lexsort((table.typical_ms[indices], -table.flops[indices]))[0]])
 
 
-def pick_pair(table: ListCosts | GridCosts, over: dict[Role, dict[str, np.ndarray]], ratio: float) -> tuple[int, int] | None:
-    """(motivated index, base index) by the planner's rule, or None when no pair satisfies it."""
-    fits_motivated = np.flatnonzero(_fits(over[Role.MOTIVATED]))
-    fits_base = _fits(over[Role.BASE])
+def shape_mask(table: ListCosts | GridCosts, family: str, rule: ShapeRule) -> np.ndarray | None:
+    """(N,) bool: the specs the shape rule allows (`proportions`), or None when every shape is."""
+    if ShapeRule(rule) is ShapeRule.FREE:
+        return None
+    if hasattr(table, "grid"):
+        return grid_mask(table.grid, family)
+    return specs_mask(table.specs, family)
+
+
+def pick_pair(table: ListCosts | GridCosts, over: dict[Role, dict[str, np.ndarray]], ratio: float,
+              shaped: np.ndarray | None = None) -> tuple[int, int] | None:
+    """(motivated index, base index) by the planner's rule, or None when no pair satisfies it;
+    `shaped` (from `shape_mask`) restricts both roles to the specs in the family's proportions."""
+    allowed_shape = np.ones(len(table), dtype=bool) if shaped is None else shaped
+    fits_motivated = np.flatnonzero(_fits(over[Role.MOTIVATED]) & allowed_shape)
+    fits_base = _fits(over[Role.BASE]) & allowed_shape
     if fits_motivated.size == 0 or not fits_base.any():
         return None
     smallest_base = table.flops[fits_base].min()
@@ -113,11 +126,15 @@ def pick_pair(table: ListCosts | GridCosts, over: dict[Role, dict[str, np.ndarra
 
 
 def role_limits(table: ListCosts | GridCosts, role: Role, index: int, over: dict[Role, dict[str, np.ndarray]],
-                motivated: int, ratio: float) -> dict[str, list[str]]:
-    """Axis name -> why the spec one step up that axis was not this role's choice."""
+                motivated: int, ratio: float, shaped: np.ndarray | None = None) -> dict[str, list[str]]:
+    """Axis name -> why the spec one step up that axis was not this role's choice (a budget, the
+    pair rule, nesting, the family's proportions or the grid's cap)."""
     nested = table.nested_in(motivated) if role is Role.BASE else None
     limits = {}
-    for axis, up in table.neighbors(index):
+    steps = table.neighbors(index)
+    if shaped is not None and hasattr(table, "grid"):
+        steps = scaled_neighbors(table.grid, table.grid.family, index)
+    for axis, up in steps:
         if up is None:
             limits[axis] = [GRID_CAP]
             continue
@@ -126,6 +143,8 @@ def role_limits(table: ListCosts | GridCosts, role: Role, index: int, over: dict
             reasons.append(NESTING)
         if role is Role.BASE and table.flops[up] > ratio * table.flops[motivated]:
             reasons.append(PAIR_RATIO)
+        if shaped is not None and not shaped[up]:
+            reasons.append(PROPORTIONS)
         # A larger motivated spec within its budgets was passed over only for want of a base.
         limits[axis] = reasons or [PAIR_RATIO]
     return limits
@@ -148,11 +167,13 @@ def _predicted_text(name: str, candidate: Candidate, role: Role) -> str:
 
 
 def no_pair_error(profile: HardwareProfile, family: str, table: ListCosts | GridCosts, over: dict[Role, dict[str, np.ndarray]],
-                  budgets: dict[Role, Budget], predictor: LatencyPredictor, ratio: float) -> Exception:
+                  budgets: dict[Role, Budget], predictor: LatencyPredictor, ratio: float,
+                  shaped: np.ndarray | None = None) -> Exception:
     """The PlanError for a table where `pick_pair` found nothing, naming the budget to change."""
     from seekdeploy.plan.candidates import PlanError, evaluate_spec, violations
 
-    fits = {role: _fits(masks) for role, masks in over.items()}
+    allowed_shape = np.ones(len(table), dtype=bool) if shaped is None else shaped
+    fits = {role: _fits(masks) & allowed_shape for role, masks in over.items()}
     if not fits[Role.BASE].any() or not fits[Role.MOTIVATED].any():
         return _too_tight_error(profile, family, table, budgets, predictor)
     smallest = evaluate_spec(table.spec(int(np.flatnonzero(fits[Role.BASE])[
@@ -165,7 +186,7 @@ def no_pair_error(profile: HardwareProfile, family: str, table: ListCosts | Grid
             f"FLOPs: the smallest base within the base budgets ({smallest.spec}, {smallest.flops / 1e6:.1f} MFLOP) "
             f"needs a motivated model of at least {needed_flops / 1e6:.1f} MFLOP, but the largest spec within the "
             f"motivated budgets ({largest.spec}) has {largest.flops / 1e6:.1f} MFLOP. ")
-    enough = np.flatnonzero(table.flops >= needed_flops)
+    enough = np.flatnonzero((table.flops >= needed_flops) & allowed_shape)
     if enough.size == 0:
         return PlanError(head + f"No spec of the grid has that many FLOPs: {looser or 'plan another --arch'}")
     budget = budgets[Role.MOTIVATED]

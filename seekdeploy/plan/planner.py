@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from seekdeploy.plan.candidates import Candidate, PlanError, evaluate_spec, violations
 from seekdeploy.plan.predictor import LatencyPredictor
+from seekdeploy.plan.proportions import DEFAULT_SHAPE_RULE, ShapeRule
 from seekdeploy.profiles.schema import Budget, HardwareProfile, Role
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class PairPlan:
     search_seconds: float
     max_base_ratio: float = DEFAULT_MAX_BASE_RATIO
     grid_caps: dict[str, Any] = field(default_factory=dict)
+    shape: ShapeRule = DEFAULT_SHAPE_RULE
 
     @property
     def grid_limited(self) -> bool:
@@ -102,7 +104,9 @@ class PairPlan:
 
     def summary_lines(self) -> list[str]:
         """The pair's FLOPs ratio against the rule and what bounded each role, as plain lines."""
-        lines = [f"pair:      base = {self.flops_ratio:.2f}x the motivated FLOPs (rule: <= {self.max_base_ratio:g}x)"]
+        lines = [f"pair:      base = {self.flops_ratio:.2f}x the motivated FLOPs (rule: <= {self.max_base_ratio:g}x)",
+                 "shape:     " + ("in the family's proportions (depth and width scaled together)"
+                                  if self.shape is ShapeRule.PROPORTIONAL else "free (the most FLOPs, any shape)")]
         for role_plan in (self.base, self.motivated):
             limited = ", ".join(_limit_phrase(role_plan, reason) for reason in role_plan.limited_by()) or "-"
             lines.append(f"{role_plan.role.value + ' limited by:':<22} {limited}")
@@ -118,7 +122,7 @@ class PairPlan:
                 "predictor": self.predictor, "searched_specs": self.searched,
                 "search_seconds": round(self.search_seconds, 3), "grid_limited": self.grid_limited,
                 "max_base_flops_ratio": self.max_base_ratio, "base_flops_ratio": self.flops_ratio,
-                "grid_caps": self.grid_caps, "base": self.base.to_json(), "motivated": self.motivated.to_json()}
+                "grid_caps": self.grid_caps, "shape_rule": self.shape.value, "base": self.base.to_json(), "motivated": self.motivated.to_json()}
 
 
 def _limit_phrase(role_plan: RolePlan, reason: str) -> str:
@@ -159,14 +163,16 @@ def describe_pair(profile: HardwareProfile, family: str, specs: dict[Role, Subne
 
 def plan_pair(profile: HardwareProfile, family: str, predictor: LatencyPredictor | None = None, *,
               candidates: Sequence[SubnetSpec] | None = None,
-              max_base_ratio: float = DEFAULT_MAX_BASE_RATIO) -> PairPlan:
+              max_base_ratio: float = DEFAULT_MAX_BASE_RATIO,
+              shape: ShapeRule | str = DEFAULT_SHAPE_RULE) -> PairPlan:
     """Pick the motivated spec with the most FLOPs, and the base nested in it with the most FLOPs
     and at most `max_base_ratio` of its FLOPs, whose predictions meet the profile's budgets; raise
     `PlanError` (naming the budget to change) when no pair does.
 
     `predictor` defaults to `load_predictor(profile, family)` (the calibration when valid, else
     the roofline); `candidates` (a list of specs) replaces the family's grid, and then no
-    per-axis limits are reported.
+    per-axis limits are reported. `shape` restricts both roles to the family's proportions
+    (`proportions.ShapeRule.PROPORTIONAL`, the default) or lets them take any shape (`FREE`).
     """
     from seekdeploy.plan import _pair_rules as rules
 
@@ -186,16 +192,17 @@ def plan_pair(profile: HardwareProfile, family: str, predictor: LatencyPredictor
         raise PlanError(f"no candidate specs to plan {family!r} with")
     budgets = {role: profile.budget(role) for role in (Role.BASE, Role.MOTIVATED)}
     over = {role: rules.over_budget(table, predictor, budget) for role, budget in budgets.items()}
-    pair = rules.pick_pair(table, over, max_base_ratio)
+    shaped = rules.shape_mask(table, family, ShapeRule(shape))
+    pair = rules.pick_pair(table, over, max_base_ratio, shaped)
     if pair is None:
-        raise rules.no_pair_error(profile, family, table, over, budgets, predictor, max_base_ratio)
+        raise rules.no_pair_error(profile, family, table, over, budgets, predictor, max_base_ratio, shaped)
     motivated, base = pair
     plans = {role: RolePlan(role, evaluate_spec(table.spec(index), profile, predictor), budgets[role],
-                            rules.role_limits(table, role, index, over, motivated, max_base_ratio))
+                            rules.role_limits(table, role, index, over, motivated, max_base_ratio, shaped))
              for role, index in ((Role.BASE, base), (Role.MOTIVATED, motivated))}
     caps = table.grid.caps() if hasattr(table, "grid") else {}
     return PairPlan(profile.name, family, predictor.describe(), plans[Role.BASE], plans[Role.MOTIVATED],
-                    len(table), time.perf_counter() - started, max_base_ratio, caps)
+                    len(table), time.perf_counter() - started, max_base_ratio, caps, ShapeRule(shape))
 
 
 def predict_roles(profile: HardwareProfile, family: str, specs: dict[Role, SubnetSpec],

@@ -224,6 +224,6 @@ class CalibratedPredictor(LatencyPredictor):
         return self.tail_ratios.get(key, default_tail_factor(percentile))
 
     def describe(self) -> dict[str, Any]:
-        """Kind, fit model, source file and tail ratios."""
-        return {"kind": self.kind, "model": self.model, "source": self.source,
+        """Kind, fit model, coefficients, source file and tail ratios."""
+        return {"kind": self.kind, "model": self.model, "coefficients": self.coefficients, "source": self.source,
                 "tail_ratios": self.tail_ratios}

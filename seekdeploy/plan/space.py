@@ -37,7 +37,8 @@ def spec_grid(family: str) -> SpecGrid:
 
 
 def design_specs(family: str, count: int, *, seed: int = 0, exclude: frozenset = frozenset(),
-                 corners: bool = True, profile: HardwareProfile | None = None) -> list[SubnetSpec]:
+                 corners: bool = True, profile: HardwareProfile | None = None,
+                 proportional: bool = False) -> list[SubnetSpec]:
     """A calibration design of `count` specs: the grid's corners, then seeded random picks.
 
     With `profile`, only specs whose roofline-predicted latency (and memory and file size) are
@@ -45,10 +46,15 @@ def design_specs(family: str, count: int, *, seed: int = 0, exclude: frozenset =
     planner can choose from; timing ResNet-110s for a 3 ms budget would waste the calibration). Corners are the smallest and
     the largest spec (by FLOPs) and the shallow-wide and deep-narrow extremes; `exclude` removes
     specs (e.g. those of another design) so a held-out set never overlaps the fit; `corners=False`
-    draws random picks only (a held-out test set).
+    draws random picks only (a held-out test set). `proportional` draws only specs in the family's
+    proportions (`proportions.grid_mask`): where the default planner chooses.
     """
     grid = spec_grid(family)
     flops, reachable = _design_pool(grid, profile)
+    if proportional:
+        from seekdeploy.plan.proportions import grid_mask
+
+        reachable = reachable & grid_mask(grid, family)
     pool = np.flatnonzero(reachable)
     if count < 1 or pool.size == 0:
         raise SpecError(f"a calibration design needs at least one spec (asked {count}, {pool.size} available)")

@@ -67,10 +67,14 @@ def compute_snapshot() -> dict[str, Any]:
                            for layer in list_layers(spec, **geometry)]
     plans = {}
     for profile, family in PLANS:
-        result = CliRunner().invoke(cli, ["plan", "--profile", profile, "--arch", family, "--json"])
+        # --shape free: the max-FLOPs rule these plans were recorded with (the shape rule is
+        # tests/plan/test_plan_proportions.py's); the roofline, whatever calibration lies about.
+        result = CliRunner().invoke(cli, ["plan", "--profile", profile, "--arch", family, "--json", "--shape", "free",
+                                          "--roofline"])
         assert result.exit_code == 0, result.output
         plan = json.loads(result.output)
-        plan.pop("search_seconds")  # wall-clock time, not a result
+        for key in ("search_seconds", "shape_rule", "last_check"):  # wall-clock time; keys added later
+            plan.pop(key, None)
         plans[f"{profile}/{family}"] = plan
     return {"costs": costs, "layers": layers, "plans": plans}
 

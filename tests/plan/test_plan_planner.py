@@ -1,4 +1,7 @@
-"""The pair planner on a synthetic predictor with known answers, and its errors."""
+"""The pair planner on a synthetic predictor with known answers, and its errors.
+
+The FLOPs rule (budgets, pair ratio, nesting, errors) is tested over any shape (`ShapeRule.FREE`)
+against brute force; the shape rule itself is `test_plan_proportions.py`'s."""
 
 from __future__ import annotations
 
@@ -13,11 +16,13 @@ import pytest
 from seekdeploy.nn import estimate_cost
 from seekdeploy.plan.planner import PlanError, evaluate_spec, plan_pair
 from seekdeploy.plan.predictor import LatencyPredictor, input_geometry
+from seekdeploy.plan.proportions import ShapeRule
 from seekdeploy.plan.space import spec_grid
 from seekdeploy.profiles.loader import load_profile
 from seekdeploy.profiles.schema import Budget, Role
 
 PROFILE = load_profile("x86-cpu")
+FREE = ShapeRule.FREE
 GEOMETRY = input_geometry(PROFILE)
 
 
@@ -68,32 +73,32 @@ def _brute_force(profile: Any, family: str, predictor: LatencyPredictor, ratio: 
 def test_planner_picks_the_largest_feasible_nested_pair(family: str, ratio: float) -> None:
     profile = _with_budgets(Budget(latency_ms=2.0), Budget(latency_ms=8.0))
     predictor = FlopsPredictor(profile)
-    plan = plan_pair(profile, family, predictor, candidates=_subset(family), max_base_ratio=ratio)
+    plan = plan_pair(profile, family, predictor, candidates=_subset(family), max_base_ratio=ratio, shape=FREE)
     base, motivated = plan.base.candidate, plan.motivated.candidate
     assert motivated.spec.contains(base.spec) and base.spec != motivated.spec
     assert base.flops <= ratio * motivated.flops
     assert base.latency_ms[Role.BASE] <= 2.0 and motivated.latency_ms[Role.MOTIVATED] <= 8.0
     assert (motivated.flops, base.flops) == _brute_force(profile, family, predictor, ratio)
     assert plan.base.margins()["latency_ms"] == pytest.approx(2.0 - base.flops / 10e6)
-    whole = plan_pair(profile, family, predictor, max_base_ratio=ratio)  # the whole grid
+    whole = plan_pair(profile, family, predictor, max_base_ratio=ratio, shape=FREE)  # the whole grid
     assert whole.search_seconds < 5.0 and whole.motivated.candidate.flops >= motivated.flops
     assert whole.base.candidate.flops <= ratio * whole.motivated.candidate.flops
 
 
 def test_file_size_budget_binds_when_latency_does_not() -> None:
     profile = _with_budgets(Budget(latency_ms=1e6, file_size_mib=0.05), Budget(latency_ms=1e6, file_size_mib=0.5))
-    plan = plan_pair(profile, "resnet", FlopsPredictor(profile))
+    plan = plan_pair(profile, "resnet", FlopsPredictor(profile), shape=FREE)
     assert plan.base.candidate.file_size_mib <= 0.05
     assert plan.motivated.candidate.file_size_mib <= 0.5
     assert "file size" in plan.motivated.limited_by() and "latency p95" not in plan.motivated.limited_by()
-    subset = plan_pair(profile, "resnet", FlopsPredictor(profile), candidates=_subset("resnet"))
+    subset = plan_pair(profile, "resnet", FlopsPredictor(profile), candidates=_subset("resnet"), shape=FREE)
     assert (subset.motivated.candidate.flops, subset.base.candidate.flops) == \
         _brute_force(profile, "resnet", FlopsPredictor(profile))
 
 
 def test_unbounded_budgets_stop_at_the_grid_cap_on_every_axis() -> None:
     profile = _with_budgets(Budget(latency_ms=1e9), Budget(latency_ms=1e9))
-    plan = plan_pair(profile, "vit", FlopsPredictor(profile))
+    plan = plan_pair(profile, "vit", FlopsPredictor(profile), shape=FREE)
     grid = spec_grid("vit")
     assert plan.motivated.candidate.spec == grid.spec_at(len(grid) - 1)  # the grid's largest spec
     assert plan.motivated.limits == {name: ["grid cap"] for name, _ in grid.axes}
@@ -115,7 +120,7 @@ def test_infeasible_budget_names_the_tightest_budget_and_the_smallest_prediction
     predictor = FlopsPredictor(profile)
     smallest = spec_grid("resnet").spec_at(0)  # every axis at its least
     with pytest.raises(PlanError) as raised:
-        plan_pair(profile, "resnet", predictor)
+        plan_pair(profile, "resnet", predictor, shape=FREE)
     message = str(raised.value)
     assert "tightest budget is the base latency p95 <= 0.001 ms" in message
     assert str(smallest) in message
@@ -128,19 +133,20 @@ def test_no_pair_under_the_ratio_says_which_budget_to_change_and_that_change_wor
     profile = _with_budgets(Budget(latency_ms=smallest * 1.01), Budget(latency_ms=smallest * 1.5))
     predictor = FlopsPredictor(profile)
     with pytest.raises(PlanError) as raised:
-        plan_pair(profile, "resnet", predictor)
+        plan_pair(profile, "resnet", predictor, shape=FREE)
     message = str(raised.value)
     assert "with the base at most 0.5x the motivated model's FLOPs" in message
     match = re.search(r"Raise the motivated latency p95 budget from [\d.]+ ms to at least ([\d.]+) ms", message)
     assert match, message
     raised_budget = float(match.group(1)) * 1.001  # the printed figure is rounded to 3 digits
-    fixed = plan_pair(_with_budgets(profile.budget(Role.BASE), Budget(latency_ms=raised_budget)), "resnet", predictor)
+    fixed = plan_pair(_with_budgets(profile.budget(Role.BASE), Budget(latency_ms=raised_budget)), "resnet", predictor,
+                      shape=FREE)
     assert fixed.base.candidate.flops <= 0.5 * fixed.motivated.candidate.flops
     # The suggested ratio is the least (to 2 decimals) that gives a pair.
     ratio = float(re.search(r"--max-base-ratio ([\d.]+)", message).group(1))
-    assert plan_pair(profile, "resnet", predictor, max_base_ratio=ratio).flops_ratio <= ratio
+    assert plan_pair(profile, "resnet", predictor, max_base_ratio=ratio, shape=FREE).flops_ratio <= ratio
     with pytest.raises(PlanError):
-        plan_pair(profile, "resnet", predictor, max_base_ratio=ratio - 0.01)
+        plan_pair(profile, "resnet", predictor, max_base_ratio=ratio - 0.01, shape=FREE)
 
 
 @pytest.mark.parametrize("family", ["resnet", "mbconv", "vit"])
@@ -169,7 +175,7 @@ def test_grid_costs_equal_exact_evaluation_and_nesting(family: str) -> None:
 def test_memory_budget_can_be_the_tightest() -> None:
     profile = _with_budgets(Budget(latency_ms=100.0), Budget(latency_ms=100.0, peak_memory_mib=0.0001))
     with pytest.raises(PlanError, match="motivated peak memory <= 0.0001 MiB"):
-        plan_pair(profile, "vit", FlopsPredictor(profile))
+        plan_pair(profile, "vit", FlopsPredictor(profile), shape=FREE)
 
 
 def test_plan_cli_prints_json_and_clear_errors(run_cli, tmp_cwd, tmp_path) -> None:
