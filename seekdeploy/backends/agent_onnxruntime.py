@@ -1,8 +1,9 @@
 """The agent's onnxruntime path: load the ONNX model in onnxruntime and time it with the protocol.
 
 Standalone (standard library + numpy + onnxruntime; shipped beside `agent.py` and `timing.py`): it
-cannot import seekdeploy. seekdeploy's own `OnnxRuntimeRunner` and the export's parity proof take
-their session settings from here too, so a model runs the same way on a device and at home.
+cannot import seekdeploy. seekdeploy's own `OnnxRuntimeRunner`, the export's parity proof and the
+report's scoring open their sessions with `session_arguments` from here too, so a model runs the
+same way on a device, at home and in the proof.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 
 REQUIRED_MODULES = ("onnxruntime",)
 # onnxruntime 1.32's MatmulTransposeFusion segfaults the whole process while loading some fp16
-# attention graphs (found while measuring fp16 parity); the fusion changes speed, never results.
+# attention graphs; the fusion changes speed, not which function the graph computes.
 ORT_DISABLED_OPTIMIZERS = ("MatmulTransposeFusion",)
 
 
@@ -30,13 +31,17 @@ def disabled_optimizers(model_path: str, precision=None) -> list:
     return list(ORT_DISABLED_OPTIMIZERS) if fp16 else []
 
 
-def session_options(ort, threads: int):
-    """Every graph optimization on, `threads` intra-op threads (0 = one per physical core), errors only."""
+def session_arguments(ort, model_path: str, threads: int = 0, precision=None) -> dict:
+    """The keyword arguments of `ort.InferenceSession` for the model at `model_path`: every graph
+    optimization on, `threads` intra-op threads (0 = one per physical core), errors-only logging,
+    and the optimizers this model must not run. The one definition of how seekdeploy loads a model
+    in onnxruntime: this agent, the `OnnxRuntimeRunner`, the export's parity proof and the
+    report's scoring all open their sessions with it, so what is proven is what runs."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = int(threads)
     options.log_severity_level = 3  # errors only: warnings would interleave with the output
-    return options
+    return {"sess_options": options, "disabled_optimizers": disabled_optimizers(model_path, precision)}
 
 
 def measure(args, timing, numpy, protocol, input_shape_of, watch_load=None) -> dict:
@@ -52,9 +57,8 @@ def measure(args, timing, numpy, protocol, input_shape_of, watch_load=None) -> d
     timing.reset_peak_rss()  # the peak then covers this model's load and runs, not the imports
     name = os.path.basename(args.model)
     try:
-        session = ort.InferenceSession(args.model, sess_options=session_options(ort, args.threads),
-                                       providers=providers,
-                                       disabled_optimizers=disabled_optimizers(args.model, args.precision))
+        session = ort.InferenceSession(args.model, providers=providers,
+                                       **session_arguments(ort, args.model, args.threads, args.precision))
     except Exception as exc:  # onnxruntime's own error types vary by version
         raise OnnxRuntimeAgentError(f"onnxruntime cannot load {name}: {exc}")
     input_name = session.get_inputs()[0].name

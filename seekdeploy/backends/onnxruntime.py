@@ -1,8 +1,8 @@
 """The onnxruntime backend: its declaration (`BACKEND`), in-process runner and doctor check.
 
 The session settings (graph optimizations, threads, the optimizers switched off for fp16) come
-from `agent_onnxruntime.py`, the standalone module the agent times models with on a device, so a
-model loads the same way here, on a device and in the export's parity proof.
+from `agent_onnxruntime.session_arguments`, in the standalone module the agent times models with on
+a device, so a model loads the same way here, on a device and in the export's parity proof.
 """
 
 from __future__ import annotations
@@ -20,18 +20,6 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     import numpy as np
-
-ORT_DISABLED_OPTIMIZERS = list(agent_onnxruntime.ORT_DISABLED_OPTIMIZERS)
-
-
-def disabled_optimizers(path: str | Path, precision: str | None = None) -> list[str]:
-    """onnxruntime graph optimizers to switch off for this model: MatmulTransposeFusion for fp16.
-
-    onnxruntime 1.32's MatmulTransposeFusion segfaults the whole process while loading some fp16
-    attention graphs; the fusion changes speed, never results. A model is fp16 when `precision`
-    says so or its name is `*.fp16.onnx`.
-    """
-    return agent_onnxruntime.disabled_optimizers(str(path), precision)
 
 
 class OnnxRuntimeRunner(Runner):
@@ -65,12 +53,11 @@ class OnnxRuntimeRunner(Runner):
                     f"execution provider {provider!r} is not available in this onnxruntime "
                     f"build{did_you_mean(provider, available)}; available: {', '.join(available)}"
                 )
-        options = agent_onnxruntime.session_options(ort, self.threads)
         self._errors = _ort_error_types(ort)
         try:
             self._session = ort.InferenceSession(
-                str(self.path), sess_options=options, providers=list(self.providers),
-                disabled_optimizers=disabled_optimizers(self.path, self.precision),
+                str(self.path), providers=list(self.providers),
+                **agent_onnxruntime.session_arguments(ort, str(self.path), self.threads, self.precision),
             )
         except self._errors as exc:
             raise RuntimeBackendError(f"onnxruntime cannot load {self.path}: {exc}") from exc

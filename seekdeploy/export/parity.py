@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seekdeploy.backends.onnxruntime import ORT_DISABLED_OPTIMIZERS  # parity loads as the backend does
+from seekdeploy.backends.agent_onnxruntime import session_arguments  # proven as the backend loads it
 from seekdeploy.errors import ExportError
 from seekdeploy.profiles.schema import Precision
 
@@ -103,8 +103,10 @@ def check_parity(figures: ParityFigures, precision: Precision | str, what: str,
 def run_onnx(path: str | Path, images_float32: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Run an ONNX classifier on CPU onnxruntime over (N, C, H, W) float32 images; return (N, K) logits.
 
-    The file is validated with `load_onnx_checked` first. A model with a fixed batch size is fed
-    exactly that many images per run (the last batch is zero-padded, its padding dropped).
+    The file is validated with `load_onnx_checked` first, then loaded with the onnxruntime
+    backend's own session arguments (`session_arguments`), so the proof runs the graph the
+    deployed runtime runs. A model with a fixed batch size is fed exactly that many images per run
+    (the last batch is zero-padded, its padding dropped).
     """
     import numpy as np
     import onnxruntime as ort
@@ -118,7 +120,7 @@ def run_onnx(path: str | Path, images_float32: np.ndarray, batch_size: int = 64)
     try:
         session = ort.InferenceSession(
             proto.SerializeToString(), providers=["CPUExecutionProvider"],
-            disabled_optimizers=ORT_DISABLED_OPTIMIZERS,
+            **session_arguments(ort, str(path)),
         )
     except Exception as exc:  # onnxruntime raises its own pybind exception types
         raise ExportError(f"onnxruntime cannot load {path}: {exc}") from exc

@@ -78,10 +78,11 @@ def run_onnx(model_path: Path, images: np.ndarray) -> np.ndarray:
     """(N, K) float32 logits of one ONNX classifier on (N, C, H, W) float32 images (CPU)."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # warnings about unused initializers are noise here
-    try:
-        session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    from seekdeploy.backends.agent_onnxruntime import session_arguments
+
+    try:  # loaded as the onnxruntime backend loads it, so the scores are the deployed model's
+        session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"],
+                                       **session_arguments(ort, str(model_path)))
     except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable models
         raise RuntimeBackendError(f"onnxruntime cannot load {model_path}: {exc}; re-run "
                                   "`seekdeploy export`") from exc
@@ -111,6 +112,7 @@ def _splits(run_manifest: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndar
         channels=int(shape["channels"]), height=int(shape["height"]), width=int(shape["width"]),
         seed=int(config.get("seed", 0)), data_dir=config.get("data_dir"),
         val_fraction=float(config.get("val_fraction", 0.1)),
+        skip_bad_files=bool(config.get("skip_bad_files", False)),
     )
     out = {}
     for name, split in (("val", dataset.val), ("test", dataset.test)):

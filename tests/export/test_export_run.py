@@ -19,7 +19,8 @@ import torch
 from seekdeploy._io import TMP_PREFIX, sha256_file
 from seekdeploy.errors import ExportError
 from seekdeploy.export.static_models import load_static
-from seekdeploy.export.parity import ORT_DISABLED_OPTIMIZERS, TOLERANCES, ParityTolerance
+from seekdeploy.backends.agent_onnxruntime import session_arguments
+from seekdeploy.export.parity import TOLERANCES, ParityTolerance
 from seekdeploy.profiles.schema import Precision
 from helpers import cli_in_process
 
@@ -32,7 +33,7 @@ def _manifest(folder: Path) -> dict:
 
 def _session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"],
-                                disabled_optimizers=ORT_DISABLED_OPTIMIZERS)
+                                **session_arguments(ort, str(path)))
 
 
 def _dataset(run_dir: Path):

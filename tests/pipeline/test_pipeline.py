@@ -133,12 +133,12 @@ def test_child_agent_errors_are_user_errors(run_cli, tmp_path: Path, export_dir:
 def test_fp16_models_load_without_matmul_transpose_fusion(tmp_path: Path) -> None:
     import importlib.util
 
-    from seekdeploy.backends.onnxruntime import disabled_optimizers
+    from seekdeploy.backends.agent_onnxruntime import disabled_optimizers
     from seekdeploy.remote.agent_files import stage_agent
 
-    assert disabled_optimizers(Path("m/model.fp16.onnx")) == ["MatmulTransposeFusion"]
-    assert disabled_optimizers(Path("m/model.onnx"), "fp16") == ["MatmulTransposeFusion"]
-    assert disabled_optimizers(Path("m/model.onnx"), "fp32") == []
+    assert disabled_optimizers("m/model.fp16.onnx") == ["MatmulTransposeFusion"]
+    assert disabled_optimizers("m/model.onnx", "fp16") == ["MatmulTransposeFusion"]
+    assert disabled_optimizers("m/model.onnx", "fp32") == []
     staged = stage_agent(tmp_path / "agent").with_name("agent_onnxruntime.py")  # what the device runs
     spec = importlib.util.spec_from_file_location("staged_agent_onnxruntime", staged)
     agent = importlib.util.module_from_spec(spec)
