@@ -1,6 +1,7 @@
 """The TensorRT backend: its declaration (`BACKEND`), its doctor check and its engine runner
-(TensorRT 10 name-based tensor API, `execute_async_v3`). The engine is built on the device by
-the one TensorRT core, `agent_tensorrt.py` (export's build script and builder use it too).
+(TensorRT 10 name-based tensor API, `execute_async_v3`). The engine is built on the device
+through the one TensorRT core, `_tensorrt_core.py` (the agent's `agent_tensorrt.py` and export's
+build script and builder all call it).
 
 One `infer` = copy inputs host->device, record a CUDA event, enqueue the engine, record a second
 event, copy outputs device->host, synchronize the stream. The host-side sample therefore matches
