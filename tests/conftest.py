@@ -10,11 +10,25 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def image_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Image folders decoded by any test (and the CLI subprocesses it starts) are cached here,
+    never in the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("image-cache")
+    before = os.environ.get("SEEKDEPLOY_CACHE_DIR")
+    os.environ["SEEKDEPLOY_CACHE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("SEEKDEPLOY_CACHE_DIR", None)
+    else:
+        os.environ["SEEKDEPLOY_CACHE_DIR"] = before
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ _DEFAULTS = TrainConfig()  # one place for defaults: the CLI shows the dataclass
 _TRAINING_OPTIONS = ("arch", "data", "data_dir", "epochs", "batch_size", "lr", "optimizer",
                      "base", "motivated", "condition", "motivated_fraction", "motivated_step",
                      "distill_weight", "distill_temperature", "bn", "bn_recalibrate", "seed",
-                     "deterministic", "profile", "out")
+                     "deterministic", "profile", "out", "workers", "skip_bad_files")
 
 
 def _run_dir(out: str | None, profile: str, arch: str, data: str) -> Path:
@@ -42,6 +42,12 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
               show_default=True, help="Model family.")
 @click.option("--data", default="digits", show_default=True, help="Dataset name.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the dataset.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="imagefolder: processes that decode and resize images on the first run "
+                   "(0 = the training process) [one per core, at most 8].")
+@click.option("--skip-bad-files", is_flag=True,
+              help="imagefolder: leave out files that are not usable images (empty, corrupt, "
+                   "truncated, too large) and say how many, instead of stopping.")
 @click.option("--epochs", type=click.IntRange(min=1), default=_DEFAULTS.epochs, show_default=True,
               help="Training epochs (the default suits digits; larger datasets need fewer).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
@@ -155,6 +161,7 @@ def _build_config(options: dict):
     sgd = options["optimizer"] == "sgd"
     config = TrainConfig.from_dict({
         "arch": options["arch"], "data": options["data"], "data_dir": options["data_dir"],
+        "workers": options["workers"], "skip_bad_files": options["skip_bad_files"],
         "epochs": options["epochs"], "batch_size": options["batch_size"],
         "lr": options["lr"] if options["lr"] is not None else (0.05 if sgd else 0.002),
         "optimizer": options["optimizer"], "weight_decay": 5e-4 if sgd else 0.05,

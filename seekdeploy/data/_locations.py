@@ -14,11 +14,20 @@ SYSTEM_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 def default_download_dir() -> Path:
     """Folder downloads go to when no data dir is given: $SEEKDEPLOY_DATA_DIR or the user cache."""
-    explicit = os.environ.get("SEEKDEPLOY_DATA_DIR")
+    return _user_cache_folder("SEEKDEPLOY_DATA_DIR", "data")
+
+
+def default_cache_dir() -> Path:
+    """Where resized image folders are cached: $SEEKDEPLOY_CACHE_DIR or the user cache."""
+    return _user_cache_folder("SEEKDEPLOY_CACHE_DIR", "images")
+
+
+def _user_cache_folder(variable: str, leaf: str) -> Path:
+    explicit = os.environ.get(variable)
     if explicit:
         return Path(explicit).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache).expanduser() / "seekdeploy" / "data"
+    return Path(cache).expanduser() / "seekdeploy" / leaf
 
 
 def search_roots(data_dir: str | os.PathLike[str] | None, system_dirs: tuple[Path, ...] = ()

@@ -85,27 +85,41 @@ def prepare_images(images: np.ndarray, channels: int, height: int, width: int) -
     return convert_channels(resize_images(images, height, width), channels)
 
 
-def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 (N, C, H, W) on the [0, 1] scale, exact in float64."""
-    if images.size == 0:
-        raise DatasetError("the train split is empty; the dataset needs at least one image")
+def channel_histogram(images: np.ndarray) -> np.ndarray:
+    """Per-channel 256-bin histograms (C, 256) int64 of uint8 (N, C, H, W); add them up over
+    chunks to measure a split that does not fit in memory."""
     import torch
 
+    pixels = torch.from_numpy(np.ascontiguousarray(images))
+    # torch.bincount takes uint8 as is (numpy's widens to int64 first: ~10x slower).
+    return np.stack([torch.bincount(pixels[:, channel].reshape(-1), minlength=256).numpy()
+                     for channel in range(images.shape[1])]).astype(np.int64)
+
+
+def stats_from_histogram(counts: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std on the [0, 1] scale from (C, 256) histograms, exact in float64."""
+    if counts.sum() == 0:
+        raise DatasetError("the train split is empty; the dataset needs at least one image")
     levels = np.arange(256, dtype=np.float64) / 255.0
-    pixels = torch.from_numpy(images)
     means, stds = [], []
-    for channel in range(images.shape[1]):
-        # A 256-bin histogram gives exact moments without a float copy of the images;
-        # torch.bincount takes uint8 as is (numpy's widens to int64 first: ~10x slower).
-        counts = torch.bincount(pixels[:, channel].reshape(-1), minlength=256).numpy()
-        counts = counts.astype(np.float64)
-        total = counts.sum()
-        mean = float((counts * levels).sum() / total)
-        variance = float((counts * np.square(levels - mean)).sum() / total)
+    for channel_counts in counts.astype(np.float64):
+        total = channel_counts.sum()
+        mean = float((channel_counts * levels).sum() / total)
+        variance = float((channel_counts * np.square(levels - mean)).sum() / total)
         std = variance ** 0.5
         means.append(mean)
         stds.append(std if std > 1e-6 else 1.0)  # a constant channel must not divide by zero
     return tuple(means), tuple(stds)
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 (N, C, H, W) on the [0, 1] scale, exact in float64.
+
+    A 256-bin histogram gives exact moments without a float copy of the images.
+    """
+    if images.size == 0:
+        raise DatasetError("the train split is empty; the dataset needs at least one image")
+    return stats_from_histogram(channel_histogram(images))
 
 
 def split_stratified(labels: np.ndarray, fraction: float,
@@ -127,6 +141,26 @@ def split_stratified(labels: np.ndarray, fraction: float,
     tiebreak = rng.random(count)
     ranked = np.lexsort((tiebreak, keys))
     return np.sort(ranked[held:]), np.sort(ranked[:held])
+
+
+def carve_splits(train_labels: np.ndarray, *, carve_test: bool, carve_val: bool, seed: int,
+                 val_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions in a source's train set of (train, val, test) where a split must be carved out.
+
+    Without an official test split, `TEST_FRACTION` becomes the test split (drawn from
+    `[seed, 1]`); without an official validation split, `val_fraction` of the rest becomes
+    validation (`[seed, 2]`). A split that is not carved comes back empty.
+    """
+    keep = np.arange(len(train_labels))
+    test = val = np.arange(0)
+    if carve_test:
+        kept, held = split_stratified(train_labels, TEST_FRACTION, np.random.default_rng([seed, 1]))
+        keep, test = keep[kept], keep[held]
+    if carve_val:
+        kept, held = split_stratified(train_labels[keep], val_fraction,
+                                      np.random.default_rng([seed, 2]))
+        keep, val = keep[kept], keep[held]
+    return keep, val, test
 
 
 def _to_split(images: np.ndarray, labels: np.ndarray) -> ImageSplit:
@@ -159,15 +193,15 @@ def build_dataset(name: str, raw: RawDataset, *, channels: int, height: int, wid
         width=width)
     train_x, train_y = raw.train_images, raw.train_labels
     test_x, test_y = raw.test_images, raw.test_labels
-    if test_x is None or test_y is None:
-        keep, held = split_stratified(train_y, TEST_FRACTION, np.random.default_rng([seed, 1]))
-        test_x, test_y = train_x[held], train_y[held]
-        train_x, train_y = train_x[keep], train_y[keep]
     val_x, val_y = raw.val_images, raw.val_labels
-    if val_x is None or val_y is None:
-        keep, held = split_stratified(train_y, val_fraction, np.random.default_rng([seed, 2]))
-        val_x, val_y = train_x[held], train_y[held]
-        train_x, train_y = train_x[keep], train_y[keep]
+    carve_test, carve_val = test_x is None or test_y is None, val_x is None or val_y is None
+    keep, val_held, test_held = carve_splits(train_y, carve_test=carve_test, carve_val=carve_val,
+                                             seed=seed, val_fraction=val_fraction)
+    if carve_test:
+        test_x, test_y = train_x[test_held], train_y[test_held]
+    if carve_val:
+        val_x, val_y = train_x[val_held], train_y[val_held]
+    train_x, train_y = train_x[keep], train_y[keep]
     train_x = prepare_images(train_x, channels, height, width)
     mean, std = channel_stats(train_x)
     augment = AugmentPolicy(

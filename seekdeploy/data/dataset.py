@@ -57,7 +57,8 @@ class ImageDataset:
     """A loaded dataset: three splits, class names, train-split statistics and augmentation.
 
     `mean`/`std` are per channel on the [0, 1] scale, computed on the train split;
-    `preprocessing` says how a source image became a stored one (see `data._preprocessing`).
+    `preprocessing` says how a source image became a stored one (see `data._preprocessing`);
+    `skipped_files` names the source files left out as unusable (image folders, on request).
     """
 
     name: str
@@ -69,6 +70,7 @@ class ImageDataset:
     std: tuple[float, ...]
     augment: AugmentPolicy
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    skipped_files: tuple[str, ...] = ()
 
     @property
     def num_classes(self) -> int:
@@ -93,6 +95,7 @@ class ImageDataset:
             "sizes": {"train": len(self.train), "val": len(self.val), "test": len(self.test)},
             "augment": self.augment.to_json(),
             "preprocessing": self.preprocessing,
+            **({"skipped_files": list(self.skipped_files)} if self.skipped_files else {}),
         }
 
 

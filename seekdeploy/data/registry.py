@@ -95,31 +95,36 @@ def _check_options(channels: int, height: int, width: int, val_fraction: float) 
 
 def load_dataset(name: str, *, channels: int, height: int, width: int, seed: int = 0,
                  data_dir: str | os.PathLike[str] | None = None, val_fraction: float = 0.1,
-                 download: bool = False) -> ImageDataset:
+                 download: bool = False, workers: int | None = None, skip_bad_files: bool = False,
+                 image_cache: bool = True) -> ImageDataset:
     """Load a dataset by name, converted to (channels, height, width) and split from `seed`.
 
     `data_dir` is where to look for files (Fashion-MNIST, CIFAR); without it the system folder and
     the user cache are searched. `download=True` lets torchvision fetch a missing dataset. The same
     arguments always give identical splits. Raises `DatasetError` saying where it looked and how
-    to get the data.
+    to get the data. Image folders only: `workers` decoding processes (None: one per core),
+    `skip_bad_files` leaves unusable files out instead of failing, `image_cache=False` decodes
+    into memory instead of the on-disk cache (see `_imagefolder`).
     """
     source, path = parse_dataset_name(name)
     _check_options(channels, height, width, val_fraction)
+    if source is DatasetName.IMAGEFOLDER:
+        from seekdeploy.data._imagefolder import load_imagefolder
+
+        # An absolute path in the name lets a run's manifest reload the data from any folder.
+        canonical = f"{IMAGEFOLDER_PREFIX}{Path(str(path)).expanduser().resolve()}"
+        return load_imagefolder(str(path), name=canonical, channels=channels, height=height,
+                                width=width, seed=seed, val_fraction=val_fraction,
+                                workers=workers, skip_bad_files=skip_bad_files,
+                                cache=image_cache)
     if source is DatasetName.DIGITS:
         raw = _load_digits()
     elif source is DatasetName.FASHION_MNIST:
         raw = _fashion_mnist.load_fashion_mnist(data_dir, download)
-    elif source in (DatasetName.CIFAR10, DatasetName.CIFAR100):
+    else:
         layout = _cifar.CIFAR10 if source is DatasetName.CIFAR10 else _cifar.CIFAR100
         raw = _cifar.load_cifar(layout, data_dir, download)
-    else:
-        from seekdeploy.data._imagefolder import load_imagefolder
-
-        raw = load_imagefolder(str(path), channels=channels, height=height, width=width)
-    # An absolute path in the name lets a run's manifest reload the data from any folder.
-    canonical = (f"{IMAGEFOLDER_PREFIX}{Path(path).expanduser().resolve()}" if path is not None
-                 else source.value)
-    return build_dataset(canonical, raw, channels=channels, height=height, width=width,
+    return build_dataset(source.value, raw, channels=channels, height=height, width=width,
                          seed=seed, val_fraction=val_fraction)
 
 

@@ -112,6 +112,11 @@ class TrainConfig:
     device: DeviceChoice = DeviceChoice.AUTO
     deterministic: bool = False
     val_fraction: float = 0.1
+    # Image folders (`imagefolder:PATH`): decoding processes (None: one per core, 0: the
+    # training process), and whether unusable files are left out (and counted) instead of
+    # stopping the run before training.
+    workers: int | None = None
+    skip_bad_files: bool = False
     base_spec: str | None = None  # spec text; None = the family's default pair
     motivated_spec: str | None = None
 

@@ -203,7 +203,8 @@ def new_session(config: TrainConfig, run_dir: Path, *, in_channels: int, image_s
                         "every base depth/width must be <= the motivated one's")
     data_kwargs = {"channels": in_channels, "height": image_size, "width": image_size,
                    "seed": config.seed, "data_dir": config.data_dir,
-                   "val_fraction": config.val_fraction}
+                   "val_fraction": config.val_fraction, "workers": config.workers,
+                   "skip_bad_files": config.skip_bad_files}
     bn_roles = ("shared",) if config.bn is BnMode.SHARED else ("base", "motivated")
     seed_everything(config.seed, config.deterministic)  # the weights' initialization is seeded
     dataset = _load_data(config, data_kwargs)

@@ -80,7 +80,7 @@ def test_errors_name_the_problem(tmp_path):
     root = _make_tree(tmp_path / "broken", count=2)
     bad = root / "grass" / "broken.png"
     bad.write_bytes(b"\x89PNG not really")
-    with pytest.raises(DatasetError, match="cannot decode image") as info:
+    with pytest.raises(DatasetError, match="not usable images") as info:
         load_dataset(f"imagefolder:{root}", channels=3, height=8, width=8)
     assert str(bad) in str(info.value)
     split = tmp_path / "split"
