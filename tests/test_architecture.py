@@ -13,9 +13,9 @@ The layer contract, top to bottom (a module may import its own layer and any lay
 Artifact names (`manifest.json`, `model.onnx`, ...) are spelled in `seekdeploy/layout.py` only;
 every other module reads them from there (the standalone device agents excepted).
 
-KNOWN_CYCLES, KNOWN_LAYER_VIOLATIONS and KNOWN_NAME_LITERALS listed what issue 18's redesign had
-not removed yet while it was under way; it removed all of them, so they are empty. They may only
-shrink: a new cycle, upward import or stray name fails, and so does a listed one that is gone.
+KNOWN_CYCLES, KNOWN_LAYER_VIOLATIONS and KNOWN_NAME_LITERALS are allow-lists of exceptions; they
+are empty and may only shrink: a new cycle, upward import or stray name fails, and so does a listed
+one that is gone.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ LAYERS: dict[str, int] = {
     # 4: the flow that chains the stages
     "pipeline": 4,
     # 3: the stages, each the library behind one command
-    "train": 3, "export": 3, "plan": 3, "report": 3, "measure": 3, "profile_export": 3, "remote": 3,
+    "train": 3, "export": 3, "plan": 3, "report": 3, "measure": 3, "remote": 3,
     "doctor": 3,
     # 2: what the stages are built from
     "nn": 2, "runtime": 2, "backends": 2, "profiles": 2, "data": 2,

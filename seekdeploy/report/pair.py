@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from seekdeploy.profiles.schema import HardwareProfile
 
 LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99")
-_STAT_KEYS = {"mean": "mean_ms", "p50": "median_ms", "p90": "p90_ms", "p95": "p95_ms", "p99": "p99_ms"}
 _PREDICTION_KEYS = ("predicted_latency_ms", "prediction")
 
 
@@ -24,7 +23,7 @@ def latency_of(result: dict[str, Any] | None, statistic: str) -> float | None:
     where they exist."""
     if result is None:
         return None
-    from seekdeploy.runtime.verdict import latency_at
+    from seekdeploy.runtime.windows import latency_at
 
     if statistic == "mean":
         return float(result["latency"]["mean_ms"])

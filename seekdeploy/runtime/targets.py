@@ -105,8 +105,3 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
     if not isinstance(manifest, dict):
         raise ExportError(f"{path} is not a JSON object; re-run `seekdeploy export`")
     return manifest
-
-
-def roles_of(targets: Sequence[ModelTarget]) -> list[str]:
-    """The roles of `targets`, in order."""
-    return [target.role for target in targets]

@@ -25,7 +25,7 @@ from typing import Any
 from seekdeploy.profiles.schema import Budget
 from seekdeploy.runtime.windows import BUSY_OTHERS_CORES, latency_at
 
-__all__ = ["Check", "CheckName", "Outcome", "RoleVerdict", "evaluate_role", "latency_at"]  # latency_at: windows.py
+__all__ = ["Check", "CheckName", "Outcome", "RoleVerdict", "evaluate_role"]
 
 
 class Outcome(str, enum.Enum):

@@ -12,7 +12,8 @@ from seekdeploy.profiles.schema import Budget
 from seekdeploy.runtime.result_schema import build_model_result, build_sweep_entry, validate_model_result
 from seekdeploy.runtime.results import build_profile_document, load_profile_document, write_profile_document
 from seekdeploy.runtime.timing import LatencyStats
-from seekdeploy.runtime.verdict import CheckName, Outcome, evaluate_role, latency_at
+from seekdeploy.runtime.verdict import CheckName, Outcome, evaluate_role
+from seekdeploy.runtime.windows import latency_at
 
 
 def make_result(samples_ms: list[float], peak_memory_mib: float | None = 100.0, size_mib: float | None = 2.0) -> dict:
