@@ -120,7 +120,7 @@ def test_run_names_with_dot_dot_or_separators_are_refused(tmp_path: Path, run_cl
 def test_default_run_name_of_an_imagefolder_is_a_plain_name(tmp_path: Path) -> None:
     from seekdeploy.cli.train_cmd import _run_dir
 
-    # Regression: "imagefolder:./pics" used to become part of the run name and be refused.
+    # The default run name keeps only the folder's name, so a relative path is not refused.
     folder = _run_dir(None, "x86-cpu", "resnet", f"imagefolder:{tmp_path}/pics/../photos")
     assert folder == Path("runs") / "x86-cpu-resnet-imagefolder-photos"
     # An explicit --out is the user's own choice of folder, wherever it is.

@@ -1,4 +1,4 @@
-"""Issue 18: adding a model family is one new module in `seekdeploy/nn/families/` (plus tests).
+"""Adding a model family is one new module in `seekdeploy/nn/families/` (plus tests).
 
 `tests/fixtures/toy_family/toy.py` is such a module. Put on the families package's search path (not
 copied into the package, so other runs never see it), it is listed, parsed, built, sliced, costed

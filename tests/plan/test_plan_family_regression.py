@@ -1,6 +1,5 @@
-"""Issue 18 regression: one layer description per family must cost and plan exactly as the four
-hand-written copies did (elastic model aside): `estimate_cost`, `list_layers` and
-`seekdeploy plan --json` for two profiles, recorded from the tree before the redesign in
+"""Regression baseline of costing and planning: `estimate_cost`, `list_layers` and
+`seekdeploy plan --json` of every family for two profiles must equal
 `tests/fixtures/family_baseline.json`.
 
 Regenerate only on purpose (a deliberate change of what is counted):

@@ -102,8 +102,8 @@ def test_ranks_train_the_same_roles_and_end_with_identical_models(two_rank_run) 
 
 def test_every_rank_evaluates_its_own_share(two_rank_run) -> None:
     # The last evaluation before the final save is the test split: each rank took half of it and
-    # one all-reduce summed the counts (before, rank 0 evaluated it all while rank 1 waited in a
-    # broadcast, which a large split turned into a --dist-timeout failure).
+    # one all-reduce summed the counts, so no rank waits idle in a collective (a large split would
+    # otherwise run into --dist-timeout).
     run, debug, _ = two_rank_run
     rank0, rank1 = _ranks(debug)
     for role in ("base", "motivated"):
