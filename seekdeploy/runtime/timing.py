@@ -312,18 +312,6 @@ def peak_rss_mib() -> float:
     return max_rss / (1024.0 * 1024.0) if sys.platform == "darwin" else max_rss / 1024.0
 
 
-def current_rss_mib() -> float:
-    """Current resident memory of this process in MiB (VmRSS); 0.0 where unreadable."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
-
-
 def reset_peak_rss() -> bool:
     """Reset this process's VmHWM to its current RSS (Linux >= 4.0); True when it worked.
 
