@@ -35,9 +35,12 @@ from seekdeploy.train.config import DEFAULT_CONDITION  # light: no torch at impo
 @click.option("--exports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(EXPORTS_DIR),
               show_default=True, help="Where exports go.")
 @click.option("--force", is_flag=True, help="Start over: retrain and redo every stage.")
+@click.option("--no-calibrate", "no_calibrate", is_flag=True,
+              help="Plan without timing the target first (the calibration on file, else the roofline).")
 @remote_options
 def run(profile_name: str, arch: str, data: str, data_dir: str | None, epochs: int, condition: str,
-        name: str | None, runs_dir: Path, exports_dir: Path, force: bool, **remote: Any) -> None:
+        name: str | None, runs_dir: Path, exports_dir: Path, force: bool, no_calibrate: bool,
+        **remote: Any) -> None:
     """Train the base/motivated pair, slice, export, profile (here or on --host) and report.
 
     \b
@@ -47,9 +50,10 @@ def run(profile_name: str, arch: str, data: str, data_dir: str | None, epochs: i
     Ends with one PASSED/FAILED line; exit 3 when a budget fails.
 
     \b
-    The pair's size comes from `plan`: the roofline of the profile's declared figures (cautious:
-    small, quick models), or ./profiles/<profile>.latency.json after `seekdeploy calibrate` (the
-    device's measured speed; usually larger models that take longer to train).
+    The pair's size comes from `plan` with ./profiles/<profile>.latency.json, the target's
+    measured speed: when none matches the target and it is this machine (or --host), `run` first
+    times a quick design (about a minute on 2 cores) and writes it. --no-calibrate skips that and
+    plans with the roofline of the profile's declared figures (cautious: small models).
     """
     from rich.console import Console
 
@@ -60,6 +64,7 @@ def run(profile_name: str, arch: str, data: str, data_dir: str | None, epochs: i
         profile=profile_name, arch=arch, data=data, data_dir=data_dir, epochs=epochs,
         condition=condition, name=name, runs_dir=runs_dir, exports_dir=exports_dir,
         hosts=tuple(remote["hosts"]), remote=_remote_settings(remote), force=force,
+        calibrate=not no_calibrate,
     )  # fmt: skip
     _check_hosts(config.hosts)
     result = run_pipeline(config, console=Console(stderr=True), say=lambda line: click.echo(line),

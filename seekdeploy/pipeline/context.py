@@ -32,6 +32,7 @@ DEFAULT_EPOCHS = TrainConfig.epochs  # the trainer's default: digits in about a 
 class Stage(str, enum.Enum):
     """The pipeline's stages, in order."""
 
+    CALIBRATE = "calibrate"
     TRAIN = "train"
     SLICE = "slice"
     EXPORT = "export"
@@ -55,6 +56,7 @@ class PipelineConfig:
     hosts: tuple[str, ...] = ()
     remote: RemoteSettings | None = None  # for --host
     force: bool = False
+    calibrate: bool = True  # time the target before planning when no calibration matches it
 
     def run_name(self, profile_name: str) -> str:
         """`--name`, or `<profile>-<arch>-<data>` as `seekdeploy train` names its runs."""

@@ -1,4 +1,4 @@
-"""`seekdeploy run`: train → slice → export → profile → report, resumable stage by stage.
+"""`seekdeploy run`: calibrate → train → slice → export → profile → report, resumable stage by stage.
 
 Each stage calls the same library function its own command does. Whether a stage is finished is
 decided from its artifacts, never from memory: the training run's manifest.json (written only
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from seekdeploy.errors import SeekdeployError
-from seekdeploy.pipeline import stages
+from seekdeploy.pipeline import calibrate, stages
 from seekdeploy.pipeline.context import (
     PIPELINE_FILE,
     PipelineConfig,
@@ -70,6 +70,7 @@ def run_pipeline(config: PipelineConfig, console: Console | None = None, say: Ca
                                     "hosts": list(config.hosts), "exports_dir": str(config.exports_dir)}
     context.state.save()
     plan = [
+        (Stage.CALIBRATE, calibrate.is_current_calibrate, calibrate.execute_calibrate),
         (Stage.TRAIN, stages.is_current_train, stages.execute_train),
         (Stage.SLICE, stages.is_current_slice, stages.execute_slice),
         (Stage.EXPORT, stages.is_current_export, stages.execute_export),
@@ -86,6 +87,10 @@ def run_pipeline(config: PipelineConfig, console: Console | None = None, say: Ca
             # The verdict stands without the report: say why it is missing, then still summarize.
             say(f"[report] failed: {exc}")
             errors.append(exc)
+    if any(outcome.stage is Stage.PROFILE and outcome.ran for outcome in done):
+        line = calibrate.record_prediction_checks(context)
+        if line:
+            say(f"[plan] {line}")
     errors += [outcome.error for outcome in context.outcome or () if outcome.error is not None]
     passed, summary = summarize(context.outcome or [])
     context.state.data.update(passed=passed, summary=summary, finished_utc=now_utc())

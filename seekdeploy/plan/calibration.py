@@ -258,25 +258,28 @@ def retime_outliers(profile: HardwareProfile, measurements: list[Measurement], f
 def calibrate_profile(profile: HardwareProfile, family: str, *, specs: int = 24, host: str | None = None,
                       seed: int = 0, opset: int | None = None, protocol: MeasurementProtocol | None = None,
                       design: Sequence[SubnetSpec] | None = None, folder: str | Path = "profiles",
+                      rounds: int = CALIBRATION_ROUNDS, proportional: bool = False,
                       on_progress: Callable[[str, int, int], None] | None = None) -> CalibrationResult:
     """Measure a design of `specs` specs of `family` on the target, fit, and store the calibration.
 
     `design` replaces the generated design (tests, benchmarks). The file is
     `<folder>/<profile>.latency.json`, written atomically; fits of other families stay when the
-    device fingerprint is unchanged.
+    device fingerprint is unchanged. `rounds` timing rounds over the design (fewer: quicker, noisier);
+    `proportional` draws the design from the specs in the family's proportions only.
     """
     from seekdeploy.plan.space import design_specs
 
-    chosen = list(design) if design is not None else design_specs(family, specs, seed=seed, profile=profile)
+    chosen = list(design) if design is not None else design_specs(family, specs, seed=seed, profile=profile,
+                                                                         proportional=proportional)
     if host is not None:  # a device that cannot be reached fails now, not after every export
         from seekdeploy.measure.remote import check_device
 
         check_device(host, str(getattr(profile.runtime.name, "value", profile.runtime.name)))
     measurements, environment = measure_specs(profile, chosen, host=host, opset=opset, protocol=protocol,
-                                              seed=seed, on_progress=on_progress)
+                                              seed=seed, rounds=rounds, on_progress=on_progress)
 
     def retime(specs_again: list[SubnetSpec]) -> list[Measurement]:
-        return measure_specs(profile, specs_again, host=host, opset=opset, protocol=protocol, seed=seed,
+        return measure_specs(profile, specs_again, host=host, opset=opset, protocol=protocol, seed=seed, rounds=rounds,
                              on_progress=on_progress and (lambda stage, done, total: on_progress(
                                  f"re-{stage}", done, total)))[0]
 
@@ -293,7 +296,7 @@ def calibrate_profile(profile: HardwareProfile, family: str, *, specs: int = 24,
                 "retimed": retimed_count(measurements)},
         "protocol": {key: getattr(used_protocol, key) for key in
                      ("warmup_ms", "warmup_iterations", "duration_ms", "min_iterations")},
-        "opset": opset or default_opset(profile), "seed": seed,
+        "opset": opset or default_opset(profile), "seed": seed, "rounds": rounds,
         "measurements": [m.to_json() for m in measurements],
     }
     path = write_calibration(calibration_path(profile, folder), fingerprint, family, entry)

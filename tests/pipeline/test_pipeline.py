@@ -290,7 +290,8 @@ def test_pipeline_resumes_after_interruptions_and_a_finished_rerun_does_nothing(
                           text=True, timeout=900)  # fmt: skip
     assert done.returncode in (0, 3), done.stderr
     lines = done.stdout.strip().splitlines()
-    assert lines[0].startswith("[train] skipped:") and lines[1].startswith("[slice] skipped:")
+    assert lines[0].startswith("[calibrate] skipped:") and "already planned" in lines[0]
+    assert lines[1].startswith("[train] skipped:") and lines[2].startswith("[slice] skipped:")
     assert "[export] running…" in lines and "[profile] running…" in lines
     assert lines[-1].startswith(("PASSED base", "FAILED base"))
     assert _stages(run_dir)["train"]["finished_utc"] == trained["finished_utc"]
@@ -303,7 +304,7 @@ def test_pipeline_resumes_after_interruptions_and_a_finished_rerun_does_nothing(
     assert again.returncode == done.returncode
     rerun = again.stdout.strip().splitlines()
     assert [line.split("]")[0] + "]" for line in rerun[:-1]] == [
-        "[train]", "[slice]", "[export]", "[profile]", "[report]"]
+        "[calibrate]", "[train]", "[slice]", "[export]", "[profile]", "[report]"]
     assert all("] skipped:" in line for line in rerun[:-1])
     assert rerun[-1] == lines[-1]
     assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "exports").rglob("*") if p.is_file()}
