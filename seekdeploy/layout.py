@@ -13,6 +13,11 @@
         profile.json                 latency per role on one device (profile.<device>.json per host)
         predictions.npz              cached test-split predictions of both roles (the report's)
         <role>/                      RoleLayout: static.pt, model*.onnx, engines, manifest.json (kind EXPORT_KIND)
+        cascade/                     CascadeLayout: the pair as one model
+            cascade.onnx             base -> confidence gate -> motivated (ONNX If), shared weights stored once
+            manifest.json            kind CASCADE_KIND: threshold, parity vs the two-file cascade, accuracy
+            profile.json             latency over the test split's images, per path (`profile`)
+            build_cascade_engine.sh  the TensorRT build of cascade.onnx, run on the device
 
 Standard library only: the CLI, the pipeline and every stage import it without cost. The remote
 agent runs without seekdeploy installed, so it keeps its own copy of the few names it needs.
@@ -51,9 +56,15 @@ ONNX_FP16 = "model.fp16.onnx"
 ONNX_INT8 = "model.int8.onnx"  # QDQ, for CPU runtimes
 ONNX_BY_PRECISION = {"fp32": ONNX_FP32, "fp16": ONNX_FP16, "int8": ONNX_INT8}
 
+# --- the cascade folder (exports/<run>/cascade/) -----------------------------------------------
+CASCADE_DIR = "cascade"
+CASCADE_ONNX = "cascade.onnx"
+CASCADE_ENGINE_SCRIPT = "build_cascade_engine.sh"
+
 # --- manifest keys that one stage writes and another reads -----------------------------------
 RUN_KIND = "seekdeploy-train-run"  # manifest["kind"] of a finished training run
 EXPORT_KIND = "seekdeploy-export"  # manifest["kind"] of an export role folder
+CASCADE_KIND = "seekdeploy-cascade"  # manifest["kind"] of the cascade folder and cascade.onnx's metadata
 CHECKPOINT_SHA256 = "checkpoint_sha256"  # export manifest: the checkpoint the role was cut from
 FINAL = "final"  # run manifest: the final metrics block (present once training finished)
 
@@ -129,6 +140,29 @@ class RoleLayout:
 
 
 @dataclass(frozen=True)
+class CascadeLayout:
+    """The files of the pair deployed as one model (`exports/<run>/cascade/`)."""
+
+    folder: Path
+
+    @property
+    def onnx(self) -> Path:
+        return self.folder / CASCADE_ONNX
+
+    @property
+    def manifest(self) -> Path:
+        return self.folder / MANIFEST
+
+    @property
+    def profile_document(self) -> Path:
+        return self.folder / PROFILE_DOCUMENT
+
+    @property
+    def engine_script(self) -> Path:
+        return self.folder / CASCADE_ENGINE_SCRIPT
+
+
+@dataclass(frozen=True)
 class ExportLayout:
     """The files of one run's export folder (`exports/<run>/`)."""
 
@@ -141,6 +175,10 @@ class ExportLayout:
     @property
     def pair(self) -> Path:
         return self.folder / PAIR
+
+    @property
+    def cascade(self) -> CascadeLayout:
+        return CascadeLayout(self.folder / CASCADE_DIR)
 
     @property
     def predictions(self) -> Path:

@@ -224,10 +224,10 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path: Path) -> None:
 
 def artifact_names() -> set[str]:
     """The file names and manifest kinds layout.py defines (not the generic manifest keys, nor the
-    default folder names `runs` and `exports`, which are ordinary words in other documents too)."""
+    folder names `runs`, `exports` and `cascade`, which are ordinary words in other documents too)."""
     from seekdeploy import layout
 
-    keys = {layout.FINAL, layout.CHECKPOINT_SHA256, layout.RUNS_DIR, layout.EXPORTS_DIR}
+    keys = {layout.FINAL, layout.CHECKPOINT_SHA256, layout.RUNS_DIR, layout.EXPORTS_DIR, layout.CASCADE_DIR}
     return {value for name, value in vars(layout).items()
             if name.isupper() and isinstance(value, str) and value not in keys}
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from seekdeploy.backends import list_backends
-from seekdeploy.layout import EXPORTS_DIR
+from seekdeploy.layout import CASCADE_ONNX, EXPORTS_DIR
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -69,18 +69,31 @@ def slice_command(run: str, role: str, out_dir: str) -> None:
 @click.option("--max-accuracy-drop", "max_accuracy_drop_pp", type=click.FloatRange(min=0), default=None,
               help="INT8 ONNX: refuse a model whose test top-1 falls more than this many percentage "
                    "points below fp32's [the profile's runtime.int8_max_accuracy_drop_pp, else 1.0].")
+@click.option("--cascade", is_flag=True,
+              help="Also write OUT/<run>/cascade/cascade.onnx: the pair as one model (base, confidence gate, "
+                   "motivated model behind an ONNX If; shared weights stored once), proven against the "
+                   "two-file cascade on the test split. See docs/cascade.md.")
+@click.option("--cascade-target", default="accuracy", show_default=True,
+              help="How the cascade's threshold is chosen on the validation split: accuracy[:EPS_PP] (the "
+                   "smallest escalation within EPS pp of the motivated model's top-1, default 0.1) or "
+                   "latency:MS (the best top-1 whose expected batch-1 latency is at most MS).")
+@click.option("--cascade-confidence", type=click.Choice(["softmax", "margin"]), default="softmax",
+              show_default=True, help="The cascade's confidence: the base's top-1 softmax, or top-1 minus top-2.")
 def export_command(run: str, roles: str, formats: str, precision: str | None, profile: str | None,
                    out_dir: str, opset: int | None, static_batch: bool, calibration_method: str,
-                   calibration_images: int, max_accuracy_drop_pp: float | None) -> None:
+                   calibration_images: int, max_accuracy_drop_pp: float | None, cascade: bool,
+                   cascade_target: str, cascade_confidence: str) -> None:
     """Export the pair as ONNX (and TensorRT) with parity proofs, accuracy and manifests.
 
     Every file is checked against the supernet and the static model on real validation images
     (tolerance per precision) and scored on the test split in onnxruntime; a failed proof
     leaves nothing behind. pair.json proves the base's weights are slices of the motivated's.
     """
+    from seekdeploy.export.cascade_threshold import parse_cascade_target
     from seekdeploy.export.export_run import export_run
     from seekdeploy.export.options import parse_export_options
 
+    target = parse_cascade_target(cascade_target) if cascade else None  # refuse a bad target before exporting
     options = parse_export_options(roles=roles, formats=formats, precision=precision,
                                    profile=profile, out_dir=out_dir, opset=opset,
                                    static_batch=static_batch, calibration_method=calibration_method,
@@ -93,9 +106,12 @@ def export_command(run: str, roles: str, formats: str, precision: str | None, pr
     pair = result.pair
     click.echo(f"pair.json: {pair['checked']} shared tensors compared, max |diff| {pair['max_abs_diff']:g}; "
                f"{pair['not_compared_count']} not compared (listed with reasons)")
-    for notice in result.notices:
+    notices = list(result.notices)
+    if target is not None:
+        notices += _export_cascade(run, result.export_dir, target, cascade_confidence)
+    for notice in notices:
         click.secho(f"NOTICE: {notice}", fg="yellow")
-    names = ", ".join(entry.role.value for entry in result.roles)
+    names = ", ".join(entry.role.value for entry in result.roles) + (", cascade" if cascade else "")
     click.echo(f"PASSED: exported {names} to {result.export_dir} (all parity proofs hold)")
 
 
@@ -135,3 +151,35 @@ def _print_int8_drop(manifest: dict[str, Any]) -> None:
             click.echo(f"  {name}: test top-1 drop {drop['drop_pp']:.2f} pp (allowed {drop['allowed_drop_pp']:g} "
                        f"pp, {drop['allowed_from']}); calibrated on {manifest['int8']['calibration_images']} "
                        f"training images ({manifest['int8']['calibration_method']})")
+
+
+def _export_cascade(run: str, export_dir: Path, target: Any, confidence: str) -> list[str]:
+    # Build and prove cascade/cascade.onnx from the role exports just written; print its figures.
+    from seekdeploy.export.cascade_export import export_cascade
+
+    result = export_cascade(run, export_dir, target=target, confidence=confidence)
+    for line in cascade_summary_lines(result.manifest, result.folder):
+        click.echo(line)
+    return result.notices
+
+
+def cascade_summary_lines(manifest: dict[str, Any], folder: Path) -> list[str]:
+    """What `seekdeploy export --cascade` prints of the cascade's manifest."""
+    choice, test, size = manifest["threshold_choice"], manifest["test"], manifest["size"]
+    parity = manifest["parity"]["stored_threshold"]
+    openvino = manifest["openvino"]
+    lines = [
+        f"cascade: {folder / CASCADE_ONNX}  threshold {manifest['threshold']:.4g} ({manifest['confidence']}; "
+        f"chosen on {choice['n']} validation images for {choice['target']}: escalation "
+        f"{choice['escalation_rate']:.1%}, top-1 {choice['top1']:.2%} vs motivated {choice['motivated_top1']:.2%})",
+        f"  test ({test['n']} images): top-1 {test['top1']:.2%} (base {test['base_top1']:.2%}, motivated "
+        f"{test['motivated_top1']:.2%}), escalation {test['escalation_rate']:.1%}",
+        f"  vs the two-file cascade: {parity['decisions_differing']} of {parity['n']} decisions differ, logits "
+        f"max |diff| {parity['logits_max_abs']:.3g}; overrides (none, half, all escalate) proven",
+        f"  size {size['cascade_bytes'] / 2**20:.3f} MiB = {size['ratio_to_motivated']:.2f}x the motivated model "
+        f"({manifest['weight_sharing']['shared_count']} base tensors stored as slices of the motivated model's)",
+        (f"  OpenVINO {openvino['openvino']}: {openvino['decisions_differing']} decisions differ, logits max |diff| "
+         f"{openvino['logits_max_abs']:.3g}") if openvino["run"] else f"  OpenVINO: not run ({openvino['reason']})",
+        f"  TensorRT: {manifest['tensorrt']['status']}",
+    ]
+    return lines
