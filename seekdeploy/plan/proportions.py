@@ -13,8 +13,8 @@ compound scaling does (Tan & Le 2019, resolution fixed by the profile):
   `omega = sum(width) / sum(ref width)` (ViT: embed dim), compound scaling sets
   `delta = ALPHA ** phi` and `omega = BETA ** phi`; a spec is in proportion when the `phi` its depth
   implies and the `phi` its width implies differ by at most `PHI_BAND` (depth within ALPHA ** 3 =
-  1.73x of the rule's depth for that width). A spec at the least depth (one block a stage) and at
-  most the reference's width is in proportion too: the rule would ask for less than one block.
+  1.73x of the rule's depth for that width). A spec at the least depth (one block a stage) that
+  is too narrow even for that is in proportion too: the rule would ask for less than one block.
 
 Axes the rule does not tie (MBConv's expand ratio, ViT's MLP ratio) stay free. `ShapeRule.FREE`
 switches the rule off: the old max-FLOPs search, kept as the baseline it is compared with.
@@ -93,9 +93,10 @@ def depth_patterns(family: str, cap: int) -> frozenset[tuple[int, ...]]:
 def _balanced(delta: np.ndarray, omega: np.ndarray, least_depth: np.ndarray) -> np.ndarray:
     phi_depth = np.log(delta) / math.log(ALPHA)
     phi_width = np.log(omega) / math.log(BETA)
-    # One block a stage is as shallow as a spec gets: narrower than the reference, where the rule
-    # would ask for less than a block, it is in proportion; wider than the reference, it is not.
-    return (np.abs(phi_depth - phi_width) <= PHI_BAND) | (least_depth & (omega <= 1.0))
+    # One block a stage is as shallow as a spec gets: a spec so narrow that the rule asks for less
+    # than that is in proportion at the least depth.
+    gap = phi_depth - phi_width
+    return (np.abs(gap) <= PHI_BAND) | (least_depth & (gap > PHI_BAND))
 
 
 def in_proportion(spec: SubnetSpec, family: str) -> bool:

@@ -12,18 +12,25 @@ from seekdeploy.nn import spec_from_json
 SHIPPED = sorted(path.stem for path in (REPO / "profiles").glob("*.yaml"))
 FAMILIES = ("resnet", "mbconv", "vit")
 # What may stop a role short of half its latency budget (a budget it would break, the pair rule, or
-# the end of the grid); the latency budget itself cannot.
-NAMED_LIMITS = {"peak memory", "file size", "grid cap", "pair ratio", "nesting"}
+# the end of the grid, the family's proportions); the latency budget itself cannot.
+NAMED_LIMITS = {"peak memory", "file size", "grid cap", "pair ratio", "nesting", "proportions"}
 
 
 def test_the_walk_covers_every_shipped_profile() -> None:
     assert len(SHIPPED) >= 5 and "jetson-orin-nano" in SHIPPED
 
 
+# Budgets sized for measured latency, below the roofline's floor: planned after a calibration.
+NEEDS_CALIBRATION = {"x86-cpu-demo"}
+
+
 @pytest.mark.parametrize("profile", SHIPPED)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_shipped_profile_plans_a_pair_worth_deploying(run_cli, tmp_cwd, profile: str, family: str) -> None:
     done = run_cli("plan", "--profile", profile, "--arch", family, "--json")
+    if profile in NEEDS_CALIBRATION:
+        assert done.exit_code == 1 and f"seekdeploy calibrate --profile {profile}" in done.stderr
+        return
     assert done.exit_code == 0, done.stderr
     plan = json.loads(done.stdout)
     base, motivated = plan["base"], plan["motivated"]

@@ -31,15 +31,24 @@ def _check_shape(spec, family: str) -> None:
         assert any(depth_pattern(reference, step / 100) == depths for step in range(1, 2000)), spec
     delta, omega = multipliers(spec, family)
     gap = math.log(delta) / math.log(ALPHA) - math.log(omega) / math.log(BETA)
-    least = max(depths) == 1 and omega <= 1.0  # narrower than the reference, one block a stage
-    assert abs(gap) <= PHI_BAND + 1e-9 or least, spec  # neither deeper nor wider than the band
+    too_narrow_for_one_block = max(depths) == 1 and gap > PHI_BAND
+    assert abs(gap) <= PHI_BAND + 1e-9 or too_narrow_for_one_block, spec  # neither too deep nor too wide
+
+
+class QuietVmPredictor(RooflinePredictor):
+    """The roofline / 6: about what a quiet 2-core VM measures (the roofline predicts 3-8x that),
+    for profiles whose budgets only a calibration can plan (x86-cpu-demo)."""
+
+    def predict_latency_ms(self, spec) -> float:
+        return super().predict_latency_ms(spec) / 6.0
 
 
 @pytest.mark.parametrize("family", list_families())
 @pytest.mark.parametrize("profile_name", PROFILES)
 def test_every_profile_plans_a_pair_in_the_familys_proportions(profile_name: str, family: str) -> None:
     profile = load_profile(profile_name)
-    plan = plan_pair(profile, family, RooflinePredictor(profile))
+    predictor = (QuietVmPredictor if profile_name == "x86-cpu-demo" else RooflinePredictor)(profile)
+    plan = plan_pair(profile, family, predictor)
     base, motivated = plan.base.candidate.spec, plan.motivated.candidate.spec
     for spec in (base, motivated):
         _check_shape(spec, family)
