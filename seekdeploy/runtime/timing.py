@@ -4,8 +4,9 @@ This file imports ONLY the standard library and numpy: the remote agent copies i
 device and runs it beside the runtime, with no seekdeploy installed there. Keep it that way (a
 test runs it in a fresh interpreter and checks `sys.modules`).
 
-Protocol: warm up until BOTH `warmup_ms` have elapsed and `warmup_iterations` have run, then time a
-window until BOTH `duration_ms` have elapsed and `min_iterations` have run. Every timed iteration
+Protocol: warm up until BOTH `warmup_ms` have elapsed and `warmup_iterations` have run, and on
+until the warm-up's latency is steady (`is_steady`, bounded), then time a window until BOTH
+`duration_ms` have elapsed and `min_iterations` have run. Every timed iteration
 is `infer()` followed by `sync()` (a stream/event synchronize for GPU runners), bracketed by
 `time.perf_counter()`, so asynchronous work is never left out of the sample.
 
@@ -87,6 +88,15 @@ class _Namespace:
 
 
 _PERCENTILES = (90.0, 95.0, 99.0)
+# Warm-up until steady: a sub-millisecond model's first hundreds of runs still get faster (caches,
+# allocator, the runtime's thread pool and the CPU's clock settling); a window timed before that
+# reports a different median each run. The warm-up goes on, past the protocol's, until the median
+# of its last block agrees with the block before within STEADY_TOLERANCE, or for at most
+# STEADY_MAX_EXTRA x the protocol's warm-up time + STEADY_MIN_EXTRA_MS more.
+STEADY_BLOCK = 5
+STEADY_TOLERANCE = 0.03
+STEADY_MAX_EXTRA = 2.0
+STEADY_MIN_EXTRA_MS = 200.0
 
 
 @dataclass(frozen=True)
@@ -285,13 +295,35 @@ def _no_sync() -> None:
 def _run_warmup(
     infer: Callable[[], object], sync: Callable[[], None], settings: ProtocolSettings, timer: Timer
 ) -> int:
-    count = 0
+    # The protocol's warm-up, then on until steady (see `is_steady`), for at most
+    # STEADY_MAX_EXTRA x the warm-up time (at least STEADY_MIN_EXTRA_MS).
+    samples_ms: list[float] = []
     start = timer()
-    while count < settings.warmup_iterations or (timer() - start) * 1000.0 < settings.warmup_ms:
-        infer()
-        sync()
-        count += 1
-    return count
+    while len(samples_ms) < settings.warmup_iterations or (timer() - start) * 1000.0 < settings.warmup_ms:
+        samples_ms.append(_timed(infer, sync, timer))
+    limit_ms = (timer() - start) * 1000.0 * (1.0 + STEADY_MAX_EXTRA) + STEADY_MIN_EXTRA_MS
+    while not is_steady(samples_ms) and (timer() - start) * 1000.0 < limit_ms:
+        samples_ms.append(_timed(infer, sync, timer))
+    return len(samples_ms)
+
+
+def _timed(infer: Callable[[], object], sync: Callable[[], None], timer: Timer) -> float:
+    begin = timer()
+    infer()
+    sync()
+    return (timer() - begin) * 1000.0
+
+
+def is_steady(samples_ms: Sequence[float]) -> bool:
+    """Whether a warm-up has settled: the median of its last block of iterations (a quarter of
+    them, at least STEADY_BLOCK) is within STEADY_TOLERANCE of the block's before it. Fewer than
+    two blocks are not judged (the protocol asked for a short warm-up: it gets that)."""
+    block = max(STEADY_BLOCK, len(samples_ms) // 4)
+    if len(samples_ms) < 2 * block:
+        return len(samples_ms) < 2 * STEADY_BLOCK
+    before = float(np.median(samples_ms[-2 * block:-block]))
+    last = float(np.median(samples_ms[-block:]))
+    return abs(last - before) <= STEADY_TOLERANCE * before
 
 
 def peak_rss_mib() -> float:

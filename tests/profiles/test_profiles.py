@@ -24,7 +24,7 @@ from seekdeploy.profiles.loader import (
 from seekdeploy.profiles.schema import Precision, Role, RuntimeName
 
 SHIPPED = {"jetson-orin-nano", "jetson-agx-orin", "jetson-nano", "raspberry-pi-5", "x86-cpu",
-           "x86-cpu-openvino"}
+           "x86-cpu-openvino", "x86-cpu-demo"}
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 
 
