@@ -141,9 +141,9 @@ def _split_order(listing: FolderListing, good: np.ndarray, seed: int,
                  val_fraction: float) -> tuple[np.ndarray, tuple[int, int, int]]:
     """Rows (train, then val, then test) of the good files, and the three split sizes."""
     rows = {kind: np.flatnonzero(good & (listing.official == kind)) for kind in (0, 1, 2)}
+    given = {0: True, 1: listing.has_test, 2: listing.has_val}
     for kind, name in ((0, "train"), (1, "test"), (2, "val")):
-        if (kind == 0 or name == "test" and listing.has_test or name == "val" and listing.has_val
-                ) and not len(rows[kind]):
+        if given[kind] and not len(rows[kind]):
             raise DatasetError(f"{listing.root}: no usable images left in the {name} split after "
                                "skipping bad files; add images")
     keep, val, test = carve_splits(listing.labels[rows[0]], carve_test=not listing.has_test,
