@@ -15,7 +15,7 @@ import warnings
 
 from seekdeploy.nn.registry import list_families
 from seekdeploy.plan.calibration_file import CalibrationWarning, load_predictor
-from seekdeploy.plan.planner import PairPlan, plan_pair
+from seekdeploy.plan.planner import PairPlan, PlanError, plan_pair
 from seekdeploy.plan.predictor import RooflinePredictor
 from seekdeploy.plan.proportions import ShapeRule
 from seekdeploy.profiles.loader import list_profiles
@@ -46,7 +46,12 @@ def rows(predictor_choice: str, shapes: list[ShapeRule]) -> list[str]:
                 predictor = RooflinePredictor(profile) if predictor_choice == "roofline" else \
                     load_predictor(profile, family)
             for shape in shapes:
-                plan = plan_pair(profile, family, predictor, shape=shape)
+                try:
+                    plan = plan_pair(profile, family, predictor, shape=shape)
+                except PlanError:
+                    lines.append(f"| {profile.name} | {family} | {shape.value} | no pair: the {predictor.kind} "
+                                 "predictor puts every spec over a budget (calibrate) | | |")
+                    continue
                 limited = ", ".join(plan.motivated.limited_by())
                 lines.append(f"| {profile.name} | {family} | {shape.value} | {_cell(plan, 'base')} | "
                              f"{_cell(plan, 'motivated')} | {limited} |")

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 # How far past the largest latency budget (roofline-predicted) a profile's calibration design reaches.
 DESIGN_REACH = 2.0
+# A design draws from at least this many times its size of specs (the fastest by the roofline
+# where fewer are within reach).
+DESIGN_POOL_FACTOR = 2
 
 
 @functools.lru_cache(maxsize=8)
@@ -50,12 +53,18 @@ def design_specs(family: str, count: int, *, seed: int = 0, exclude: frozenset =
     proportions (`proportions.grid_mask`): where the default planner chooses.
     """
     grid = spec_grid(family)
-    flops, reachable = _design_pool(grid, profile)
+    flops, typical_ms, reachable = _design_pool(grid, profile)
+    allowed = np.ones(len(grid), dtype=bool)
     if proportional:
         from seekdeploy.plan.proportions import grid_mask
 
-        reachable = reachable & grid_mask(grid, family)
-    pool = np.flatnonzero(reachable)
+        allowed = grid_mask(grid, family)
+    pool = np.flatnonzero(reachable & allowed)
+    if pool.size < DESIGN_POOL_FACTOR * count:
+        # Budgets below the roofline's floor (it predicts 3-8x what a CPU measures): the specs the
+        # roofline ranks fastest, since its order is still right where its scale is not.
+        candidates = np.flatnonzero(allowed)
+        pool = candidates[np.argsort(typical_ms[candidates], kind="stable")[:DESIGN_POOL_FACTOR * count]]
     if count < 1 or pool.size == 0:
         raise SpecError(f"a calibration design needs at least one spec (asked {count}, {pool.size} available)")
     chosen: list[SubnetSpec] = []
@@ -78,22 +87,22 @@ def design_specs(family: str, count: int, *, seed: int = 0, exclude: frozenset =
     return chosen
 
 
-def _design_pool(grid: SpecGrid, profile: HardwareProfile | None) -> tuple[np.ndarray, np.ndarray]:
-    # (FLOPs of every grid spec, which specs a design may use).
+def _design_pool(grid: SpecGrid, profile: HardwareProfile | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # (FLOPs and roofline latency of every grid spec, which specs a design may use).
     from seekdeploy.plan.grid_costs import cost_grid
     from seekdeploy.plan.predictor import RooflinePredictor
 
     reference = profile if profile is not None else _reference_profile()
     costs = cost_grid(grid, reference, RooflinePredictor(reference))
     if profile is None or not getattr(profile, "budgets", None):
-        return costs.flops, np.ones(len(grid), dtype=bool)
+        return costs.flops, costs.typical_ms, np.ones(len(grid), dtype=bool)
     budgets = profile.budgets.values()
     reachable = costs.typical_ms <= DESIGN_REACH * max(budget.latency_ms for budget in budgets)
     for figure, key in ((costs.memory_mib, "peak_memory_mib"), (costs.file_size_mib, "file_size_mib")):
         limits = [getattr(budget, key) for budget in budgets]
         if None not in limits:
             reachable &= figure <= DESIGN_REACH * max(limits)
-    return costs.flops, reachable
+    return costs.flops, costs.typical_ms, reachable
 
 
 def _reference_profile() -> Any:
