@@ -15,10 +15,13 @@ marked `"default": true`.
         --conditions never,always,streak,joint-p0.4
 
 Labels: `never`, `always`, `streak`, `matched`, `random`, `ema-streak`, `slope`, `target` (one role
-per batch, as before), `trend` (joint), and `{joint|shielded|alone}-p{P}[-ramp{R}][-distill]`: a
-fixed fraction P of motivated batches (`schedule:p=P,ramp=R`), motivated batches joint, shielded
-or alone,
-optionally with in-place distillation (weight 0.5, temperature 2).
+per batch, as before), `trend` (joint), `always-e{K}` (the motivated model alone for K epochs, its cosine
+compressed to K: with `never` it makes the equal-cost `separate` rows), and
+`{joint|shielded|alone}-p{P}[-ramp{R}][-distill][-grow][-priv][-clock]`: a fixed fraction P of
+motivated batches (`schedule:p=P,ramp=R`), motivated batches joint, shielded or alone, optionally
+with in-place distillation (weight 0.5, temperature 2), growth from the base (`-grow`), the
+motivated role's own BN scale/shift and classifier bias (`-priv`) and the motivated-only weights
+on their own learning-rate clock (`-clock`).
 
 Several processes may run the same command side by side (one per core): each claims a run
 before training it (a `claim` file with its pid; a dead owner's claim is taken over and its run
@@ -64,7 +67,10 @@ CONDITIONS: tuple[tuple[str, str], ...] = (
     ("slope", "slope:window=32,hold=1"), ("target", "target:target=0.4,hold=2"),
 )
 DISTILL = {"distill_weight": 0.5, "distill_temperature": 2.0}
-SCHEDULE_LABEL = re.compile(r"^(joint|shielded|alone)-p([0-9.]+)(?:-ramp([0-9.]+))?(-distill)?$")
+SCHEDULE_LABEL = re.compile(r"^(joint|shielded|alone)-p([0-9.]+)(?:-ramp([0-9.]+))?(-distill)?"
+                            r"((?:-(?:grow|priv|clock))*)$")
+# Label suffix -> TrainConfig option switched on (every other run keeps them off).
+VARIANT_OPTIONS = {"grow": "growth", "priv": "private_affine", "clock": "motivated_clock"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +81,13 @@ class RunSpec:
     motivated_step: str = "alone"
     distill_weight: float = 0.0
     distill_temperature: float = 1.0
+    epochs: int | None = None  # None: the setting's epochs; K: `always-eK`, its cosine over K
+    growth: bool = False
+    private_affine: bool = False
+    motivated_clock: bool = False
+
+
+ALWAYS_SHORT = re.compile(r"^always-e([0-9]+)$")
 
 
 def run_spec(label: str) -> RunSpec:
@@ -82,15 +95,19 @@ def run_spec(label: str) -> RunSpec:
     fixed = dict(CONDITIONS)
     if label in fixed:
         return RunSpec(fixed[label])
+    short = ALWAYS_SHORT.match(label)
+    if short:
+        return RunSpec("always", epochs=int(short.group(1)))
     if label == "trend":
         return RunSpec("trend:window=256,t=2,floor=0.1,ceiling=0.6", "joint")
     match = SCHEDULE_LABEL.match(label)
     if not match:
         raise SeekdeployError(f"unknown label {label!r}; use one of {sorted(fixed)}, trend, or "
-                              "{joint|shielded|alone}-p{P}[-ramp{R}][-distill] (e.g. joint-p0.4)")
-    step, p, ramp, distill = match.groups()
+                              "always-e{K}, {joint|shielded|alone}-p{P}[-ramp{R}][-distill] (e.g. joint-p0.4)")
+    step, p, ramp, distill, variants = match.groups()
     condition = f"schedule:p={float(p):g}" + (f",ramp={float(ramp):g}" if ramp else "")
-    return RunSpec(condition, step, **(DISTILL if distill else {}))
+    options = {VARIANT_OPTIONS[name]: True for name in variants.split("-") if name}
+    return RunSpec(condition, step, **(DISTILL if distill else {}), **options)
 
 
 def is_default(spec: RunSpec) -> bool:
@@ -98,7 +115,9 @@ def is_default(spec: RunSpec) -> bool:
     from seekdeploy.train.config import TrainConfig
 
     default = TrainConfig()
-    return (spec.condition == default.condition
+    return (spec.condition == default.condition and spec.epochs is None
+            and (spec.growth, spec.private_affine, spec.motivated_clock)
+            == (default.growth, default.private_affine, default.motivated_clock)
             and spec.motivated_step == default.motivated_step.value
             and spec.distill_weight == default.distill_weight
             and (spec.distill_weight == 0 or spec.distill_temperature == default.distill_temperature))
@@ -222,11 +241,13 @@ def run_one(run_root: Path, args: argparse.Namespace, family: str, seed: int,
     _, base, motivated = default_pair(family)
     config = TrainConfig(arch=family, data="fashion-mnist", data_dir=str(data_dir),
                          base_spec=base.to_text(), motivated_spec=motivated.to_text(),
-                         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
+                         epochs=spec.epochs or args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
                          bn_recalibrate_batches=args.bn_recalibrate_batches, bn=BnMode(args.bn),
                          condition=spec.condition, motivated_step=spec.motivated_step,
                          distill_weight=spec.distill_weight,
-                         distill_temperature=spec.distill_temperature, device=DeviceChoice.CPU)
+                         distill_temperature=spec.distill_temperature, growth=spec.growth,
+                         private_affine=spec.private_affine,
+                         motivated_clock=spec.motivated_clock, device=DeviceChoice.CPU)
     started, cpu_started = time.perf_counter(), time.process_time()
     summary = train_pair(None if resume else config, run_dir, profile=bench_profile(),
                          resume=resume, console=Console(stderr=True))
@@ -240,10 +261,25 @@ def run_one(run_root: Path, args: argparse.Namespace, family: str, seed: int,
               "wall_seconds": time.perf_counter() - started,
               "cpu_seconds": time.process_time() - cpu_started,
               "load_average_1m_at_end": os.getloadavg()[0], "resumed": resume,
-              "recalibration_effect": recalibration_effect(run_dir)}
+              "recalibration_effect": recalibration_effect(run_dir),
+              "val_top1": final_val_top1(run_dir)}
     atomic_write_json(result_path, result)
     (run_root / "claim").unlink(missing_ok=True)
     return result
+
+
+def final_val_top1(run_dir: Path) -> dict[str, float]:
+    """Per trained role: the validation top-1 of its last evaluated epoch (metrics.jsonl), the
+    figure every selection between labels reads (the test split is only reported)."""
+    import json
+
+    path = run_dir / "metrics.jsonl"
+    last: dict[str, float] = {}
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else ():
+        record = json.loads(line)
+        if record.get("val_top1") is not None:
+            last[record["role"]] = record["val_top1"]
+    return last
 
 
 def recalibration_effect(run_dir: Path) -> dict[str, dict[str, float]]:

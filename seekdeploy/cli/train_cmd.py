@@ -16,7 +16,8 @@ _DEFAULTS = TrainConfig()  # one place for defaults: the CLI shows the dataclass
 
 _TRAINING_OPTIONS = ("arch", "data", "data_dir", "epochs", "batch_size", "lr", "optimizer",
                      "base", "motivated", "condition", "motivated_fraction", "motivated_step",
-                     "distill_weight", "distill_temperature", "bn", "bn_recalibrate", "seed",
+                     "distill_weight", "distill_temperature", "growth", "private_affine",
+                     "motivated_clock", "bn", "bn_recalibrate", "seed",
                      "deterministic", "profile", "out", "workers", "skip_bad_files")
 
 
@@ -63,7 +64,7 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
                    "ema-streak | target:target= | random:p= | matched:reference=RUN | never (the "
                    "base alone) | always (the motivated model alone).")
 @click.option("--motivated-fraction", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Pick a point on the cost/accuracy frontier (README \"Results\"): "
+              help="Pick a point on the cost/accuracy frontier (docs/results.md): "
                    "--condition schedule:p=F with the default's rising share (ramp 0.4, "
                    "narrowed near 0 and 1); training cost ≈ base/motivated FLOPs + F of the "
                    "motivated model's.")
@@ -79,12 +80,24 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 @click.option("--distill-temperature", type=click.FloatRange(min=0.0, min_open=True),
               default=_DEFAULTS.distill_temperature, show_default=True,
               help="Softmax temperature of that distillation.")
+@click.option("--growth/--no-growth", default=_DEFAULTS.growth, show_default=True,
+              help="Start the motivated model as exactly the base's function (its extra "
+                   "connections into the base's channels and its extra blocks start at zero), "
+                   "so training only adds to what the base knows.")
+@click.option("--private-affine/--shared-affine", default=_DEFAULTS.private_affine,
+              show_default=True,
+              help="Give the motivated model its own BatchNorm scale/shift and classifier bias "
+                   "(needs --bn private); the base's stay the base's.")
+@click.option("--motivated-clock/--run-clock", default=_DEFAULTS.motivated_clock,
+              show_default=True,
+              help="Weights only the motivated model uses follow a learning-rate schedule "
+                   "advanced by motivated steps alone (needs a fixed-share condition).")
 @click.option("--bn", type=click.Choice(["private", "shared"]), default="private",
               show_default=True, help="BatchNorm statistics per role or shared.")
 @click.option("--bn-recalibrate", type=click.IntRange(min=0), default=_DEFAULTS.bn_recalibrate_batches,
               show_default=True,
               help="Batches that re-estimate a role's BN statistics before evaluation (0 = off); "
-                   "only a role that did not run on every batch of the epoch is re-estimated.")
+                   "only a role that skipped more than 8 batches in a row in the last epoch is re-estimated.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where to train. With --resume: the run continues where "
@@ -167,7 +180,9 @@ def _build_config(options: dict):
         "optimizer": options["optimizer"], "weight_decay": 5e-4 if sgd else 0.05,
         "condition": condition, "motivated_step": options["motivated_step"],
         "distill_weight": options["distill_weight"],
-        "distill_temperature": options["distill_temperature"], "bn": options["bn"],
+        "distill_temperature": options["distill_temperature"], "growth": options["growth"],
+        "private_affine": options["private_affine"],
+        "motivated_clock": options["motivated_clock"], "bn": options["bn"],
         "bn_recalibrate_batches": options["bn_recalibrate"], "seed": options["seed"],
         "device": options["device"], "deterministic": options["deterministic"],
         "base_spec": options["base"], "motivated_spec": options["motivated"]})

@@ -50,14 +50,51 @@ class Supernet(nn.Module):
         self.in_channels = in_channels
         self.image_size = image_size
         self.bn_roles = bn_roles
+        self.private_roles: tuple[str, ...] = ()
+        self._private_modules: set[str] = set()
         self._checked_specs: set[SubnetSpec] = {self.max_spec}
         self._slice_maps: dict[tuple[SubnetSpec, str], dict[str, tuple[slice, ...] | None]] = {}
 
+    # The attribute holding the final Linear layer (its bias can be made private per role).
+    classifier_name = "classifier"
+
     def construction_kwargs(self) -> dict[str, Any]:
         """Everything `create_supernet` needs to rebuild this supernet (for checkpoints)."""
-        return {"family": self.family, "config": self.config.to_json(), "num_classes": self.num_classes,
-                "in_channels": self.in_channels, "image_size": self.image_size,
-                "bn_roles": list(self.bn_roles)}
+        kwargs = {"family": self.family, "config": self.config.to_json(),
+                  "num_classes": self.num_classes, "in_channels": self.in_channels,
+                  "image_size": self.image_size, "bn_roles": list(self.bn_roles)}
+        if self.private_roles:
+            kwargs["private_roles"] = list(self.private_roles)
+        return kwargs
+
+    def make_role_private(self, roles: tuple[str, ...]) -> None:
+        """Give each of `roles` offsets to every BatchNorm scale and shift and to the classifier
+        bias (zero at first). With shielded steps the motivated role can then retune the base's
+        channels and logits for itself while the base's own parameters stay the base's. Needs
+        private BN statistics (a role must be one of `bn_roles`)."""
+        from seekdeploy.nn.dynamic import DynamicBatchNorm2d
+
+        roles = tuple(roles)
+        unknown = [role for role in roles if role not in self.bn_roles]
+        if unknown:
+            raise SpecError(f"cannot make {unknown} private: this supernet keeps BN roles "
+                            f"{self.bn_roles} (private parameters need --bn private)")
+        if not roles or self.private_roles:
+            return
+        for name, module in self.named_modules():
+            if isinstance(module, DynamicBatchNorm2d):
+                module.make_affine_private(roles)
+                self._private_modules.add(name)
+        getattr(self, self.classifier_name).make_bias_private(roles)
+        self._private_modules.add(self.classifier_name)
+        self.private_roles = roles
+        self._slice_maps.clear()
+
+    def branch_end_parameters(self, spec: SubnetSpec) -> list[str]:
+        """Parameters that, set to zero, turn every block beyond `spec`'s depth into the identity
+        (the last normalization scale or output projection of each such residual branch).
+        Families override this; the default (no blocks to silence) suits a fixed-depth family."""
+        return []
 
     def check_spec(self, spec: SubnetSpec | None) -> SubnetSpec:
         """Return the spec (None = max spec) or raise SpecError if this supernet cannot run it."""
@@ -83,6 +120,37 @@ class Supernet(nn.Module):
                             f"this supernet keeps statistics for {', '.join(self.bn_roles)}")
         return role
 
+    def stage_parameters_beyond(self, depths: tuple[int, ...], module: str,
+                                leaf: str) -> list[str]:
+        """Names `stages.<i>.<j>.<module>.<leaf>*` of the blocks j >= depths[i] (a leaf's
+        private copies `<leaf>_<role>` included)."""
+        names = []
+        for name, _ in self.named_parameters():
+            parts = name.split(".")
+            if (len(parts) == 5 and parts[0] == "stages" and int(parts[2]) >= depths[int(parts[1])]
+                    and parts[3] == module and parts[4].split("_")[0] == leaf):
+                names.append(name)
+        return names
+
+    @torch.no_grad()
+    def grow_from(self, spec: SubnetSpec) -> None:
+        """Make the whole supernet compute what the sub-network `spec` computes, on the channels
+        `spec` uses: zero every weight from channels `spec` does not use into channels it uses
+        (every conv and linear, the classifier included) and the end of every residual branch
+        beyond `spec`'s depth. Training then starts the larger model from the smaller one's
+        function and can only add to it. Exact for convolutional families; a ViT whose embedding
+        is wider than `spec`'s normalises over the extra features, so there it is close, not
+        equal."""
+        spec = self.check_spec(spec)
+        regions = self.slice_map(spec, bn_role=self.bn_roles[0])
+        for name, param in self.named_parameters():
+            region = regions.get(name)
+            if region is not None and param.dim() >= 2:
+                param[region[0], region[1].stop:] = 0.0  # (used rows, unused input columns)
+        parameters = dict(self.named_parameters())
+        for name in self.branch_end_parameters(spec):
+            parameters[name].zero_()
+
     def forward(self, x: torch.Tensor, spec: SubnetSpec | None = None,
                 bn_role: str | None = None) -> torch.Tensor:
         """Logits of the sub-network `spec` (None = whole supernet) using `bn_role`'s BN statistics."""
@@ -97,7 +165,20 @@ class Supernet(nn.Module):
         module, _, leaf = static_name.rpartition(".")
         if leaf in BN_STAT_NAMES:
             return f"{module}.{leaf}_{bn_role}" if module else f"{leaf}_{bn_role}"
+        if self._has_offset(module, leaf, bn_role):
+            return f"{module}.{leaf}_delta_{bn_role}"
         return static_name
+
+    def _has_offset(self, module: str, leaf: str, bn_role: str) -> bool:
+        # BN scale/shift and the classifier's bias (not its weight) of a private role.
+        return (bn_role in self.private_roles and module in self._private_modules
+                and (leaf == "bias" or leaf == "weight" and module != self.classifier_name))
+
+    def static_sources(self, static_name: str, bn_role: str) -> list[str]:
+        """The supernet tensors whose prefixes add up to the static tensor `static_name`: one,
+        or for a private role's offset parameter the shared tensor and the role's offset."""
+        source = self.static_source_name(static_name, bn_role)
+        return [static_name, source] if source != static_name and "_delta_" in source else [source]
 
     def static_shapes(self, spec: SubnetSpec) -> dict[str, torch.Size]:
         """Shapes of the static model's state (built on the meta device: no memory, no init cost)."""
@@ -122,8 +203,9 @@ class Supernet(nn.Module):
         spec, role = self.check_spec(spec), self.check_role(bn_role)
         key = (spec, role)
         if key not in self._slice_maps:
-            used = {self.static_source_name(name, role): tuple(slice(0, n) for n in shape)
-                    for name, shape in self.static_shapes(spec).items()}
+            used = {source: tuple(slice(0, n) for n in shape)
+                    for name, shape in self.static_shapes(spec).items()
+                    for source in self.static_sources(name, role)}
             names = [n for n, _ in self.named_parameters()] + [n for n, _ in self.named_buffers()]
             unknown = sorted(set(used) - set(names))
             if unknown:

@@ -60,15 +60,28 @@ class DynamicLinear(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        self.private_roles: tuple[str, ...] = ()
         # Same initialization as nn.Linear, so a supernet starts like a stock network.
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             bound = 1 / math.sqrt(in_features)
             nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: torch.Tensor, out_features: int | None = None) -> torch.Tensor:
-        """(…, k_in) -> (…, out_features); out_features None = full."""
+    def make_bias_private(self, roles: tuple[str, ...]) -> None:
+        """Give each of `roles` an offset to the bias (`bias_delta_<role>`, starting at zero): a
+        forward with one of those roles adds it, any other role reads `bias` alone."""
+        if self.bias is None:
+            raise ValueError("a layer without bias has no bias to make private")
+        for role in roles:
+            self.register_parameter(f"bias_delta_{role}", nn.Parameter(torch.zeros_like(self.bias)))
+        self.private_roles = tuple(roles)
+
+    def forward(self, x: torch.Tensor, out_features: int | None = None,
+                role: str | None = None) -> torch.Tensor:
+        """(…, k_in) -> (…, out_features); out_features None = full; `role` picks a private bias."""
         weight, bias = self.weight, self.bias
+        if role is not None and role in self.private_roles:
+            bias = bias + self._parameters[f"bias_delta_{role}"]
         out = weight.shape[0] if out_features is None else out_features
         in_features = x.shape[-1]
         if out != weight.shape[0] or in_features != weight.shape[1]:
@@ -112,6 +125,7 @@ class DynamicBatchNorm2d(nn.Module):
         self.eps = eps
         self.momentum = momentum
         self.roles = tuple(roles)
+        self.private_roles: tuple[str, ...] = ()
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))
         self._stat_names: dict[str, tuple[str, str, str]] = {}
@@ -122,12 +136,29 @@ class DynamicBatchNorm2d(nn.Module):
             self.register_buffer(names[2], torch.tensor(0, dtype=torch.long))
             self._stat_names[role] = names
 
+    def make_affine_private(self, roles: tuple[str, ...]) -> None:
+        """Give each of `roles` offsets to the scale and shift (`weight_delta_<role>`,
+        `bias_delta_<role>`, starting at zero) that its forwards add; other roles read `weight`
+        and `bias` alone. An offset, not a copy: the role follows the shared parameters as they
+        train and keeps only its own correction."""
+        for role in roles:
+            if role not in self.roles:
+                raise ValueError(f"role {role!r} has no statistics here ({self.roles})")
+            for leaf in ("weight", "bias"):
+                self.register_parameter(f"{leaf}_delta_{role}",
+                                        nn.Parameter(torch.zeros(self.num_features)))
+        self.private_roles = tuple(roles)
+
     def forward(self, x: torch.Tensor, role: str) -> torch.Tensor:
-        """(B, k, H, W) -> (B, k, H, W) with `role`'s statistics (updated in train mode)."""
+        """(B, k, H, W) -> (B, k, H, W) with `role`'s statistics (updated in train mode) and its
+        affine parameters (its own where they were made private)."""
         mean_name, var_name, count_name = self._stat_names[role]
         buffers = self._buffers
         mean, var = buffers[mean_name], buffers[var_name]
         weight, bias = self.weight, self.bias
+        if role in self.private_roles:
+            weight = weight + self._parameters[f"weight_delta_{role}"]
+            bias = bias + self._parameters[f"bias_delta_{role}"]
         k = x.shape[1]
         if k != self.num_features:
             mean, var, weight, bias = mean[:k], var[:k], weight[:k], bias[:k]

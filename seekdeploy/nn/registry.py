@@ -139,9 +139,11 @@ def default_pair(family: str) -> tuple[FamilyConfig, SubnetSpec, SubnetSpec]:
 
 def create_supernet(family: str, config: FamilyConfig | Mapping[str, Any] | None = None, *,
                     num_classes: int, in_channels: int, image_size: int,
-                    bn_roles: tuple[str, ...] | None = None) -> Supernet:
+                    bn_roles: tuple[str, ...] | None = None,
+                    private_roles: tuple[str, ...] = ()) -> Supernet:
     """Build a family's supernet (config None = the family default; a dict = `to_json()` form;
-    bn_roles None = the supernet's default, private statistics for base and motivated)."""
+    bn_roles None = the supernet's default, private statistics for base and motivated;
+    private_roles: roles given their own BN scale/shift and classifier bias)."""
     entry = get_family(family)
     if config is None:
         config = entry.default_pair()[0]
@@ -153,8 +155,10 @@ def create_supernet(family: str, config: FamilyConfig | Mapping[str, Any] | None
         if not isinstance(value, int) or value < 1:
             raise SpecError(f"{name} must be a positive integer, got {value!r}")
     roles = {} if bn_roles is None else {"bn_roles": tuple(bn_roles)}
-    return entry.build_supernet(config, num_classes=num_classes, in_channels=in_channels,
-                                image_size=image_size, **roles)
+    supernet = entry.build_supernet(config, num_classes=num_classes, in_channels=in_channels,
+                                    image_size=image_size, **roles)
+    supernet.make_role_private(tuple(private_roles))
+    return supernet
 
 
 def build_static(spec: SubnetSpec, *, num_classes: int, in_channels: int, image_size: int) -> Any:
@@ -180,8 +184,9 @@ def to_static(supernet: Supernet, spec: SubnetSpec | None, bn_role: str | None =
     state = {}
     with torch.no_grad():
         for name, target in static.state_dict().items():
-            full = source[supernet.static_source_name(name, role)]
-            state[name] = full[tuple(slice(0, n) for n in target.shape)].detach().clone()
+            prefix = tuple(slice(0, n) for n in target.shape)
+            parts = [source[part][prefix] for part in supernet.static_sources(name, role)]
+            state[name] = sum(parts[1:], parts[0]).detach().clone()
     static.load_state_dict(state, strict=True)
     device = next(supernet.parameters()).device
     return static.to(device).eval()

@@ -91,12 +91,7 @@ def _plain(value: Any) -> Any:
 
 def supernet_kwargs(supernet: Supernet) -> dict[str, Any]:
     """The supernet's construction arguments as plain data (family, config, sizes, BN roles)."""
-    if hasattr(supernet, "construction_kwargs"):
-        return _plain(supernet.construction_kwargs())
-    config = supernet.config.to_json() if hasattr(supernet.config, "to_json") else supernet.config
-    return _plain({"family": supernet.family, "config": config,
-                   "num_classes": supernet.num_classes, "in_channels": supernet.in_channels,
-                   "image_size": supernet.image_size, "bn_roles": supernet.bn_roles})
+    return _plain(supernet.construction_kwargs())
 
 
 def _create(model_args: dict[str, Any]) -> Supernet:
@@ -107,7 +102,8 @@ def _create(model_args: dict[str, Any]) -> Supernet:
     return sd_nn.create_supernet(
         model_args["family"], config, num_classes=int(model_args["num_classes"]),
         in_channels=int(model_args["in_channels"]), image_size=int(model_args["image_size"]),
-        bn_roles=tuple(model_args["bn_roles"]))
+        bn_roles=tuple(model_args["bn_roles"]),
+        private_roles=tuple(model_args.get("private_roles", ())))
 
 
 def check_declared_shapes(model_args: dict[str, Any], state_dict: Any) -> None:

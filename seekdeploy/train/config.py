@@ -48,14 +48,8 @@ class MotivatedStep(str, enum.Enum):
     SHIELDED = "shielded"
 
 
-# Chosen by bench/pair_vs_baselines.py (README "Results", Fashion-MNIST, 10 epochs): a fixed
-# fraction of 0.4 (0.56x the motivated model's training cost), rising from 0.2 to 0.6 over the
-# run, gave both models more than the same fraction held flat (+0.3 pp base, +1.1 pp motivated)
-# and than any loss-driven condition; training the base on motivated batches too gave it +1.2 pp
-# over motivated-alone steps; on the full training set shielded steps matched joint ones on the
-# motivated model (-0.83 vs -0.84 pp against `always`) and kept the base exactly at `never`'s
-# (bit for bit, by construction) where joint steps cost it 0.21 pp; distillation changed
-# neither model by more than 0.2 pp.
+# Chosen on validation by bench/pair_vs_baselines.py (docs/results.md): shielded steps, 40 % of
+# batches motivated, the share rising from 20 % to 60 % over the run.
 DEFAULT_FRACTION, DEFAULT_RAMP = 0.4, 0.4
 DEFAULT_CONDITION = f"schedule:p={DEFAULT_FRACTION:g},ramp={DEFAULT_RAMP:g}"
 
@@ -63,15 +57,17 @@ DEFAULT_CONDITION = f"schedule:p={DEFAULT_FRACTION:g},ramp={DEFAULT_RAMP:g}"
 def fraction_condition(fraction: float) -> str:
     """The condition of `--motivated-fraction F`: the default's shape at another share, i.e.
     `schedule:p=F` with the default ramp, narrowed near 0 and 1 so the share stays in [0, 1]
-    (the points of the README's frontier are these conditions)."""
+    (the points of docs/results.md's frontier are these conditions)."""
     ramp = round(min(DEFAULT_RAMP, 2 * min(fraction, 1 - fraction)), 6)
     return f"schedule:p={fraction:g}" + (f",ramp={ramp:g}" if ramp else "")
 DEFAULT_MOTIVATED_STEP = MotivatedStep.SHIELDED
+DEFAULT_GROWTH, DEFAULT_PRIVATE_AFFINE, DEFAULT_MOTIVATED_CLOCK = False, False, False
 
 # Options added after runs were first saved: a checkpoint or config.yaml without them was
 # trained with these values, so a resumed old run keeps its meaning.
 LEGACY_VALUES: dict[str, Any] = {"motivated_step": "alone", "distill_weight": 0.0,
-                                 "distill_temperature": 1.0}
+                                 "distill_temperature": 1.0, "growth": False,
+                                 "private_affine": False, "motivated_clock": False}
 
 
 @dataclass(frozen=True)
@@ -81,8 +77,7 @@ class TrainConfig:
     arch: str = "resnet"
     data: str = "digits"
     data_dir: str | None = None
-    # digits (1,294 training images, ~20 steps an epoch): 15 epochs reach ~97% for both models
-    # in about a minute on 2 cores; 5 left them near 75%.
+    # digits (1,294 training images, ~20 steps an epoch): 15 epochs reach ~97% for both models.
     epochs: int = 15
     batch_size: int = 64
     eval_batch_size: int = 256
@@ -94,8 +89,6 @@ class TrainConfig:
     warmup_epochs: float = 0.5
     min_lr: float = 0.0
     label_smoothing: float = 0.1
-    # Chosen by bench/pair_vs_baselines.py (README "Results"): the paper's streak:k=3,hold=1 fires
-    # on ~4% of batches and starves the motivated model; slope gives it ~43% and the best pair.
     condition: str = DEFAULT_CONDITION
     motivated_step: MotivatedStep = DEFAULT_MOTIVATED_STEP
     # In-place distillation on joint batches: the base's loss becomes
@@ -103,10 +96,20 @@ class TrainConfig:
     distill_weight: float = 0.0
     distill_temperature: float = 1.0
     bn: BnMode = BnMode.PRIVATE
-    # A role that did not run on every batch of an epoch has stale running BN statistics (they
-    # describe weights the other role has since changed); those roles alone are re-estimated on
-    # this many training batches after the last epoch, before the test and the export (per-epoch
-    # validation uses the running statistics). Measured: README "Results".
+    # Growth: the motivated model starts as exactly the base's function (connections from its
+    # extra channels into the base's, and the ends of its extra blocks, start at zero).
+    growth: bool = DEFAULT_GROWTH
+    # The motivated role gets its own BatchNorm scale/shift and classifier bias (needs --bn
+    # private), so it can retune the base's channels while the base's own stay the base's.
+    private_affine: bool = DEFAULT_PRIVATE_AFFINE
+    # The weights only the motivated model uses follow a learning-rate schedule of their own,
+    # advanced by motivated steps alone (its length: the condition's expected motivated steps).
+    motivated_clock: bool = DEFAULT_MOTIVATED_CLOCK
+    # A role that skipped more than `loop.MAX_FRESH_GAP` (8) batches in a row in the last epoch
+    # has stale running BN statistics (they describe weights the other role has since changed);
+    # those roles alone are re-estimated on this many training batches after the last epoch,
+    # before the test and the export (per-epoch validation uses the running statistics).
+    # Measured: docs/results.md.
     bn_recalibrate_batches: int = 20
     seed: int = 0
     device: DeviceChoice = DeviceChoice.AUTO
@@ -136,6 +139,10 @@ class TrainConfig:
         for name, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"training option {name}={getattr(self, name)!r} must be {allowed}")
+        if self.private_affine and self.bn == BnMode.SHARED:
+            raise ConfigError("private_affine gives the motivated role its own BatchNorm "
+                              "parameters, which needs per-role statistics: use --bn private "
+                              "or turn private_affine off")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (enums as their values) for YAML, JSON and checkpoints."""

@@ -1,4 +1,4 @@
-"""Honest up front: how long the planned run will take on this machine, measured before it starts.
+"""How long the planned run will take on this machine, measured before it starts.
 
 `estimate_training(session)` times real training steps (`loop.train_step`, so joint steps,
 distillation, AMP and the sliced optimizer all count) of each role on real batches of the run's

@@ -25,7 +25,7 @@ from seekdeploy.train._bn import recalibrate_bn
 from seekdeploy.train.config import MotivatedStep
 from seekdeploy.train._signals import StopFlag, TrainingInterrupted, stop_on_signals
 from seekdeploy.train.records import ProgressDisplay
-from seekdeploy.train.session import TRAINING_FLOPS_PER_FORWARD, TrainSession
+from seekdeploy.train.session import TRAINING_FLOPS_PER_FORWARD, TrainSession, motivated_clock_lr
 
 ROLES = (Role.BASE, Role.MOTIVATED)
 
@@ -125,10 +125,21 @@ def train_step(session: TrainSession, images: torch.Tensor, labels: torch.Tensor
                 "the last checkpoint is kept. Lower --lr, or use --optimizer adamw")
     _backward(session, role, losses, base_objective)
     distributed.average_gradients(session.regions[role])
-    session.scaler.step(session.optimizer, regions=session.regions[role])
+    session.scaler.step(session.optimizer, regions=session.regions[role],
+                        lr_maps=_lr_maps(session, role))
     session.scaler.update()
     session.schedule.step()
     return values
+
+
+def _lr_maps(session: TrainSession, role: Role) -> dict[torch.Tensor, tuple[torch.Tensor, float]] | None:
+    """Under --motivated-clock, a motivated step's learning rates: the run's on the base's slice
+    (updated exactly as without the clock), the motivated clock's on the weights only the
+    motivated model uses."""
+    if role is not Role.MOTIVATED or not session.base_masks:
+        return None
+    own_lr = motivated_clock_lr(session)
+    return {param: (mask, own_lr) for param, mask in session.base_masks.items()}
 
 
 @torch.no_grad()
@@ -157,7 +168,7 @@ def evaluate(session: TrainSession, split: Any, role: Role) -> tuple[float, floa
 # A role's running BN statistics are a momentum-0.1 average: its last ~10 forwards carry most of
 # their weight. A role that never skipped more than this many batches in a row has statistics
 # that describe (nearly) its current weights; measured, re-estimating them then changes
-# validation top-1 by < 0.3 pp (README "Results"), so it is not paid for.
+# validation top-1 by < 0.3 pp (docs/results.md, "Step types and conditions at 40 % motivated"), so it is not paid for.
 MAX_FRESH_GAP = 8
 
 

@@ -20,6 +20,9 @@ from typing import Any
 import torch
 
 Region = tuple[slice, ...]
+# parameter -> (mask, lr): elements where the bool mask (the parameter's shape) is False take
+# `lr` instead of the group's learning rate; the masked-in ones are updated exactly as without it.
+LrMaps = dict[torch.Tensor, tuple[torch.Tensor, float]]
 
 
 def _regions_for(group: dict[str, Any], regions: dict[torch.Tensor, Region | None] | None):
@@ -60,8 +63,10 @@ class SlicedSGD(_StateFollowsParameters):
         super().__init__(params, defaults)
 
     @torch.no_grad()
-    def step(self, closure=None, regions: dict[torch.Tensor, Region | None] | None = None):
-        """Update `param[region]` for each parameter with a gradient and a non-None region."""
+    def step(self, closure=None, regions: dict[torch.Tensor, Region | None] | None = None,
+             lr_maps: LrMaps | None = None):
+        """Update `param[region]` for each parameter with a gradient and a non-None region; a
+        parameter in `lr_maps` uses its own learning rate outside its mask (see `LrMaps`)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -82,7 +87,12 @@ class SlicedSGD(_StateFollowsParameters):
                     buf = state["momentum_buffer"][region]
                     buf.mul_(momentum).add_(grad)
                     grad = grad.add(buf, alpha=momentum) if nesterov else buf
-                weight.add_(grad, alpha=-lr)
+                if lr_maps and param in lr_maps:
+                    keep, other_lr = lr_maps[param]
+                    weight.copy_(torch.where(keep[region], weight.add(grad, alpha=-lr),
+                                             weight.add(grad, alpha=-other_lr)))
+                else:
+                    weight.add_(grad, alpha=-lr)
         return loss
 
 
@@ -103,8 +113,10 @@ class SlicedAdamW(_StateFollowsParameters):
         return state
 
     @torch.no_grad()
-    def step(self, closure=None, regions: dict[torch.Tensor, Region | None] | None = None):
-        """Update `param[region]` for each parameter with a gradient and a non-None region."""
+    def step(self, closure=None, regions: dict[torch.Tensor, Region | None] | None = None,
+             lr_maps: LrMaps | None = None):
+        """Update `param[region]` for each parameter with a gradient and a non-None region; a
+        parameter in `lr_maps` uses its own learning rate outside its mask (see `LrMaps`)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -118,8 +130,11 @@ class SlicedAdamW(_StateFollowsParameters):
                 grad = param.grad[region].to(weight.dtype)
                 step = state["step"][region]
                 step.add_(1.0)
+                keep, other_lr = lr_maps[param] if lr_maps and param in lr_maps else (None, lr)
+                keep = None if keep is None else keep[region]
                 if decay:
-                    weight.mul_(1.0 - lr * decay)
+                    _update(weight, keep, weight.mul(1.0 - lr * decay),
+                            weight.mul(1.0 - other_lr * decay))
                 exp_avg = state["exp_avg"][region]
                 exp_avg_sq = state["exp_avg_sq"][region]
                 exp_avg.lerp_(grad, 1.0 - beta1)
@@ -128,8 +143,27 @@ class SlicedAdamW(_StateFollowsParameters):
                 correction1 = 1.0 - torch.pow(beta1, step)
                 correction2 = 1.0 - torch.pow(beta2, step)
                 denom = (exp_avg_sq / correction2).sqrt_().add_(eps)
-                weight.addcdiv_(exp_avg / correction1, denom, value=-lr)
+                _update(weight, keep, weight.addcdiv(exp_avg / correction1, denom, value=-lr),
+                        weight.addcdiv(exp_avg / correction1, denom, value=-other_lr))
         return loss
+
+
+def _update(weight: torch.Tensor, keep: torch.Tensor | None, kept: torch.Tensor,
+            other: torch.Tensor) -> None:
+    # `kept` where the mask holds (or everywhere without one), `other` elsewhere.
+    weight.copy_(kept if keep is None else torch.where(keep, kept, other))
+
+
+def cosine_warmup_lr(step: int, peak_lr: float, total_steps: int, warmup_steps: int = 0,
+                     min_lr: float = 0.0) -> float:
+    """Linear warm-up from 0 to `peak_lr` over `warmup_steps`, then cosine decay to `min_lr` at
+    `total_steps`; steps beyond it stay at `min_lr`."""
+    total_steps, warmup_steps = max(1, total_steps), max(0, warmup_steps)
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_lr + 0.5 * (peak_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
 class CosineWarmupSchedule:
@@ -145,11 +179,8 @@ class CosineWarmupSchedule:
 
     def lr_at(self, step: int) -> float:
         """The learning rate used by step `step` (0-based)."""
-        if step < self.warmup_steps:
-            return self.peak_lr * (step + 1) / self.warmup_steps
-        span = max(1, self.total_steps - self.warmup_steps)
-        progress = min(1.0, (step - self.warmup_steps) / span)
-        return self.min_lr + 0.5 * (self.peak_lr - self.min_lr) * (1.0 + math.cos(math.pi * progress))
+        return cosine_warmup_lr(step, self.peak_lr, self.total_steps, self.warmup_steps,
+                                self.min_lr)
 
     def _apply(self) -> None:
         for group in self.optimizer.param_groups:

@@ -18,7 +18,7 @@ from seekdeploy.train import checkpoint as ckpt
 from seekdeploy.train import distributed
 from seekdeploy.train.conditions import MotivationCondition, create_condition
 from seekdeploy.train.config import BnMode, DeviceChoice, TrainConfig
-from seekdeploy.train.optim import CosineWarmupSchedule, create_optimizer
+from seekdeploy.train.optim import CosineWarmupSchedule, cosine_warmup_lr, create_optimizer
 from seekdeploy.train.records import RunRecords
 
 if TYPE_CHECKING:
@@ -112,6 +112,8 @@ class TrainSession:
     records: RunRecords
     steps_per_epoch: int
     regions: dict[Role, dict[torch.Tensor, Any]] = field(default_factory=dict)
+    # --motivated-clock: per motivated parameter, True where the base uses it.
+    base_masks: dict[torch.Tensor, torch.Tensor] = field(default_factory=dict)
     forward_flops: dict[Role, float] = field(default_factory=dict)
     evaluated_samples: dict[str, int] = field(default_factory=dict)  # last evaluation, this rank
 
@@ -189,7 +191,48 @@ def _prepare(config: TrainConfig, run_dir: Path, data_kwargs: dict[str, Any], su
         cost = sd_nn.estimate_cost(spec, in_channels=supernet.in_channels,
                                    image_size=supernet.image_size, num_classes=supernet.num_classes)
         session.forward_flops[role] = float(cost.flops)
+    _limit_offsets(session, params)
+    if config.motivated_clock:
+        if session.condition.expected_fraction is None:
+            raise ConfigError(f"--motivated-clock needs a condition whose share of motivated "
+                              f"batches is known in advance (schedule, random, always); "
+                              f"{config.condition!r} follows the loss")
+        session.base_masks = _base_masks(session.regions)
     return session
+
+
+def _limit_offsets(session: TrainSession, params: dict[str, torch.Tensor]) -> None:
+    """A private offset (`x_delta_motivated`) trains only on the base's channels: beyond them the
+    shared `x` already belongs to the motivated model alone, and training both there would
+    double its learning rate."""
+    for name, param in params.items():
+        shared, _, role = name.partition("_delta_")
+        if role == Role.MOTIVATED.value and session.regions[Role.MOTIVATED].get(param) is not None:
+            session.regions[Role.MOTIVATED][param] = session.regions[Role.BASE][params[shared]]
+
+
+def _base_masks(regions: dict[Role, dict[torch.Tensor, Any]]) -> dict[torch.Tensor, torch.Tensor]:
+    masks = {}
+    for param, region in regions[Role.MOTIVATED].items():
+        if region is None:
+            continue
+        mask = torch.zeros_like(param, dtype=torch.bool)
+        base_region = regions[Role.BASE].get(param)
+        if base_region is not None:
+            mask[base_region] = True
+        masks[param] = mask
+    return masks
+
+
+def motivated_clock_lr(session: TrainSession) -> float:
+    """The learning rate of the motivated-only weights for the next motivated step: the run's
+    warm-up and cosine, stretched over the condition's expected motivated steps and advanced
+    by the motivated steps taken so far."""
+    fraction = session.condition.expected_fraction or 0.0
+    schedule = session.schedule
+    return cosine_warmup_lr(session.progress.motivated_batches, schedule.peak_lr,
+                            round(fraction * schedule.total_steps),
+                            round(fraction * schedule.warmup_steps), schedule.min_lr)
 
 
 def new_session(config: TrainConfig, run_dir: Path, *, in_channels: int, image_size: int,
@@ -208,11 +251,16 @@ def new_session(config: TrainConfig, run_dir: Path, *, in_channels: int, image_s
     bn_roles = ("shared",) if config.bn is BnMode.SHARED else ("base", "motivated")
     seed_everything(config.seed, config.deterministic)  # the weights' initialization is seeded
     dataset = _load_data(config, data_kwargs)
+    private = (Role.MOTIVATED.value,) if config.private_affine else ()
     supernet = sd_nn.create_supernet(config.arch, family_config, num_classes=dataset.num_classes,
                                      in_channels=in_channels, image_size=image_size,
-                                     bn_roles=bn_roles)
+                                     bn_roles=bn_roles, private_roles=private)
     specs = {Role.BASE: base_spec, Role.MOTIVATED: motivated_spec}
-    return _prepare(config, run_dir, data_kwargs, supernet, specs, dataset)
+    session = _prepare(config, run_dir, data_kwargs, supernet, specs, dataset)
+    # Growth concerns a pair: a run of one role (never, always) keeps the family's own init.
+    if config.growth and session.condition.expected_fraction not in (0.0, 1.0):
+        supernet.grow_from(base_spec)
+    return session
 
 
 def resume_session(run_dir: Path, device: str | None = None) -> TrainSession:

@@ -84,6 +84,11 @@ class MBConvSupernet(Supernet):
         self.head_bn = DynamicBatchNorm2d(spec.head, roles)
         self.classifier = DynamicLinear(spec.head, num_classes)
 
+    def branch_end_parameters(self, spec: MBConvSpec) -> list[str]:
+        """The projection BN scale (and its private copies) of every block beyond `spec`'s depth:
+        zero, such a block (always a stride-1 residual one) returns its input."""
+        return self.stage_parameters_beyond(spec.depth, "project_bn", "weight")
+
     def forward_spec(self, x: torch.Tensor, spec: MBConvSpec, bn_role: str) -> torch.Tensor:
         """(B, C, H, W) -> (B, num_classes) through the first `depth[i]` blocks of each stage."""
         x = self.act(self.stem_bn(self.stem_conv(x, spec.stem), bn_role))
@@ -92,7 +97,7 @@ class MBConvSupernet(Supernet):
                 x = stage[index](x, width, expand, bn_role)
         x = self.act(self.head_bn(self.head_conv(x, spec.head), bn_role))
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # (B, head)
-        return self.classifier(x)
+        return self.classifier(x, role=bn_role)
 
 
 class StaticMBConvBlock(nn.Module):

@@ -60,6 +60,12 @@ class ResNetSupernet(Supernet):
         self.stages = nn.ModuleList(stages)
         self.classifier = DynamicLinear(channels, num_classes)
 
+    def branch_end_parameters(self, spec: ResNetSpec) -> list[str]:
+        """The second BN scale (and its private copies) of every block beyond `spec`'s depth:
+        zero, such a block adds nothing to its identity shortcut (its input is post-ReLU, so the
+        block's ReLU keeps it)."""
+        return self.stage_parameters_beyond(spec.depth, "bn2", "weight")
+
     def forward_spec(self, x: torch.Tensor, spec: ResNetSpec, bn_role: str) -> torch.Tensor:
         """(B, C, H, W) -> (B, num_classes) through the first `depth[i]` blocks of each stage."""
         x = F.relu(self.stem_bn(self.stem_conv(x, spec.width[0]), bn_role), inplace=True)
@@ -67,7 +73,7 @@ class ResNetSupernet(Supernet):
             for index in range(depth):
                 x = stage[index](x, width, bn_role)
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # (B, C)
-        return self.classifier(x)
+        return self.classifier(x, role=bn_role)
 
 
 class StaticBasicBlock(nn.Module):

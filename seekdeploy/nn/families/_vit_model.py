@@ -136,6 +136,15 @@ class ViTSupernet(Supernet):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 nn.init.zeros_(module.bias)
 
+    classifier_name = "head"
+
+    def branch_end_parameters(self, spec: ViTSpec) -> list[str]:
+        """The attention output projection and fc2 (weights and biases) of every block beyond
+        `spec`'s depth: zero, such a block adds nothing to its residual stream."""
+        return [name for name, _ in self.named_parameters()
+                if name.startswith("blocks.") and int(name.split(".")[1]) >= spec.depth
+                and (".attn.proj." in name or ".fc2." in name)]
+
     def check_spec(self, spec: ViTSpec | None) -> ViTSpec:
         """Like `Supernet.check_spec`, with a message that names a head-dim or constant mismatch."""
         supernet = self.max_spec
@@ -162,7 +171,7 @@ class ViTSupernet(Supernet):
             x = block(x, spec)
         x = self.norm(x)
         pooled = x[:, 0] if spec.pooling is Pooling.CLS else x.mean(dim=1)  # (B, E)
-        return self.head(pooled)
+        return self.head(pooled, role=bn_role)
 
 
 def reorganize(supernet: ViTSupernet) -> None:

@@ -27,6 +27,9 @@ class MotivationCondition:
     """Base class: decides the role of each batch from the base's loss history."""
 
     name = "condition"
+    # The share of motivated batches the condition produces over a run, where it is known in
+    # advance (fixed-rate conditions); None for conditions that follow the loss.
+    expected_fraction: float | None = None
 
     def decide(self, step: int) -> Decision:
         """The role of batch `step` (0-based global step), decided before the batch runs."""

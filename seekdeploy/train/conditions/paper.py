@@ -67,7 +67,7 @@ class RandomCondition(MotivationCondition):
     name = "random"
 
     def __init__(self, p: float = 0.25, seed: int = 0) -> None:
-        self.p = p
+        self.p = self.expected_fraction = p
         self.rng = random.Random(seed)
 
     def decide(self, step: int) -> Decision:
@@ -145,6 +145,7 @@ class NeverCondition(MotivationCondition):
     """Baseline: the base model alone (traditional training)."""
 
     name = "never"
+    expected_fraction = 0.0
 
     def decide(self, step: int) -> Decision:
         return Decision(Role.BASE, "never")
@@ -154,6 +155,7 @@ class AlwaysCondition(MotivationCondition):
     """Baseline: the motivated model standalone."""
 
     name = "always"
+    expected_fraction = 1.0
 
     def decide(self, step: int) -> Decision:
         return Decision(Role.MOTIVATED, "always")

@@ -265,6 +265,7 @@ class ScheduleCondition(MotivationCondition):
             raise ConfigError("condition 'schedule': ramp needs the run's total steps; "
                               "it is only usable inside a training run")
         self.p, self.ramp, self.total_steps = p, ramp, total_steps
+        self.expected_fraction = p
 
     def expected_count(self, steps: int) -> float:
         """Motivated batches among the first `steps`: the integral of the fraction."""

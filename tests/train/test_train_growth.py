@@ -1,0 +1,178 @@
+"""Growth from the base, the motivated role's private offsets and its learning-rate clock."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from seekdeploy import nn as sd_nn
+from seekdeploy.errors import ConfigError
+from seekdeploy.profiles.schema import Role
+from seekdeploy.train import loop
+from seekdeploy.train.checkpoint import read_checkpoint
+from seekdeploy.train.config import TrainConfig
+from seekdeploy.train.optim import SlicedSGD, cosine_warmup_lr
+from seekdeploy.train.run import finish_run, start_run
+from seekdeploy.train.session import motivated_clock_lr, resume_session
+from helpers import Display
+
+PROFILE = SimpleNamespace(name="tiny", input=SimpleNamespace(channels=1, height=8, width=8))
+GROWN = TrainConfig(arch="resnet", data="digits", epochs=2, batch_size=64, seed=3,
+                    condition="schedule:p=0.5", motivated_step="shielded",
+                    base_spec="depth=1,1;width=2,4", motivated_spec="depth=2,1;width=4,8",
+                    device="cpu", bn_recalibrate_batches=2, growth=True, private_affine=True,
+                    motivated_clock=True)
+
+
+@pytest.mark.parametrize("family", ["resnet", "mbconv"])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_a_grown_motivated_model_computes_its_base_at_step_0(family, mode) -> None:
+    config, base, motivated = sd_nn.default_pair(family)
+    torch.manual_seed(0)
+    supernet = sd_nn.create_supernet(family, config, num_classes=10, in_channels=1,
+                                     image_size=28, private_roles=("motivated",))
+    images = torch.randn(6, 1, 28, 28)
+    with torch.no_grad():
+        before = supernet(images, motivated, "motivated") - supernet(images, base, "base")
+        supernet.grow_from(base)
+        for name, buffer in supernet.named_buffers():  # forget the statistics seen before
+            if "running_" in name:
+                buffer.fill_(1.0 if "running_var" in name else 0.0)
+        for _ in range(3):  # running statistics of both roles from the grown weights
+            supernet(images, base, "base"), supernet(images, motivated, "motivated")
+        getattr(supernet, mode)()
+        base_logits = supernet(images, base, "base")
+        grown = supernet(images, motivated, "motivated")
+    assert before.abs().max() > 1e-2  # without growth they differ
+    torch.testing.assert_close(grown, base_logits, rtol=0, atol=1e-5)
+
+
+def test_growth_leaves_the_base_and_silences_only_what_the_base_does_not_use() -> None:
+    config, base, motivated = sd_nn.default_pair("resnet")
+    supernet = sd_nn.create_supernet("resnet", config, num_classes=10, in_channels=1,
+                                     image_size=28)
+    before = {name: p.detach().clone() for name, p in supernet.named_parameters()}
+    supernet.grow_from(base)
+    regions = supernet.slice_map(base, bn_role="base")
+    zeroed = 0
+    for name, param in supernet.named_parameters():
+        region = regions[name]
+        if region is not None:
+            assert torch.equal(param[region], before[name][region]), name
+        changed = param != before[name]
+        zeroed += int(changed.sum())
+        assert torch.all(param[changed] == 0), name
+    # Blocks beyond the base's depth: their second BN scale is zero.
+    assert torch.all(supernet.stages[0][2].bn2.weight == 0)
+    assert zeroed > 1000
+
+
+def test_private_offsets_follow_the_shared_parameters_and_export_exactly() -> None:
+    config, base, motivated = sd_nn.default_pair("resnet")
+    supernet = sd_nn.create_supernet("resnet", config, num_classes=10, in_channels=1,
+                                     image_size=28, private_roles=("motivated",))
+    with torch.no_grad():
+        supernet.stem_bn.weight_delta_motivated.fill_(0.5)
+        supernet.classifier.bias_delta_motivated.fill_(1.0)
+    supernet.eval()
+    images = torch.randn(4, 1, 28, 28)
+    for role, spec in (("base", base), ("motivated", motivated)):
+        static = sd_nn.to_static(supernet, spec, role)
+        assert torch.equal(static(images), supernet(images, spec, role))
+    static_m = sd_nn.to_static(supernet, motivated, "motivated")
+    static_b = sd_nn.to_static(supernet, base, "base")
+    torch.testing.assert_close(static_m.stem_bn.weight, supernet.stem_bn.weight.detach() + 0.5)
+    torch.testing.assert_close(static_b.stem_bn.weight, supernet.stem_bn.weight[:8].detach())
+    torch.testing.assert_close(static_m.classifier.bias, supernet.classifier.bias.detach() + 1.0)
+    rebuilt = sd_nn.create_supernet(**supernet.construction_kwargs())
+    assert set(rebuilt.state_dict()) == set(supernet.state_dict())
+
+
+def test_private_affine_needs_private_statistics() -> None:
+    with pytest.raises(ConfigError, match="--bn private"):
+        TrainConfig(private_affine=True, bn="shared")
+
+
+def test_masked_sgd_updates_kept_elements_exactly_as_plain_sgd() -> None:
+    torch.manual_seed(0)
+    plain, masked = torch.nn.Parameter(torch.randn(4, 5)), None
+    masked = torch.nn.Parameter(plain.detach().clone())
+    keep = torch.zeros(4, 5, dtype=torch.bool)
+    keep[:2, :3] = True
+    optimizers = [SlicedSGD([p], lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
+                  for p in (plain, masked)]
+    start = masked.detach().clone()
+    for _ in range(3):
+        grad = torch.randn(4, 5)
+        plain.grad, masked.grad = grad.clone(), grad.clone()
+        optimizers[0].step()
+        optimizers[1].step(lr_maps={masked: (keep, 0.0)})
+    assert torch.equal(masked[keep], plain[keep])
+    assert torch.equal(masked[~keep], start[~keep])  # a zero rate: never moved
+
+
+def test_the_motivated_clock_runs_on_motivated_steps(tmp_path) -> None:
+    session = start_run(GROWN, tmp_path / "run", profile=PROFILE)
+    schedule = session.schedule
+    expected_total = round(0.5 * schedule.total_steps)
+    assert motivated_clock_lr(session) == cosine_warmup_lr(
+        0, schedule.peak_lr, expected_total, round(0.5 * schedule.warmup_steps))
+    session.progress.motivated_batches = expected_total // 2
+    halfway = motivated_clock_lr(session)
+    assert halfway == cosine_warmup_lr(expected_total // 2, schedule.peak_lr, expected_total,
+                                       round(0.5 * schedule.warmup_steps))
+    assert 0 < halfway < schedule.peak_lr and halfway != schedule.lr_at(schedule.step_count)
+    session.progress.motivated_batches = expected_total
+    assert motivated_clock_lr(session) == schedule.min_lr  # the clock's end: the run's floor
+    session.progress.motivated_batches = expected_total // 2
+    # The base's elements of a motivated parameter are masked in; the rest follow the clock.
+    maps = loop._lr_maps(session, Role.MOTIVATED)
+    assert loop._lr_maps(session, Role.BASE) is None
+    weight = session.supernet.stages[0][0].conv1.weight
+    mask, rate = maps[weight]
+    assert rate == halfway and mask[:2, :1].all() and not mask[2:].any()
+    with pytest.raises(ConfigError, match="known in advance"):
+        start_run(TrainConfig.from_dict(GROWN.to_dict() | {"condition": "streak"}),
+                  tmp_path / "streak", profile=PROFILE)
+
+
+def test_a_grown_private_clocked_pair_trains_its_base_exactly_as_alone(tmp_path) -> None:
+    never = TrainConfig.from_dict(GROWN.to_dict() | {"condition": "never"})
+    pair_session = start_run(GROWN, tmp_path / "pair", profile=PROFILE)
+    never_session = start_run(never, tmp_path / "never", profile=PROFILE)
+    for session in (pair_session, never_session):
+        loop.run_training(session, Display())
+    base_map = pair_session.supernet.slice_map(pair_session.specs[Role.BASE], bn_role="base")
+    never_state = never_session.supernet.state_dict()
+    compared = 0
+    for name, tensor in pair_session.supernet.state_dict().items():
+        region = base_map.get(name)
+        if region is None or "num_batches_tracked" in name:
+            continue
+        assert torch.equal(tensor[region], never_state[name][region]), name
+        compared += 1
+    assert compared > 10
+    # The motivated role did train its own offsets.
+    assert pair_session.supernet.stem_bn.weight_delta_motivated.abs().sum() > 0
+
+
+def test_resume_of_a_grown_private_clocked_run_is_bit_identical(tmp_path) -> None:
+    straight = start_run(GROWN, tmp_path / "straight", profile=PROFILE)
+    loop.run_training(straight, Display())
+    finish_run(straight, "tiny")
+    broken = start_run(GROWN, tmp_path / "broken", profile=PROFILE)
+    with pytest.raises(loop.TrainingInterrupted):
+        loop.run_training(broken, Display(signal_at_step=13))
+    resumed = resume_session(tmp_path / "broken")
+    assert resumed.config.growth and resumed.config.motivated_clock
+    loop.run_training(resumed, Display())
+    finish_run(resumed, "tiny")
+    a = read_checkpoint(tmp_path / "straight" / "checkpoint.pt")
+    b = read_checkpoint(tmp_path / "broken" / "checkpoint.pt")
+    assert set(a["state_dict"]) == set(b["state_dict"])
+    for name, tensor in a["state_dict"].items():
+        assert torch.equal(tensor, b["state_dict"][name]), name
+    assert not math.isnan(float(a["progress"]["train_flops"]))
