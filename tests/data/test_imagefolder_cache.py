@@ -140,3 +140,27 @@ def test_concurrent_loaders_decode_once(tmp_path, image_cache_dir):
         assert rank.exitcode == 0
     assert len(set(sums)) == 1
     assert sum("decoding 36 images" in log.read_text() for log in logs) == 1
+
+
+@pytest.mark.slow  # torchrun with two CPU ranks (~20 s on the shared machine)
+def test_torchrun_ranks_share_one_cache_build(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from helpers import write_tiny_profile
+
+    root = write_photos(tmp_path / "ranks", per_class=12)
+    cache = tmp_path / "cache"
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(OMP_NUM_THREADS="1", SEEKDEPLOY_CACHE_DIR=str(cache))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+               "2", "-m", "seekdeploy", "train", "--profile", str(write_tiny_profile(tmp_path)),
+               "--data", f"imagefolder:{root}", "--base", "depth=1,1;width=2,4", "--motivated",
+               "depth=1,1;width=4,8", "--epochs", "1", "--batch-size", "4", "--device", "cpu",
+               "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("decoding 36 images") == 1  # one rank built it, the other read it
+    assert len(_entries(cache)) == 1
