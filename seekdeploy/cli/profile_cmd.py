@@ -77,6 +77,7 @@ def profile_command(ctx: click.Context, export: Path, profile_name: str, **optio
     from seekdeploy.measure.profile import print_outcomes
 
     passed = print_outcomes(console, export, profile, outcomes)
+    _profile_cascade(console, export, profile, options)
     if options["as_json"]:
         documents = [outcome.document for outcome in outcomes if outcome.document is not None]
         payload = documents[0] if len(documents) == 1 else documents
@@ -92,6 +93,19 @@ def profile_command(ctx: click.Context, export: Path, profile_name: str, **optio
         from seekdeploy.errors import BudgetViolation
 
         ctx.exit(BudgetViolation.exit_code)
+
+
+def _profile_cascade(console: Console, export: Path, profile: HardwareProfile, options: dict[str, Any]) -> None:
+    # An export folder holding cascade/ (seekdeploy export --cascade): time it here over the test split.
+    from seekdeploy.layout import ExportLayout
+
+    if options.get("hosts") or not ExportLayout(export).cascade.manifest.is_file():
+        return
+    from seekdeploy.measure.cascade_timing import profile_export_cascade, summary_lines
+
+    document = profile_export_cascade(export, profile, threads=options.get("threads"))
+    for line in summary_lines(document):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def load_profile_for_cli(name_or_path: str) -> Any:

@@ -185,8 +185,9 @@ def _gate_nodes(confidence: str) -> list[onnx.NodeProto]:
                   helper.make_node("Squeeze", ["cascade/margin", "cascade/axis1"], [CONFIDENCE])]
     nodes += [helper.make_node("Less", [CONFIDENCE, THRESHOLD], ["cascade/unsure"]),  # (B,) bool
               helper.make_node("Cast", ["cascade/unsure"], [ANSWERED_BY], to=TensorProto.INT64),
-              helper.make_node("ReduceMax", [ANSWERED_BY], ["cascade/any"], keepdims=0),  # ()
-              helper.make_node("Cast", ["cascade/any"], ["cascade/escalate"], to=TensorProto.BOOL)]
+              # any(unsure) as min(confidence) < threshold: a 0-D bool straight away
+              helper.make_node("ReduceMin", [CONFIDENCE], ["cascade/least_confident"], keepdims=0),  # ()
+              helper.make_node("Less", ["cascade/least_confident", THRESHOLD], ["cascade/escalate"])]
     return nodes
 
 

@@ -171,3 +171,45 @@ def _judge(budget: Budget | None, samples: np.ndarray) -> dict[str, Any] | None:
     measured = float(np.percentile(samples, budget.latency_percentile))
     return {"role_budget": "motivated", "latency_ms": budget.latency_ms, "percentile": budget.latency_percentile,
             "measured_ms": measured, "passed": measured <= budget.latency_ms}
+
+
+def profile_export_cascade(export_dir: Path, profile: Any, threads: int | None = None,
+                           passes: int = DEFAULT_PASSES) -> dict[str, Any]:
+    """`profile` of an export folder holding cascade/: the run's whole test split, batch 1, the profile's
+    threads (1 where it says 0), the motivated budget judged on the measured distribution."""
+    from seekdeploy._io import read_json_object
+    from seekdeploy.export.static_models import load_eval_data
+    from seekdeploy.profiles.schema import Role
+    from seekdeploy.train.checkpoint import load_run
+
+    export = layout.ExportLayout(Path(export_dir))
+    run_dir = read_json_object(export.role(Role.BASE.value).manifest).get("run_dir") or layout.run_dir_of(export.folder)
+    data = load_eval_data(load_run(run_dir), max_parity_images=1, calibration_images=0)
+    threads = threads if threads is not None else (profile.runtime.threads or 1)
+    return profile_cascade(export.folder, data.test_images, data.test_labels, threads=threads, passes=passes,
+                           budget=profile.budget(Role.MOTIVATED))
+
+
+def summary_lines(document: dict[str, Any]) -> list[str]:
+    """What `profile` prints of the cascade's timing."""
+    overall, paths, alone, ratios = document["cascade"], document["paths"], document["alone"], document["ratios"]
+
+    def path(stats: dict) -> str:
+        return f"{stats['mean_ms']:.3f} ms mean ({stats['n']} images)" if stats.get("n") else "not taken"
+
+    lines = [
+        f"cascade over {document['n_images']} test images, batch 1, {document['threads']} thread(s): mean "
+        f"{overall['mean_ms']:.3f} ms, p50 {overall['p50_ms']:.3f}, p95 {overall['p95_ms']:.3f}; escalation "
+        f"{document['escalation_rate']:.1%}; top-1 {document['top1']:.2%}",
+        f"  stop at base {path(paths['base'])}; escalated {path(paths['motivated'])}",
+        f"  alone: base {alone['base']['mean_ms']:.3f} ms mean, motivated {alone['motivated']['mean_ms']:.3f} ms mean; "
+        f"cascade mean / motivated mean {ratios['cascade_mean_over_motivated_mean']:.2f}x"
+        + (f", stop-at-base p50 / base p50 {ratios['stop_at_base_median_over_base_median']:.2f}x"
+           if ratios["stop_at_base_median_over_base_median"] is not None else ""),
+    ]
+    budget = document.get("budget")
+    if budget:
+        verdict = "PASS" if budget["passed"] else "FAIL"
+        lines.append(f"  {verdict} cascade p{budget['percentile']:g} {budget['measured_ms']:.3f} ms vs the motivated "
+                     f"budget {budget['latency_ms']:g} ms (measured distribution)")
+    return lines

@@ -36,6 +36,7 @@ class Stage(str, enum.Enum):
     TRAIN = "train"
     SLICE = "slice"
     EXPORT = "export"
+    CASCADE = "cascade"
     PROFILE = "profile"
     REPORT = "report"
 

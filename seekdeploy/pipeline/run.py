@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from seekdeploy.errors import SeekdeployError
-from seekdeploy.pipeline import calibrate, stages
+from seekdeploy.pipeline import calibrate, cascade_stage, stages
 from seekdeploy.pipeline.context import (
     PIPELINE_FILE,
     PipelineConfig,
@@ -74,6 +74,7 @@ def run_pipeline(config: PipelineConfig, console: Console | None = None, say: Ca
         (Stage.TRAIN, stages.is_current_train, stages.execute_train),
         (Stage.SLICE, stages.is_current_slice, stages.execute_slice),
         (Stage.EXPORT, stages.is_current_export, stages.execute_export),
+        (Stage.CASCADE, cascade_stage.is_current_cascade, cascade_stage.execute_cascade),
         (Stage.PROFILE, stages.is_current_profile, stages.execute_profile),
         (Stage.REPORT, stages.is_current_report, stages.execute_report),
     ]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
 from seekdeploy._io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from seekdeploy.report.cascade_model import deployed_cascade_section
 from seekdeploy.report import pair as pair_figures
 from seekdeploy.report.cpu_precisions import cpu_section
 from seekdeploy.report.schema import REPORT_KIND, SCHEMA_VERSION
@@ -94,6 +95,7 @@ def build_report(run_dir: str | Path, export_dir: str | Path | None = None,
         "roles": roles, "pair": _pair_section(roles, document, costs, latency_statistic),
         "cascade": cascade, "training": _training_section(run), "plots": [], "notes": notes,
         "cpu_precisions": cpu_section(export_path, export.manifests) if export else None,
+        "deployed_cascade": deployed_cascade_section(export_path, notes) if export else None,
     }
     plots = _make_plots(report, run, document, latency_statistic) if with_plots else {}
     report["plots"] = [{"name": name, "title": title, "file": f"{PLOTS_DIR}/{name}.png"}

@@ -98,11 +98,22 @@ def render_html(document: dict[str, Any], plots: dict[str, bytes]) -> str:
 <h2>Verdict per role</h2>{_table(SUMMARY_COLUMNS, summary_rows(roles), verdict_column=8)}{_list(sources)}
 <h2>The pair</h2>{_list(pair_lines(document))}
 <h2>Cascade: base first, motivated when the base is unsure</h2>{_cascade_section(document.get('cascade'))}
-{_cpu_section(document.get('cpu_precisions'))}<h2>Training</h2>{_list(training_lines(document))}
+{_deployed_cascade(document.get('deployed_cascade'))}{_cpu_section(document.get('cpu_precisions'))}<h2>Training</h2>{_list(training_lines(document))}
 <h2>Plots</h2>{_figures(document, plots)}
 {notes}
 </body></html>
 """
+
+
+def _deployed_cascade(section: dict[str, Any] | None) -> str:
+    # cascade.onnx measured beside each model alone, and its threshold frontier (absent without one).
+    if not section:
+        return ""
+    from seekdeploy.report.cascade_model import COLUMNS, FRONTIER_COLUMNS, frontier_rows, summary_lines
+
+    frontier = _table(FRONTIER_COLUMNS, frontier_rows(section)) if section["frontier"] else ""
+    return (f"<h2>The deployed cascade (cascade.onnx)</h2>{_table(COLUMNS, section['rows'])}"
+            f"{_list(summary_lines(section))}{frontier}\n")
 
 
 def _cpu_section(section: dict[str, Any] | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from seekdeploy.report.cascade_model import markdown_lines
 from seekdeploy.report._format import (
     CASCADE_COLUMNS, SUMMARY_COLUMNS, cascade_rows, cascade_splits_line, pair_lines, summary_rows,
     training_lines,
@@ -39,6 +40,7 @@ def render_markdown(document: dict[str, Any]) -> str:
         lines += _table(CASCADE_COLUMNS, cascade_rows(cascade))
     else:
         lines.append("Not computed (see notes).")
+    lines += markdown_lines(document.get("deployed_cascade"))
     lines += _cpu_lines(document.get("cpu_precisions"))
     lines += ["", "## Training", "", *(f"- {line}" for line in training_lines(document))]
     lines += ["", "## Plots", ""]

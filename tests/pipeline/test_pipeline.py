@@ -304,7 +304,7 @@ def test_pipeline_resumes_after_interruptions_and_a_finished_rerun_does_nothing(
     assert again.returncode == done.returncode
     rerun = again.stdout.strip().splitlines()
     assert [line.split("]")[0] + "]" for line in rerun[:-1]] == [
-        "[calibrate]", "[train]", "[slice]", "[export]", "[profile]", "[report]"]
+        "[calibrate]", "[train]", "[slice]", "[export]", "[cascade]", "[profile]", "[report]"]
     assert all("] skipped:" in line for line in rerun[:-1])
     assert rerun[-1] == lines[-1]
     assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "exports").rglob("*") if p.is_file()}
