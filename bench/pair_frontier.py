@@ -29,11 +29,11 @@ MOTIVATED_TOLERANCE_PP = 0.5
 
 
 def frontier_rows(summary: dict[str, Any], step: str, ramp: float | None = None,
-                  seed: int | None = None) -> list[dict[str, Any]]:
+                  seed: int | None = None, variant: str = "") -> list[dict[str, Any]]:
     """The `{step}-p{P}` rows (`{step}-p{P}-ramp{R}` with a ramp; no distillation), sorted by
     fraction; with `seed`, rebuilt from that seed's runs alone."""
     suffix = rf"-ramp{re.escape(f'{ramp:g}')}" if ramp is not None else ""
-    pattern = re.compile(rf"^{step}-p([0-9.]+){suffix}$")
+    pattern = re.compile(rf"^{step}-p([0-9.]+){suffix}{variant}$")
     rows = [dict(row, fraction=float(match.group(1))) for row in summary["rows"]
             if (match := pattern.match(row["condition"])) and row.get("cost_vs_always")]
     if seed is not None:
@@ -56,6 +56,8 @@ def _one_seed(summary: dict[str, Any], row: dict[str, Any], seed: int) -> dict[s
                 motivated_minus_always=(run["test_top1"]["motivated"]
                                         - always["test_top1"]["motivated"], 0.0),
                 cost_vs_always=(cost, 0.0),
+                cpu_vs_always=((run["cpu_seconds"] / always["cpu_seconds"], 0.0)
+                               if run.get("cpu_seconds") and always.get("cpu_seconds") else None),
                 wall_vs_always=(run["train_seconds"] / always["train_seconds"], 0.0))
 
 
@@ -68,7 +70,7 @@ def _reference(summary: dict[str, Any], label: str, role: str, seeds: set[int]) 
 
 def to_markdown(rows: list[dict[str, Any]], never: float | None, always: float | None) -> str:
     """The frontier as a table: fraction, cost, both accuracies and their gaps."""
-    lines = ["| motivated fraction | cost / always | time / always | base top-1 % | Δ vs never (pp) "
+    lines = ["| motivated fraction | cost / always | CPU / always | base top-1 % | Δ vs never (pp) "
              "| motivated top-1 % | Δ vs always (pp) | both within tolerance |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -79,39 +81,61 @@ def to_markdown(rows: list[dict[str, Any]], never: float | None, always: float |
                  else None)
         ok = (d_base is not None and d_mot is not None and d_base >= -BASE_TOLERANCE_PP
               and d_mot >= -MOTIVATED_TOLERANCE_PP)
-        wall = row.get("wall_vs_always")
+        wall = row.get("cpu_vs_always")
         lines.append(f"| {row['fraction']:g} | {row['cost_vs_always'][0]:.2f} | "
                      f"{f'{wall[0]:.2f}' if wall else '—'} | {base * 100:.1f} | {d_base:+.2f} | "
                      f"{motivated * 100:.1f} | {d_mot:+.2f} | {'yes' if ok else 'no'} |")
     return "\n".join(lines) + "\n"
 
 
+def separate_curve_points(summary: dict[str, Any], key: str) -> list[tuple[float, float]]:
+    """(mean cost on axis `key`, mean motivated top-1) of every `separate-eK` row, and of
+    `never` + `always` (the two models trained separately for the run's epochs)."""
+    rows = {row["condition"]: row for row in summary["rows"]}
+    points = [(row[key][0], row["motivated_top1"][0]) for name, row in rows.items()
+              if name.startswith("separate-e") and row.get(key)]
+    never, always = rows.get("never"), rows.get("always")
+    if never and always and never.get(key) and always.get(key):
+        points.append((never[key][0] + always[key][0], always["motivated_top1"][0]))
+    return sorted(points)
+
+
 def plot(rows: list[dict[str, Any]], never: float | None, always: float | None,
-         title: str, path: Path) -> None:
-    """Both roles' top-1 against cost, with the baselines and tolerance bands."""
+         title: str, path: Path, summary: dict[str, Any] | None = None) -> None:
+    """Both roles' top-1 against cost (FLOPs, and CPU seconds where measured), with the
+    baselines, tolerance bands and the equal-cost separate curve."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cost = [row["cost_vs_always"][0] for row in rows]
-    figure, axis = plt.subplots(figsize=(7.5, 4.5))
-    for key, label, color, reference, tolerance in (
-            ("base_top1", "base", "#1f77b4", never, BASE_TOLERANCE_PP),
-            ("motivated_top1", "motivated", "#d62728", always, MOTIVATED_TOLERANCE_PP)):
-        values = [row[key][0] * 100 for row in rows]
-        axis.plot(cost, values, "o-", color=color, label=f"{label} (one paired run)")
-        for x, y, row in zip(cost, values, rows):
-            axis.annotate(f"p={row['fraction']:g}", (x, y), textcoords="offset points",
-                          xytext=(4, -10 if label == "base" else 6), fontsize=7, color=color)
-        if reference is not None:
-            axis.axhline(reference * 100, color=color, linestyle="--", linewidth=1,
-                         label=f"{label} trained alone")
-            axis.axhspan(reference * 100 - tolerance, reference * 100, color=color, alpha=0.08)
-    axis.set(xlabel="honest training cost ÷ the motivated model trained alone",
-             ylabel="test top-1 (%)", title=title)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize="small", loc="lower right")
+    axes_keys = [("cost_vs_always", "honest training FLOPs ÷ the motivated model alone")]
+    if all(row.get("cpu_vs_always") for row in rows):
+        axes_keys.append(("cpu_vs_always", "measured CPU seconds ÷ the motivated model alone"))
+    figure, axes = plt.subplots(1, len(axes_keys), figsize=(7.5 * len(axes_keys), 4.5),
+                                squeeze=False)
+    for axis, (cost_key, xlabel) in zip(axes[0], axes_keys):
+        cost = [row[cost_key][0] for row in rows]
+        for key, label, color, reference, tolerance in (
+                ("base_top1", "base", "#1f77b4", never, BASE_TOLERANCE_PP),
+                ("motivated_top1", "motivated", "#d62728", always, MOTIVATED_TOLERANCE_PP)):
+            values = [row[key][0] * 100 for row in rows]
+            axis.plot(cost, values, "o-", color=color, label=f"{label} (one paired run)")
+            for x, y, row in zip(cost, values, rows):
+                axis.annotate(f"p={row['fraction']:g}", (x, y), textcoords="offset points",
+                              xytext=(4, -10 if label == "base" else 6), fontsize=7, color=color)
+            if reference is not None:
+                axis.axhline(reference * 100, color=color, linestyle="--", linewidth=1,
+                             label=f"{label} trained alone")
+                axis.axhspan(reference * 100 - tolerance, reference * 100, color=color,
+                             alpha=0.08)
+        curve = separate_curve_points(summary, cost_key) if summary else []
+        if curve:
+            axis.plot([x for x, _ in curve], [y * 100 for _, y in curve], "s:", color="#555555",
+                      label="motivated, trained separately (never + always-eK)")
+        axis.set(xlabel=xlabel, ylabel="test top-1 (%)", title=title)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small", loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -124,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", choices=("joint", "shielded", "alone"), default="joint")
     parser.add_argument("--ramp", type=float, default=None,
                         help="take the `-ramp<R>` rows of this ramp (default: the flat rows)")
+    parser.add_argument("--variant", default="",
+                        help="label suffix of the rows to draw, e.g. -grow-priv")
     parser.add_argument("--seed", type=int, default=None,
                         help="every point from this seed's runs (default: each row's mean)")
     args = parser.parse_args(argv)
@@ -133,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    rows = frontier_rows(summary, args.step, args.ramp, args.seed)
+    rows = frontier_rows(summary, args.step, args.ramp, args.seed, args.variant)
     ramp = "" if args.ramp is None else f"-ramp{args.ramp:g}"
     if not rows:
         print(f"error: {summary_path} has no {args.step}-p<P>{ramp} rows with an `always` reference"
@@ -148,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
              + ("" if args.seed is None else f", seed {args.seed}"))
     table = to_markdown(rows, never, always)
     # The flat joint frontier keeps its historical name; every other choice gets its own files.
-    stem = "frontier" if (args.step, args.ramp) == ("joint", None) else f"frontier-{args.step}{ramp}"
-    plot(rows, never, always, title, args.setting / f"{stem}.png")
+    stem = ("frontier" if (args.step, args.ramp, args.variant) == ("joint", None, "")
+            else f"frontier-{args.step}{ramp}{args.variant}")
+    plot(rows, never, always, title, args.setting / f"{stem}.png", summary)
     (args.setting / f"{stem}.md").write_text(table, encoding="utf-8")
     print(table)
     return 0

@@ -1,0 +1,122 @@
+"""The equal-cost baseline of a pair, and selection on the validation split.
+
+What a user would do instead of training the pair: train the base alone (`never`) and the
+motivated model alone for fewer epochs (`always-eK`, its cosine compressed to K epochs). Their
+summed cost and the motivated model's top-1 make one point of the *separate curve* per K (and
+`always` itself at K = the run's epochs); a pair is worth training only where its motivated model
+is above that curve at the pair's own cost. Cost is read on two axes: honest training FLOPs and
+measured CPU seconds (1 thread), each divided by the same seed's `always`.
+
+Used by bench/pair_vs_baselines.py (the `separate-eK` rows and the equal-cost gaps of every row)
+and bench/pair_frontier.py (the curve on the plot). `runs` is {label: {seed: result record}} as
+pair_vs_baselines writes them (seeds as ints or as the strings of a summary.json).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+ALWAYS_SHORT = re.compile(r"^always-e([0-9]+)$")
+Runs = dict[str, dict[Any, dict[str, Any]]]
+
+# Cost axis name -> what one run record spends on it.
+COST_AXES: dict[str, Callable[[dict[str, Any]], float | None]] = {
+    "flops": lambda record: record.get("train_flops"),
+    "cpu": lambda record: record.get("cpu_seconds"),
+}
+
+
+def _by_seed(runs: Runs, label: str) -> dict[int, dict[str, Any]]:
+    return {int(seed): record for seed, record in runs.get(label, {}).items()}
+
+
+def _ratio(axis: str, spent: list[dict[str, Any]], reference: dict[str, Any]) -> float | None:
+    values = [COST_AXES[axis](record) for record in spent]
+    denominator = COST_AXES[axis](reference)
+    if any(value is None for value in values) or not denominator:
+        return None
+    return sum(values) / denominator
+
+
+def separate_points(runs: Runs, seed: int, axis: str) -> list[tuple[float, float]]:
+    """(cost ÷ `always`, motivated test top-1) of `never` + `always-eK` for every K this seed
+    ran, and of `never` + `always`; sorted by cost. Empty without that seed's never and always."""
+    never, always = _by_seed(runs, "never").get(seed), _by_seed(runs, "always").get(seed)
+    if never is None or always is None:
+        return []
+    points = []
+    for label in runs:
+        if label != "always" and not ALWAYS_SHORT.match(label):
+            continue
+        record = _by_seed(runs, label).get(seed)
+        cost = None if record is None else _ratio(axis, [never, record], always)
+        if cost is not None:
+            points.append((cost, record["test_top1"]["motivated"]))
+    return sorted(points)
+
+
+def interpolate(points: list[tuple[float, float]], cost: float) -> float | None:
+    """The curve's top-1 at `cost` (linear between the neighbouring points); None outside the
+    measured range: the curve is never extrapolated."""
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x0 <= cost <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (cost - x0) / (x1 - x0)
+    return points[0][1] if len(points) == 1 and points[0][0] == cost else None
+
+
+def equal_cost_gaps(runs: Runs, label: str, axis: str) -> list[tuple[int, float]]:
+    """Per seed: the pair's motivated top-1 minus the separate curve's at the pair's own cost
+    (only seeds where the curve covers that cost)."""
+    gaps = []
+    for seed, record in sorted(_by_seed(runs, label).items()):
+        always = _by_seed(runs, "always").get(seed)
+        cost = None if always is None else _ratio(axis, [record], always)
+        curve = separate_points(runs, seed, axis)
+        reference = None if cost is None else interpolate(curve, cost)
+        if reference is not None:
+            gaps.append((seed, record["test_top1"]["motivated"] - reference))
+    return gaps
+
+
+def separate_rows(runs: Runs) -> list[dict[str, Any]]:
+    """One `separate-eK` row per K: base from `never`, motivated from `always-eK`, cost on both
+    axes as the sum (each a list of per-seed values, in seed order)."""
+    rows = []
+    for label in sorted(runs, key=lambda name: int(ALWAYS_SHORT.match(name).group(1))
+                        if ALWAYS_SHORT.match(name) else 10**9):
+        match = ALWAYS_SHORT.match(label)
+        if not match:
+            continue
+        never, always = _by_seed(runs, "never"), _by_seed(runs, "always")
+        seeds = [seed for seed in sorted(_by_seed(runs, label)) if seed in never and seed in always]
+        if not seeds:
+            continue
+        short = _by_seed(runs, label)
+        rows.append({
+            "condition": f"separate-e{match.group(1)}", "seeds": seeds,
+            "base_top1": [never[s]["test_top1"]["base"] for s in seeds],
+            "motivated_top1": [short[s]["test_top1"]["motivated"] for s in seeds],
+            "cost_vs_always": [_ratio("flops", [never[s], short[s]], always[s]) for s in seeds],
+            "cpu_vs_always": [_ratio("cpu", [never[s], short[s]], always[s]) for s in seeds]})
+    return rows
+
+
+def mean_validation(runs: Runs, label: str, role: str) -> float | None:
+    """Mean over seeds of a label's last-epoch validation top-1 for `role` (None if unrecorded)."""
+    values = [record.get("val_top1", {}).get(role) for record in _by_seed(runs, label).values()]
+    values = [value for value in values if value is not None]
+    return statistics.fmean(values) if values else None
+
+
+def select_on_validation(runs: Runs, labels: list[str]) -> str:
+    """The label whose motivated model has the best mean validation top-1 (ties: the better
+    base). Reads the validation split only; a label without validation figures cannot win."""
+    scored = [(mean_validation(runs, label, "motivated"), mean_validation(runs, label, "base"),
+               label) for label in labels]
+    scored = [entry for entry in scored if entry[0] is not None]
+    if not scored:
+        raise ValueError(f"none of {labels} has validation figures; re-run them")
+    return max(scored, key=lambda entry: (entry[0], entry[1] or 0.0))[2]

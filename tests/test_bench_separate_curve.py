@@ -1,0 +1,59 @@
+"""bench/separate_curve.py: the equal-cost separate baseline and selection on validation."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import separate_curve  # noqa: E402  (a bench script's module, found through the path above)
+
+
+def _record(top1_base, top1_motivated, flops, cpu, val=None):
+    return {"test_top1": {"base": top1_base, "motivated": top1_motivated},
+            "train_flops": flops, "cpu_seconds": cpu, **({"val_top1": val} if val else {})}
+
+
+RUNS = {
+    "never": {0: _record(0.90, 0.1, 16.0, 40.0)},
+    "always": {0: _record(0.1, 0.94, 100.0, 100.0)},
+    "always-e3": {0: _record(0.1, 0.91, 30.0, 30.0)},
+    "always-e5": {0: _record(0.1, 0.93, 50.0, 50.0)},
+    # FLOPs 56 = 0.56x (between e3's 0.46 and e5's 0.66); CPU 80 = 0.8x (e3 0.70, e5 0.90)
+    "pair": {0: _record(0.90, 0.925, 56.0, 80.0, {"base": 0.91, "motivated": 0.90})},
+    "other": {0: _record(0.90, 0.95, 56.0, 80.0, {"base": 0.91, "motivated": 0.89})},
+}
+
+
+def test_the_separate_curve_sums_never_and_the_short_motivated_run() -> None:
+    points = separate_curve.separate_points(RUNS, 0, "flops")
+    assert points == [(pytest.approx(0.46), 0.91), (pytest.approx(0.66), 0.93),
+                      (pytest.approx(1.16), 0.94)]
+    rows = separate_curve.separate_rows(RUNS)
+    assert [row["condition"] for row in rows] == ["separate-e3", "separate-e5"]
+    assert rows[0]["cpu_vs_always"] == [pytest.approx(0.70)]
+    assert rows[1]["base_top1"] == [0.90] and rows[1]["motivated_top1"] == [0.93]
+
+
+def test_the_gap_is_read_at_the_pairs_own_cost_on_each_axis() -> None:
+    (seed, gap_flops), = separate_curve.equal_cost_gaps(RUNS, "pair", "flops")
+    # 0.56 is halfway between 0.46 (91 %) and 0.66 (93 %): the curve gives 92 %.
+    assert seed == 0 and gap_flops == pytest.approx(0.925 - 0.92)
+    (_, gap_cpu), = separate_curve.equal_cost_gaps(RUNS, "pair", "cpu")
+    assert gap_cpu == pytest.approx(0.925 - 0.92)  # 0.8: halfway between 0.70 and 0.90
+
+
+def test_the_curve_is_never_extrapolated() -> None:
+    assert separate_curve.interpolate([(0.5, 0.9), (0.7, 0.92)], 0.3) is None
+    assert separate_curve.interpolate([(0.5, 0.9), (0.7, 0.92)], 0.8) is None
+    cheap = {**RUNS, "pair": {0: _record(0.9, 0.9, 20.0, 45.0)}}
+    assert separate_curve.equal_cost_gaps(cheap, "pair", "flops") == []
+
+
+def test_selection_reads_validation_not_test() -> None:
+    # `other` has the better test top-1 (95 % vs 92.5 %) but the worse validation top-1.
+    assert separate_curve.select_on_validation(RUNS, ["pair", "other"]) == "pair"
+    with pytest.raises(ValueError, match="validation"):
+        separate_curve.select_on_validation(RUNS, ["never", "always"])
