@@ -62,7 +62,14 @@ def _depths(spec: Any) -> tuple[int, ...]:
 
 
 def _width_total(spec: Any) -> float:
-    return float(spec.embed_dim) if hasattr(spec, "embed_dim") else float(sum(spec.width))
+    # The family's channel count: a ViT's embed dim, else its `width` (one number or one a stage).
+    # A family with neither has no width to scale: its depth alone decides (see `multipliers`).
+    if hasattr(spec, "embed_dim"):
+        return float(spec.embed_dim)
+    width = getattr(spec, "width", None)
+    if width is None:
+        return math.nan
+    return float(width) if isinstance(width, (int, float)) else float(sum(width))
 
 
 def multipliers(spec: SubnetSpec, family: str) -> tuple[float, float]:
@@ -92,7 +99,7 @@ def depth_patterns(family: str, cap: int) -> frozenset[tuple[int, ...]]:
 
 def _balanced(delta: np.ndarray, omega: np.ndarray, least_depth: np.ndarray) -> np.ndarray:
     phi_depth = np.log(delta) / math.log(ALPHA)
-    phi_width = np.log(omega) / math.log(BETA)
+    phi_width = np.where(np.isnan(omega), phi_depth, np.log(omega) / math.log(BETA))  # no width: balanced
     # One block a stage is as shallow as a spec gets: a spec so narrow that the rule asks for less
     # than that is in proportion at the least depth.
     gap = phi_depth - phi_width
