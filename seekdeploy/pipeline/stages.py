@@ -266,7 +266,8 @@ def is_current_report(context: PipelineContext) -> str | None:
     """Skip reason for the report: report.html newer than every profile.json and the run manifest."""
     run = RunLayout(context.run_dir)
     report = run.report("html")
-    inputs = [*profile_files(context).values(), run.manifest]
+    cascade = ExportLayout(context.export_dir).cascade  # the deployed cascade's timing is in the report too
+    inputs = [*profile_files(context).values(), run.manifest, cascade.manifest, cascade.profile_document]
     if all(_mtime(report) > _mtime(path) for path in inputs):
         return f"{report} is newer than its inputs"
     return None
