@@ -1,6 +1,6 @@
 """How repeatable is `seekdeploy profile`? Run the whole command N times and report the spread.
 
-    python bench/profile_repeatability.py exports/<run> --profile x86-cpu --repeats 5
+    python bench/profile_repeatability.py exports/<run> --profile x86-cpu --repeats 5 [--threads N]
 
 Each repeat is one `seekdeploy profile` (the library call under it, `profile_local`): every role
 timed in `--windows` windows interleaved across the roles, the quietest window reported and judged.
@@ -37,6 +37,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--windows", type=int, default=DEFAULT_WINDOWS,
                         help=f"timed windows per role in each run (default {DEFAULT_WINDOWS})")
     parser.add_argument("--runtime", default=None, help="runtime to measure with (default: the profile's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads (default: the profile's; 0 = the runtime's default)")
     parser.add_argument("--run", type=Path, default=None, help="training run, for --runtime torch")
     parser.add_argument("--out", type=Path, default=None, help="JSON output (default <export>/repeatability.json)")
     return parser.parse_args(argv)
@@ -44,7 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def profile_once(export: Path, profile: Any, args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
     """One `seekdeploy profile` run; per role the reported and first-window figures and the verdict."""
-    settings = ProfileSettings(repeats=args.windows, runtime=args.runtime, run_dir=args.run, out=out)
+    settings = ProfileSettings(repeats=args.windows, runtime=args.runtime, threads=args.threads, run_dir=args.run,
+                               out=out)
     outcome = profile_local(export, profile, settings)
     rows = []
     for result, verdict in zip(outcome.results, outcome.verdicts):
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     export_dir = args.export if args.export.is_dir() else args.export.parent
     out = args.out or export_dir / "repeatability.json"
     atomic_write_json(out, {"profile": profile.name, "export": str(args.export), "repeats": args.repeats,
-                            "windows": args.windows, "summary": summary, "runs": runs,
+                            "windows": args.windows, "threads": args.threads, "summary": summary, "runs": runs,
                             "load": {"loadavg_before": loadavg_before, "loadavg_after": loadavg_after, **load}})
     print(f"written to {out}")
     return 0
