@@ -21,12 +21,11 @@ from seekdeploy import layout
 from seekdeploy._io import TMP_PREFIX, atomic_write_bytes, atomic_write_json, read_json_object, sha256_file
 from seekdeploy.errors import ExportError
 from seekdeploy.export.cascade_threshold import CascadeTarget, choose_threshold
-from seekdeploy.profiles.schema import Role
+from seekdeploy.roles import Role
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from seekdeploy.export.static_models import EvalData
     from seekdeploy.train.checkpoint import LoadedRun
 
 SIZE_TARGET_RATIO = 1.1  # cascade.onnx over the motivated model.onnx
@@ -39,6 +38,31 @@ class CascadeResult:
     folder: Path
     manifest: dict[str, Any]
     notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Splits:
+    """The run's whole validation and test splits, normalized as the exported models expect."""
+
+    val_images: np.ndarray  # (Nv, C, H, W) float32
+    val_labels: np.ndarray  # (Nv,) int64
+    test_images: np.ndarray  # (Nt, C, H, W) float32
+    test_labels: np.ndarray  # (Nt,) int64
+
+
+def _load_splits(run: LoadedRun) -> _Splits:
+    from seekdeploy.data import load_dataset, normalize
+
+    dataset = load_dataset(run.dataset_name, **run.data_kwargs)
+    if len(dataset.val) == 0 or len(dataset.test) == 0:
+        raise ExportError(f"dataset {run.dataset_name} has an empty validation or test split; the cascade's "
+                          "threshold is chosen on the one and proven on the other")
+
+    def prepared(images: Any) -> np.ndarray:
+        return normalize(images, dataset.mean, dataset.std).numpy()  # (N, C, H, W) float32
+
+    return _Splits(prepared(dataset.val.images), dataset.val.labels.numpy(),
+                   prepared(dataset.test.images), dataset.test.labels.numpy())
 
 
 @dataclass(frozen=True)
@@ -70,8 +94,8 @@ def _path_latencies(paths: dict[Role, Path], target: CascadeTarget) -> dict[str,
     return {role.value: median_latency_ms(path) for role, path in paths.items()}
 
 
-def _threshold_choice(data: EvalData, val_labels: np.ndarray, logits: dict[Role, _RoleLogits],
-                      target: CascadeTarget, confidence: str, latencies: dict[str, float] | None) -> dict[str, Any]:
+def _threshold_choice(val_labels: np.ndarray, logits: dict[Role, _RoleLogits], target: CascadeTarget,
+                      confidence: str, latencies: dict[str, float] | None) -> dict[str, Any]:
     import numpy as np
 
     from seekdeploy.export.cascade_proof import gate_confidence
@@ -84,7 +108,7 @@ def _threshold_choice(data: EvalData, val_labels: np.ndarray, logits: dict[Role,
     return choice
 
 
-def _build(run: LoadedRun, data: EvalData, threshold: float, confidence: str, opset: int,
+def _build(run: LoadedRun, data: _Splits, threshold: float, confidence: str, opset: int,
            metadata: dict[str, str]) -> tuple[Any, Any]:
     from seekdeploy.export.cascade_graph import build_cascade_proto, export_unfolded_onnx
     from seekdeploy.export.onnx_export import check_onnx_proto
@@ -103,16 +127,14 @@ def export_cascade(run_dir: str | Path, export_dir: str | Path, *, target: Casca
                    confidence: str = "softmax", opset: int = 18) -> CascadeResult:
     """Build, prove and publish `export_dir/cascade/` (see module docstring)."""
     from seekdeploy.export.parity import run_onnx
-    from seekdeploy.export.static_models import load_eval_data
     from seekdeploy.train.checkpoint import load_run
 
     run, export_dir = load_run(run_dir), Path(export_dir)
     paths = _role_exports(export_dir, run)
-    data = load_eval_data(run, max_parity_images=1 << 30, calibration_images=0)
-    val_labels = _val_labels(run)
+    data = _load_splits(run)
     logits = {role: _RoleLogits(run_onnx(path, data.val_images), run_onnx(path, data.test_images))
               for role, path in paths.items()}
-    choice = _threshold_choice(data, val_labels, logits, target, confidence, _path_latencies(paths, target))
+    choice = _threshold_choice(data.val_labels, logits, target, confidence, _path_latencies(paths, target))
     metadata = {"seekdeploy.run": Path(run.run_dir).name,
                 layout.CHECKPOINT_SHA256: sha256_file(layout.RunLayout(Path(run.run_dir)).checkpoint),
                 **{f"seekdeploy.{role.value}_onnx_sha256": sha256_file(path) for role, path in paths.items()}}
@@ -133,14 +155,8 @@ def export_cascade(run_dir: str | Path, export_dir: str | Path, *, target: Casca
     return CascadeResult(final, manifest, notices)
 
 
-def _val_labels(run: LoadedRun) -> np.ndarray:
-    from seekdeploy.data import load_dataset
-
-    return load_dataset(run.dataset_name, **run.data_kwargs).val.labels.numpy()
-
-
 def _prove_and_describe(staged: layout.CascadeLayout, paths: dict[Role, Path], logits: dict[Role, _RoleLogits],
-                        data: EvalData, choice: dict[str, Any], sharing: Any, metadata: dict[str, str],
+                        data: _Splits, choice: dict[str, Any], sharing: Any, metadata: dict[str, str],
                         confidence: str) -> tuple[dict[str, Any], list[str]]:
     from seekdeploy.export.cascade_check import open_cascade
     from seekdeploy.export.cascade_proof import prove_cascade, prove_openvino

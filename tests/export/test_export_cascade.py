@@ -84,6 +84,7 @@ def test_cascade_loads_alone_and_stores_shared_weights_once(cascade, tmp_path):
     assert size["cascade_bytes"] <= 1.1 * size["motivated_bytes"]
     sharing = result.manifest["weight_sharing"]
     assert sharing["shared_count"] >= 5  # every conv weight of the base is a slice
+    assert any(name.endswith("running_mean") for name in sharing["private"])  # per-role BN stays the base's own
     ops = {node.op_type for node in onnx.load(str(lonely)).graph.node}
     assert {"If", "Slice", "Softmax", "Less"} <= ops
 
@@ -210,3 +211,26 @@ def test_tensorrt_path_is_written_and_labelled_not_run(cascade, tmp_path):
     from seekdeploy.export.cascade_tensorrt import build_cascade_engine
 
     build_cascade_engine(ExportLayout(export_dir).cascade.onnx, tmp_path / "cascade.engine")
+
+
+def test_margin_confidence_matches_the_two_file_cascade(tiny_export, test_images):
+    from seekdeploy.export.cascade_graph import build_cascade_proto, export_unfolded_onnx
+    from seekdeploy.export.cascade_proof import gate_confidence
+    from seekdeploy.export.static_models import slice_role
+    from seekdeploy.profiles.schema import Role
+    from seekdeploy.train.checkpoint import load_run
+
+    images, _ = test_images
+    run = load_run(tiny_export.run)
+    graphs = {role: export_unfolded_onnx(slice_role(run, role, images[:8]).module, (1, *images.shape[1:]), 18)
+              for role in Role}
+    base, motivated = _role_logits(tiny_export.dir, images)
+    threshold = _middle_threshold(gate_confidence(base, "margin"))
+    proto, _ = build_cascade_proto(graphs[Role.BASE], graphs[Role.MOTIVATED], threshold=threshold,
+                                   confidence="margin", metadata={})
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    logits, answered_by, confidence = session.run(None, {"input": images})
+    expected_logits, expected_answered, expected_confidence = two_file_cascade(base, motivated, threshold, "margin")
+    assert np.array_equal(answered_by, expected_answered) and 0 < answered_by.sum() < len(images)
+    assert np.abs(logits - expected_logits).max() <= 1e-4
+    assert np.abs(confidence - expected_confidence).max() <= 1e-5
