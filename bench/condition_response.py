@@ -33,7 +33,7 @@ def losses(kind: str, steps: int, seed: int) -> list[float]:
 
 def motivated_fraction(text: str, series: list[float]) -> float:
     """The fraction of batches `text` motivates, fed `series` as the base loss of every batch."""
-    from seekdeploy.profiles.schema import Role
+    from seekdeploy.roles import Role
     from seekdeploy.train.conditions import create_condition
 
     condition = create_condition(text, seed=0, total_steps=len(series))

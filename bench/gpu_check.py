@@ -75,7 +75,7 @@ def _outside_region_unchanged(before: dict[str, Any], session: Any) -> list[str]
     """Names of parameters changed outside the base slice by a base step."""
     import torch
 
-    from seekdeploy.profiles.schema import Role
+    from seekdeploy.roles import Role
 
     regions = session.regions[Role.BASE]
     changed = []
@@ -93,7 +93,7 @@ def _steps(session: Any, roles: list[Any]) -> dict[str, Any]:
     """Run `roles` steps on the first batches; check finiteness, dtype, progress and the invariant."""
     import torch
 
-    from seekdeploy.profiles.schema import Role
+    from seekdeploy.roles import Role
     from seekdeploy.train.loop import train_step
 
     train = session.dataset.train
@@ -128,7 +128,7 @@ def _steps(session: Any, roles: list[Any]) -> dict[str, Any]:
 
 def check_amp_step(arch: str, work: Path) -> dict[str, Any]:
     """One family: base, motivated, base step under the session's own AMP settings."""
-    from seekdeploy.profiles.schema import Role
+    from seekdeploy.roles import Role
 
     session = _start(work / f"amp-{arch}", _config(arch))
     if session.amp_dtype is None or session.device.type != "cuda":
@@ -140,7 +140,7 @@ def check_fp16_scaler(work: Path) -> dict[str, Any]:
     """resnet with fp16 autocast and an enabled GradScaler (what a GPU without bf16 runs)."""
     import torch
 
-    from seekdeploy.profiles.schema import Role
+    from seekdeploy.roles import Role
 
     session = _start(work / "amp-fp16", _config("resnet"))
     session.amp_dtype = torch.float16
@@ -216,7 +216,7 @@ def check_event_timing(work: Path) -> dict[str, Any]:
     import torch
 
     from seekdeploy.nn import to_static
-    from seekdeploy.profiles.schema import Role
+    from seekdeploy.roles import Role
     from seekdeploy.runtime._cuda import CudaRuntime
     from seekdeploy.backends.torch import TorchRunner
     from seekdeploy.runtime.timing import ProtocolSettings, measure

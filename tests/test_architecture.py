@@ -10,12 +10,13 @@ The layer contract, top to bottom (a module may import its own layer and any lay
     cli -> pipeline -> stages (train, export/slice, plan, measure, report) -> nn, runtime,
     backends, profiles, data -> errors, _io, layout
 
-Artifact names (`manifest.json`, `model.onnx`, ...) are spelled in `seekdeploy/layout.py` only;
-every other module reads them from there (the standalone device agents excepted).
+Artifact names (`manifest.json`, `model.onnx`, ...) are spelled in `seekdeploy/layout.py` only,
+and the role names ("base", "motivated") in `seekdeploy/roles.py` only; every other module reads
+them from there (the standalone device agents excepted).
 
-KNOWN_CYCLES, KNOWN_LAYER_VIOLATIONS and KNOWN_NAME_LITERALS are allow-lists of exceptions; they
-are empty and may only shrink: a new cycle, upward import or stray name fails, and so does a listed
-one that is gone.
+KNOWN_CYCLES, KNOWN_LAYER_VIOLATIONS, KNOWN_NAME_LITERALS and KNOWN_ROLE_LITERALS are allow-lists
+of exceptions; they may only shrink: a new cycle, upward import or stray name fails, and so does a
+listed one that is gone.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ LAYERS: dict[str, int] = {
     # 2: what the stages are built from
     "nn": 2, "runtime": 2, "backends": 2, "profiles": 2, "data": 2,
     # 1: the floor: errors, file helpers, artifact names
-    "errors": 1, "_io": 1, "layout": 1, "__init__": 1,
+    "errors": 1, "_io": 1, "layout": 1, "roles": 1, "__init__": 1,
 }
-LAYER_NAMES = {5: "cli", 4: "pipeline", 3: "stages", 2: "building blocks", 1: "errors/io/layout"}
+LAYER_NAMES = {5: "cli", 4: "pipeline", 3: "stages", 2: "building blocks", 1: "errors/io/layout/roles"}
 
 # Cycles still present (each the set of modules of one strongly connected component).
 KNOWN_CYCLES: list[frozenset[str]] = []
@@ -57,6 +58,17 @@ STANDALONE = {"seekdeploy.remote.agent", "seekdeploy.backends.agent_onnxruntime"
 
 # (module, artifact name) still spelled outside layout.py (measuring and TensorRT code, R2).
 KNOWN_NAME_LITERALS: set[tuple[str, str]] = set()
+
+# The one module that spells the role names; every other reads them from `Role`.
+ROLE_HOME = "seekdeploy.roles"
+
+# (module, role name) still spelled outside roles.py: cascade modules being rewritten (issue 28 item 2).
+KNOWN_ROLE_LITERALS: set[tuple[str, str]] = {
+    ("seekdeploy.export.cascade_graph", "base"), ("seekdeploy.export.cascade_graph", "motivated"),
+    ("seekdeploy.measure.cascade_timing", "base"), ("seekdeploy.measure.cascade_timing", "motivated"),
+    ("seekdeploy.report.cascade_model", "base"), ("seekdeploy.report.cascade_model", "motivated"),
+    ("seekdeploy.report.render_html", "base"), ("seekdeploy.report.render_html", "motivated"),
+}
 
 
 @dataclass(frozen=True)
@@ -232,13 +244,15 @@ def artifact_names() -> set[str]:
             if name.isupper() and isinstance(value, str) and value not in keys}
 
 
-def name_literals(package: Path = PACKAGE) -> list[tuple[str, str, str]]:
-    """(module, name, file:line) of every string constant in the package equal to an artifact name."""
-    names = artifact_names()
+def name_literals(package: Path = PACKAGE, names: set[str] | None = None,
+                  home: str = "seekdeploy.layout") -> list[tuple[str, str, str]]:
+    """(module, name, file:line) of every string constant in the package equal to one of `names`
+    (default: the artifact names), outside their `home` module and the standalone agents."""
+    names = artifact_names() if names is None else names
     found = []
     for path in sorted(package.rglob("*.py")):
         module = module_name(path, package)
-        if "__pycache__" in path.parts or module in STANDALONE or module == "seekdeploy.layout":
+        if "__pycache__" in path.parts or module in STANDALONE or module == home:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and node.value in names:
@@ -254,3 +268,27 @@ def test_artifact_names_are_spelled_only_in_layout() -> None:
     message = "\n".join(new + [f"KNOWN_NAME_LITERALS lists {pair}, which is gone: remove it" for pair in gone])
     assert not message, message
     assert "model.onnx" in artifact_names() and "manifest.json" in artifact_names()
+
+
+def _check_literals(found: list[tuple[str, str, str]], known: set[tuple[str, str]], home: str,
+                    known_name: str) -> None:
+    new = [f"{where}: {name!r} (use {home})" for module, name, where in found if (module, name) not in known]
+    gone = sorted(known - {(module, name) for module, name, _ in found})
+    message = "\n".join(new + [f"{known_name} lists {pair}, which is gone: remove it" for pair in gone])
+    assert not message, message
+
+
+def test_role_names_are_spelled_only_in_roles() -> None:
+    from seekdeploy.roles import ROLE_NAMES
+
+    _check_literals(name_literals(names=set(ROLE_NAMES), home=ROLE_HOME), KNOWN_ROLE_LITERALS,
+                    ROLE_HOME, "KNOWN_ROLE_LITERALS")
+
+
+def test_the_literal_check_sees_a_role_name(tmp_path: Path) -> None:
+    package = tmp_path / "seekdeploy"
+    package.mkdir()
+    (package / "roles.py").write_text('BASE = "base"\n')
+    (package / "stage.py").write_text('x = {"base": 1}\ny = f"the base {x}"\n')
+    found = name_literals(package, names={"base"}, home=ROLE_HOME)
+    assert [(module, name) for module, name, _ in found] == [("seekdeploy.stage", "base")]

@@ -73,8 +73,8 @@ def version_distributions() -> dict[str, tuple[str, ...]]:
 
 
 def get_backend(name: RuntimeName | str) -> Backend:
-    """The backend called `name` (a string or a `RuntimeName`); `RuntimeBackendError` for another."""
-    name = str(getattr(name, "value", name))
+    """The backend called `name` (a string or a `RuntimeName`, a `str` enum that looks up as its
+    value); `RuntimeBackendError` for another."""
     backend = _registry().get(name)
     if backend is None:
         known = backend_names()

@@ -8,6 +8,7 @@ import click
 
 from seekdeploy.backends import list_backends
 from seekdeploy.layout import CASCADE_ONNX, EXPORTS_DIR
+from seekdeploy.roles import ROLE_NAMES, ROLES, Role
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -18,7 +19,7 @@ _OWN_FORMATS = {b.export_format: b.export_precisions for b in list_backends() if
 
 @click.command("slice")
 @click.argument("run", type=click.Path(file_okay=False))
-@click.option("--role", type=click.Choice(["base", "motivated", "both"]), default="both",
+@click.option("--role", type=click.Choice([*ROLE_NAMES, "both"]), default="both",
               show_default=True, help="Which model of the pair to slice out.")
 @click.option("--out", "out_dir", default=EXPORTS_DIR, show_default=True, type=click.Path(file_okay=False),
               help="Parent folder: writes OUT/<run>/<role>/static.pt.")
@@ -31,9 +32,8 @@ def slice_command(run: str, role: str, out_dir: str) -> None:
     """
     from seekdeploy.export.export_run import slice_run
     from seekdeploy.export.parity import parity_line
-    from seekdeploy.profiles.schema import Role
 
-    roles = tuple(Role) if role == "both" else (Role(role),)
+    roles = ROLES if role == "both" else (Role(role),)
     for sliced, path in slice_run(run, roles, out_dir):
         params = sum(int(t.numel()) for t in sliced.module.parameters())
         click.echo(f"{sliced.role.value}: {sliced.spec.to_text()}  ({params:,} parameters, "
@@ -171,7 +171,9 @@ def cascade_summary_lines(manifest: dict[str, Any], folder: Path) -> list[str]:
     lines = [
         f"cascade: {folder / CASCADE_ONNX}  threshold {manifest['threshold']:.4g} ({manifest['confidence']}; "
         f"chosen on {choice['n']} validation images for {choice['target']}: escalation "
-        f"{choice['escalation_rate']:.1%}, top-1 {choice['top1']:.2%} vs motivated {choice['motivated_top1']:.2%})",
+        f"{choice['escalation_rate']:.1%}, top-1 {choice['top1']:.2%} vs motivated {choice['motivated_top1']:.2%}"
+        + (f", expected {choice['expected_latency_ms']:.3g} ms" if choice["expected_latency_ms"] is not None else "")
+        + ")",
         f"  test ({test['n']} images): top-1 {test['top1']:.2%} (base {test['base_top1']:.2%}, motivated "
         f"{test['motivated_top1']:.2%}), escalation {test['escalation_rate']:.1%}",
         f"  vs the two-file cascade: {parity['decisions_differing']} of {parity['n']} decisions differ, logits "

@@ -17,6 +17,7 @@ import click
 from seekdeploy.backends import backend_names
 from seekdeploy.measure.profile import DEFAULT_WINDOWS
 from seekdeploy.remote.cli_options import remote_options
+from seekdeploy.roles import ROLE_NAMES, Role
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 @click.command("profile")
 @click.argument("export", type=click.Path(path_type=Path))
 @click.option("--profile", "profile_name", required=True, help="Hardware profile name, alias or YAML path.")
-@click.option("--role", type=click.Choice(["base", "motivated"]), default=None,
+@click.option("--role", type=click.Choice(ROLE_NAMES), default=None,
               help="Profile one role only (default: every role in the export).")
 @click.option("--runtime", type=click.Choice(backend_names()), default=None,
               help="Runtime to measure with (default: the profile's).")
@@ -64,7 +65,7 @@ def profile_command(ctx: click.Context, export: Path, profile_name: str, **optio
 
     \b
     EXPORT is an export folder (exports/<run>/ with <role>/model.onnx and manifest.json),
-    one role's folder, or a single .onnx file (checked as role 'base' unless --role is given).
+    one role's folder, or a single .onnx file (checked as the base role unless --role is given).
     Locally an ONNX model is timed in a fresh child process, so its peak memory is its own.
     With --host (repeatable) each device runs the same protocol through a small agent over SSH;
     one device writes profile.json, several write profile.<host>.json each.
@@ -122,7 +123,8 @@ def profile_settings_from_cli(options: dict[str, Any]) -> Any:
     providers = None
     if options.get("providers"):
         providers = tuple(p.strip() for p in options["providers"].split(",") if p.strip())
-    return ProfileSettings(role=options.get("role"), runtime=options.get("runtime"), providers=providers,
+    role = Role(options["role"]) if options.get("role") else None
+    return ProfileSettings(role=role, runtime=options.get("runtime"), providers=providers,
                            threads=options.get("threads"), batch=options.get("batch"),
                            sweep=bool(options.get("sweep")), repeats=options.get("repeats") or DEFAULT_WINDOWS,
                            run_dir=options.get("run_dir"), out=options.get("out"))  # fmt: skip

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from seekdeploy.roles import ROLES, Role
+
 if TYPE_CHECKING:
     from seekdeploy.profiles.schema import HardwareProfile
 
@@ -43,8 +45,7 @@ def list_command() -> None:
             profile.runtime.name.value,
             profile.runtime.precision.value,
             f"{size.batch}x{size.channels}x{size.height}x{size.width}",
-            _latency_budget_text(profile, "base"),
-            _latency_budget_text(profile, "motivated"),
+            *(_latency_budget_text(profile, role) for role in ROLES),
             _source_text(profile.source_path, shipped_dir),
         )
     console = Console()
@@ -83,8 +84,6 @@ def validate_command(ctx: click.Context, files: tuple[Path, ...]) -> None:
     path, bad value, what is allowed); exit 1 if any file is invalid."""
     from seekdeploy.errors import ProfileError
     from seekdeploy.profiles.loader import load_profile_file
-    from seekdeploy.profiles.schema import ROLE_NAMES
-
     failures = 0
     for path in files:
         try:
@@ -94,14 +93,14 @@ def validate_command(ctx: click.Context, files: tuple[Path, ...]) -> None:
             click.secho(f"invalid: {error}", fg="red", err=True)
             continue
         budgets = ", ".join(f"{role} {_latency_budget_text(profile, role)}"
-                            for role in ROLE_NAMES)
+                            for role in ROLES)
         click.echo(f"valid: {profile.name} ({profile.runtime.name.value}, "
                    f"{profile.runtime.precision.value}; {budgets}) from {path}")
     if failures:
         ctx.exit(1)
 
 
-def _latency_budget_text(profile: HardwareProfile, role: str) -> str:
+def _latency_budget_text(profile: HardwareProfile, role: Role) -> str:
     budget = profile.budget(role)
     return f"p{budget.latency_percentile:g} <= {budget.latency_ms:g} ms"
 

@@ -10,12 +10,13 @@ from seekdeploy._io import safe_name
 from seekdeploy.errors import ConfigError
 from seekdeploy.layout import RUNS_DIR
 from seekdeploy.nn.registry import DEFAULT_FAMILY, list_families  # light: no torch at import
+from seekdeploy.roles import ROLE_NAMES, Role
 from seekdeploy.train.config import MotivatedStep, TrainConfig, fraction_condition
 
 _DEFAULTS = TrainConfig()  # one place for defaults: the CLI shows the dataclass's own values
 
 _TRAINING_OPTIONS = ("arch", "data", "data_dir", "epochs", "batch_size", "lr", "optimizer",
-                     "base", "motivated", "condition", "motivated_fraction", "motivated_step",
+                     *ROLE_NAMES, "condition", "motivated_fraction", "motivated_step",
                      "distill_weight", "distill_temperature", "growth", "private_affine",
                      "motivated_clock", "bn", "bn_recalibrate", "seed",
                      "deterministic", "profile", "out", "workers", "skip_bad_files")
@@ -185,14 +186,14 @@ def _build_config(options: dict):
         "motivated_clock": options["motivated_clock"], "bn": options["bn"],
         "bn_recalibrate_batches": options["bn_recalibrate"], "seed": options["seed"],
         "device": options["device"], "deterministic": options["deterministic"],
-        "base_spec": options["base"], "motivated_spec": options["motivated"]})
+        "base_spec": options[Role.BASE], "motivated_spec": options[Role.MOTIVATED]})
     return config, loaded
 
 
 def _print_summary(summary) -> None:
     top1 = summary.test_top1
     click.echo(f"run:                {summary.run_dir}")
-    click.echo(f"test top-1:         base {top1['base']:.2%}   motivated {top1['motivated']:.2%}")
+    click.echo(f"test top-1:         base {top1[Role.BASE]:.2%}   motivated {top1[Role.MOTIVATED]:.2%}")
     click.echo(f"motivated fraction: {summary.motivated_fraction:.1%} of batches")
     click.echo(f"training cost:      {summary.train_flops / 1e12:.3f} TFLOP = "
                f"{summary.cost_ratio:.2f}x the standalone motivated model "

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from seekdeploy.errors import ConfigError
+from seekdeploy.roles import Role
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,7 +100,7 @@ def choose_threshold(target: CascadeTarget, confidence: np.ndarray, base_correct
     motivated_top1 = float(np.mean(motivated_correct))
     expected = None
     if path_latency_ms is not None:
-        expected = path_latency_ms["base"] + escalated * path_latency_ms["motivated"]
+        expected = path_latency_ms[Role.BASE] + escalated * path_latency_ms[Role.MOTIVATED]
     if target.kind is TargetKind.ACCURACY:
         ok = np.flatnonzero(top1 >= motivated_top1 - target.epsilon_pp / 100 - 1e-12)
         index = int(ok[0])  # the full escalation always qualifies
@@ -109,7 +110,7 @@ def choose_threshold(target: CascadeTarget, confidence: np.ndarray, base_correct
         fits = np.flatnonzero(expected <= target.budget_ms)
         if fits.size == 0:
             raise ConfigError(f"no threshold keeps the cascade's expected latency within {target.budget_ms:g} ms: "
-                              f"the base alone takes {path_latency_ms['base']:.3g} ms; raise the budget or use "
+                              f"the base alone takes {path_latency_ms[Role.BASE]:.3g} ms; raise the budget or use "
                               "--cascade-target accuracy")
         index = int(fits[np.lexsort((escalated[fits], -top1[fits]))[0]])
     return {"target": target.to_text(), "split": "validation", "n": int(len(confidence)),

@@ -23,7 +23,7 @@ from seekdeploy.export.options import ExportOptions
 from seekdeploy.export.pair import check_pair
 from seekdeploy.export.role_export import export_role
 from seekdeploy.export.static_models import STATIC_NAME, SlicedModel, load_eval_data, save_static, slice_role
-from seekdeploy.profiles.schema import Role
+from seekdeploy.roles import Role
 from seekdeploy.train.checkpoint import load_run
 
 PAIR_NAME = layout.PAIR

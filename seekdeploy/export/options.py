@@ -18,7 +18,8 @@ from seekdeploy.errors import ConfigError, did_you_mean
 from seekdeploy.layout import EXPORTS_DIR
 from seekdeploy.export.parity import TOLERANCES, ParityTolerance
 from seekdeploy.export.quantize import DEFAULT_CALIBRATION_IMAGES, CalibrationMethod, Int8Settings
-from seekdeploy.profiles.schema import Precision, Role
+from seekdeploy.profiles.schema import Precision
+from seekdeploy.roles import Role
 
 
 ONNX_FORMAT = "onnx"  # every export writes ONNX: every runtime's input

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from seekdeploy.errors import ExportError
 from seekdeploy.export.static_models import SlicedModel
+from seekdeploy.roles import Role
 
 if TYPE_CHECKING:
     import torch
@@ -61,10 +62,10 @@ def check_pair(supernet: Supernet, base: SlicedModel, motivated: SlicedModel) ->
         partner = by_source.get(source)
         if partner is not None and _fits(region, motivated_sources[partner][1]):
             prefix = motivated_state[partner][region]
-            compared.append({"base": name, "motivated": partner, "supernet": source,
+            compared.append({Role.BASE.value: name, Role.MOTIVATED.value: partner, "supernet": source,
                              "shape": list(tensor.shape), "max_abs_diff": _diff(tensor, prefix)})
             continue
-        entry = {"base": name, "supernet_base": source, "shape": list(tensor.shape)}
+        entry = {Role.BASE.value: name, "supernet_base": source, "shape": list(tensor.shape)}
         twin = motivated_sources.get(name)
         if twin is not None and twin[0] != source:
             entry.update(motivated=name, supernet_motivated=twin[0],
@@ -80,13 +81,13 @@ def check_pair(supernet: Supernet, base: SlicedModel, motivated: SlicedModel) ->
                    "supernet tensor and prefix region it was cut from (slice_map); base and "
                    "motivated tensors cut from the same supernet tensor must be bit-identical"),
         "base_spec": base.spec.to_json(), "motivated_spec": motivated.spec.to_json(),
-        "bn_roles": {"base": base.bn_role, "motivated": motivated.bn_role},
+        "bn_roles": {Role.BASE.value: base.bn_role, Role.MOTIVATED.value: motivated.bn_role},
         "nested": bool(motivated.spec.contains(base.spec)),
         "checked": len(compared), "max_abs_diff": worst, "identical": worst == 0.0,
         "not_compared_count": len(not_compared), "not_compared": not_compared, "tensors": compared,
     }
     if worst != 0.0 or not document["nested"]:
-        bad = [e["base"] for e in compared if e["max_abs_diff"] != 0.0][:5]
+        bad = [e[Role.BASE] for e in compared if e["max_abs_diff"] != 0.0][:5]
         raise ExportError(
             f"the base model is not a slice of the motivated model: {len(bad)} shared tensor(s) "
             f"differ (max |diff| {worst:.3g}, e.g. {bad}); the checkpoint's weight sharing is broken"

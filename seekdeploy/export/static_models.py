@@ -19,7 +19,7 @@ from seekdeploy._io import atomic_path
 from seekdeploy.backends.torch import STATIC_FORMAT, load_static  # noqa: F401 (the reader lives with its runtime)
 from seekdeploy.errors import ExportError
 from seekdeploy.export.parity import ParityFigures, compare_logits
-from seekdeploy.profiles.schema import Role
+from seekdeploy.roles import Role
 
 if TYPE_CHECKING:
     import numpy as np

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from seekdeploy._io import safe_name
 from seekdeploy.backends import get_backend
 from seekdeploy.errors import ConfigError, SeekdeployError
+from seekdeploy.roles import Role
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -36,7 +37,7 @@ LOCAL_HOST = "local"
 class ProfileSettings:
     """How to measure: overrides of the profile's runtime settings (None = the profile's)."""
 
-    role: str | None = None
+    role: Role | None = None
     runtime: str | None = None
     providers: tuple[str, ...] | None = None
     threads: int | None = None
@@ -226,20 +227,17 @@ def _finish(export: Path, profile: HardwareProfile, host: str, results: list, ve
     return ProfileOutcome(host, tuple(results), tuple(verdicts), document, out, notes=tuple(notes))
 
 
-def judged_percentile(profile: HardwareProfile, role: str) -> float | None:
+def judged_percentile(profile: HardwareProfile, role: Role) -> float | None:
     """The percentile `role`'s latency budget is judged at (None: no budget for it)."""
-    from seekdeploy.profiles.schema import Role
-
-    return float(profile.budget(role).latency_percentile) if Role(role) in profile.budgets else None
+    return float(profile.budget(role).latency_percentile) if role in profile.budgets else None
 
 
-def judge_result(role: str, result: dict[str, Any], profile: HardwareProfile,
+def judge_result(role: Role, result: dict[str, Any], profile: HardwareProfile,
                  accuracy: float | None) -> RoleVerdict:
     """The `RoleVerdict` of one model result against `profile`'s budget for `role` (none declared: no checks)."""
-    from seekdeploy.profiles.schema import Role
     from seekdeploy.runtime.verdict import RoleVerdict, evaluate_role
 
-    if Role(role) not in profile.budgets:
+    if role not in profile.budgets:
         return RoleVerdict(role=role, checks=())
     return evaluate_role(role, result, profile.budget(role), accuracy)
 

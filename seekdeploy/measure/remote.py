@@ -21,7 +21,7 @@ from seekdeploy import layout
 from seekdeploy._io import safe_name
 from seekdeploy.backends import get_backend
 from seekdeploy.errors import RemoteError, SeekdeployError
-from seekdeploy.profiles.schema import ROLE_NAMES
+from seekdeploy.roles import ROLES, Role
 from seekdeploy.remote import diagnose
 from seekdeploy.remote.agent_files import (
     ARTIFACTS_FILE, MINIMUM_PYTHON, PROBE_SOURCE, AgentRequest, agent_argv, agent_files,
@@ -69,7 +69,7 @@ def profile_remote(
     profile: HardwareProfile | str | Path,
     hosts: Sequence[str],
     *,
-    role: str | None = None,
+    role: Role | None = None,
     options: SshOptions | None = None,
     python: str = "python3",
     repeats: int = 1,
@@ -106,17 +106,17 @@ def profile_remote(
     return {outcome.host: outcome for outcome in outcomes}
 
 
-def build_plan(model_path: Path, hardware: HardwareProfile, role: str | None, target: SshTarget,
+def build_plan(model_path: Path, hardware: HardwareProfile, role: Role | None, target: SshTarget,
                python: str = "python3", repeats: int = 1, sweep: bool = False,
                trtexec: str | None = None) -> RemotePlan:
     """The agent request for `model_path` under `hardware`'s runtime, input and protocol."""
     runtime, shape, protocol = hardware.runtime, hardware.input, hardware.measurement
-    precision = _value(runtime.precision)
+    precision = runtime.precision.value
     # TensorRT builds INT8 on the device from the export's cache; a CPU runtime's INT8 is a QDQ file.
     from_cache = precision == "int8" and get_backend(runtime.name).int8_needs_calibration_cache
     cache = _find_calibration_cache(model_path) if from_cache else None
     request = AgentRequest(
-        model_name=safe_name(model_path.name, "model file name"), runtime=_value(runtime.name),
+        model_name=safe_name(model_path.name, "model file name"), runtime=get_backend(runtime.name).name,
         providers=tuple(runtime.execution_providers), threads=int(runtime.threads),
         input_chw=(shape.channels, shape.height, shape.width), batch=int(shape.batch),
         warmup_ms=protocol.warmup_ms, warmup_iterations=protocol.warmup_iterations,
@@ -266,14 +266,14 @@ def _resolve_profile(profile: HardwareProfile | str | Path) -> HardwareProfile:
     return profile
 
 
-def _resolve_model(path: Path, hardware: HardwareProfile, role: str | None) -> tuple[Path, str | None]:
+def _resolve_model(path: Path, hardware: HardwareProfile, role: Role | None) -> tuple[Path, Role | None]:
     """The ONNX file to ship (model.fp16.onnx or model.int8.onnx for such a CPU profile, when exported)."""
     if path.is_file():
         return path, role or _role_from_folder(path.parent)
     if not path.is_dir():
         raise RemoteError(f"{path} is neither an export folder nor an ONNX file; run `seekdeploy export` first")
     candidates = [layout.ONNX_FP32]
-    precision = _value(hardware.runtime.precision)
+    precision = hardware.runtime.precision.value
     if get_backend(hardware.runtime.name).runs_precision_copies and precision in ("fp16", "int8"):
         candidates.insert(0, layout.ONNX_BY_PRECISION[precision])  # the export's fp16 / INT8 QDQ copy
     for name in candidates:
@@ -282,8 +282,8 @@ def _resolve_model(path: Path, hardware: HardwareProfile, role: str | None) -> t
     raise RemoteError(f"{path} holds no model.onnx; run `seekdeploy export` for this role first")
 
 
-def _role_from_folder(folder: Path) -> str | None:
-    return folder.name if folder.name in ROLE_NAMES else None
+def _role_from_folder(folder: Path) -> Role | None:
+    return Role(folder.name) if folder.name in ROLES else None
 
 
 def _find_calibration_cache(model_path: Path) -> Path:
@@ -299,6 +299,3 @@ def _find_calibration_cache(model_path: Path) -> Path:
         )
     return cache
 
-
-def _value(item: Any) -> Any:
-    return getattr(item, "value", item)

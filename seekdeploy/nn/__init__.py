@@ -11,13 +11,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# public name -> module that defines it
+# public name -> module that defines it (relative to this package)
 _EXPORTS = {
-    "Cost": "layers", "Layer": "layers", "LayerKind": "layers",
-    "FamilyConfig": "spec", "SubnetSpec": "spec",
-    "Family": "family", "SpecGrid": "grid",
-    "Supernet": "base",
-    **{name: "registry" for name in (
+    "Cost": ".layers", "Layer": ".layers", "LayerKind": ".layers",
+    "FamilyConfig": ".spec", "SubnetSpec": ".spec",
+    "Family": ".family", "SpecGrid": ".grid",
+    "Supernet": ".base",
+    **{name: ".registry" for name in (
         "build_static", "config_from_json", "create_supernet", "default_pair", "estimate_cost",
         "get_family", "list_families", "list_layers", "parse_spec", "register_family",
         "reorganize_channels", "search_grid", "spec_from_json", "to_static")},
@@ -29,6 +29,6 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'seekdeploy.nn' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"seekdeploy.nn.{_EXPORTS[name]}"), name)
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
     globals()[name] = value  # later lookups skip this function
     return value

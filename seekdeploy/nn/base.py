@@ -22,10 +22,11 @@ from torch import nn
 
 from seekdeploy.errors import SpecError, did_you_mean
 from seekdeploy.nn.spec import FamilyConfig, SubnetSpec
+from seekdeploy.roles import ROLE_NAMES, SHARED_STATISTICS
 
 BN_STAT_NAMES = ("running_mean", "running_var", "num_batches_tracked")
-SHARED_ROLE = "shared"
-DEFAULT_BN_ROLES = ("base", "motivated")
+SHARED_ROLE = SHARED_STATISTICS
+DEFAULT_BN_ROLES = ROLE_NAMES
 
 
 class Supernet(nn.Module):
@@ -41,8 +42,8 @@ class Supernet(nn.Module):
         super().__init__()
         bn_roles = tuple(bn_roles)
         if not bn_roles or len(set(bn_roles)) != len(bn_roles) or not all(r.isidentifier() for r in bn_roles):
-            raise SpecError(f"bn_roles must be distinct identifiers such as ('base', 'motivated') or "
-                            f"('shared',), got {bn_roles!r}")
+            raise SpecError(f"bn_roles must be distinct identifiers such as {ROLE_NAMES} or "
+                            f"{(SHARED_ROLE,)}, got {bn_roles!r}")
         self.family = family
         self.config = config
         self.max_spec = config.max_spec()
@@ -114,7 +115,7 @@ class Supernet(nn.Module):
         """Return the BN statistics role to use; with one role (shared BN) every role maps to it."""
         if bn_role is None or len(self.bn_roles) == 1 and bn_role in (*DEFAULT_BN_ROLES, SHARED_ROLE):
             return self.bn_roles[0]
-        role = str(getattr(bn_role, "value", bn_role))
+        role = str(bn_role)  # a Role reads as its value
         if role not in self.bn_roles:
             raise SpecError(f"unknown BN role {role!r}{did_you_mean(role, self.bn_roles)}; "
                             f"this supernet keeps statistics for {', '.join(self.bn_roles)}")

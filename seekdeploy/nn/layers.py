@@ -131,9 +131,10 @@ class Cost:
         """Forward FLOPs: two per multiply-accumulate."""
         return 2 * self.macs
 
-    def weight_bytes(self, precision: str | enum.Enum = "fp32") -> int:
-        """Bytes of the weights stored at `precision` (fp32 4, fp16 2, int8 1 byte per parameter)."""
-        key = str(getattr(precision, "value", precision)).lower()
+    def weight_bytes(self, precision: str = "fp32") -> int:
+        """Bytes of the weights stored at `precision` (fp32 4, fp16 2, int8 1 byte per parameter;
+        a `Precision`, a `str` enum, reads as its value)."""
+        key = precision.lower()
         if key not in _BYTES_PER_PARAM:
             raise SpecError(
                 f"unknown precision {precision!r}{did_you_mean(key, _BYTES_PER_PARAM)}; "

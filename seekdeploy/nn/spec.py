@@ -44,7 +44,7 @@ def _convert_field(cls_name: str, name: str, hint: Any, value: Any) -> Any:
 def _convert_scalar(hint: Any, value: Any) -> Any:
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         allowed = [member.value for member in hint]
-        text = str(getattr(value, "value", value)).strip().lower()
+        text = (value if isinstance(value, str) else str(value)).strip().lower()  # a str enum: its value
         if text not in allowed:
             raise ValueError(f"expected one of {allowed}{did_you_mean(text, allowed)}")
         return hint(text)

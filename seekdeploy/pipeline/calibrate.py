@@ -18,6 +18,7 @@ import warnings
 from seekdeploy.backends import get_backend
 from seekdeploy.errors import SeekdeployError
 from seekdeploy.pipeline.context import PipelineContext
+from seekdeploy.roles import Role
 
 QUICK_SPECS = 12
 QUICK_ROUNDS = 2
@@ -116,7 +117,7 @@ def record_prediction_checks(context: PipelineContext) -> str | None:
         return None
     roles = {}
     for result in outcome.results:
-        role = result.get("role") or "base"
+        role = Role(result.get("role") or Role.BASE)
         predicted = recorded_latency_ms(manifest.get("predicted_latency_ms"), role)
         percentile = (manifest.get("latency_percentile") or {}).get(role)
         measured = (result.get("latency") or {}).get(f"p{float(percentile):g}_ms") if percentile else None

@@ -16,7 +16,7 @@ from seekdeploy.backends import get_backend
 from seekdeploy.errors import ConfigError
 from seekdeploy.layout import CHECKPOINT, ExportLayout, RunLayout
 from seekdeploy.pipeline.context import PipelineContext, Stage
-from seekdeploy.profiles.schema import ROLE_NAMES as ROLES
+from seekdeploy.roles import ROLES, Role
 
 if TYPE_CHECKING:
     from seekdeploy.export.options import ExportOptions
@@ -82,7 +82,7 @@ def execute_train(context: PipelineContext) -> str:
                                    epochs=config.epochs, condition=config.condition)
         summary = train_pair(train_config, run_dir, profile=context.profile, console=context.console)
     top1 = summary.test_top1
-    return (f"test top-1 base {top1['base']:.1%}, motivated {top1['motivated']:.1%}; "
+    return (f"test top-1 base {top1[Role.BASE]:.1%}, motivated {top1[Role.MOTIVATED]:.1%}; "
             f"{summary.motivated_fraction:.0%} of batches motivated; {summary.cost_ratio:.2f}x the "
             f"training cost of the motivated model alone")
 
@@ -142,9 +142,8 @@ def is_current_slice(context: PipelineContext) -> str | None:
 def execute_slice(context: PipelineContext) -> str:
     """`seekdeploy slice`: static models of both roles, each proven equal to the supernet."""
     from seekdeploy.export.export_run import slice_run
-    from seekdeploy.profiles.schema import Role
 
-    sliced = slice_run(context.run_dir, (Role.BASE, Role.MOTIVATED), context.config.exports_dir)
+    sliced = slice_run(context.run_dir, ROLES, context.config.exports_dir)
     return ", ".join(f"{item.role.value} max |Δ| {item.parity.max_abs:.1e}" for item, _ in sliced)
 
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seekdeploy.plan.proportions import PROPORTIONS, ShapeRule, grid_mask, scaled_neighbors, specs_mask
-from seekdeploy.profiles.schema import Budget, HardwareProfile, Role
+from seekdeploy.profiles.schema import Budget, HardwareProfile
+from seekdeploy.roles import Role
 
 if TYPE_CHECKING:
     from seekdeploy.nn.spec import SubnetSpec

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seekdeploy.backends import get_backend
 from seekdeploy.errors import ConfigError, RemoteError
 from seekdeploy.plan.calibration_file import (LOCAL_HOST, calibration_path, device_fingerprint,
                                               write_calibration)
@@ -121,7 +122,6 @@ def retimed_count(measurements: Sequence[Measurement]) -> int:
 def default_opset(profile: HardwareProfile) -> int:
     """The opset `seekdeploy export` would use for this profile (the runtime backend's ceiling for
     its declared version, e.g. 17 for TensorRT 8.x, else the default)."""
-    from seekdeploy.backends import get_backend
     from seekdeploy.export.onnx_export import DEFAULT_OPSET
 
     ceiling_of = get_backend(profile.runtime.name).onnx_opset_ceiling
@@ -144,11 +144,10 @@ def measure_specs(profile: HardwareProfile, specs: Sequence[SubnetSpec], *, host
     """
     import torch
 
-    from seekdeploy.backends import get_backend
     from seekdeploy.export.onnx_export import export_onnx
     from seekdeploy.nn import build_static
 
-    runtime = str(getattr(profile.runtime.name, "value", profile.runtime.name))
+    runtime = get_backend(profile.runtime.name).name
     if host is None and not get_backend(runtime).calibrates_here:
         raise ConfigError(f"profile {profile.name} runs {runtime}, which cannot be timed here; calibrate on "
                           f"the device with --host user@device")
@@ -195,11 +194,11 @@ def _time_model(profile: HardwareProfile, onnx_path: Path, host: str | None, pro
     from seekdeploy.measure.local import ProfileRequest, profile_model
 
     shape = (profile.input.batch, profile.input.channels, profile.input.height, profile.input.width)
-    runtime = str(getattr(profile.runtime.name, "value", profile.runtime.name))  # one that calibrates here
+    runtime = get_backend(profile.runtime.name).name  # one that calibrates here
     request = ProfileRequest(model=onnx_path, runtime=runtime, input_shape=shape, protocol=settings,
                              providers=tuple(profile.runtime.execution_providers),
                              threads=int(profile.runtime.threads),
-                             precision=str(getattr(profile.runtime.precision, "value", "fp32")),
+                             precision=profile.runtime.precision.value,
                              repeats=CALIBRATION_WINDOWS_PER_ROUND)
     return profile_model(request)
 
@@ -274,7 +273,7 @@ def calibrate_profile(profile: HardwareProfile, family: str, *, specs: int = 24,
     if host is not None:  # a device that cannot be reached fails now, not after every export
         from seekdeploy.measure.remote import check_device
 
-        check_device(host, str(getattr(profile.runtime.name, "value", profile.runtime.name)))
+        check_device(host, get_backend(profile.runtime.name).name)
     measurements, environment = measure_specs(profile, chosen, host=host, opset=opset, protocol=protocol,
                                               seed=seed, rounds=rounds, on_progress=on_progress)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seekdeploy._io import atomic_write_json
+from seekdeploy.backends import get_backend
 from seekdeploy.plan.predictor import CalibratedPredictor, LatencyPredictor, RooflinePredictor
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def profile_digest(profile: HardwareProfile) -> str:
 
 def device_fingerprint(profile: HardwareProfile, environment: dict[str, Any], host: str = LOCAL_HOST) -> dict[str, Any]:
     """The fingerprint of a measurement environment (`collect_environment` output) under `profile`."""
-    runtime = str(getattr(profile.runtime.name, "value", profile.runtime.name))
+    runtime = get_backend(profile.runtime.name).name
     versions = environment.get("versions") or {}
     return {
         "profile": profile.name,
@@ -68,7 +69,7 @@ def local_fingerprint(profile: HardwareProfile) -> dict[str, Any]:
     from seekdeploy.backends import version_distributions
     from seekdeploy.runtime.environment import collect_environment
 
-    runtime = str(getattr(profile.runtime.name, "value", profile.runtime.name))
+    runtime = get_backend(profile.runtime.name).name
     environment = collect_environment(runtime, list(profile.runtime.execution_providers), profile.runtime.threads,
                                       distributions=version_distributions())
     return device_fingerprint(profile, environment)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from seekdeploy.errors import SpecError
 from seekdeploy.plan.predictor import LatencyPredictor, bytes_per_element, input_geometry, profile_precision
-from seekdeploy.profiles.schema import Budget, HardwareProfile, Role
+from seekdeploy.profiles.schema import Budget, HardwareProfile
+from seekdeploy.roles import Role
 
 if TYPE_CHECKING:
     from seekdeploy.nn.spec import SubnetSpec

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from seekdeploy.plan.candidates import Candidate, PlanError, evaluate_spec, violations
 from seekdeploy.plan.predictor import LatencyPredictor
 from seekdeploy.plan.proportions import DEFAULT_SHAPE_RULE, ShapeRule
-from seekdeploy.profiles.schema import Budget, HardwareProfile, Role
+from seekdeploy.profiles.schema import Budget, HardwareProfile
+from seekdeploy.roles import Role
 
 if TYPE_CHECKING:
     from seekdeploy.nn.spec import SubnetSpec
@@ -122,7 +123,8 @@ class PairPlan:
                 "predictor": self.predictor, "searched_specs": self.searched,
                 "search_seconds": round(self.search_seconds, 3), "grid_limited": self.grid_limited,
                 "max_base_flops_ratio": self.max_base_ratio, "base_flops_ratio": self.flops_ratio,
-                "grid_caps": self.grid_caps, "shape_rule": self.shape.value, "base": self.base.to_json(), "motivated": self.motivated.to_json()}
+                "grid_caps": self.grid_caps, "shape_rule": self.shape.value,
+                Role.BASE.value: self.base.to_json(), Role.MOTIVATED.value: self.motivated.to_json()}
 
 
 def _limit_phrase(role_plan: RolePlan, reason: str) -> str:

@@ -44,7 +44,7 @@ def default_tail_factor(percentile: float) -> float:
 
 def profile_precision(profile: HardwareProfile) -> str:
     """The profile's precision as a plain string ("fp32", "fp16", "int8")."""
-    return str(getattr(profile.runtime.precision, "value", profile.runtime.precision))
+    return profile.runtime.precision.value
 
 
 def bytes_per_element(profile: HardwareProfile) -> int:
@@ -102,7 +102,7 @@ class RooflinePredictor(LatencyPredictor):
     def __init__(self, profile: HardwareProfile, num_classes: int = 10) -> None:
         super().__init__(profile, num_classes)
         precision = profile_precision(profile)
-        peaks = {getattr(k, "value", k): v for k, v in profile.hardware.peak_gflops.items()}
+        peaks = profile.hardware.peak_gflops  # Precision keys look up as their values
         peak = peaks.get(precision, peaks.get("fp32"))
         if not peak or peak <= 0 or profile.hardware.memory_bandwidth_gbs <= 0:
             raise ProfileError(f"profile {profile.name} declares no usable peak GFLOP/s for {precision} "

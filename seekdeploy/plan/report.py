@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from seekdeploy._io import read_json_object
 from seekdeploy.layout import MANIFEST, run_dir_of
-from seekdeploy.profiles.schema import ROLE_NAMES
+from seekdeploy.roles import ROLES, Role
 
 if TYPE_CHECKING:
     from seekdeploy.profiles.schema import HardwareProfile
@@ -38,7 +38,7 @@ def find_prediction(export: Path, role: str) -> dict[str, Any] | None:
     folder = export if export.is_dir() else export.parent
     role_folder = folder / role if (folder / role).is_dir() else folder  # exports/<run>/<role>
     export_manifest = read_json_object(role_folder / MANIFEST)
-    export_dir = role_folder.parent if role_folder.name in ROLE_NAMES else role_folder
+    export_dir = role_folder.parent if role_folder.name in ROLES else role_folder
     run_dir = export_manifest.get("run_dir") or str(run_dir_of(export_dir))
     run_manifest = read_json_object(Path(run_dir) / MANIFEST)
     for manifest in (export_manifest, run_manifest):
@@ -56,15 +56,14 @@ def prediction_lines(export: Path, results: list[dict[str, Any]], profile: Hardw
     """One 'predicted vs measured, error %' line per result whose role has a recorded prediction."""
     lines = []
     for result in results:
-        role = result.get("role") or "base"
+        role = Role(result.get("role") or Role.BASE)
         prediction = find_prediction(Path(export), role)
         if prediction is None:
             continue
         percentile = prediction["percentile"]
         if not isinstance(percentile, (int, float)):
             budgets = getattr(profile, "budgets", {}) or {}
-            percentile = next((b.latency_percentile for r, b in budgets.items()
-                               if getattr(r, "value", r) == role), 95.0)
+            percentile = next((b.latency_percentile for r, b in budgets.items() if r == role), 95.0)
         latency = result.get("latency") or {}
         key = f"p{float(percentile):g}_ms"
         label, measured = (f"p{float(percentile):g}", latency.get(key)) if key in latency \

@@ -14,18 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from seekdeploy.backends import profile_runtime_names
-
-
-class Role(str, enum.Enum):
-    """The two models of a pair."""
-
-    BASE = "base"
-    MOTIVATED = "motivated"
-
-
-# The role names in order (base first): the folder names of an export and the keys of every
-# per-role mapping in runs, results and reports.
-ROLE_NAMES = tuple(role.value for role in Role)
+from seekdeploy.roles import Role
 
 
 # Inference runtimes a profile can declare: one member per backend of `seekdeploy/backends/` that
@@ -127,9 +116,9 @@ class HardwareProfile:
     description: str = ""
     source_path: Path | None = None  # the file it was loaded from
 
-    def budget(self, role: Role | str) -> Budget:
-        """The budget of `role` ("base" or "motivated")."""
-        return self.budgets[Role(role)]
+    def budget(self, role: Role) -> Budget:
+        """The budget of `role`."""
+        return self.budgets[role]
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-ready dict in the YAML file's layout (enums as their values, `source_path`

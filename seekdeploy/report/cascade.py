@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from seekdeploy.roles import Role
+
 if TYPE_CHECKING:
     from seekdeploy.report.predictions import Predictions
 
@@ -174,8 +176,8 @@ def cascade_section(predictions: Predictions, latency_ms: dict[str, float], budg
     percentile = budget["latency_percentile"] if budget else 95.0
 
     def sweep(base: np.ndarray, motivated: np.ndarray, labels: np.ndarray) -> CascadeSweep:
-        return cascade_sweep(softmax(base), softmax(motivated), labels, latency_ms["base"],
-                             latency_ms["motivated"], latency_percentile=percentile)
+        return cascade_sweep(softmax(base), softmax(motivated), labels, latency_ms[Role.BASE],
+                             latency_ms[Role.MOTIVATED], latency_percentile=percentile)
 
     test = sweep(predictions.base_logits, predictions.motivated_logits, predictions.labels)
     validation = None if predictions.val_labels is None else \
@@ -196,6 +198,6 @@ def cascade_section(predictions: Predictions, latency_ms: dict[str, float], budg
     return {"latency_statistic": statistic, "n_images": test.n_images,
             "n_validation_images": validation.n_images if validation else 0,
             "threshold_split": "validation" if validation else "test", "measured_split": "test",
-            "base_latency_ms": latency_ms["base"], "motivated_latency_ms": latency_ms["motivated"],
+            "base_latency_ms": latency_ms[Role.BASE], "motivated_latency_ms": latency_ms[Role.MOTIVATED],
             "points": test.points(), "budget_ms": budget_ms, "chosen": chosen, "chosen_on_validation": chosen_on,
             "summary": summary, "predictions_source": predictions.source}

@@ -17,7 +17,7 @@ from typing import Any
 
 from seekdeploy import layout
 from seekdeploy.backends import REFERENCE_RUNTIME, list_backends
-from seekdeploy.profiles.schema import ROLE_NAMES
+from seekdeploy.roles import ROLE_NAMES
 
 PRECISION_OF_FILE = {**{name: precision for precision, name in layout.ONNX_BY_PRECISION.items()},
                      layout.ONNX_OPTIMIZED: "fp32"}

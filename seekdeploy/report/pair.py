@@ -34,7 +34,7 @@ def budget_for(role: str, profile: HardwareProfile | None,
                document: dict[str, Any] | None) -> dict[str, Any] | None:
     """The role's budget: from the hardware profile when given, else from profile.json's checks."""
     if profile is not None:
-        from seekdeploy.profiles.schema import Role
+        from seekdeploy.roles import Role
 
         if Role(role) not in profile.budgets:
             return None

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from seekdeploy.profiles.schema import ROLE_NAMES
+from seekdeploy.roles import ROLE_NAMES, Role
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-COLORS = {"base": "#1f77b4", "motivated": "#ff7f0e", "cascade": "#2ca02c"}
+COLORS = {Role.BASE: "#1f77b4", Role.MOTIVATED: "#ff7f0e", "cascade": "#2ca02c"}
 _DPI = 110
 
 
@@ -77,16 +77,16 @@ def _plot_motivated_steps(ax: Axes, motivation: list[dict[str, Any]]) -> None:
     positions, fractions = [], []
     for epoch, records in sorted(per_epoch.items()):
         records.sort(key=lambda r: r["step"])
-        motivated = [i for i, r in enumerate(records) if r["role"] == "motivated"]
+        motivated = [i for i, r in enumerate(records) if r["role"] == Role.MOTIVATED]
         positions.extend(epoch + i / len(records) for i in motivated)
         fractions.append((epoch, len(motivated) / len(records)))
     if fractions:
         ax.bar([e + 0.5 for e, _ in fractions], [100 * f for _, f in fractions], width=1.0,
-               color=COLORS["motivated"], alpha=0.25, edgecolor="none",
+               color=COLORS[Role.MOTIVATED], alpha=0.25, edgecolor="none",
                label="motivated steps per epoch (%)")
     top = max([100 * f for _, f in fractions], default=1.0) * 1.1 or 1.0
     if positions:
-        ax.vlines(positions, 0, top * 0.35, color=COLORS["motivated"], linewidth=0.6,
+        ax.vlines(positions, 0, top * 0.35, color=COLORS[Role.MOTIVATED], linewidth=0.6,
                   label="one motivated step")
     ax.set(ylim=(0, top), xlabel="epoch", ylabel="motivated (%)")
     ax.legend(loc="upper right", fontsize="small", ncol=2)
@@ -208,8 +208,8 @@ def _stat_label(statistic: str) -> str:
 
 
 COST_PART_STYLE = {  # part of the honest cost -> (legend label, colour)
-    "base_steps": ("base steps", COLORS["base"]),
-    "motivated_steps": ("motivated steps", COLORS["motivated"]),
+    "base_steps": ("base steps", COLORS[Role.BASE]),
+    "motivated_steps": ("motivated steps", COLORS[Role.MOTIVATED]),
     "joint_base_passes": ("base pass of joint batches", "#8fb8de"),
     "bn_recalibration": ("BN recalibration", "#d9a441"),
 }
@@ -224,9 +224,9 @@ def _cost_parts(costs: dict[str, Any], steps: int | None,
     total = float(costs.get("train_flops") or 0.0)
     forward = costs.get("forward_flops_per_sample") or {}
     motivated_part = 0.0
-    if steps and motivated_batches is not None and forward.get("base") and forward.get("motivated"):
-        weight_m = motivated_batches * forward["motivated"]
-        weight_b = (steps - motivated_batches) * forward["base"]
+    if steps and motivated_batches is not None and forward.get(Role.BASE) and forward.get(Role.MOTIVATED):
+        weight_m = motivated_batches * forward[Role.MOTIVATED]
+        weight_b = (steps - motivated_batches) * forward[Role.BASE]
         motivated_part = total * weight_m / max(weight_m + weight_b, 1e-12)
     return {"base_steps": total - motivated_part, "motivated_steps": motivated_part}
 

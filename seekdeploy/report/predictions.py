@@ -19,7 +19,7 @@ import numpy as np
 from seekdeploy import layout
 from seekdeploy._io import atomic_path, sha256_file
 from seekdeploy.errors import RuntimeBackendError
-from seekdeploy.profiles.schema import ROLE_NAMES
+from seekdeploy.roles import ROLE_NAMES, Role
 
 PREDICTIONS_NAME = layout.PREDICTIONS
 _CHUNK = 256  # images per onnxruntime call: bounded memory, few calls
@@ -38,9 +38,9 @@ class Predictions:
     val_motivated_logits: np.ndarray | None = None  # (V, K)
     val_labels: np.ndarray | None = None  # (V,)
 
-    def top1(self, role: str) -> float:
+    def top1(self, role: Role) -> float:
         """Top-1 accuracy of `role` on these images."""
-        logits = self.base_logits if role == "base" else self.motivated_logits
+        logits = Role(role).pick(self.base_logits, self.motivated_logits)
         return float((logits.argmax(axis=1) == self.labels).mean())
 
 
@@ -124,7 +124,7 @@ def _splits(run_manifest: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndar
 def _identity(model_paths: dict[str, Path], run_manifest: dict[str, Any]) -> list[str]:
     dataset = run_manifest.get("dataset") or {}
     config = run_manifest.get("config") or {}
-    return [sha256_file(model_paths["base"]), sha256_file(model_paths["motivated"]),
+    return [sha256_file(model_paths[Role.BASE]), sha256_file(model_paths[Role.MOTIVATED]),
             str(dataset.get("name")), str(dataset.get("input")), str(config.get("seed")),
             str(config.get("val_fraction")), str((dataset.get("sizes") or {}).get("test")), _SPLITS_MARK]
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from seekdeploy.roles import ROLE_NAMES
+
 SCHEMA_VERSION = 1
 REPORT_KIND = "seekdeploy.report"
 
@@ -35,7 +37,7 @@ _ROLE = {
     "required": ["role", "spec", "params", "flops", "accuracy", "latency", "budget", "verdict",
                  "checks", "predicted_latency_ms"],
     "properties": {
-        "role": {"enum": ["base", "motivated"]}, "spec": _STR_OR_NULL,
+        "role": {"enum": list(ROLE_NAMES)}, "spec": _STR_OR_NULL,
         "params": {"type": ["integer", "null"]}, "flops": _NUM_OR_NULL, "cost_source": _STR_OR_NULL,
         "accuracy": {"type": "object", "required": ["test_top1", "source"],
                      "properties": {"test_top1": {"type": ["number", "null"], "minimum": 0, "maximum": 1},

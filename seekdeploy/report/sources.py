@@ -16,7 +16,7 @@ import yaml
 
 from seekdeploy import layout
 from seekdeploy.errors import CheckpointError, ExportError
-from seekdeploy.profiles.schema import ROLE_NAMES as ROLES
+from seekdeploy.roles import ROLES
 
 RUN_MANIFEST = layout.MANIFEST
 PROFILE_DOCUMENT = layout.PROFILE_DOCUMENT

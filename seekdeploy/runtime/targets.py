@@ -16,7 +16,7 @@ from typing import Any
 from seekdeploy import layout
 from seekdeploy.backends import get_backend
 from seekdeploy.errors import ExportError
-from seekdeploy.profiles.schema import ROLE_NAMES as ROLES
+from seekdeploy.roles import ROLES, Role
 
 MODEL_FILE = layout.ONNX_FP32
 MANIFEST_FILE = layout.MANIFEST
@@ -27,7 +27,7 @@ STATIC_FILE = layout.STATIC_MODEL  # the role's static torch model, written by t
 class ModelTarget:
     """One model to profile: its role, files and what its manifest says."""
 
-    role: str
+    role: Role
     model_path: Path  # the ONNX file (engines are found beside it)
     manifest: dict[str, Any] | None
 
@@ -72,16 +72,16 @@ def for_precision(targets: Sequence[ModelTarget], runtime: str, precision: str |
             for t in targets]
 
 
-def find_targets(export: Path, role: str | None = None) -> list[ModelTarget]:
+def find_targets(export: Path, role: Role | None = None) -> list[ModelTarget]:
     """The models in `export` for `role` (None = every role present), in base, motivated order."""
     if not export.exists():
         raise ExportError(f"{export} does not exist; pass an export folder (exports/<run>) or a .onnx file")
     if export.is_file():
         if export.suffix != ".onnx":
             raise ExportError(f"{export} is not an .onnx file or an export folder")
-        return [ModelTarget(role or "base", export, _read_manifest(export.parent / MANIFEST_FILE))]
+        return [ModelTarget(role or Role.BASE, export, _read_manifest(export.parent / MANIFEST_FILE))]
     if (export / MODEL_FILE).is_file():  # one role's folder: exports/<run>/<role>
-        name = role or (export.name if export.name in ROLES else "base")
+        name = role or (Role(export.name) if export.name in ROLES else Role.BASE)
         return [ModelTarget(name, export / MODEL_FILE, _read_manifest(export / MANIFEST_FILE))]
     wanted = (role,) if role else ROLES
     targets = [

@@ -20,15 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
 from seekdeploy._io import atomic_path
-from seekdeploy.errors import CheckpointError, SpecError
-from seekdeploy.profiles.schema import ROLE_NAMES
+from seekdeploy.errors import CheckpointError
+from seekdeploy.roles import Role, statistics_of
 
 if TYPE_CHECKING:
     import torch
 
     from seekdeploy.nn.base import Supernet
     from seekdeploy.nn.spec import SubnetSpec
-    from seekdeploy.profiles.schema import Role
 
 CHECKPOINT_NAME = layout.CHECKPOINT
 FORMAT = "seekdeploy-train-checkpoint"
@@ -187,17 +186,13 @@ class LoadedRun:
     bn_roles: tuple[str, ...]
     metrics: dict[str, Any]
 
-    def bn_role_for(self, role: Role | str) -> str:
-        """The BN statistics role to run `role` ("base"/"motivated" or Role) with."""
-        name = getattr(role, "value", role)
-        if name not in ROLE_NAMES:
-            raise SpecError(f"unknown role {name!r}; choose base or motivated")
-        return name if name in self.bn_roles else self.bn_roles[0]
+    def bn_role_for(self, role: Role) -> str:
+        """The BN statistics `role` runs with."""
+        return statistics_of(role, self.bn_roles)
 
-    def spec_for(self, role: Role | str) -> SubnetSpec:
+    def spec_for(self, role: Role) -> SubnetSpec:
         """The spec of `role`."""
-        name = getattr(role, "value", role)
-        return self.base_spec if name == "base" else self.motivated_spec
+        return role.pick(self.base_spec, self.motivated_spec)
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from seekdeploy.profiles.schema import Role
+from seekdeploy.roles import Role
 from seekdeploy.train.records import format_seconds
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class TrainingEstimate:
 
     def step_mean_s(self, fraction: float) -> float:
         """Mean seconds of a step when `fraction` of the steps are motivated."""
-        return (1.0 - fraction) * self.step_seconds["base"] + fraction * self.step_seconds["motivated"]
+        return (1.0 - fraction) * self.step_seconds[Role.BASE] + fraction * self.step_seconds[Role.MOTIVATED]
 
     def remaining_seconds(self, done_steps: int, fraction: float | None = None) -> float:
         """Seconds still to go after `done_steps` steps (training, each remaining epoch's
@@ -77,7 +77,7 @@ class TrainingEstimate:
         share_text = f"{share[0]:.0%}" if share[1] - share[0] < 0.01 else f"{share[0]:.0%}-{share[1]:.0%}"
         steps_left = self.steps_per_epoch * self.epochs - self.done_steps
         lines = [f"estimated training time here: {span} ({steps_left} steps on {self.device}: base step "
-                 f"{self.step_seconds['base']:.3g} s, motivated step {self.step_seconds['motivated']:.3g} s, "
+                 f"{self.step_seconds[Role.BASE]:.3g} s, motivated step {self.step_seconds[Role.MOTIVATED]:.3g} s, "
                  f"{share_text} motivated; evaluation {self.eval_seconds_per_epoch:.3g} s an epoch; "
                  f"timed from {_timed_text(self.timed_steps)} of each role)"]
         if high > LONG_RUN_S:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from seekdeploy.errors import TrainingDiverged
-from seekdeploy.profiles.schema import Role
+from seekdeploy.roles import ROLES, Role
 from seekdeploy.train import checkpoint as ckpt
 from seekdeploy.train import distributed
 from seekdeploy.train._bn import recalibrate_bn
@@ -26,8 +26,6 @@ from seekdeploy.train.config import MotivatedStep
 from seekdeploy.train._signals import StopFlag, TrainingInterrupted, stop_on_signals
 from seekdeploy.train.records import ProgressDisplay
 from seekdeploy.train.session import TRAINING_FLOPS_PER_FORWARD, TrainSession, motivated_clock_lr
-
-ROLES = (Role.BASE, Role.MOTIVATED)
 
 
 def _autocast(session: TrainSession):

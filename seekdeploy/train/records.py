@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from seekdeploy import __version__, layout
 from seekdeploy._io import atomic_write_json, atomic_write_text
+from seekdeploy.roles import Role
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -141,7 +142,7 @@ class ProgressDisplay:
     def _account(self, epoch: int, role: str) -> None:
         self._done += 1
         self._steps += 1
-        self._motivated += role == "motivated"
+        self._motivated += role == Role.MOTIVATED
         if self.estimate is not None:
             self._predicted_s += self.estimate.step_seconds.get(role, 0.0)
 

@@ -13,12 +13,12 @@ import yaml
 from seekdeploy import layout
 from seekdeploy._io import TMP_PREFIX, atomic_write_text
 from seekdeploy.errors import CheckpointError, ConfigError, SpecError
-from seekdeploy.profiles.schema import ROLE_NAMES, Role
+from seekdeploy.roles import ROLE_NAMES, ROLES, Role
 from seekdeploy.train import checkpoint as ckpt
 from seekdeploy.train import distributed
 from seekdeploy.train._signals import stop_on_signals
 from seekdeploy.train.config import TrainConfig
-from seekdeploy.train.loop import ROLES, evaluate, run_training, save
+from seekdeploy.train.loop import evaluate, run_training, save
 from seekdeploy.train.records import ProgressDisplay, library_versions, write_manifest
 from seekdeploy.train.session import TRAINING_FLOPS_PER_FORWARD, TrainSession
 
@@ -49,8 +49,8 @@ class TrainSummary:
     def trained_roles(self) -> list[str]:
         """The roles that took at least one training step."""
         parts = self.cost_flops
-        trained = {"base": bool(parts.get("base_steps") or parts.get("joint_base_passes")),
-                   "motivated": bool(parts.get("motivated_steps"))}
+        trained = {Role.BASE: bool(parts.get("base_steps") or parts.get("joint_base_passes")),
+                   Role.MOTIVATED: bool(parts.get("motivated_steps"))}
         return [role for role in ROLE_NAMES if trained[role]]
 
     def verdict(self) -> tuple[bool, str]:
@@ -203,8 +203,7 @@ def finish_run(session: TrainSession, profile_name: str | None) -> TrainSummary:
     write_manifest(session.run_dir, {
         "kind": layout.RUN_KIND, "run": session.run_dir.name, "profile": profile_name,
         "family": model_args["family"], "model": model_args,
-        "specs": {"base": session.specs[Role.BASE].to_text(),
-                  "motivated": session.specs[Role.MOTIVATED].to_text()},
+        "specs": {role.value: session.specs[role].to_text() for role in ROLES},
         "config": session.config.to_dict(), "dataset": session.dataset.to_json(),
         layout.FINAL: final, "device": str(session.device), "versions": library_versions(),
         "world_size": distributed.world_size(),

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from seekdeploy.errors import ConfigError, SpecError
-from seekdeploy.profiles.schema import Role
+from seekdeploy.roles import ROLE_NAMES, Role, statistics_of, statistics_sets
 from seekdeploy.train import checkpoint as ckpt
 from seekdeploy.train import distributed
 from seekdeploy.train.conditions import MotivationCondition, create_condition
@@ -44,12 +44,12 @@ class Progress:
     seconds: float = 0.0
     finished: bool = False
     cost_flops: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COST_PARTS, 0.0))
-    loss_sum: dict[str, float] = field(default_factory=lambda: {"base": 0.0, "motivated": 0.0})
-    batches: dict[str, int] = field(default_factory=lambda: {"base": 0, "motivated": 0})
+    loss_sum: dict[str, float] = field(default_factory=lambda: dict.fromkeys(ROLE_NAMES, 0.0))
+    batches: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ROLE_NAMES, 0))
     # Per role, this epoch: batches since it last ran, and the longest such run of skipped
     # batches (how stale its running BN statistics can have become).
-    gap: dict[str, int] = field(default_factory=lambda: {"base": 0, "motivated": 0})
-    max_gap: dict[str, int] = field(default_factory=lambda: {"base": 0, "motivated": 0})
+    gap: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ROLE_NAMES, 0))
+    max_gap: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ROLE_NAMES, 0))
 
     def count_batch(self, ran: list[str]) -> None:
         """Record which roles ran on this batch (for the staleness of their statistics)."""
@@ -64,10 +64,10 @@ class Progress:
 
     def reset_epoch(self) -> None:
         """Clear the per-epoch loss accumulators."""
-        self.loss_sum = {"base": 0.0, "motivated": 0.0}
-        self.batches = {"base": 0, "motivated": 0}
-        self.gap = {"base": 0, "motivated": 0}
-        self.max_gap = {"base": 0, "motivated": 0}
+        self.loss_sum = dict.fromkeys(ROLE_NAMES, 0.0)  # keyed by name: saved in the checkpoint
+        self.batches = dict.fromkeys(ROLE_NAMES, 0)
+        self.gap = dict.fromkeys(ROLE_NAMES, 0)
+        self.max_gap = dict.fromkeys(ROLE_NAMES, 0)
 
 
 def resolve_device(choice: DeviceChoice) -> torch.device:
@@ -119,7 +119,7 @@ class TrainSession:
 
     def bn_role(self, role: Role) -> str:
         """The BN statistics role a training role runs with."""
-        return "shared" if self.config.bn is BnMode.SHARED else role.value
+        return statistics_of(role, statistics_sets(self.config.bn is BnMode.SHARED))
 
     def model_args(self) -> dict[str, Any]:
         """Construction arguments of the supernet plus the pair of specs (plain data)."""
@@ -248,7 +248,7 @@ def new_session(config: TrainConfig, run_dir: Path, *, in_channels: int, image_s
                    "seed": config.seed, "data_dir": config.data_dir,
                    "val_fraction": config.val_fraction, "workers": config.workers,
                    "skip_bad_files": config.skip_bad_files}
-    bn_roles = ("shared",) if config.bn is BnMode.SHARED else ("base", "motivated")
+    bn_roles = statistics_sets(config.bn is BnMode.SHARED)
     seed_everything(config.seed, config.deterministic)  # the weights' initialization is seeded
     dataset = _load_data(config, data_kwargs)
     private = (Role.MOTIVATED.value,) if config.private_affine else ()

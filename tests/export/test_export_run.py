@@ -22,9 +22,8 @@ from seekdeploy.export.static_models import load_static
 from seekdeploy.backends.agent_onnxruntime import session_arguments
 from seekdeploy.export.parity import TOLERANCES, ParityTolerance
 from seekdeploy.profiles.schema import Precision
+from seekdeploy.roles import ROLES
 from helpers import cli_in_process
-
-ROLES = ("base", "motivated")
 
 
 def _manifest(folder: Path) -> dict:

@@ -10,6 +10,7 @@ import torch
 
 from seekdeploy.errors import CheckpointError
 from seekdeploy.export.static_models import load_static
+from seekdeploy.roles import ROLES
 from helpers import cli_in_process, train_tiny_run
 
 
@@ -32,7 +33,7 @@ def test_slice_writes_proven_static_models(shared_run, tmp_path):
     run = load_run(shared_run)
     data = load_dataset(run.dataset_name, **run.data_kwargs)
     val = normalize(data.val.images, data.mean, data.std)  # (N, 1, 8, 8)
-    for role in ("base", "motivated"):
+    for role in ROLES:
         path = tmp_path / "shared" / role / "static.pt"
         payload = torch.load(path, weights_only=True)
         assert payload["role"] == role and payload["bn_role"] == "shared"

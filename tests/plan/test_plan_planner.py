@@ -19,7 +19,8 @@ from seekdeploy.plan.predictor import LatencyPredictor, input_geometry
 from seekdeploy.plan.proportions import ShapeRule
 from seekdeploy.plan.space import spec_grid
 from seekdeploy.profiles.loader import load_profile
-from seekdeploy.profiles.schema import Budget, Role
+from seekdeploy.profiles.schema import Budget
+from seekdeploy.roles import Role
 
 PROFILE = load_profile("x86-cpu")
 FREE = ShapeRule.FREE

@@ -21,7 +21,8 @@ from seekdeploy.profiles.loader import (
     profile_search_dirs,
     scan_profiles,
 )
-from seekdeploy.profiles.schema import Precision, Role, RuntimeName
+from seekdeploy.profiles.schema import Precision, RuntimeName
+from seekdeploy.roles import Role
 
 SHIPPED = {"jetson-orin-nano", "jetson-agx-orin", "jetson-nano", "raspberry-pi-5", "x86-cpu",
            "x86-cpu-openvino", "x86-cpu-demo"}

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from seekdeploy.errors import ProfileError
 from seekdeploy.profiles._validate import MAX_LISTED_PROBLEMS
 from seekdeploy.profiles.loader import load_profile_file, parse_profile
-from seekdeploy.profiles.schema import HardwareProfile, Role
+from seekdeploy.profiles.schema import HardwareProfile
+from seekdeploy.roles import Role
 
 REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 BASE_DATA = load_profile_file(REPO_PROFILES / "jetson-orin-nano.yaml").to_json()

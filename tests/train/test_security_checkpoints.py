@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seekdeploy.errors import CheckpointError, SeekdeployError
+from seekdeploy.roles import Role
 from seekdeploy.train.checkpoint import CHECKPOINT_NAME, load_run, read_checkpoint, save_checkpoint
 from seekdeploy.train.session import resume_session
 
@@ -173,7 +174,7 @@ def test_mutated_checkpoint_loads_or_raises_checkpoint_error(good_payload, tmp_p
     # role one of the supernet's own sets of BN statistics.
     assert not run.supernet.training
     assert run.base_spec.family == run.motivated_spec.family == run.supernet.family
-    assert {run.bn_role_for("base"), run.bn_role_for("motivated")} <= set(run.bn_roles)
+    assert {run.bn_role_for(Role.BASE), run.bn_role_for(Role.MOTIVATED)} <= set(run.bn_roles)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,

@@ -10,6 +10,7 @@ import torch
 
 from helpers import Display
 from seekdeploy.errors import CheckpointError, SpecError, TrainingDiverged
+from seekdeploy.roles import Role
 from seekdeploy.train._signals import TrainingInterrupted
 from seekdeploy.train.checkpoint import load_run, read_checkpoint
 from seekdeploy.train.config import TrainConfig
@@ -51,7 +52,7 @@ def test_resume_after_sigterm_mid_epoch_is_bit_identical(tmp_path) -> None:
 
     loaded = load_run(tmp_path / "broken")
     assert not loaded.supernet.training
-    assert loaded.bn_role_for("base") == "base" and loaded.dataset_name == "digits"
+    assert loaded.bn_role_for(Role.BASE) == "base" and loaded.dataset_name == "digits"
     assert loaded.motivated_spec.contains(loaded.base_spec)
     # Everything is loadable with weights_only=True (already the case above); say it directly too.
     torch.load(tmp_path / "broken" / "checkpoint.pt", weights_only=True)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from seekdeploy.errors import ConfigError
-from seekdeploy.profiles.schema import Role
+from seekdeploy.roles import Role
 from seekdeploy.train.conditions import create_condition, list_conditions, parse_condition
 
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from seekdeploy.errors import ConfigError
-from seekdeploy.profiles.schema import Role
+from seekdeploy.roles import Role
 from seekdeploy.train.conditions import create_condition, list_conditions
 from seekdeploy.train.conditions.smoothed import regression_slope, update_ema
 from seekdeploy.train.config import DEFAULT_CONDITION, DEFAULT_RAMP, fraction_condition

@@ -126,7 +126,7 @@ def test_train_prints_the_pair_and_the_estimate_before_training(run_cli, tmp_pat
 def test_a_planned_pair_is_printed_with_what_bounded_each_role() -> None:
     from seekdeploy.plan.planner import describe_pair, plan_pair
     from seekdeploy.profiles.loader import load_profile
-    from seekdeploy.profiles.schema import Role
+    from seekdeploy.roles import Role
 
     profile = load_profile("jetson")
     planned = plan_pair(profile, "vit")

@@ -10,7 +10,7 @@ import torch
 
 from seekdeploy import nn as sd_nn
 from seekdeploy.errors import ConfigError
-from seekdeploy.profiles.schema import Role
+from seekdeploy.roles import Role
 from seekdeploy.train import loop
 from seekdeploy.train.checkpoint import read_checkpoint
 from seekdeploy.train.config import TrainConfig

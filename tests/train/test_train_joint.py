@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from seekdeploy import nn as sd_nn
-from seekdeploy.profiles.schema import Role
+from seekdeploy.roles import Role
 from seekdeploy.train import loop
 from seekdeploy.train.checkpoint import read_checkpoint
 from seekdeploy.train.conditions import create_condition

@@ -107,7 +107,7 @@ class ViTSpec(SubnetSpec):
             )
         object.__setattr__(self, "mlp_ratio", float(ratio))  # 2 and 2.0 give one JSON form
         try:
-            object.__setattr__(self, "pooling", Pooling(getattr(self.pooling, "value", self.pooling)))
+            object.__setattr__(self, "pooling", Pooling(self.pooling))
         except ValueError:
             raise SpecError(f"ViTSpec: pooling must be one of "
                             f"{[p.value for p in Pooling]}, got {self.pooling!r}") from None

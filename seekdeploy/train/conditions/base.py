@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from seekdeploy.profiles.schema import Role
+from seekdeploy.roles import Role
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from seekdeploy.errors import ConfigError
 from seekdeploy.layout import MOTIVATION
-from seekdeploy.profiles.schema import Role
+from seekdeploy.roles import Role
 from seekdeploy.train.conditions.base import Decision, MotivationCondition
 
 

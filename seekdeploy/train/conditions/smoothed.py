@@ -28,7 +28,7 @@ from collections import deque
 from typing import Any
 
 from seekdeploy.errors import ConfigError
-from seekdeploy.profiles.schema import Role
+from seekdeploy.roles import Role
 from seekdeploy.train.conditions.base import Decision, MotivationCondition
 
 
