@@ -8,7 +8,7 @@ import click
 
 from seekdeploy.backends import list_backends
 from seekdeploy.layout import CASCADE_ONNX, EXPORTS_DIR
-from seekdeploy.roles import ROLE_NAMES, ROLES, Role
+from seekdeploy.roles import ROLE_NAMES, ROLES, parse_role
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -33,7 +33,7 @@ def slice_command(run: str, role: str, out_dir: str) -> None:
     from seekdeploy.export.export_run import slice_run
     from seekdeploy.export.parity import parity_line
 
-    roles = ROLES if role == "both" else (Role(role),)
+    roles = ROLES if role == "both" else (parse_role(role),)
     for sliced, path in slice_run(run, roles, out_dir):
         params = sum(int(t.numel()) for t in sliced.module.parameters())
         click.echo(f"{sliced.role.value}: {sliced.spec.to_text()}  ({params:,} parameters, "

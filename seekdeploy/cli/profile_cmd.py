@@ -17,7 +17,7 @@ import click
 from seekdeploy.backends import backend_names
 from seekdeploy.measure.profile import DEFAULT_WINDOWS
 from seekdeploy.remote.cli_options import remote_options
-from seekdeploy.roles import ROLE_NAMES, Role
+from seekdeploy.roles import ROLE_NAMES, parse_role
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -123,7 +123,7 @@ def profile_settings_from_cli(options: dict[str, Any]) -> Any:
     providers = None
     if options.get("providers"):
         providers = tuple(p.strip() for p in options["providers"].split(",") if p.strip())
-    role = Role(options["role"]) if options.get("role") else None
+    role = parse_role(options["role"]) if options.get("role") else None
     return ProfileSettings(role=role, runtime=options.get("runtime"), providers=providers,
                            threads=options.get("threads"), batch=options.get("batch"),
                            sweep=bool(options.get("sweep")), repeats=options.get("repeats") or DEFAULT_WINDOWS,

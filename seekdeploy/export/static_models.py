@@ -113,7 +113,7 @@ def slice_role(run: LoadedRun, role: Role | str, val_images: np.ndarray) -> Slic
     figures = compare_logits(reference, candidate)
     if not figures.max_abs <= SLICE_MAX_ABS:
         raise ExportError(
-            f"the static {role.value} model differs from the supernet at {spec} by up to "
+            f"the static {role.display_name} differs from the supernet at {spec} by up to "
             f"{figures.max_abs:.3g} (limit {SLICE_MAX_ABS:g}) on {figures.n} validation images; "
             "slicing is broken for this family: report it with the run's checkpoint"
         )
