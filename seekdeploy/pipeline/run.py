@@ -88,10 +88,10 @@ def run_pipeline(config: PipelineConfig, console: Console | None = None, say: Ca
             # The verdict stands without the report: say why it is missing, then still summarize.
             say(f"[report] failed: {exc}")
             errors.append(exc)
-    if any(outcome.stage is Stage.PROFILE and outcome.ran for outcome in done):
-        line = calibrate.record_prediction_checks(context)
-        if line:
-            say(f"[plan] {line}")
+        if stage is Stage.PROFILE and done[-1].ran:  # recorded before the report can fail
+            line = calibrate.record_prediction_checks(context)
+            if line:
+                say(f"[plan] {line}")
     errors += [outcome.error for outcome in context.outcome or () if outcome.error is not None]
     passed, summary = summarize(context.outcome or [])
     context.state.data.update(passed=passed, summary=summary, finished_utc=now_utc())
