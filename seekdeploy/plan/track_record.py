@@ -16,18 +16,18 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seekdeploy import layout
 from seekdeploy._io import atomic_write_json, read_json_object
 
 if TYPE_CHECKING:
     from seekdeploy.plan.predictor import LatencyPredictor
     from seekdeploy.profiles.schema import HardwareProfile
 
-CHECKS_KIND = "seekdeploy.prediction_checks"
 
 
 def checks_path(profile: HardwareProfile, folder: str | Path = "profiles") -> Path:
     """`<folder>/<profile>.prediction-checks.json` (folder relative to the working directory)."""
-    return Path(folder) / f"{profile.name}.prediction-checks.json"
+    return Path(folder) / f"{profile.name}{layout.PREDICTION_CHECKS_SUFFIX}"
 
 
 def predictor_id(description: dict[str, Any]) -> str:
@@ -42,8 +42,8 @@ def record_check(profile: HardwareProfile, family: str, predictor: dict[str, Any
     """Store one check: `roles` = {role: {"predicted_ms", "measured_ms", "percentile"}}."""
     path = checks_path(profile, folder)
     document = read_json_object(path)
-    if document.get("kind") != CHECKS_KIND:
-        document = {"kind": CHECKS_KIND, "checks": {}}
+    if document.get("kind") != layout.CHECKS_KIND:
+        document = {"kind": layout.CHECKS_KIND, "checks": {}}
     entry = {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "run": run, "predictor": predictor.get("kind"), "predictor_id": predictor_id(predictor),
              "roles": {role: {**figures, "error_percent": round(error_percent(figures), 1)}
@@ -69,6 +69,6 @@ def check_line(check: dict[str, Any] | None, predictor_kind: str) -> str:
     if not check:
         return f"last time: no run planned with this {predictor_kind} predictor has been profiled yet"
     roles = ", ".join(f"{role} p{figures['percentile']:g} predicted {figures['predicted_ms']:.3f} ms, measured "
-                      f"{figures['measured_ms']:.3f} ms ({figures['error_percent']:+.0f}%)"
+                      f"{figures['measured_ms']:.3f} ms ({error_percent(figures):+.0f}%)"
                       for role, figures in check["roles"].items())
     return f"last time ({check['run']}, {check['created'][:10]}): {roles}"
