@@ -260,6 +260,6 @@ def build_cascade_proto(base: onnx.ModelProto, motivated: onnx.ModelProto, *, th
     helper.set_model_props(model, {META_KIND: layout.CASCADE_KIND, META_VERSION: CASCADE_FORMAT_VERSION,
                                    META_THRESHOLD: repr(float(threshold)), META_CONFIDENCE: confidence,
                                    **metadata})
-    saved = sum(int(np.prod(t.dims)) * 4 for t in base.graph.initializer if t.name in shared)
+    saved = sum(numpy_helper.to_array(t).nbytes for t in base.graph.initializer if t.name in shared)
     private = [t.name for t in base.graph.initializer if t.name not in shared]
     return model, SharingReport(shared=shared, private=private, bytes_saved=saved)
