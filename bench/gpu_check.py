@@ -167,6 +167,7 @@ def _state_off_device(session: Any) -> list[str]:
 
 def check_adamw_resume(work: Path) -> dict[str, Any]:
     """AdamW on CUDA: SIGINT in epoch 2, resume_session's state devices, then `train --resume`."""
+    from seekdeploy import layout
     from seekdeploy.train import checkpoint as ckpt
     from seekdeploy.train._signals import TrainingInterrupted
     from seekdeploy.train.loop import run_training
@@ -194,7 +195,7 @@ def check_adamw_resume(work: Path) -> dict[str, Any]:
     if process.returncode != 0:
         tail = (process.stderr or process.stdout).strip().splitlines()[-3:]
         problems.append(f"train --resume exited {process.returncode}: {' | '.join(tail)}")
-    payload = ckpt.read_checkpoint(run_dir / ckpt.CHECKPOINT_NAME)
+    payload = ckpt.read_checkpoint(run_dir / layout.CHECKPOINT)
     progress = payload["progress"]
     if process.returncode == 0 and (progress["epoch"] != 2 or not progress["finished"]):
         problems.append(f"the resumed run ended at epoch {progress['epoch']}, "

@@ -24,11 +24,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from seekdeploy import layout
 from seekdeploy._io import atomic_write_json, atomic_write_text
-from seekdeploy.export.quantize import INT8_NAME
 
 BATCHES = (1, 32)
-PRECISION_FILES = {"fp32": "model.onnx", "int8": INT8_NAME}
+PRECISION_FILES = {"fp32": "model.onnx", "int8": layout.ONNX_INT8}
 RUNTIMES = ("onnxruntime", "openvino")
 GOAL_LATENCY_RATIO = 0.6
 GOAL_DROP_PP = 0.5

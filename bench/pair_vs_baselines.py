@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 import separate_curve  # bench/ is on the path when this script runs
+from seekdeploy import layout
 from seekdeploy._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from seekdeploy.errors import SeekdeployError
 
@@ -224,7 +225,6 @@ def run_one(run_root: Path, args: argparse.Namespace, family: str, seed: int,
     from rich.console import Console
 
     from seekdeploy.nn import default_pair
-    from seekdeploy.train.checkpoint import CHECKPOINT_NAME
     from seekdeploy.train.config import BnMode, DeviceChoice, TrainConfig
     from seekdeploy.train.run import train_pair
 
@@ -234,7 +234,7 @@ def run_one(run_root: Path, args: argparse.Namespace, family: str, seed: int,
     if not claim_run(run_root):
         return None
     run_dir = run_root / "run"
-    resume = (run_dir / CHECKPOINT_NAME).is_file()
+    resume = (run_dir / layout.CHECKPOINT).is_file()
     if run_dir.exists() and not resume:
         shutil.rmtree(run_dir)  # died before its first checkpoint: nothing to keep
     # Pinned to the family's default pair: left open, the trainer would plan specs from the

@@ -12,15 +12,19 @@
         pair.json                    proof that the base's weights are slices of the motivated model's
         profile.json                 latency per role on one device (profile.<device>.json per host)
         predictions.npz              cached test-split predictions of both roles (the report's)
-        <role>/                      RoleLayout: static.pt, model*.onnx, engines, manifest.json (kind EXPORT_KIND)
+        <role>/                      RoleLayout: static.pt, model*.onnx, manifest.json (kind EXPORT_KIND),
+                                     TensorRT: engines, build_engine.sh, calibration_images.npy
         cascade/                     CascadeLayout: the pair as one model
             cascade.onnx             base -> confidence gate -> motivated (ONNX If), shared weights stored once
             manifest.json            kind CASCADE_KIND: threshold, parity vs the two-file cascade, accuracy
             profile.json             latency over the test split's images, per path (`profile`)
             build_cascade_engine.sh  the TensorRT build of cascade.onnx, run on the device
+    profiles/<profile>.latency.json             the target's measured speed (`plan` calibration)
+    profiles/<profile>.prediction-checks.json   predicted vs measured latency of past runs
 
-Standard library only: the CLI, the pipeline and every stage import it without cost. The remote
-agent runs without seekdeploy installed, so it keeps its own copy of the few names it needs.
+Standard library only: the CLI, the pipeline and every stage import it without cost. The device
+agents (`remote/agent.py`, `backends/agent_*.py` and the TensorRT core they ship with) run without
+seekdeploy installed, so they keep their own copy of the few names they need.
 """
 
 from __future__ import annotations
@@ -39,13 +43,16 @@ METRICS = "metrics.jsonl"
 MOTIVATION = "motivation.jsonl"
 MANIFEST = "manifest.json"  # the run's manifest and each export role's
 PIPELINE_STATE = "pipeline.json"
-REPORT_FILES = ("report.json", "report.md", "report.html")
-REPORT_JSON, REPORT_MD, REPORT_HTML = REPORT_FILES
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+REPORT_FILES = (REPORT_JSON, REPORT_MD, REPORT_HTML)
 TRAIN_FILES = (CONFIG, CHECKPOINT, METRICS, MOTIVATION, MANIFEST)  # what training writes
 
 # --- the export folder ------------------------------------------------------------------------
 PAIR = "pair.json"
 PROFILE_DOCUMENT = "profile.json"
+DEVICE_PROFILE_DOCUMENTS = "profile.*.json"  # profile.<device>.json: one per host measured (--host)
 PREDICTIONS = "predictions.npz"
 
 # --- a role folder ----------------------------------------------------------------------------
@@ -55,18 +62,57 @@ ONNX_OPTIMIZED = "model.opt.onnx"  # ONNX Runtime's offline-optimized copy of mo
 ONNX_FP16 = "model.fp16.onnx"
 ONNX_INT8 = "model.int8.onnx"  # QDQ, for CPU runtimes
 ONNX_BY_PRECISION = {"fp32": ONNX_FP32, "fp16": ONNX_FP16, "int8": ONNX_INT8}
+# TensorRT, built on the device: model.<profile>.trt<version>.<precision>.engine with a .json
+# sidecar (named in full by backends/_tensorrt_core.engine_filename, which devices run without
+# seekdeploy), or the script that builds it and the INT8 calibration images it reads.
+ENGINE_SUFFIX = ".engine"
+ENGINE_SIDECAR_SUFFIX = ".engine.json"
+ENGINE_SCRIPT = "build_engine.sh"
+CALIBRATION_IMAGES = "calibration_images.npy"
+AGENT_ARTIFACTS = "artifacts.json"  # the TensorRT agent's list of files (engines) to copy back
 
 # --- the cascade folder (exports/<run>/cascade/) -----------------------------------------------
 CASCADE_DIR = "cascade"
 CASCADE_ONNX = "cascade.onnx"
 CASCADE_ENGINE_SCRIPT = "build_cascade_engine.sh"
 
-# --- manifest keys that one stage writes and another reads -----------------------------------
+# --- beside the profiles (profiles/<profile>.*) -------------------------------------------------
+CALIBRATION_SUFFIX = ".latency.json"
+PREDICTION_CHECKS_SUFFIX = ".prediction-checks.json"
+
+# --- what each document says it is ("kind" of a JSON document, "format" of a torch file) -------
+# Two spellings, both on disk already (a reader compares with these): the run's, export's and
+# torch files' with dashes, the later JSON documents' with dots.
 RUN_KIND = "seekdeploy-train-run"  # manifest["kind"] of a finished training run
 EXPORT_KIND = "seekdeploy-export"  # manifest["kind"] of an export role folder
 CASCADE_KIND = "seekdeploy-cascade"  # manifest["kind"] of the cascade folder and cascade.onnx's metadata
+CHECKPOINT_FORMAT = "seekdeploy-train-checkpoint"  # checkpoint.pt's "format"
+STATIC_FORMAT = "seekdeploy-static-model"  # static.pt's "format"
+PROFILE_DOCUMENT_KIND = "seekdeploy.profile"  # profile.json
+REPORT_KIND = "seekdeploy.report"  # report.json
+PIPELINE_KIND = "seekdeploy.pipeline"  # pipeline.json
+PLAN_KIND = "seekdeploy.plan"  # `seekdeploy plan --json`
+CALIBRATION_KIND = "seekdeploy.latency_calibration"  # profiles/<profile>.latency.json
+CHECKS_KIND = "seekdeploy.prediction_checks"  # profiles/<profile>.prediction-checks.json
+
+# --- manifest keys that one stage writes and another reads -----------------------------------
 CHECKPOINT_SHA256 = "checkpoint_sha256"  # export manifest: the checkpoint the role was cut from
 FINAL = "final"  # run manifest: the final metrics block (present once training finished)
+
+
+def engine_glob(profile_name: str, precision: str) -> str:
+    """The engines of `profile_name` at `precision` beside model.onnx, whatever their TensorRT version."""
+    return f"{Path(ONNX_FP32).stem}.{profile_name}.trt*.{precision}{ENGINE_SUFFIX}"
+
+
+def cascade_engine(precision: str) -> str:
+    """`cascade.<precision>.engine`: the cascade's engine, built on the device by its script."""
+    return f"{Path(CASCADE_ONNX).stem}.{precision}{ENGINE_SUFFIX}"
+
+
+def device_label(path: Path) -> str:
+    """The device of a `profile.<device>.json` (the host as the file name spells it)."""
+    return path.name[len(Path(PROFILE_DOCUMENT).stem) + 1:-len(Path(PROFILE_DOCUMENT).suffix)]
 
 
 def export_dir_of(run_dir: Path) -> Path:
@@ -117,7 +163,7 @@ class RunLayout:
 
     def report(self, suffix: str) -> Path:
         """`report.<suffix>` (json, md or html)."""
-        return self.folder / f"report.{suffix}"
+        return self.folder / {"json": REPORT_JSON, "md": REPORT_MD, "html": REPORT_HTML}[suffix]
 
 
 @dataclass(frozen=True)
@@ -189,4 +235,4 @@ class ExportLayout:
         were measured."""
         if device is None:
             return self.folder / PROFILE_DOCUMENT
-        return self.folder / f"profile.{device}.json"
+        return self.folder / DEVICE_PROFILE_DOCUMENTS.replace("*", device)

@@ -14,9 +14,10 @@ import torch
 
 from forkserver import ForkServer
 from helpers import TINY_TRAIN
+from seekdeploy import layout
 from seekdeploy._io import TMP_PREFIX, sha256_file
 from seekdeploy.export.onnx_export import load_onnx_checked
-from seekdeploy.train.checkpoint import CHECKPOINT_NAME, FORMAT, load_run
+from seekdeploy.train.checkpoint import load_run
 
 # Two optimizer steps per epoch and a checkpoint after every epoch: writes are tiny and frequent.
 TRAIN_ARGS = [*TINY_TRAIN, "--batch-size", "512", "--seed", "5", "--condition", "streak:k=1,hold=1"]
@@ -24,8 +25,8 @@ TRAIN_ARGS = [*TINY_TRAIN, "--batch-size", "512", "--seed", "5", "--condition", 
 
 def check_last_good(run: Path, previous_step: int) -> int:
     """Assert the run folder's checkpoint loads (weights_only) and did not go back; its step."""
-    payload = torch.load(run / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
-    assert payload["format"] == FORMAT
+    payload = torch.load(run / layout.CHECKPOINT, map_location="cpu", weights_only=True)
+    assert payload["format"] == layout.CHECKPOINT_FORMAT
     step = payload["progress"]["step"]
     assert step >= previous_step, "a kill lost progress that had been checkpointed"
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -41,7 +42,7 @@ def stray_temp_files(run: Path) -> list[Path]:
 
 def wait_for_checkpoint_write(run: Path, deadline: float) -> None:
     """Return as soon as a checkpoint's temporary file exists (a write is under way)."""
-    prefix = f"{TMP_PREFIX}{CHECKPOINT_NAME}."
+    prefix = f"{TMP_PREFIX}{layout.CHECKPOINT}."
     while time.monotonic() < deadline:
         if any(entry.name.startswith(prefix) for entry in os.scandir(run)):
             return
@@ -60,7 +61,7 @@ def kill_and_resume(start, wait, run: Path, profile: Path, epochs: int, kills: i
     pid = start(argv)
     for attempt in range(kills):
         # The first kill lands as soon as the run folder is made, before any epoch has finished.
-        awaited = run / ("config.yaml" if attempt == 0 else CHECKPOINT_NAME)
+        awaited = run / (layout.CONFIG if attempt == 0 else layout.CHECKPOINT)
         deadline = time.monotonic() + 120
         while not awaited.exists():
             assert time.monotonic() < deadline, f"no {awaited.name} appeared"
@@ -75,18 +76,18 @@ def kill_and_resume(start, wait, run: Path, profile: Path, epochs: int, kills: i
             break  # it finished before the kill landed; nothing more to interrupt
         assert code == -signal.SIGKILL, code
         counts["kills"] += 1
-        strays = {p for p in stray_temp_files(run) if CHECKPOINT_NAME in p.name}
+        strays = {p for p in stray_temp_files(run) if layout.CHECKPOINT in p.name}
         counts["mid_write"] += bool(strays - seen_strays)
         seen_strays |= strays
         # What a user does next: resume when there is a checkpoint, else run the command again.
-        if (run / CHECKPOINT_NAME).exists():
+        if (run / layout.CHECKPOINT).exists():
             step = check_last_good(run, step)
             pid = start(["train", "--resume", str(run)])
         else:
             counts["early"] += 1
             pid = start(argv)
     assert wait(pid) == 0
-    final = torch.load(run / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
+    final = torch.load(run / layout.CHECKPOINT, map_location="cpu", weights_only=True)
     assert final["progress"]["finished"] and final["progress"]["epoch"] == epochs
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["final"]["steps"] == final["progress"]["step"] == 2 * epochs

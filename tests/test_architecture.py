@@ -52,9 +52,11 @@ KNOWN_CYCLES: list[frozenset[str]] = []
 # (importing module, imported module) pairs that import upwards, still present.
 KNOWN_LAYER_VIOLATIONS: set[tuple[str, str]] = set()
 
-# Modules that may spell artifact names themselves: the device agents run without seekdeploy.
+# Modules that may spell artifact names themselves: the device agents, and the TensorRT core
+# shipped beside its agent, run without seekdeploy.
 STANDALONE = {"seekdeploy.remote.agent", "seekdeploy.backends.agent_onnxruntime",
-              "seekdeploy.backends.agent_openvino", "seekdeploy.backends.agent_tensorrt"}
+              "seekdeploy.backends.agent_openvino", "seekdeploy.backends.agent_tensorrt",
+              "seekdeploy.backends._tensorrt_core"}
 
 # (module, artifact name) still spelled outside layout.py (measuring and TensorRT code, R2).
 KNOWN_NAME_LITERALS: set[tuple[str, str]] = set()
@@ -64,9 +66,6 @@ ROLE_HOME = "seekdeploy.roles"
 
 # (module, role name) still spelled outside roles.py: cascade modules being rewritten (issue 28 item 2).
 KNOWN_ROLE_LITERALS: set[tuple[str, str]] = {
-    ("seekdeploy.export.cascade_graph", "base"), ("seekdeploy.export.cascade_graph", "motivated"),
-    ("seekdeploy.measure.cascade_timing", "base"), ("seekdeploy.measure.cascade_timing", "motivated"),
-    ("seekdeploy.report.cascade_model", "base"), ("seekdeploy.report.cascade_model", "motivated"),
     ("seekdeploy.report.render_html", "base"), ("seekdeploy.report.render_html", "motivated"),
 }
 
@@ -235,13 +234,18 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path: Path) -> None:
 
 
 def artifact_names() -> set[str]:
-    """The file names and manifest kinds layout.py defines (not the generic manifest keys, nor the
-    folder names `runs`, `exports` and `cascade`, which are ordinary words in other documents too)."""
+    """Every file name, suffix, pattern and document kind layout.py defines, inside its tuples and
+    tables too (not the generic manifest keys, nor the folder names `runs`, `exports` and
+    `cascade`, which are ordinary words in other documents too)."""
     from seekdeploy import layout
 
     keys = {layout.FINAL, layout.CHECKPOINT_SHA256, layout.RUNS_DIR, layout.EXPORTS_DIR, layout.CASCADE_DIR}
-    return {value for name, value in vars(layout).items()
-            if name.isupper() and isinstance(value, str) and value not in keys}
+    values: set[str] = set()
+    for name, value in vars(layout).items():
+        if name.isupper():
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, tuple) else [value]
+            values |= {item for item in items if isinstance(item, str)}
+    return values - keys
 
 
 def name_literals(package: Path = PACKAGE, names: set[str] | None = None,
@@ -267,7 +271,19 @@ def test_artifact_names_are_spelled_only_in_layout() -> None:
     gone = sorted(KNOWN_NAME_LITERALS - {(module, name) for module, name, _ in found})
     message = "\n".join(new + [f"KNOWN_NAME_LITERALS lists {pair}, which is gone: remove it" for pair in gone])
     assert not message, message
-    assert "model.onnx" in artifact_names() and "manifest.json" in artifact_names()
+    assert {"model.onnx", "manifest.json", "report.html", "build_engine.sh", ".engine",
+            "seekdeploy.profile"} <= artifact_names()
+
+
+def test_the_engine_pattern_finds_the_engines_the_device_names() -> None:
+    # The TensorRT core (shipped to devices) spells engine names itself; layout's pattern must match.
+    from fnmatch import fnmatch
+
+    from seekdeploy import layout
+    from seekdeploy.backends._tensorrt_core import engine_filename
+
+    assert fnmatch(engine_filename("jetson-orin-nano", "8.6", "fp16"), layout.engine_glob("jetson-orin-nano", "fp16"))
+    assert not fnmatch(engine_filename("jetson-orin-nano", "8.6", "fp32"), layout.engine_glob("jetson-orin-nano", "fp16"))
 
 
 def _check_literals(found: list[tuple[str, str, str]], known: set[tuple[str, str]], home: str,
@@ -292,3 +308,26 @@ def test_the_literal_check_sees_a_role_name(tmp_path: Path) -> None:
     (package / "stage.py").write_text('x = {"base": 1}\ny = f"the base {x}"\n')
     found = name_literals(package, names={"base"}, home=ROLE_HOME)
     assert [(module, name) for module, name, _ in found] == [("seekdeploy.stage", "base")]
+
+
+def layout_aliases(package: Path = PACKAGE) -> list[str]:
+    """Module-level names bound to a layout name under another name (`X = layout.Y`,
+    `from seekdeploy.layout import Y as X`): every module reads `layout.Y` itself."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if "__pycache__" in path.parts or module_name(path, package) == "seekdeploy.layout":
+            continue
+        where = path.relative_to(package.parent)
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute)
+                    and isinstance(node.value.value, ast.Name) and node.value.value.id == "layout"):
+                found.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
+            elif isinstance(node, ast.ImportFrom) and node.module == "seekdeploy.layout":
+                found += [f"{where}:{node.lineno}: {a.name} as {a.asname}" for a in node.names
+                          if a.asname and a.asname != a.name]
+    return found
+
+
+def test_no_module_renames_a_layout_name() -> None:
+    found = layout_aliases()
+    assert not found, "use the layout name itself:\n" + "\n".join(found)

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seekdeploy import layout
 from seekdeploy.backends._backend import Backend, DoctorCheck, import_for_doctor
 from seekdeploy.errors import MissingDependencyError, RuntimeBackendError, require
 from seekdeploy.runtime._cuda import DEVICE_TO_HOST, HOST_TO_DEVICE, CudaError, CudaRuntime
@@ -191,7 +192,7 @@ def _check_trtexec() -> DoctorCheck:
 def find_engine(target: ModelTarget, profile_name: str, precision: str) -> Path:
     """The engine `model.<profile>.trt<version>.<precision>.engine` beside the target's ONNX file
     (`target` is a `seekdeploy.runtime.targets.ModelTarget`)."""
-    pattern = f"model.{profile_name}.trt*.{precision}.engine"
+    pattern = layout.engine_glob(profile_name, precision)
     engines = sorted(target.model_path.parent.glob(pattern))
     if not engines:
         raise RuntimeBackendError(

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
     from seekdeploy.runtime.targets import ModelTarget
 
-STATIC_FORMAT = "seekdeploy-static-model"  # what the exporter's static.pt declares (export.static_models)
 
 
 class TorchRunner(Runner):
@@ -89,7 +88,7 @@ def load_static(path: str | Path) -> nn.Module:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
         raise CheckpointError(f"static model {path} is corrupt or truncated ({exc}); slice the run again") from exc
-    if not isinstance(payload, dict) or payload.get("format") != STATIC_FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") != layout.STATIC_FORMAT:
         raise CheckpointError(f"{path} is not a seekdeploy static model; slice the run again")
     try:
         module = build_static(spec_from_json(payload["spec"]), **payload["kwargs"])

@@ -33,7 +33,7 @@ def cascade_engine_command(onnx_name: str, input_shape: tuple[int, ...], precisi
     """The trtexec argument list that builds the cascade's engine (batch 1 optimal, up to 64)."""
     from seekdeploy.export.tensorrt.trtexec import trtexec_command
 
-    engine = f"cascade.{Precision(precision).value}.engine"
+    engine = layout.cascade_engine(Precision(precision).value)
     return trtexec_command(onnx_name, engine, precision=precision, batch_min=1, batch_opt=1, batch_max=_MAX_BATCH,
                            input_name=INPUT, input_shape=tuple(int(d) for d in input_shape),
                            trt_version=MIN_TENSORRT)

@@ -22,11 +22,9 @@ from seekdeploy.export.export_plan import ExportPlan, plan_export, run_name_of
 from seekdeploy.export.options import ExportOptions
 from seekdeploy.export.pair import check_pair
 from seekdeploy.export.role_export import export_role
-from seekdeploy.export.static_models import STATIC_NAME, SlicedModel, load_eval_data, save_static, slice_role
+from seekdeploy.export.static_models import SlicedModel, load_eval_data, save_static, slice_role
 from seekdeploy.roles import Role
 from seekdeploy.train.checkpoint import load_run
-
-PAIR_NAME = layout.PAIR
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,7 @@ def _export_into(plan: ExportPlan, export_dir: Path, notices: list[str]) -> Expo
             notices += role_notices
         pair = {**pair, "run": plan.run_name, "onnx_sha256": _onnx_hashes(roles)}
         _publish(stage, export_dir, roles)
-        atomic_write_json(export_dir / PAIR_NAME, pair)
+        atomic_write_json(export_dir / layout.PAIR, pair)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return ExportResult(export_dir, roles, pair, plan.profile_name, plan.opset, notices)
@@ -123,7 +121,7 @@ def _publish(stage: Path, export_dir: Path, roles: list[RoleExport]) -> None:
     # folder goes into the staging folder, which is removed afterwards. The old pair.json goes
     # first: a kill between the renames and the new pair.json then leaves no pair.json rather
     # than a stale one describing other models.
-    (export_dir / PAIR_NAME).unlink(missing_ok=True)
+    (export_dir / layout.PAIR).unlink(missing_ok=True)
     for entry in roles:
         final = export_dir / entry.role.value
         if final.exists():
@@ -139,5 +137,5 @@ def slice_run(run_dir: str | Path, roles: tuple[Role, ...], out_dir: str | Path,
     run = load_run(run_dir)
     data = load_eval_data(run, max_parity_images, calibration_images=0)
     sliced = [slice_role(run, role, data.val_images) for role in roles]  # prove all, then write
-    return [(item, save_static(item, Path(out_dir) / run_name / item.role.value / STATIC_NAME,
+    return [(item, save_static(item, Path(out_dir) / run_name / item.role.value / layout.STATIC_MODEL,
                                run_name=run_name, supernet=run.supernet)) for item in sliced]

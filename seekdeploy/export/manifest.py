@@ -17,7 +17,6 @@ from typing import Any
 from seekdeploy import layout
 from seekdeploy._io import sha256_file
 
-MANIFEST_NAME = layout.MANIFEST
 MANIFEST_SCHEMA_VERSION = 1
 NORMALIZATION = "x = (pixels / 255 - mean) / std, per channel; pixels are uint8 in [0, 255], NCHW"
 
@@ -28,8 +27,8 @@ _KNOWN_FILES = {
     layout.ONNX_FP16: ("onnx", "fp16"),
     layout.ONNX_INT8: ("onnx-qdq", "int8"),
     layout.STATIC_MODEL: ("torch-static-state-dict", "fp32"),
-    "build_engine.sh": ("tensorrt-build-script", None),
-    "calibration_images.npy": ("int8-calibration-images", "fp32"),
+    layout.ENGINE_SCRIPT: ("tensorrt-build-script", None),
+    layout.CALIBRATION_IMAGES: ("int8-calibration-images", "fp32"),
 }
 
 
@@ -54,9 +53,9 @@ def library_versions() -> dict[str, str]:
 
 def _describe_file(path: Path) -> dict[str, Any]:
     kind, precision = _KNOWN_FILES.get(path.name, ("other", None))
-    if path.name.endswith(".engine"):
+    if path.name.endswith(layout.ENGINE_SUFFIX):
         kind, precision = "tensorrt-engine", path.name.rsplit(".", 2)[-2]
-    elif path.name.endswith(".engine.json"):
+    elif path.name.endswith(layout.ENGINE_SIDECAR_SUFFIX):
         kind = "tensorrt-engine-sidecar"
     elif path.name.endswith(".calib"):
         kind = "int8-calibration-cache"
@@ -67,7 +66,7 @@ def _describe_file(path: Path) -> dict[str, Any]:
 def describe_files(role_dir: Path) -> dict[str, dict[str, Any]]:
     """sha256, size, kind and precision of every file in a role folder except the manifest."""
     return {path.name: _describe_file(path) for path in sorted(role_dir.iterdir())
-            if path.is_file() and path.name != MANIFEST_NAME}
+            if path.is_file() and path.name != layout.MANIFEST}
 
 
 def input_spec(*, shape: tuple[int, int, int, int], dynamic_batch: bool, mean: tuple[float, ...],

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
-from seekdeploy.export.quantize import INT8_NAME
 from seekdeploy.profiles.schema import Precision
 
 if TYPE_CHECKING:
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from seekdeploy.export.export_plan import ExportPlan
     from seekdeploy.export.static_models import SlicedModel
 
-PROVEN_FILES = {layout.ONNX_FP32: Precision.FP32, layout.ONNX_FP16: Precision.FP16, INT8_NAME: Precision.INT8}
+PROVEN_FILES = {layout.ONNX_FP32: Precision.FP32, layout.ONNX_FP16: Precision.FP16, layout.ONNX_INT8: Precision.INT8}
 
 
 def export_role(backend: Backend, plan: ExportPlan, sliced: SlicedModel, role_dir: Path,

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seekdeploy import layout
 from seekdeploy._io import atomic_path
 from seekdeploy.errors import ConfigError, ExportError
 
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 
     from seekdeploy.profiles.schema import HardwareProfile
 
-INT8_NAME = layout.ONNX_INT8
 DEFAULT_CALIBRATION_IMAGES = 256
 DEFAULT_MAX_ACCURACY_DROP_PP = 1.0  # used when neither the profile nor --max-accuracy-drop says
 _CALIBRATION_BATCH = 32

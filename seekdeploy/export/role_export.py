@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from seekdeploy import layout
 from seekdeploy._io import atomic_write_json, read_json_object, sha256_file
 from seekdeploy.backends import REFERENCE_RUNTIME, export_backends
-from seekdeploy.export.manifest import MANIFEST_NAME, build_manifest, input_spec, output_spec
-from seekdeploy.export.static_models import SLICE_MAX_ABS, STATIC_NAME, SlicedModel, save_static
+from seekdeploy.export.manifest import build_manifest, input_spec, output_spec
+from seekdeploy.export.static_models import SLICE_MAX_ABS, SlicedModel, save_static
 from seekdeploy.profiles.schema import Precision
 
 if TYPE_CHECKING:
@@ -94,18 +94,18 @@ def _onnx_files(plan: ExportPlan, sliced: SlicedModel, role_dir: Path) -> tuple[
 def _int8_file(plan: ExportPlan, sliced: SlicedModel, role_dir: Path,
                proofs: dict[str, Any]) -> dict[str, Any] | None:
     # The QDQ INT8 copy for CPU runtimes, proven by agreement and by its test top-1 drop.
-    from seekdeploy.export.quantize import INT8_NAME, allowed_drop_pp, check_accuracy_drop, quantize_int8
+    from seekdeploy.export.quantize import allowed_drop_pp, check_accuracy_drop, quantize_int8
 
     if Precision.INT8 not in plan.options.onnx_precisions():
         return None
     settings = plan.options.int8
-    quantized = quantize_int8(role_dir / layout.ONNX_FP32, role_dir / INT8_NAME, plan.data.calibration_images,
+    quantized = quantize_int8(role_dir / layout.ONNX_FP32, role_dir / layout.ONNX_INT8, plan.data.calibration_images,
                               settings.calibration_method)
     proof = prove_file(quantized.path, Precision.INT8, sliced, plan)
     allowed, source = allowed_drop_pp(settings, plan.profile)
     drop = check_accuracy_drop(fp32_top1=proofs[layout.ONNX_FP32]["test_top1"], int8_top1=proof["test_top1"],
-                               allowed_pp=allowed, source=source, what=f"{sliced.role.value} {INT8_NAME}")
-    proofs[INT8_NAME] = {**proof, "accuracy_drop": drop}
+                               allowed_pp=allowed, source=source, what=f"{sliced.role.value} {layout.ONNX_INT8}")
+    proofs[layout.ONNX_INT8] = {**proof, "accuracy_drop": drop}
     return quantized.recipe
 
 
@@ -126,7 +126,7 @@ def _backend_steps(plan: ExportPlan, sliced: SlicedModel, role_dir: Path,
 def export_role(plan: ExportPlan, sliced: SlicedModel, role_dir: Path) -> tuple[dict[str, Any], list[str]]:
     """Write one role's folder (see module docstring); return its manifest and any notices."""
     role_dir.mkdir(parents=True, exist_ok=True)
-    save_static(sliced, role_dir / STATIC_NAME, run_name=plan.run_name, supernet=plan.run.supernet)
+    save_static(sliced, role_dir / layout.STATIC_MODEL, run_name=plan.run_name, supernet=plan.run.supernet)
     info, proofs, optimization = _onnx_files(plan, sliced, role_dir)
     int8 = _int8_file(plan, sliced, role_dir, proofs)
     sections, notices = _backend_steps(plan, sliced, role_dir, proofs)
@@ -151,5 +151,5 @@ def export_role(plan: ExportPlan, sliced: SlicedModel, role_dir: Path) -> tuple[
         extras={"optimization": optimization, "int8": int8, **sections, "profile": plan.profile_name,
                 "predicted_latency_ms": _predicted_latency_ms(plan, sliced.role.value)},
     )
-    atomic_write_json(role_dir / MANIFEST_NAME, manifest)
+    atomic_write_json(role_dir / layout.MANIFEST, manifest)
     return manifest, notices

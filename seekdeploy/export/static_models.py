@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
 from seekdeploy._io import atomic_path
-from seekdeploy.backends.torch import STATIC_FORMAT, load_static  # noqa: F401 (the reader lives with its runtime)
+from seekdeploy.backends.torch import load_static  # noqa: F401 (the reader lives with its runtime)
 from seekdeploy.errors import ExportError
 from seekdeploy.export.parity import ParityFigures, compare_logits
 from seekdeploy.roles import Role
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from seekdeploy.train.checkpoint import LoadedRun
 
 SLICE_MAX_ABS = 1e-5
-STATIC_NAME = layout.STATIC_MODEL
 DEFAULT_PARITY_IMAGES = 512  # validation images per parity proof: enough for top-1 agreement to mean something
 _TORCH_BATCH = 256
 
@@ -126,7 +125,7 @@ def save_static(sliced: SlicedModel, path: str | Path, *, run_name: str, superne
     import torch
 
     payload = {
-        "format": STATIC_FORMAT, "format_version": 1, "run": run_name, "role": sliced.role.value,
+        "format": layout.STATIC_FORMAT, "format_version": 1, "run": run_name, "role": sliced.role.value,
         "bn_role": sliced.bn_role, "spec": sliced.spec.to_json(),
         "kwargs": {"num_classes": int(supernet.num_classes), "in_channels": int(supernet.in_channels),
                    "image_size": int(supernet.image_size)},

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from seekdeploy.export.export_plan import ExportPlan
     from seekdeploy.export.static_models import SlicedModel
 
-CALIBRATION_IMAGES_NAME = "calibration_images.npy"
 _TRTEXEC_TIMEOUT_S = 3600
 _VERSION_MISMATCH_EXIT = 2  # build_engine.sh's exit code when the device's TensorRT differs
 
@@ -48,7 +47,7 @@ class BuildMethod(str, enum.Enum):
 
     PYTHON = "tensorrt-python"
     TRTEXEC = "trtexec"
-    SCRIPT_ONLY = "build_engine.sh"
+    SCRIPT_ONLY = layout.ENGINE_SCRIPT
 
 
 @dataclass(frozen=True)
@@ -156,7 +155,7 @@ def prepare_tensorrt(role_dir: Path, profile: HardwareProfile, precision: Precis
         calib_cache_name=cache_name,
     )
     if precision is Precision.INT8:
-        _write_calibration_images(role_dir / CALIBRATION_IMAGES_NAME, calibration_images)
+        _write_calibration_images(role_dir / layout.CALIBRATION_IMAGES, calibration_images)
     why = (f"TensorRT {installed} is installed here but the profile declares {version}"
            if installed else "TensorRT is not installed here")
     trtexec = shutil.which("trtexec")
@@ -169,7 +168,7 @@ def prepare_tensorrt(role_dir: Path, profile: HardwareProfile, precision: Precis
         notice += (f". INT8 also needs the calibration cache {cache_name}, which only TensorRT can "
                    "compute: run this same `seekdeploy export` where TensorRT is installed (its "
                    "Python builder calibrates on real training images, writes the cache and builds "
-                   f"the engine); {CALIBRATION_IMAGES_NAME} holds the normalized training images "
+                   f"the engine); {layout.CALIBRATION_IMAGES} holds the normalized training images "
                    "it calibrates on")
     return TensorRTOutcome(BuildMethod.SCRIPT_ONLY, version, precision, None, script.name, notice, lint)
 

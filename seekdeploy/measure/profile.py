@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seekdeploy import layout
 from seekdeploy._io import safe_name
 from seekdeploy.backends import get_backend
 from seekdeploy.errors import ConfigError, SeekdeployError
@@ -87,8 +88,8 @@ def default_out(export: Path, host: str | None = None) -> Path:
 def device_results(export_dir: Path) -> list[tuple[str, Path]]:
     """The per-device results that `default_out(export_dir, host)` wrote there, oldest first, as
     (label, path); the label is the host as the file name spells it (a port's ':' as '_')."""
-    found = sorted(export_dir.glob("profile.*.json"), key=lambda path: path.stat().st_mtime)
-    return [(path.name[len("profile."):-len(".json")], path) for path in found]
+    found = sorted(export_dir.glob(layout.DEVICE_PROFILE_DOCUMENTS), key=lambda path: path.stat().st_mtime)
+    return [(layout.device_label(path), path) for path in found]
 
 
 def profile_local(export: Path, profile: HardwareProfile, settings: ProfileSettings,

@@ -24,7 +24,7 @@ from seekdeploy.errors import RemoteError, SeekdeployError
 from seekdeploy.roles import ROLES, Role
 from seekdeploy.remote import diagnose
 from seekdeploy.remote.agent_files import (
-    ARTIFACTS_FILE, MINIMUM_PYTHON, PROBE_SOURCE, AgentRequest, agent_argv, agent_files,
+    MINIMUM_PYTHON, PROBE_SOURCE, AgentRequest, agent_argv, agent_files,
 )  # fmt: skip
 from seekdeploy.remote.ssh import (
     SshOptions, SshSession, mktemp_command, quote_command, with_remote_timeout,
@@ -247,7 +247,7 @@ def fetch_engines(session: SshSession, plan: RemotePlan, folder: str) -> tuple[P
     """Copy the engine and its sidecar built on the device into the export folder (TensorRT)."""
     if not get_backend(plan.request.runtime).agent_returns_artifacts or plan.output_dir is None:
         return ()
-    listing = session.run(["cat", "--", f"{folder}/{ARTIFACTS_FILE}"], timeout_s=60, what="reading artifacts")
+    listing = session.run(["cat", "--", f"{folder}/{layout.AGENT_ARTIFACTS}"], timeout_s=60, what="reading artifacts")
     try:
         names = [safe_name(str(n), "engine file name") for n in json.loads(listing.text)["files"]]
     except (ValueError, KeyError, TypeError) as exc:

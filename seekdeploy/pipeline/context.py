@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seekdeploy import layout
 from seekdeploy._io import atomic_write_json, safe_name
 from seekdeploy.errors import SeekdeployError
-from seekdeploy.layout import EXPORTS_DIR, PIPELINE_STATE, RUNS_DIR
+from seekdeploy.layout import EXPORTS_DIR, RUNS_DIR
 from seekdeploy.train.config import DEFAULT_CONDITION, TrainConfig
 
 if TYPE_CHECKING:
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
     from seekdeploy.measure.profile import ProfileOutcome, RemoteSettings
     from seekdeploy.profiles.schema import HardwareProfile
 
-PIPELINE_FILE = PIPELINE_STATE
-PIPELINE_KIND = "seekdeploy.pipeline"
 DEFAULT_EPOCHS = TrainConfig.epochs  # the trainer's default: digits in about a minute on 2 cores
 
 
@@ -86,9 +85,9 @@ class PipelineState:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 data = {}
-        if not isinstance(data, dict) or data.get("kind") != PIPELINE_KIND:
+        if not isinstance(data, dict) or data.get("kind") != layout.PIPELINE_KIND:
             data = {}
-        data.update(kind=PIPELINE_KIND, schema_version=1, run=run_name, profile=profile_name)
+        data.update(kind=layout.PIPELINE_KIND, schema_version=1, run=run_name, profile=profile_name)
         data.setdefault("stages", {})
         return cls(path, data)
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from seekdeploy import layout
 from seekdeploy.errors import SeekdeployError
 from seekdeploy.pipeline import calibrate, cascade_stage, stages
 from seekdeploy.pipeline.context import (
-    PIPELINE_FILE,
     PipelineConfig,
     PipelineContext,
     PipelineError,
@@ -44,7 +44,7 @@ def open_context(config: PipelineConfig, console: Console, say: Callable[[str], 
     if run_dir.exists() and not run_dir.is_dir():
         raise PipelineError(f"{run_dir} exists and is not a folder; pass --name or --runs-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
-    state = PipelineState.load(run_dir / PIPELINE_FILE, name, profile.name)
+    state = PipelineState.load(run_dir / layout.PIPELINE_STATE, name, profile.name)
     return PipelineContext(config, profile, run_dir, export_dir, state, console, say=say,
                            table_console=table_console)
 

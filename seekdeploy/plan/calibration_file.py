@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seekdeploy import layout
 from seekdeploy._io import atomic_write_json
 from seekdeploy.backends import get_backend
 from seekdeploy.plan.predictor import CalibratedPredictor, LatencyPredictor, RooflinePredictor
@@ -24,7 +25,6 @@ from seekdeploy.plan.predictor import CalibratedPredictor, LatencyPredictor, Roo
 if TYPE_CHECKING:
     from seekdeploy.profiles.schema import HardwareProfile
 
-CALIBRATION_KIND = "seekdeploy.latency_calibration"
 SCHEMA_VERSION = 1
 LOCAL_HOST = "local"
 _DEVICE_KEYS = ("cpu_model", "cpu_cores", "machine")
@@ -36,7 +36,7 @@ class CalibrationWarning(UserWarning):
 
 def calibration_path(profile: HardwareProfile, folder: str | Path = "profiles") -> Path:
     """Where `profile`'s calibration lives: `<folder>/<name>.latency.json` (folder relative to CWD)."""
-    return Path(folder) / f"{profile.name}.latency.json"
+    return Path(folder) / f"{profile.name}{layout.CALIBRATION_SUFFIX}"
 
 
 def profile_digest(profile: HardwareProfile) -> str:
@@ -98,7 +98,7 @@ def read_calibration(path: Path) -> dict[str, Any] | None:
         warnings.warn(f"ignoring calibration {path}: cannot read it ({exc}); recalibrate with "
                       "`seekdeploy calibrate`", CalibrationWarning, stacklevel=2)
         return None
-    if not isinstance(document, dict) or document.get("kind") != CALIBRATION_KIND \
+    if not isinstance(document, dict) or document.get("kind") != layout.CALIBRATION_KIND \
             or document.get("schema_version") != SCHEMA_VERSION:
         warnings.warn(f"ignoring {path}: not a seekdeploy latency calibration (schema {SCHEMA_VERSION}); "
                       "recalibrate with `seekdeploy calibrate`", CalibrationWarning, stacklevel=2)
@@ -119,7 +119,7 @@ def write_calibration(path: Path, fingerprint: dict[str, Any], family: str, entr
     if existing and existing.get("fingerprint") == fingerprint:
         families = dict(existing.get("families") or {})
     families[family] = entry
-    document = {"kind": CALIBRATION_KIND, "schema_version": SCHEMA_VERSION,
+    document = {"kind": layout.CALIBRATION_KIND, "schema_version": SCHEMA_VERSION,
                 "fingerprint": fingerprint, "families": families}
     return atomic_write_json(path, document)
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from seekdeploy import layout
 from seekdeploy.plan.candidates import Candidate, PlanError, evaluate_spec, violations
 from seekdeploy.plan.predictor import LatencyPredictor
 from seekdeploy.plan.proportions import DEFAULT_SHAPE_RULE, ShapeRule
@@ -119,7 +120,7 @@ class PairPlan:
 
     def to_json(self) -> dict[str, Any]:
         """The whole plan as a JSON-ready dict."""
-        return {"kind": "seekdeploy.plan", "profile": self.profile, "family": self.family,
+        return {"kind": layout.PLAN_KIND, "profile": self.profile, "family": self.family,
                 "predictor": self.predictor, "searched_specs": self.searched,
                 "search_seconds": round(self.search_seconds, 3), "grid_limited": self.grid_limited,
                 "max_base_flops_ratio": self.max_base_ratio, "base_flops_ratio": self.flops_ratio,

@@ -20,7 +20,6 @@ from seekdeploy.backends import REFERENCE_RUNTIME, agent_module_path, get_backen
 _REMOTE_DIR = Path(__file__).resolve().parent
 _RUNTIME_DIR = _REMOTE_DIR.parent / "runtime"
 AGENT_SCRIPT = "agent.py"
-ARTIFACTS_FILE = "artifacts.json"  # written by agent_tensorrt.py: the engine files to copy back
 MINIMUM_PYTHON = (3, 8)  # JetPack 5 ships Python 3.8; the agent files are checked against it
 
 

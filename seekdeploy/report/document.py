@@ -15,10 +15,10 @@ from seekdeploy._io import atomic_write_bytes, atomic_write_json, atomic_write_t
 from seekdeploy.report.cascade_model import deployed_cascade_section
 from seekdeploy.report import pair as pair_figures
 from seekdeploy.report.cpu_precisions import cpu_section
-from seekdeploy.report.schema import REPORT_KIND, SCHEMA_VERSION
+from seekdeploy.report.schema import SCHEMA_VERSION
 from seekdeploy.report.sources import (
-    PROFILE_DOCUMENT, ROLES, ExportFiles, RunFiles, default_export_dir, read_export,
-    read_profile_results, read_run, result_for,
+    ROLES, ExportFiles, RunFiles, default_export_dir, read_export, read_profile_results, read_run,
+    result_for,
 )  # fmt: skip
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def build_report(run_dir: str | Path, export_dir: str | Path | None = None,
              for role in ROLES]
     cascade = _cascade(predictions, document, roles, latency_statistic, notes)
     report = {
-        "schema_version": SCHEMA_VERSION, "kind": REPORT_KIND,
+        "schema_version": SCHEMA_VERSION, "kind": layout.REPORT_KIND,
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "run": _run_section(run), "export": {"dir": str(export_path), "present": export is not None},
         "profile": _profile_section(hardware, document),
@@ -146,7 +146,7 @@ def _note_missing(notes: list[str], run: RunFiles, export: ExportFiles | None, e
         notes.append(f"no export at {export_path}: accuracy is the training run's (PyTorch), and "
                      f"there is no latency or cascade. Run `seekdeploy export {run.run_dir}`.")
     elif document is None:
-        notes.append(f"no profiling results ({export_path / PROFILE_DOCUMENT}): no latency, budget "
+        notes.append(f"no profiling results ({export_path / layout.PROFILE_DOCUMENT}): no latency, budget "
                      f"verdict or cascade. Run `seekdeploy profile {export_path} --profile P`.")
 
 
@@ -154,7 +154,7 @@ def _profile_results_path(export_path: Path, notes: list[str], device: str | Non
     # profile.json, or with several devices profile.<host>.json each: the report covers one device.
     from seekdeploy.measure.profile import default_out, device_results
 
-    single = export_path / PROFILE_DOCUMENT
+    single = export_path / layout.PROFILE_DOCUMENT
     per_device = device_results(export_path)
     if device is not None:
         chosen = default_out(export_path, device)

@@ -21,7 +21,6 @@ from seekdeploy._io import atomic_path, sha256_file
 from seekdeploy.errors import RuntimeBackendError
 from seekdeploy.roles import ROLE_NAMES, Role
 
-PREDICTIONS_NAME = layout.PREDICTIONS
 _CHUNK = 256  # images per onnxruntime call: bounded memory, few calls
 _SPLITS_MARK = "splits=val+test"  # caches written before validation logits existed lack it
 
@@ -49,7 +48,7 @@ def load_or_compute_predictions(export_dir: Path, model_paths: dict[str, Path],
     """Predictions of both exported models on the run's validation and test splits (cached in
     `export_dir`)."""
     identity = _identity(model_paths, run_manifest)
-    cache = export_dir / PREDICTIONS_NAME
+    cache = export_dir / layout.PREDICTIONS
     cached = _read_cache(cache, identity)
     if cached is not None:
         return cached

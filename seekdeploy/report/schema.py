@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from seekdeploy import layout
 from seekdeploy.roles import ROLE_NAMES
 
 SCHEMA_VERSION = 1
-REPORT_KIND = "seekdeploy.report"
 
 _NUM = {"type": "number"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
@@ -99,7 +99,7 @@ REPORT_SCHEMA: dict[str, Any] = {
                  "pair", "cascade", "training", "plots", "notes"],
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
-        "kind": {"const": REPORT_KIND},
+        "kind": {"const": layout.REPORT_KIND},
         "created_utc": {"type": "string"},
         "run": {"type": "object", "required": ["name", "dir", "family", "dataset", "specs"]},
         "export": {"type": "object", "required": ["dir", "present"],

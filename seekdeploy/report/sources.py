@@ -18,9 +18,6 @@ from seekdeploy import layout
 from seekdeploy.errors import CheckpointError, ExportError
 from seekdeploy.roles import ROLES
 
-RUN_MANIFEST = layout.MANIFEST
-PROFILE_DOCUMENT = layout.PROFILE_DOCUMENT
-
 
 @dataclass(frozen=True)
 class RunFiles:
@@ -64,7 +61,7 @@ def read_run(run_dir: str | Path) -> RunFiles:
         raise CheckpointError(f"run folder {run_dir} does not exist; pass a folder written by "
                               "`seekdeploy train` (e.g. runs/<name>)")
     if not manifest_path.is_file():
-        raise CheckpointError(f"{run_dir} has no {RUN_MANIFEST}: the run is not finished (resume "
+        raise CheckpointError(f"{run_dir} has no {layout.MANIFEST}: the run is not finished (resume "
                               f"it with `seekdeploy train --resume {run_dir}`) or not a run folder")
     manifest = _read_json(manifest_path, CheckpointError, "re-run `seekdeploy train`")
     config_path = run.config

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from seekdeploy import layout
 from seekdeploy._io import atomic_write_json
 from seekdeploy.errors import SeekdeployError
 from seekdeploy.runtime.result_schema import (
@@ -29,11 +30,8 @@ from seekdeploy.runtime.result_schema import (
 )
 from seekdeploy.runtime.verdict import RoleVerdict
 
-PROFILE_DOCUMENT_KIND = "seekdeploy.profile"
-
 __all__ = [
     "MODEL_RESULT_KIND",
-    "PROFILE_DOCUMENT_KIND",
     "SCHEMA_VERSION",
     "build_model_result",
     "build_profile_document",
@@ -60,7 +58,7 @@ def build_profile_document(
             raise ValueError(f"model result does not match schema {SCHEMA_VERSION}: {problems}")
     return {
         "schema_version": SCHEMA_VERSION,
-        "kind": PROFILE_DOCUMENT_KIND,
+        "kind": layout.PROFILE_DOCUMENT_KIND,
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "profile": profile_name,
         "export": export,
@@ -85,7 +83,7 @@ def load_profile_document(path: str | Path) -> dict[str, Any]:
         raise SeekdeployError(f"cannot read {path}: {exc.strerror or exc}; run `seekdeploy profile` first") from exc
     except json.JSONDecodeError as exc:
         raise SeekdeployError(f"{path} is not valid JSON ({exc}); re-run `seekdeploy profile`") from exc
-    if not isinstance(document, dict) or document.get("kind") != PROFILE_DOCUMENT_KIND:
+    if not isinstance(document, dict) or document.get("kind") != layout.PROFILE_DOCUMENT_KIND:
         raise SeekdeployError(f"{path} is not a seekdeploy profile.json; re-run `seekdeploy profile`")
     if document.get("schema_version") != SCHEMA_VERSION:
         raise SeekdeployError(

@@ -18,10 +18,6 @@ from seekdeploy.backends import get_backend
 from seekdeploy.errors import ExportError
 from seekdeploy.roles import ROLES, Role
 
-MODEL_FILE = layout.ONNX_FP32
-MANIFEST_FILE = layout.MANIFEST
-STATIC_FILE = layout.STATIC_MODEL  # the role's static torch model, written by the export beside model.onnx
-
 
 @dataclass(frozen=True)
 class ModelTarget:
@@ -45,7 +41,7 @@ class ModelTarget:
     @property
     def static_path(self) -> Path:
         """The role's `static.pt` (the torch reference runtime's model), beside the ONNX file."""
-        return self.model_path.parent / STATIC_FILE
+        return self.model_path.parent / layout.STATIC_MODEL
 
     @property
     def accuracy(self) -> float | None:
@@ -53,7 +49,7 @@ class ModelTarget:
         fp16 or INT8 copy), or None."""
         manifest = self.manifest or {}
         proof = ((manifest.get("parity") or {}).get("files") or {}).get(self.model_path.name) or {}
-        value = proof.get("test_top1") if self.model_path.name != MODEL_FILE else None
+        value = proof.get("test_top1") if self.model_path.name != layout.ONNX_FP32 else None
         if value is None:
             value = (manifest.get("accuracy") or {}).get("test_top1")
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -68,7 +64,7 @@ def for_precision(targets: Sequence[ModelTarget], runtime: str, precision: str |
     and that precision, where the copy was exported beside it (what `profile --host` ships too)."""
     name = PRECISION_COPIES.get(str(precision)) if get_backend(runtime).runs_precision_copies else None
     return [ModelTarget(t.role, t.model_path.with_name(name), t.manifest)
-            if name and t.model_path.name == MODEL_FILE and t.model_path.with_name(name).is_file() else t
+            if name and t.model_path.name == layout.ONNX_FP32 and t.model_path.with_name(name).is_file() else t
             for t in targets]
 
 
@@ -79,18 +75,18 @@ def find_targets(export: Path, role: Role | None = None) -> list[ModelTarget]:
     if export.is_file():
         if export.suffix != ".onnx":
             raise ExportError(f"{export} is not an .onnx file or an export folder")
-        return [ModelTarget(role or Role.BASE, export, _read_manifest(export.parent / MANIFEST_FILE))]
-    if (export / MODEL_FILE).is_file():  # one role's folder: exports/<run>/<role>
+        return [ModelTarget(role or Role.BASE, export, _read_manifest(export.parent / layout.MANIFEST))]
+    if (export / layout.ONNX_FP32).is_file():  # one role's folder: exports/<run>/<role>
         name = role or (Role(export.name) if export.name in ROLES else Role.BASE)
-        return [ModelTarget(name, export / MODEL_FILE, _read_manifest(export / MANIFEST_FILE))]
+        return [ModelTarget(name, export / layout.ONNX_FP32, _read_manifest(export / layout.MANIFEST))]
     wanted = (role,) if role else ROLES
     targets = [
-        ModelTarget(name, export / name / MODEL_FILE, _read_manifest(export / name / MANIFEST_FILE))
+        ModelTarget(name, export / name / layout.ONNX_FP32, _read_manifest(export / name / layout.MANIFEST))
         for name in wanted
-        if (export / name / MODEL_FILE).is_file()
+        if (export / name / layout.ONNX_FP32).is_file()
     ]
     if not targets:
-        looked = ", ".join(str(export / name / MODEL_FILE) for name in wanted)
+        looked = ", ".join(str(export / name / layout.ONNX_FP32) for name in wanted)
         raise ExportError(f"no model to profile: looked for {looked}; run `seekdeploy export` first")
     return targets
 

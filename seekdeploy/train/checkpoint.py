@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from seekdeploy.nn.base import Supernet
     from seekdeploy.nn.spec import SubnetSpec
 
-CHECKPOINT_NAME = layout.CHECKPOINT
-FORMAT = "seekdeploy-train-checkpoint"
 FORMAT_VERSION = 1
 
 
@@ -38,7 +36,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     """Write `payload` (plain data only) atomically to `path`; the previous file survives a crash."""
     import torch
 
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    payload = {"format": layout.CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION, **payload}
     # Serialize in memory, then write with plain file IO: torch.save's own writer reports a full
     # disk as a vague RuntimeError, a plain write as OSError (ENOSPC/EFBIG), which atomic_path
     # turns into a clear error that keeps the previous checkpoint.
@@ -66,7 +64,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
             "restore it from a backup or train the run again") from exc
     # isinstance first: a foreign file may hold a tensor here, whose `!=` is not a bool.
     if not isinstance(payload, dict) or not isinstance(payload.get("format"), str) \
-            or payload["format"] != FORMAT:
+            or payload["format"] != layout.CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a seekdeploy training checkpoint")
     if not isinstance(payload.get("format_version"), int) or \
             payload["format_version"] != FORMAT_VERSION:
@@ -201,11 +199,11 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     if not run_dir.is_dir():
         raise CheckpointError(f"run folder {run_dir} does not exist; train one with "
                               "`seekdeploy train --profile P --out runs/NAME`")
-    payload = read_checkpoint(run_dir / CHECKPOINT_NAME)
+    payload = read_checkpoint(run_dir / layout.CHECKPOINT)
     try:
         return _rebuild_run(run_dir, payload)
     except MALFORMED_PAYLOAD_ERRORS as exc:
-        raise malformed_checkpoint_error(run_dir / CHECKPOINT_NAME, exc) from exc
+        raise malformed_checkpoint_error(run_dir / layout.CHECKPOINT, exc) from exc
 
 
 # What indexing and rebuilding a weights_only-loadable but foreign payload can raise.

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from seekdeploy import layout
 from seekdeploy.errors import TrainingDiverged
 from seekdeploy.roles import ROLES, Role
 from seekdeploy.train import checkpoint as ckpt
@@ -243,7 +244,7 @@ def save(session: TrainSession, final: dict[str, Any] | None = None) -> None:
     if not distributed.is_main():
         return
     session.records.flush()
-    ckpt.save_checkpoint(session.run_dir / ckpt.CHECKPOINT_NAME, session.checkpoint_payload(final))
+    ckpt.save_checkpoint(session.run_dir / layout.CHECKPOINT, session.checkpoint_payload(final))
 
 
 def _count_step(session: TrainSession, role: Role, images: int,

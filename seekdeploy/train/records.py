@@ -23,10 +23,6 @@ if TYPE_CHECKING:
 
     from seekdeploy.train.estimate import TrainingEstimate
 
-METRICS_NAME = layout.METRICS
-MOTIVATION_NAME = layout.MOTIVATION
-MANIFEST_NAME = layout.MANIFEST
-
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Records of a JSONL file; a missing file is empty, a torn last line is dropped."""
@@ -51,8 +47,8 @@ class RunRecords:
 
     def load_until(self, step: int, epoch: int) -> None:
         """Read the files of a run being resumed, keeping only what its checkpoint covers."""
-        self.motivation = [r for r in read_jsonl(self.run_dir / MOTIVATION_NAME) if r["step"] < step]
-        self.metrics = [r for r in read_jsonl(self.run_dir / METRICS_NAME) if r["epoch"] < epoch]
+        self.motivation = [r for r in read_jsonl(self.run_dir / layout.MOTIVATION) if r["step"] < step]
+        self.metrics = [r for r in read_jsonl(self.run_dir / layout.METRICS) if r["epoch"] < epoch]
 
     def add_step(self, record: dict[str, Any]) -> None:
         """One motivation.jsonl line (step, epoch, role, reason, base loss)."""
@@ -64,7 +60,7 @@ class RunRecords:
 
     def flush(self) -> None:
         """Rewrite both files atomically."""
-        for name, records in ((MOTIVATION_NAME, self.motivation), (METRICS_NAME, self.metrics)):
+        for name, records in ((layout.MOTIVATION, self.motivation), (layout.METRICS, self.metrics)):
             text = "".join(json.dumps(record) + "\n" for record in records)
             atomic_write_text(self.run_dir / name, text)
 
@@ -80,7 +76,7 @@ def library_versions() -> dict[str, str]:
 
 def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> Path:
     """Write `manifest.json` of a run (atomic)."""
-    return atomic_write_json(run_dir / MANIFEST_NAME, manifest)
+    return atomic_write_json(run_dir / layout.MANIFEST, manifest)
 
 
 def format_seconds(seconds: float) -> str:

@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from seekdeploy.nn.spec import FamilyConfig, SubnetSpec
     from seekdeploy.profiles.schema import HardwareProfile
 
-CONFIG_NAME = layout.CONFIG
-
 
 @dataclass(frozen=True)
 class TrainSummary:
@@ -115,7 +113,7 @@ def start_run(config: TrainConfig, run_dir: Path, *, profile: HardwareProfile) -
     """A new run folder with its resolved config.yaml and a fresh session."""
     from seekdeploy.train.session import new_session
 
-    if (run_dir / ckpt.CHECKPOINT_NAME).exists() or (run_dir / CONFIG_NAME).exists():
+    if (run_dir / layout.CHECKPOINT).exists() or (run_dir / layout.CONFIG).exists():
         raise ConfigError(f"run folder {run_dir} already holds a run; continue it with "
                           f"--resume {run_dir}, or choose another --out")
     distributed.barrier()  # every rank has checked before rank 0 writes the folder
@@ -139,7 +137,7 @@ def start_run(config: TrainConfig, run_dir: Path, *, profile: HardwareProfile) -
     resolved = {"profile": profile.name, **config.to_dict(), **({"latency_prediction": prediction}
                                                                  if prediction else {})}
     if distributed.is_main():
-        atomic_write_text(run_dir / CONFIG_NAME, yaml.safe_dump(resolved, sort_keys=False))
+        atomic_write_text(run_dir / layout.CONFIG, yaml.safe_dump(resolved, sort_keys=False))
     return session
 
 
@@ -158,7 +156,7 @@ def resume_run(run_dir: Path, device: str | None = None) -> TrainSession:
 
 def _resolved_config(run_dir: Path) -> dict[str, Any]:
     """The run's config.yaml as written by start_run ({} when there is none)."""
-    path = run_dir / CONFIG_NAME
+    path = run_dir / layout.CONFIG
     resolved = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
     return resolved if isinstance(resolved, dict) else {}
 

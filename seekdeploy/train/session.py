@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from seekdeploy import layout
 from seekdeploy.errors import ConfigError, SpecError
 from seekdeploy.roles import ROLE_NAMES, Role, statistics_of, statistics_sets
 from seekdeploy.train import checkpoint as ckpt
@@ -266,12 +267,12 @@ def new_session(config: TrainConfig, run_dir: Path, *, in_channels: int, image_s
 def resume_session(run_dir: Path, device: str | None = None) -> TrainSession:
     """Rebuild a run from its checkpoint and restore every state it held; it trains where it
     was trained (its saved --device) unless `device` (auto|cpu|cuda) overrides that."""
-    payload = ckpt.read_checkpoint(run_dir / ckpt.CHECKPOINT_NAME)
+    payload = ckpt.read_checkpoint(run_dir / layout.CHECKPOINT)
     try:
         return _restore_session(run_dir, payload, device)
     except ckpt.MALFORMED_PAYLOAD_ERRORS as exc:
         # weights_only keeps code out, not nonsense: a foreign payload is the user's input.
-        raise ckpt.malformed_checkpoint_error(run_dir / ckpt.CHECKPOINT_NAME, exc) from exc
+        raise ckpt.malformed_checkpoint_error(run_dir / layout.CHECKPOINT, exc) from exc
 
 
 def _restore_session(run_dir: Path, payload: dict[str, Any], device: str | None) -> TrainSession:

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from forkserver import SINGLE_THREAD_ENV, fork_server  # noqa: F401 (a fixture)
-from seekdeploy.train.checkpoint import CHECKPOINT_NAME
+from seekdeploy import layout
 from kills import TRAIN_ARGS, kill_and_resume, stray_temp_files
 
 
@@ -81,17 +81,17 @@ def test_full_disk_is_a_clear_error_and_keeps_the_checkpoint(fork_server, tiny_p
     assert code == 0, log
     # Turn the finished one-epoch run into an unfinished two-epoch one, so `--resume` trains an
     # epoch and saves again, under a file-size limit below the checkpoint's size.
-    payload = torch.load(run / CHECKPOINT_NAME, weights_only=True)
+    payload = torch.load(run / layout.CHECKPOINT, weights_only=True)
     payload["config"]["epochs"] = 2
     payload["progress"]["finished"] = False
-    torch.save(payload, run / CHECKPOINT_NAME)
-    before = (run / CHECKPOINT_NAME).read_bytes()
+    torch.save(payload, run / layout.CHECKPOINT)
+    before = (run / layout.CHECKPOINT).read_bytes()
     code, log = train(["--resume", str(run)], "limited.log", fsize_bytes=len(before) // 2)
     assert code == 1, log
     assert "Traceback" not in log
     assert "File too large" in log and "previous file" in log, log
-    assert (run / CHECKPOINT_NAME).read_bytes() == before
+    assert (run / layout.CHECKPOINT).read_bytes() == before
     assert not stray_temp_files(run)
     code, log = train(["--resume", str(run)], "resumed.log")
     assert code == 0, log
-    assert torch.load(run / CHECKPOINT_NAME, weights_only=True)["progress"]["epoch"] == 2
+    assert torch.load(run / layout.CHECKPOINT, weights_only=True)["progress"]["epoch"] == 2

@@ -20,9 +20,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from seekdeploy import layout
 from seekdeploy.errors import CheckpointError, SeekdeployError
 from seekdeploy.roles import Role
-from seekdeploy.train.checkpoint import CHECKPOINT_NAME, load_run, read_checkpoint, save_checkpoint
+from seekdeploy.train.checkpoint import load_run, read_checkpoint, save_checkpoint
 from seekdeploy.train.session import resume_session
 
 
@@ -51,27 +52,27 @@ def _hostile_files(folder: Path, good: dict[str, Any], marker: Path) -> dict[str
     files = {}
     evil_top = folder / "top"
     evil_top.mkdir()
-    torch.save(MakesMarker(marker), evil_top / CHECKPOINT_NAME)
+    torch.save(MakesMarker(marker), evil_top / layout.CHECKPOINT)
     files["whole payload"] = evil_top
     nested = folder / "nested"
     nested.mkdir()
     payload = copy.copy(good)
     payload["config"] = {**good["config"], "seed": OpensMarker(marker)}
-    torch.save(payload, nested / CHECKPOINT_NAME)
+    torch.save(payload, nested / layout.CHECKPOINT)
     files["inside the config"] = nested
     in_state = folder / "state"
     in_state.mkdir()
     payload = copy.copy(good)
     payload["state_dict"] = {**good["state_dict"], "extra": MakesMarker(marker)}
-    torch.save(payload, in_state / CHECKPOINT_NAME)
+    torch.save(payload, in_state / layout.CHECKPOINT)
     files["inside the state_dict"] = in_state
     legacy = folder / "legacy"
     legacy.mkdir()  # a plain (non-zip) pickle stream, the pre-1.6 torch.save format
-    (legacy / CHECKPOINT_NAME).write_bytes(pickle.dumps(MakesMarker(marker), protocol=2))
+    (legacy / layout.CHECKPOINT).write_bytes(pickle.dumps(MakesMarker(marker), protocol=2))
     files["legacy pickle"] = legacy
     spliced = folder / "spliced"
     spliced.mkdir()  # a genuine zip checkpoint whose data.pkl was swapped for the payload
-    _splice_data_pkl(nested / CHECKPOINT_NAME, spliced / CHECKPOINT_NAME,
+    _splice_data_pkl(nested / layout.CHECKPOINT, spliced / layout.CHECKPOINT,
                      pickle.dumps(MakesMarker(marker), protocol=2))
     files["spliced data.pkl"] = spliced
     return files
@@ -87,12 +88,12 @@ def _splice_data_pkl(source: Path, target: Path, data: bytes) -> None:
 def test_pickle_payloads_are_refused_without_running(tiny_run: Path, tmp_path: Path,
                                                      run_cli) -> None:
     marker = tmp_path / "PWNED"
-    good = read_checkpoint(tiny_run / CHECKPOINT_NAME)
+    good = read_checkpoint(tiny_run / layout.CHECKPOINT)
     files = _hostile_files(tmp_path, good, marker)
     assert len(files) == 5
     for where, run_dir in files.items():
         with pytest.raises(CheckpointError, match="corrupt|not a seekdeploy"):
-            read_checkpoint(run_dir / CHECKPOINT_NAME)
+            read_checkpoint(run_dir / layout.CHECKPOINT)
         with pytest.raises(CheckpointError):
             load_run(run_dir)
         result = run_cli("train", "--resume", str(run_dir))
@@ -151,12 +152,12 @@ def _mutate(payload: dict[str, Any], changes: list[tuple[tuple, str, Any]]) -> d
 
 @pytest.fixture(scope="module")
 def good_payload(tiny_run: Path) -> dict[str, Any]:
-    return read_checkpoint(tiny_run / CHECKPOINT_NAME)
+    return read_checkpoint(tiny_run / layout.CHECKPOINT)
 
 
 def _save(folder: Path, payload: dict[str, Any]) -> Path:
     folder.mkdir(exist_ok=True)
-    torch.save(payload, folder / CHECKPOINT_NAME)
+    torch.save(payload, folder / layout.CHECKPOINT)
     return folder
 
 
@@ -190,11 +191,11 @@ def test_mutated_checkpoint_resumes_or_raises_seekdeploy_error(good_payload, tmp
 
 
 def test_truncated_checkpoints_are_corrupt_errors(tiny_run: Path, tmp_path: Path) -> None:
-    data = (tiny_run / CHECKPOINT_NAME).read_bytes()
+    data = (tiny_run / layout.CHECKPOINT).read_bytes()
     for cut in (0, 1, 100, len(data) // 2, len(data) - 1):
         folder = tmp_path / f"cut{cut}"
         folder.mkdir()
-        (folder / CHECKPOINT_NAME).write_bytes(data[:cut])
+        (folder / layout.CHECKPOINT).write_bytes(data[:cut])
         with pytest.raises(CheckpointError, match="corrupt or truncated"):
             load_run(folder)
 
@@ -217,10 +218,10 @@ def test_a_checkpoint_declaring_a_huge_model_is_refused_before_allocating_it(tin
     run_dir = Path(shutil.copytree(tiny_run, tmp_path / "run"))
     import seekdeploy.train.checkpoint  # noqa: F401  (warm imports before measuring)
 
-    payload = read_checkpoint(run_dir / CHECKPOINT_NAME)
+    payload = read_checkpoint(run_dir / layout.CHECKPOINT)
     # ~150 M parameters declared (600 MB of float32) beside the tiny run's real weights.
     payload["model"]["config"]["width"] = [4096, 8192]
-    save_checkpoint(run_dir / CHECKPOINT_NAME, {k: v for k, v in payload.items()
+    save_checkpoint(run_dir / layout.CHECKPOINT, {k: v for k, v in payload.items()
                                                 if k not in ("format", "format_version")})
     with pytest.raises(CheckpointError, match="declared model does not match the stored weights"):
         load_run(run_dir)

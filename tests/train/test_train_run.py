@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from seekdeploy import layout
 from seekdeploy.errors import ConfigError
-from seekdeploy.train.checkpoint import CHECKPOINT_NAME, read_checkpoint, save_checkpoint
+from seekdeploy.train.checkpoint import read_checkpoint, save_checkpoint
 from seekdeploy.train.run import TrainSummary, train_pair
 from seekdeploy.train.session import resume_session
 from helpers import Display
@@ -51,9 +52,9 @@ def _interrupted_run_trained_on(tmp_path: Path, device: str) -> Path:
         name="tiny", input=SimpleNamespace(channels=1, height=8, width=8)))
     with pytest.raises(TrainingInterrupted):
         run_training(session, Display(signal_at_step=5))
-    payload = read_checkpoint(run_dir / CHECKPOINT_NAME)
+    payload = read_checkpoint(run_dir / layout.CHECKPOINT)
     payload["config"]["device"] = device
-    save_checkpoint(run_dir / CHECKPOINT_NAME, {k: v for k, v in payload.items()
+    save_checkpoint(run_dir / layout.CHECKPOINT, {k: v for k, v in payload.items()
                                                 if k not in ("format", "format_version")})
     config_yaml = run_dir / "config.yaml"
     config_yaml.write_text(config_yaml.read_text().replace("device: cpu", f"device: {device}"))
@@ -105,7 +106,7 @@ def test_a_signal_before_the_first_step_saves_and_stops_cleanly(tmp_path, tiny_p
     with pytest.raises(TrainingInterrupted, match="--resume"):
         train_pair(config, run_dir, profile=load_profile_file(tiny_profile_file))
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers were put back
-    stopped = read_checkpoint(run_dir / CHECKPOINT_NAME)["progress"]
+    stopped = read_checkpoint(run_dir / layout.CHECKPOINT)["progress"]
     assert stopped["step"] <= 1 and not stopped["finished"]
     monkeypatch.undo()
     summary = train_pair(None, run_dir, resume=True, device="cpu")

@@ -202,6 +202,6 @@ def write_build_script(
         engine=shlex.quote(engine), sidecar=shlex.quote(engine + ".json"),
         sidecar_format=sidecar_format,
     )
-    script = atomic_write_text(export_dir / "build_engine.sh", text)
+    script = atomic_write_text(export_dir / layout.ENGINE_SCRIPT, text)
     os.chmod(script, 0o755)
     return script
