@@ -11,24 +11,19 @@ from typing import Any
 
 import click
 
+from seekdeploy.cli._train_options import arch_option, condition_option, data_option, epochs_option
 from seekdeploy.layout import EXPORTS_DIR, RUNS_DIR
-from seekdeploy.nn.registry import DEFAULT_FAMILY, list_families  # light: no torch at import
 from seekdeploy.remote.cli_options import remote_options
-from seekdeploy.pipeline import DEFAULT_EPOCHS  # light: no torch at import
-from seekdeploy.train.config import DEFAULT_CONDITION  # light: no torch at import
 
 
 @click.command("run")
 @click.option("--profile", "profile_name", required=True, help="Hardware profile name, alias or YAML path.")
-@click.option("--arch", type=click.Choice(list_families()), default=DEFAULT_FAMILY, show_default=True,
-              help="Model family.")
-@click.option("--data", default="digits", show_default=True, help="Dataset name.")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder holding the dataset.")
-@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULT_EPOCHS, show_default=True,
-              help="Training epochs.")
-@click.option("--condition", default=DEFAULT_CONDITION, show_default=True,
-              help="Motivation condition: slope:window=,hold= | streak:k=,hold= (the paper's) | "
-                   "ema-streak | target:target= | random:p= | never | always.")
+@arch_option
+@data_option
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder holding the dataset.")
+@epochs_option
+@condition_option
 @click.option("--name", default=None, help="Run name [<profile>-<arch>-<data>].")
 @click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(RUNS_DIR),
               show_default=True, help="Where training runs go.")

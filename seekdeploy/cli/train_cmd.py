@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 
 from seekdeploy._io import safe_name
+from seekdeploy.cli._train_options import DEFAULTS, arch_option, condition_option, data_option, epochs_option
 from seekdeploy.errors import ConfigError
 from seekdeploy.layout import RUNS_DIR
-from seekdeploy.nn.registry import DEFAULT_FAMILY, list_families  # light: no torch at import
 from seekdeploy.roles import ROLE_NAMES, Role
-from seekdeploy.train.config import MotivatedStep, TrainConfig, fraction_condition
-
-_DEFAULTS = TrainConfig()  # one place for defaults: the CLI shows the dataclass's own values
+from seekdeploy.train.config import (
+    DEFAULT_DIST_TIMEOUT_S, DEFAULT_RAMP, MAX_FRESH_GAP, OPTIMIZER_DEFAULTS, BnMode, DeviceChoice,
+    MotivatedStep, OptimizerName, TrainConfig, fraction_condition,
+)  # fmt: skip
 
 _TRAINING_OPTIONS = ("arch", "data", "data_dir", "epochs", "batch_size", "lr", "optimizer",
                      *ROLE_NAMES, "condition", "motivated_fraction", "motivated_step",
@@ -40,9 +41,8 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 
 @click.command("train")
 @click.option("--profile", help="Hardware profile (name or YAML path); gives the input size.")
-@click.option("--arch", type=click.Choice(list_families()), default=DEFAULT_FAMILY,
-              show_default=True, help="Model family.")
-@click.option("--data", default="digits", show_default=True, help="Dataset name.")
+@arch_option
+@data_option
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the dataset.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="imagefolder: processes that decode and resize images on the first run "
@@ -50,65 +50,65 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 @click.option("--skip-bad-files", is_flag=True,
               help="imagefolder: leave out files that are not usable images (empty, corrupt, "
                    "truncated, too large) and say how many, instead of stopping.")
-@click.option("--epochs", type=click.IntRange(min=1), default=_DEFAULTS.epochs, show_default=True,
-              help="Training epochs (the default suits digits; larger datasets need fewer).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+@epochs_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS.batch_size, show_default=True,
               help="Global batch per step; under torchrun each of the N processes trains "
                    "batch-size / N of it (must divide evenly).")
-@click.option("--lr", type=float, default=None, help="Peak learning rate [sgd 0.05, adamw 0.002].")
-@click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True)
+@click.option("--lr", type=float, default=None, help="Peak learning rate [" + ", ".join(
+    f"{name.value} {lr:g}" for name, (lr, _) in OPTIMIZER_DEFAULTS.items()) + "].")
+@click.option("--optimizer", type=click.Choice([name.value for name in OptimizerName]),
+              default=DEFAULTS.optimizer.value, show_default=True)
 @click.option("--base", help="Base spec, e.g. 'depth=2,2,2;width=8,16,32' [family default].")
 @click.option("--motivated", help="Motivated spec (the supernet) [family default].")
-@click.option("--condition", default=_DEFAULTS.condition, show_default=True,
-              help="Which batches are motivated: schedule:p=,ramp= (a fixed fraction, evenly "
-                   "spread) | trend:floor=,ceiling= | streak:k=,hold= (the paper's) | slope | "
-                   "ema-streak | target:target= | random:p= | matched:reference=RUN | never (the "
-                   "base alone) | always (the motivated model alone).")
+@condition_option
 @click.option("--motivated-fraction", type=click.FloatRange(0.0, 1.0), default=None,
               help="Pick a point on the cost/accuracy frontier (docs/results.md): "
-                   "--condition schedule:p=F with the default's rising share (ramp 0.4, "
+                   f"--condition schedule:p=F with the default's rising share (ramp {DEFAULT_RAMP:g}, "
                    "narrowed near 0 and 1); training cost ≈ base/motivated FLOPs + F of the "
                    "motivated model's.")
 @click.option("--motivated-step", type=click.Choice([step.value for step in MotivatedStep]),
-              default=_DEFAULTS.motivated_step.value, show_default=True,
+              default=DEFAULTS.motivated_step.value, show_default=True,
               help="A motivated batch trains both roles in one backward (joint: the base learns "
                    "on every batch), both with the base's slice moved by the base's loss alone "
                    "(shielded: the base trains exactly as it would alone), or the motivated model "
                    "alone (the paper as read).")
-@click.option("--distill-weight", type=click.FloatRange(0.0, 1.0), default=_DEFAULTS.distill_weight,
+@click.option("--distill-weight", type=click.FloatRange(0.0, 1.0), default=DEFAULTS.distill_weight,
               show_default=True, help="On joint batches, blend this much distillation from the "
                                       "motivated model's predictions into the base's loss (0 = off).")
 @click.option("--distill-temperature", type=click.FloatRange(min=0.0, min_open=True),
-              default=_DEFAULTS.distill_temperature, show_default=True,
+              default=DEFAULTS.distill_temperature, show_default=True,
               help="Softmax temperature of that distillation.")
-@click.option("--growth/--no-growth", default=_DEFAULTS.growth, show_default=True,
+@click.option("--growth/--no-growth", default=DEFAULTS.growth, show_default=True,
               help="Start the motivated model as exactly the base's function (its extra "
                    "connections into the base's channels and its extra blocks start at zero), "
                    "so training only adds to what the base knows.")
-@click.option("--private-affine/--shared-affine", default=_DEFAULTS.private_affine,
+@click.option("--private-affine/--shared-affine", default=DEFAULTS.private_affine,
               show_default=True,
               help="Give the motivated model its own BatchNorm scale/shift and classifier bias "
                    "(needs --bn private); the base's stay the base's.")
-@click.option("--motivated-clock/--run-clock", default=_DEFAULTS.motivated_clock,
+@click.option("--motivated-clock/--run-clock", default=DEFAULTS.motivated_clock,
               show_default=True,
               help="Weights only the motivated model uses follow a learning-rate schedule "
                    "advanced by motivated steps alone (needs a fixed-share condition).")
-@click.option("--bn", type=click.Choice(["private", "shared"]), default="private",
+@click.option("--bn", type=click.Choice([mode.value for mode in BnMode]), default=DEFAULTS.bn.value,
               show_default=True, help="BatchNorm statistics per role or shared.")
-@click.option("--bn-recalibrate", type=click.IntRange(min=0), default=_DEFAULTS.bn_recalibrate_batches,
+@click.option("--bn-recalibrate", type=click.IntRange(min=0), default=DEFAULTS.bn_recalibrate_batches,
               show_default=True,
               help="Batches that re-estimate a role's BN statistics before evaluation (0 = off); "
-                   "only a role that skipped more than 8 batches in a row in the last epoch is re-estimated.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True, help="Where to train. With --resume: the run continues where "
-                                      "it was started unless --device moves it.")
+                   f"only a role that skipped more than {MAX_FRESH_GAP} batches in a row in the last "
+                   "epoch is re-estimated.")
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@click.option("--device", type=click.Choice([choice.value for choice in DeviceChoice]),
+              default=DEFAULTS.device.value, show_default=True,
+              help="Where to train. With --resume: the run continues where it was started unless "
+                   "--device moves it.")
 @click.option("--deterministic", is_flag=True, help="torch.use_deterministic_algorithms(True).")
 @click.option("--out", help="Run folder [runs/<profile>-<arch>-<data>].")
 @click.option("--resume", "resume", type=click.Path(), help="Continue an interrupted run folder.")
-@click.option("--dist-timeout", "dist_timeout_s", type=click.FloatRange(min=1), default=300.0,
-              show_default=True, help="Under torchrun: seconds a rank waits for the others (to "
-              "join, or in a step) before the run stops with an error.")
+@click.option("--dist-timeout", "dist_timeout_s", type=click.FloatRange(min=1),
+              default=DEFAULT_DIST_TIMEOUT_S, show_default=True,
+              help="Under torchrun: seconds a rank waits for the others (to join, or in a step) "
+                   "before the run stops with an error.")
 @click.pass_context
 def train(ctx: click.Context, **options: object) -> None:
     """Train a base model and the motivated model that contains it, sharing weights.
@@ -172,13 +172,13 @@ def _build_config(options: dict):
         condition = fraction_condition(options["motivated_fraction"])
     parse_condition(condition)  # fail before loading data if the condition text is wrong
     loaded = load_profile(options["profile"])
-    sgd = options["optimizer"] == "sgd"
+    lr, weight_decay = OPTIMIZER_DEFAULTS[OptimizerName(options["optimizer"])]
     config = TrainConfig.from_dict({
         "arch": options["arch"], "data": options["data"], "data_dir": options["data_dir"],
         "workers": options["workers"], "skip_bad_files": options["skip_bad_files"],
         "epochs": options["epochs"], "batch_size": options["batch_size"],
-        "lr": options["lr"] if options["lr"] is not None else (0.05 if sgd else 0.002),
-        "optimizer": options["optimizer"], "weight_decay": 5e-4 if sgd else 0.05,
+        "lr": options["lr"] if options["lr"] is not None else lr,
+        "optimizer": options["optimizer"], "weight_decay": weight_decay,
         "condition": condition, "motivated_step": options["motivated_step"],
         "distill_weight": options["distill_weight"],
         "distill_temperature": options["distill_temperature"], "growth": options["growth"],

@@ -11,7 +11,6 @@ Importing this package stays light (no torch): the stages import their libraries
 from __future__ import annotations
 
 from seekdeploy.pipeline.context import (
-    DEFAULT_EPOCHS,
     PipelineConfig,
     PipelineContext,
     PipelineError,
@@ -23,6 +22,6 @@ from seekdeploy.pipeline.context import (
 from seekdeploy.pipeline.run import open_context, run_pipeline, summarize
 
 __all__ = [
-    "DEFAULT_EPOCHS", "PipelineConfig", "PipelineContext", "PipelineError", "PipelineResult",
+    "PipelineConfig", "PipelineContext", "PipelineError", "PipelineResult",
     "PipelineState", "Stage", "StageOutcome", "open_context", "run_pipeline", "summarize",
 ]

@@ -17,15 +17,13 @@ from seekdeploy import layout
 from seekdeploy._io import atomic_write_json, safe_name
 from seekdeploy.errors import SeekdeployError
 from seekdeploy.layout import EXPORTS_DIR, RUNS_DIR
-from seekdeploy.train.config import DEFAULT_CONDITION, TrainConfig
+from seekdeploy.train.config import TrainConfig
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from seekdeploy.measure.profile import ProfileOutcome, RemoteSettings
     from seekdeploy.profiles.schema import HardwareProfile
-
-DEFAULT_EPOCHS = TrainConfig.epochs  # the trainer's default: digits in about a minute on 2 cores
 
 
 class Stage(str, enum.Enum):
@@ -42,14 +40,14 @@ class Stage(str, enum.Enum):
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """What `seekdeploy run` was asked for (defaults are the CLI's)."""
+    """What `seekdeploy run` was asked for (the training options default to `TrainConfig`'s)."""
 
     profile: str
-    arch: str = "resnet"
-    data: str = "digits"
+    arch: str = TrainConfig.arch
+    data: str = TrainConfig.data
     data_dir: str | None = None
-    epochs: int = DEFAULT_EPOCHS
-    condition: str = DEFAULT_CONDITION
+    epochs: int = TrainConfig.epochs
+    condition: str = TrainConfig.condition
     name: str | None = None
     runs_dir: Path = Path(RUNS_DIR)
     exports_dir: Path = Path(EXPORTS_DIR)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seekdeploy.errors import ConfigError
+from seekdeploy.nn.registry import DEFAULT_FAMILY  # light: no torch at import
 
 
 class OptimizerName(str, enum.Enum):
@@ -62,6 +63,16 @@ def fraction_condition(fraction: float) -> str:
     return f"schedule:p={fraction:g}" + (f",ramp={ramp:g}" if ramp else "")
 DEFAULT_MOTIVATED_STEP = MotivatedStep.SHIELDED
 DEFAULT_GROWTH, DEFAULT_PRIVATE_AFFINE, DEFAULT_MOTIVATED_CLOCK = False, False, False
+# Peak learning rate and weight decay of each optimizer (TrainConfig's own are SGD's).
+OPTIMIZER_DEFAULTS: dict[OptimizerName, tuple[float, float]] = {
+    OptimizerName.SGD: (0.05, 5e-4), OptimizerName.ADAMW: (0.002, 0.05)}
+# A role's running BN statistics are a momentum-0.1 average: its last ~10 forwards carry most of
+# their weight. A role that never skipped more than this many batches in a row has statistics
+# that describe (nearly) its current weights; measured, re-estimating them then changes
+# validation top-1 by < 0.3 pp (docs/results.md, "Step types and conditions at 40 % motivated"), so it is not paid for.
+MAX_FRESH_GAP = 8
+# Under torchrun: seconds a rank waits for the others before the run stops with an error.
+DEFAULT_DIST_TIMEOUT_S = 300.0
 
 # Options added after runs were first saved: a checkpoint or config.yaml without them was
 # trained with these values, so a resumed old run keeps its meaning.
@@ -74,18 +85,18 @@ LEGACY_VALUES: dict[str, Any] = {"motivated_step": "alone", "distill_weight": 0.
 class TrainConfig:
     """Options of one training run (units in names; defaults sized for the digits demo)."""
 
-    arch: str = "resnet"
+    arch: str = DEFAULT_FAMILY
     data: str = "digits"
     data_dir: str | None = None
     # digits (1,294 training images, ~20 steps an epoch): 15 epochs reach ~97% for both models.
     epochs: int = 15
     batch_size: int = 64
     eval_batch_size: int = 256
-    lr: float = 0.05
+    lr: float = OPTIMIZER_DEFAULTS[OptimizerName.SGD][0]
     optimizer: OptimizerName = OptimizerName.SGD
     momentum: float = 0.9
     nesterov: bool = True
-    weight_decay: float = 5e-4
+    weight_decay: float = OPTIMIZER_DEFAULTS[OptimizerName.SGD][1]
     warmup_epochs: float = 0.5
     min_lr: float = 0.0
     label_smoothing: float = 0.1
@@ -105,11 +116,10 @@ class TrainConfig:
     # The weights only the motivated model uses follow a learning-rate schedule of their own,
     # advanced by motivated steps alone (its length: the condition's expected motivated steps).
     motivated_clock: bool = DEFAULT_MOTIVATED_CLOCK
-    # A role that skipped more than `loop.MAX_FRESH_GAP` (8) batches in a row in the last epoch
-    # has stale running BN statistics (they describe weights the other role has since changed);
-    # those roles alone are re-estimated on this many training batches after the last epoch,
-    # before the test and the export (per-epoch validation uses the running statistics).
-    # Measured: docs/results.md.
+    # A role that skipped more than MAX_FRESH_GAP batches in a row in the last epoch has stale
+    # running BN statistics; those roles alone are re-estimated on this many training batches
+    # after the last epoch, before the test and the export (per-epoch validation uses the
+    # running statistics). Measured: docs/results.md.
     bn_recalibrate_batches: int = 20
     seed: int = 0
     device: DeviceChoice = DeviceChoice.AUTO

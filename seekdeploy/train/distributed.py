@@ -42,11 +42,11 @@ import torch
 
 from seekdeploy._io import atomic_write_json
 from seekdeploy.errors import ConfigError, SeekdeployError
+from seekdeploy.train.config import DEFAULT_DIST_TIMEOUT_S
 
 if TYPE_CHECKING:
     from seekdeploy.train.session import TrainSession
 
-DEFAULT_TIMEOUT_S = 300.0
 DEBUG_DIR_ENV = "SEEKDEPLOY_DIST_DEBUG_DIR"  # tests: each rank writes rank<R>.json there
 
 
@@ -113,7 +113,7 @@ def _choose_backend(device: str, env: LaunchEnv) -> str:
 
 @contextlib.contextmanager
 def distributed_training(device: str = "auto",
-                         timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[LaunchEnv | None]:
+                         timeout_s: float = DEFAULT_DIST_TIMEOUT_S) -> Iterator[LaunchEnv | None]:
     """Join the process group when launched by torchrun with more than one process (nccl for
     GPUs, gloo for `device="cpu"` or without CUDA), and leave it afterwards; yields the launch
     environment (None in a plain single process). Joining waits at most `timeout_s` for the other

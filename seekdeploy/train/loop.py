@@ -23,7 +23,7 @@ from seekdeploy.roles import ROLES, Role
 from seekdeploy.train import checkpoint as ckpt
 from seekdeploy.train import distributed
 from seekdeploy.train._bn import recalibrate_bn
-from seekdeploy.train.config import MotivatedStep
+from seekdeploy.train.config import MAX_FRESH_GAP, MotivatedStep
 from seekdeploy.train._signals import StopFlag, TrainingInterrupted, stop_on_signals
 from seekdeploy.train.records import ProgressDisplay
 from seekdeploy.train.session import TRAINING_FLOPS_PER_FORWARD, TrainSession, motivated_clock_lr
@@ -162,13 +162,6 @@ def evaluate(session: TrainSession, split: Any, role: Role) -> tuple[float, floa
     session.evaluated_samples[role.value] = len(share)  # this rank's share (debug state)
     correct, loss_sum, count = distributed.sum_across_ranks([correct, loss_sum, len(share)])
     return correct / max(1, count), loss_sum / max(1, count)
-
-
-# A role's running BN statistics are a momentum-0.1 average: its last ~10 forwards carry most of
-# their weight. A role that never skipped more than this many batches in a row has statistics
-# that describe (nearly) its current weights; measured, re-estimating them then changes
-# validation top-1 by < 0.3 pp (docs/results.md, "Step types and conditions at 40 % motivated"), so it is not paid for.
-MAX_FRESH_GAP = 8
 
 
 def stale_roles(session: TrainSession) -> list[Role]:

@@ -23,6 +23,7 @@ from seekdeploy.train.conditions.paper import (
     read_motivation_counts,
 )
 from seekdeploy.train.conditions.registry import (
+    condition_synopsis,
     create_condition,
     describe_condition,
     list_conditions,
@@ -40,9 +41,9 @@ from seekdeploy.train.conditions.smoothed import (
 __all__ = [
     "AlwaysCondition", "ConditionEntry", "Decision", "EmaStreakCondition", "MatchedCondition",
     "MotivationCondition", "NeverCondition", "RandomCondition", "ScheduleCondition", "SlopeCondition",
-    "StreakCondition", "TargetFractionCondition", "TrendCondition", "create_condition",
-    "describe_condition", "list_conditions", "parse_condition", "read_motivation_counts",
-    "register_condition",
+    "StreakCondition", "TargetFractionCondition", "TrendCondition", "condition_synopsis",
+    "create_condition", "describe_condition", "list_conditions", "parse_condition",
+    "read_motivation_counts", "register_condition",
 ]
 
 register_condition("streak", ConditionEntry(

@@ -24,6 +24,12 @@ def list_conditions() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def condition_synopsis() -> str:
+    """`name:param=,... | ...` of every registered condition: the forms `--condition` takes."""
+    return " | ".join(name + (":" + ",".join(f"{key}=" for key in entry.params) if entry.params else "")
+                      for name, entry in sorted(_REGISTRY.items()))
+
+
 def describe_condition(name: str) -> str:
     """`name:param=default,...  help` for CLI help and error messages."""
     entry = _REGISTRY[name]
