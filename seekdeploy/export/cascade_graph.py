@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from seekdeploy import layout
 from seekdeploy.errors import ExportError
+from seekdeploy.roles import Role
 
 if TYPE_CHECKING:
     import numpy as np
@@ -225,7 +226,7 @@ def build_cascade_proto(base: onnx.ModelProto, motivated: onnx.ModelProto, *, th
 
     if confidence not in ("softmax", "margin"):
         raise ExportError(f"unknown cascade confidence {confidence!r}; use softmax or margin")
-    for what, proto in (("base", base), ("motivated", motivated)):
+    for what, proto in ((Role.BASE, base), (Role.MOTIVATED, motivated)):
         if len(proto.graph.input) != 1 or len(proto.graph.output) != 1:
             raise ExportError(f"the {what} graph must have one input and one output to join a cascade")
     in_type = base.graph.input[0].type.tensor_type

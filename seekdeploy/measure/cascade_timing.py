@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
 from seekdeploy._io import atomic_write_json
+from seekdeploy.roles import Role
+
+BASE, MOTIVATED = Role.BASE.value, Role.MOTIVATED.value  # JSON keys of profile.json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -117,13 +120,13 @@ def profile_cascade(export_dir: Path, images: np.ndarray, labels: np.ndarray, *,
     folder = export.cascade
     manifest = read_cascade_manifest(folder.folder)
     cascade = open_cascade(folder.onnx, manifest, threads=threads)  # refuses a corrupt or mismatched file
-    sessions = {"cascade": cascade.session, "base": _session(export.role("base").onnx(), threads),
-                "motivated": _session(export.role("motivated").onnx(), threads)}
+    sessions = {"cascade": cascade.session, BASE: _session(export.role(BASE).onnx(), threads),
+                MOTIVATED: _session(export.role(MOTIVATED).onnx(), threads)}
     images = np.ascontiguousarray(images, dtype=np.float32)
     measured = _time_images(sessions, images, passes)
     escalated = measured["answered_by"] == 1
-    paths = {"base": _stats(measured["cascade"][~escalated]), "motivated": _stats(measured["cascade"][escalated])}
-    alone = {"base": _stats(measured["base"]), "motivated": _stats(measured["motivated"])}
+    paths = {BASE: _stats(measured["cascade"][~escalated]), MOTIVATED: _stats(measured["cascade"][escalated])}
+    alone = {BASE: _stats(measured[BASE]), MOTIVATED: _stats(measured[MOTIVATED])}
     overall = _stats(measured["cascade"])
     outputs = cascade.run(images)
     document = {
@@ -144,9 +147,9 @@ def _ratios(overall: dict, paths: dict, alone: dict) -> dict[str, float | None]:
     def ratio(a: dict, b: dict, key: str) -> float | None:
         return a[key] / b[key] if a.get("n") and b.get("n") else None
 
-    return {"cascade_mean_over_motivated_mean": ratio(overall, alone["motivated"], "mean_ms"),
-            "stop_at_base_median_over_base_median": ratio(paths["base"], alone["base"], "p50_ms"),
-            "stop_at_base_mean_over_base_mean": ratio(paths["base"], alone["base"], "mean_ms")}
+    return {"cascade_mean_over_motivated_mean": ratio(overall, alone[MOTIVATED], "mean_ms"),
+            "stop_at_base_median_over_base_median": ratio(paths[BASE], alone[BASE], "p50_ms"),
+            "stop_at_base_mean_over_base_mean": ratio(paths[BASE], alone[BASE], "mean_ms")}
 
 
 def _frontier_from(export: layout.ExportLayout, confidence: np.ndarray, images: np.ndarray, labels: np.ndarray,
@@ -154,11 +157,11 @@ def _frontier_from(export: layout.ExportLayout, confidence: np.ndarray, images: 
     # Path latencies measured inside the cascade where both paths were taken, else the models alone.
     from seekdeploy.export.parity import run_onnx
 
-    base_ms = paths["base"]["mean_ms"] if paths["base"].get("n") else alone["base"]["mean_ms"]
-    escalated_ms = (paths["motivated"]["mean_ms"] if paths["motivated"].get("n")
-                    else alone["base"]["mean_ms"] + alone["motivated"]["mean_ms"])
-    base_ok = run_onnx(export.role("base").onnx(), images).argmax(axis=1) == labels
-    motivated_ok = run_onnx(export.role("motivated").onnx(), images).argmax(axis=1) == labels
+    base_ms = paths[BASE]["mean_ms"] if paths[BASE].get("n") else alone[BASE]["mean_ms"]
+    escalated_ms = (paths[MOTIVATED]["mean_ms"] if paths[MOTIVATED].get("n")
+                    else alone[BASE]["mean_ms"] + alone[MOTIVATED]["mean_ms"])
+    base_ok = run_onnx(export.role(BASE).onnx(), images).argmax(axis=1) == labels
+    motivated_ok = run_onnx(export.role(MOTIVATED).onnx(), images).argmax(axis=1) == labels
     return frontier(confidence, base_ok, motivated_ok, base_ms, escalated_ms)
 
 
@@ -169,7 +172,7 @@ def _judge(budget: Budget | None, samples: np.ndarray) -> dict[str, Any] | None:
     if budget is None:
         return None
     measured = float(np.percentile(samples, budget.latency_percentile))
-    return {"role_budget": "motivated", "latency_ms": budget.latency_ms, "percentile": budget.latency_percentile,
+    return {"role_budget": MOTIVATED, "latency_ms": budget.latency_ms, "percentile": budget.latency_percentile,
             "measured_ms": measured, "passed": measured <= budget.latency_ms}
 
 
@@ -179,7 +182,6 @@ def profile_export_cascade(export_dir: Path, profile: Any, threads: int | None =
     threads (1 where it says 0), the motivated budget judged on the measured distribution."""
     from seekdeploy._io import read_json_object
     from seekdeploy.export.static_models import load_eval_data
-    from seekdeploy.profiles.schema import Role
     from seekdeploy.train.checkpoint import load_run
 
     export = layout.ExportLayout(Path(export_dir))
@@ -201,8 +203,8 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
         f"cascade over {document['n_images']} test images, batch 1, {document['threads']} thread(s): mean "
         f"{overall['mean_ms']:.3f} ms, p50 {overall['p50_ms']:.3f}, p95 {overall['p95_ms']:.3f}; escalation "
         f"{document['escalation_rate']:.1%}; top-1 {document['top1']:.2%}",
-        f"  stop at base {path(paths['base'])}; escalated {path(paths['motivated'])}",
-        f"  alone: base {alone['base']['mean_ms']:.3f} ms mean, motivated {alone['motivated']['mean_ms']:.3f} ms mean; "
+        f"  stop at base {path(paths[BASE])}; escalated {path(paths[MOTIVATED])}",
+        f"  alone: base {alone[BASE]['mean_ms']:.3f} ms mean, motivated {alone[MOTIVATED]['mean_ms']:.3f} ms mean; "
         f"cascade mean / motivated mean {ratios['cascade_mean_over_motivated_mean']:.2f}x"
         + (f", stop-at-base p50 / base p50 {ratios['stop_at_base_median_over_base_median']:.2f}x"
            if ratios["stop_at_base_median_over_base_median"] is not None else ""),

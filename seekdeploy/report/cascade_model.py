@@ -13,6 +13,7 @@ from typing import Any
 
 from seekdeploy._io import read_json_object
 from seekdeploy.layout import CASCADE_KIND, CASCADE_ONNX, ExportLayout
+from seekdeploy.roles import Role
 
 COLUMNS = ("model", "test top-1", "mean ms", "p50 ms", "p95 ms", "escalation")
 FRONTIER_COLUMNS = ("threshold", "escalation", "test top-1", "mean ms (measured paths)")
@@ -45,8 +46,8 @@ def _rows(test: dict[str, Any], timing: dict[str, Any]) -> list[list[str]]:
     alone = timing.get("alone") or {}
     rows = []
     for name, top1, stats, escalation in (
-            ("base alone", test["base_top1"], alone.get("base"), "0%"),
-            ("motivated alone", test["motivated_top1"], alone.get("motivated"), "100%"),
+            (f"{Role.BASE} alone", test["base_top1"], alone.get(Role.BASE.value), "0%"),
+            (f"{Role.MOTIVATED} alone", test["motivated_top1"], alone.get(Role.MOTIVATED.value), "100%"),
             (CASCADE_ONNX, test["top1"], timing.get("cascade"), f"{test['escalation_rate']:.1%}")):
         rows.append([name, f"{top1:.2%}", ms(stats, "mean_ms"), ms(stats, "p50_ms"), ms(stats, "p95_ms"), escalation])
     return rows

@@ -217,7 +217,7 @@ def test_margin_confidence_matches_the_two_file_cascade(tiny_export, test_images
     from seekdeploy.export.cascade_graph import build_cascade_proto, export_unfolded_onnx
     from seekdeploy.export.cascade_proof import gate_confidence
     from seekdeploy.export.static_models import slice_role
-    from seekdeploy.profiles.schema import Role
+    from seekdeploy.roles import Role
     from seekdeploy.train.checkpoint import load_run
 
     images, _ = test_images
