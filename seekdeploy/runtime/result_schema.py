@@ -14,7 +14,8 @@ One model result::
      "latency": LatencyStats.to_json(),            # the reported (quietest) window, raw samples kept
      "repeats": [TimedWindow.to_json(), ...],      # every timed window, each with its "load"
                                                    # (and, merged by `profile`, "round" + samples)
-     "windows": {"count", "rule", "reported", "median_ms", "spread_percent", "interleaved_with"},
+     "windows": {"count", "rule", "reported", "median_tolerance_percent", "median_ms", "spread_percent",
+                 "interleaved_with"},
                                                    # only in results `runtime.windows` merged
      "peak_memory_mib": float | null, "file_size_mib": float | null,
      "environment": collect_environment(...),     # + "load": the windows' load, summarized

@@ -28,6 +28,11 @@ import numpy as np
 
 from seekdeploy.runtime.timing import quietest_index, round_order, spread_percent
 
+# A window whose median is more than this above the lowest median was slowed throughout (on a
+# 2-core VM at load 10, a sub-ms model's windows fell into two modes 1.5x apart); its tail is not
+# ranked, so the reported window (and its p50) does not flip between modes with tail noise.
+# Measured: `bench/profile_repeatability.py`, docs/planning.md.
+QUIET_MEDIAN_TOLERANCE = 0.10
 # Other processes keeping at least this many cores busy (on average over a window) make the
 # machine "busy" in the verdict's note: a measurable share of a core, not a stray daemon.
 BUSY_OTHERS_CORES = 0.5
@@ -56,16 +61,21 @@ def merge_windows(chunks: Sequence[dict[str, Any]], interleaved_with: Sequence[s
     """One model result from the results of its rounds (each holding one or more windows).
 
     The quietest window is the one with the lowest latency at `judged_percentile` (the budget's,
-    so the figure the verdict judges is that window's own), else the lowest median. On a busy
-    machine the medians of all windows can agree within noise while their tails differ tenfold;
-    ranking by the judged percentile keeps the verdict from hanging on that noise.
+    so the figure the verdict judges is that window's own) among the windows whose median is
+    within QUIET_MEDIAN_TOLERANCE of the lowest, else the lowest median. On a busy machine the
+    medians of all windows can agree within noise while their tails differ tenfold; ranking by the
+    judged percentile keeps the verdict from hanging on that noise, and leaving out the windows
+    slowed throughout keeps the reported median from hanging on it.
     """
     if not chunks:
         raise ValueError("no timed windows to merge")
     windows = [window for round_index, chunk in enumerate(chunks) for window in _chunk_windows(chunk, round_index)]
     medians = [float(window["median_ms"]) for window in windows]
     ranked_by = _ranking(windows, judged_percentile)
-    quietest = quietest_index([value for value, _ in ranked_by]) if ranked_by else quietest_index(medians)
+    quietest = quietest_index(medians)
+    if ranked_by:  # the lowest tail among the windows whose body was quiet too
+        quiet = [index for index, median in enumerate(medians) if median <= (1.0 + QUIET_MEDIAN_TOLERANCE) * min(medians)]
+        quietest = min(quiet, key=lambda index: (ranked_by[index][0], index))
     rule = f"quietest window: lowest {ranked_by[0][1] if ranked_by else 'median'}"
     merged = dict(chunks[-1])
     reported = {key: value for key, value in windows[quietest].items() if key not in _WINDOW_ONLY_KEYS}
@@ -73,6 +83,7 @@ def merge_windows(chunks: Sequence[dict[str, Any]], interleaved_with: Sequence[s
     merged["repeats"] = windows
     merged["windows"] = {
         "count": len(windows), "rule": rule, "reported": quietest,
+        "median_tolerance_percent": 100.0 * QUIET_MEDIAN_TOLERANCE,
         "median_ms": medians, "spread_percent": round(spread_percent(medians), 2),
         "interleaved_with": [str(role) for role in interleaved_with],
     }  # fmt: skip

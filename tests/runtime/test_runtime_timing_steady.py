@@ -48,3 +48,20 @@ def test_is_steady() -> None:
     assert not is_steady([2.0] * 15 + [1.0] * 5)  # the last block fell from the one before
     assert is_steady([2.0] * 10 + [1.0] * 30)  # the last two blocks agree
     assert is_steady([1.0, 1.02] * 10)  # within 3 %
+
+
+def test_a_window_slowed_throughout_is_not_reported_for_its_luckier_tail() -> None:
+    from seekdeploy.runtime.result_schema import build_model_result
+    from seekdeploy.runtime.timing import LatencyStats
+    from seekdeploy.runtime.windows import merge_windows
+
+    # Two modes 1.5x apart (seen at load 10): the slow-mode window's p95 happens to be the lowest.
+    windows = [[0.167] * 90 + [4.0] * 10, [0.255] * 97 + [0.3] * 3, [0.168] * 92 + [2.0] * 8]
+    chunks = [build_model_result(role="base", model_file="m.onnx", runtime="onnxruntime", providers=[], threads=1,
+                                 input_shape=[1, 3, 8, 8], protocol={},
+                                 latency=LatencyStats.from_samples(samples).to_json(), environment={})
+              for samples in windows]  # fmt: skip
+    merged = merge_windows(chunks, ["base"], judged_percentile=95.0)
+    assert merged["windows"]["reported"] == 2  # the lower tail of the two quiet-bodied windows
+    assert merged["latency"]["median_ms"] == pytest.approx(0.168)
+    assert merged["windows"]["rule"] == "quietest window: lowest p95"
