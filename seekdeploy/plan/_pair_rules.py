@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from seekdeploy.plan.predictor import LatencyPredictor
 
 GRID_CAP, PAIR_RATIO, NESTING = "grid cap", "pair ratio", "nesting"
+# A calibrated p95/typical ratio above this says the device was busy while it was measured (the
+# roofline assumes 1.25; the quick calibration at load average 8-9 on a 2-core VM measured 1.94).
+BUSY_TAIL_FACTOR = 1.5
 
 
 class ListCosts:
@@ -213,13 +216,18 @@ def _too_tight_error(profile: HardwareProfile, family: str, table: ListCosts | G
     if not worst_name:  # the smallest fits every budget alone, yet nothing nests: report the base
         worst_name = f"latency p{budgets[Role.BASE].latency_percentile:g}"
     budget = budgets[worst_role]
+    tail = predictor.tail_factor(budget.latency_percentile)
+    busy = (f". The calibration measured a p{budget.latency_percentile:g} tail of {tail:.2f}x the typical "
+            "latency: the machine was busy then; calibrate again when it is quiet"
+            if predictor.kind == "calibrated" and tail > BUSY_TAIL_FACTOR else "")
     return PlanError(
         f"no {family} pair fits profile {profile.name}: the tightest budget is the {worst_role.value} "
         f"{worst_name} <= {_limit_text(worst_name, budget)} ({worst_ratio:.2f}x over for the smallest spec). "
         f"The smallest spec {smallest.spec} is predicted at {smallest.latency_ms[worst_role]:.3f} ms "
         f"(p{budget.latency_percentile:g}, {predictor.kind} predictor), {smallest.memory_mib:.2f} MiB memory, "
         f"{smallest.file_size_mib:.3f} MiB file. Relax the budget in the profile, calibrate it on the device "
-        f"(`seekdeploy calibrate --profile {profile.name}`) if the prediction is pessimistic, or try another --arch")
+        f"(`seekdeploy calibrate --profile {profile.name}`) if the prediction is pessimistic, or try another --arch"
+        + busy)
 
 
 def _smallest(table: ListCosts | GridCosts) -> int:

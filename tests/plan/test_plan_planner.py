@@ -193,3 +193,16 @@ def test_plan_cli_prints_json_and_clear_errors(run_cli, tmp_cwd, tmp_path) -> No
     assert failed.exit_code == 1
     assert "tightest budget is the base latency p95" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_no_pair_on_a_calibration_with_a_busy_tail_says_to_recalibrate_when_quiet() -> None:
+    from seekdeploy.plan.predictor import CalibratedPredictor
+
+    profile = _with_budgets(Budget(latency_ms=0.001), Budget(latency_ms=50.0))
+    busy = CalibratedPredictor(profile, "padded-macs-8", [0.01] * 13 + [0.05], tail_ratios={"95": 1.94})
+    with pytest.raises(PlanError, match=r"tail of 1.94x the typical latency: the machine was busy"):
+        plan_pair(profile, "resnet", busy)
+    quiet = CalibratedPredictor(profile, "padded-macs-8", [0.01] * 13 + [0.05], tail_ratios={"95": 1.2})
+    with pytest.raises(PlanError) as raised:
+        plan_pair(profile, "resnet", quiet)
+    assert "busy" not in str(raised.value)
