@@ -1,6 +1,6 @@
 """What works on this machine: runtimes, accelerators, tools and datasets, each with the fix.
 
-Each runtime backend brings its own check (`Backend.check_here` in `seekdeploy/backends/`); this
+Each runtime backend brings its own check (`Runtime.check_here` in `seekdeploy/backends/`); this
 module adds the ones no backend owns (Python, torch and the GPU, onnx, ssh, datasets).
 
 `check_environment()` is the library half of `seekdeploy doctor`; every heavy import happens inside
@@ -23,7 +23,7 @@ __all__ = ["DoctorCheck", "check_datasets", "check_environment"]
 def check_environment() -> list[DoctorCheck]:
     """Run every check (Python, torch and the GPU, onnx, each runtime backend's own check, ssh,
     datasets) and return one `DoctorCheck` each; never raises for a missing or broken component."""
-    backends = [backend.check_here for backend in list_backends() if backend.check_here is not None]
+    backends = [backend.runtime.check_here for backend in list_backends() if backend.runtime.check_here is not None]
     checks: list[Callable[[], list[DoctorCheck]]] = [
         _check_python, _check_torch_and_gpu, _check_onnx, *backends, _check_ssh, check_datasets,
     ]  # fmt: skip

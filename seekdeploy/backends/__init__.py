@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from seekdeploy.backends._backend import Backend, DoctorCheck
+from seekdeploy.backends._backend import Backend, DeviceAgent, DoctorCheck, ExportStep, Runtime
 from seekdeploy.errors import RuntimeBackendError, did_you_mean
 
 if TYPE_CHECKING:
@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from seekdeploy.profiles.schema import RuntimeName
     from seekdeploy.runtime.runners import Runner
 
-__all__ = ["REFERENCE_RUNTIME", "Backend", "DoctorCheck", "agent_module_path", "backend_names", "create_runner",
-           "export_backends", "get_backend", "list_backends", "profile_runtime_names", "version_distributions"]
+__all__ = ["REFERENCE_RUNTIME", "Backend", "DeviceAgent", "DoctorCheck", "ExportStep", "Runtime",
+           "agent_module_path", "backend_names", "create_runner", "device_agent", "export_backends",
+           "get_backend", "list_backends", "profile_runtime_names", "version_distributions"]
 
 # The runtime every exported ONNX file is proven and scored in on this machine (the export's parity
 # chain), and the agent's default: the one runtime name the stages may rely on.
@@ -63,7 +64,7 @@ def profile_runtime_names() -> tuple[str, ...]:
 
 def export_backends() -> list[Backend]:
     """The backends with an export step of their own, by name (the exporter runs each of them)."""
-    return [backend for backend in list_backends() if backend.export_step]
+    return [backend for backend in list_backends() if backend.export_step is not None]
 
 
 def version_distributions() -> dict[str, tuple[str, ...]]:
@@ -85,13 +86,21 @@ def get_backend(name: RuntimeName | str) -> Backend:
 def create_runner(runtime: RuntimeName | str, model: str | Path | nn.Module, providers: Sequence[str] = (),
                   threads: int = 0, precision: str | None = None) -> Runner:
     """The `Runner` of backend `runtime` for `model` (a file path; an `nn.Module` for torch)."""
-    return get_backend(runtime).create_runner(model, tuple(providers), int(threads), precision)
+    return get_backend(runtime).runtime.create_runner(model, tuple(providers), int(threads), precision)
+
+
+def device_agent(name: RuntimeName | str) -> DeviceAgent:
+    """The `DeviceAgent` of backend `name`; `RuntimeBackendError` when the agent cannot time it."""
+    backend = get_backend(name)
+    if backend.agent is None:
+        raise RuntimeBackendError(f"the {backend.name} runtime cannot be timed by the agent; measure it here")
+    return backend.agent
 
 
 def agent_module_path(backend: Backend) -> Path:
-    """The local file of `backend.agent_module` (the device-side module, beside its backend module)."""
+    """The local file of `backend.agent.module` (the device-side module, beside its backend module)."""
+    agent = device_agent(backend.name)
     for folder in __path__:
-        path = Path(folder) / str(backend.agent_module)
-        if backend.agent_module and path.is_file():
-            return path
+        if (Path(folder) / agent.module).is_file():
+            return Path(folder) / agent.module
     raise RuntimeBackendError(f"the {backend.name} runtime cannot be timed by the agent; measure it here")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seekdeploy.backends import agent_onnxruntime
-from seekdeploy.backends._backend import Backend, DoctorCheck, import_for_doctor
+from seekdeploy.backends._backend import Backend, DeviceAgent, DoctorCheck, Runtime, import_for_doctor
 from seekdeploy.errors import RuntimeBackendError, did_you_mean, require
 from seekdeploy.runtime.runners import Runner, TensorInfo
 
@@ -123,16 +123,20 @@ def check_onnxruntime() -> list[DoctorCheck]:
 BACKEND = Backend(
     name="onnxruntime",
     summary="ONNX Runtime with the profile's execution providers (CPU by default)",
-    create_runner=lambda model, providers, threads, precision: OnnxRuntimeRunner(
-        model, providers or ("CPUExecutionProvider",), threads, precision),
-    require_here=lambda: require("onnxruntime", purpose="running ONNX models"),
-    check_here=check_onnxruntime,
-    agent_module="agent_onnxruntime.py",
-    device_modules=("numpy", "onnxruntime"),
-    device_install_hint="python3 -m pip install onnxruntime (onnxruntime-gpu, or NVIDIA's Jetson wheel)",
-    install_fix="pip install onnxruntime numpy",
-    local_through_agent=True,
-    runs_precision_copies=True,
-    calibrates_here=True,
-    distributions=("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"),
+    runtime=Runtime(
+        create_runner=lambda model, providers, threads, precision: OnnxRuntimeRunner(
+            model, providers or ("CPUExecutionProvider",), threads, precision),
+        require_here=lambda: require("onnxruntime", purpose="running ONNX models"),
+        check_here=check_onnxruntime,
+        install_fix="pip install onnxruntime numpy",
+        distributions=("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"),
+        runs_precision_copies=True,
+        calibrates_here=True,
+    ),
+    agent=DeviceAgent(
+        module="agent_onnxruntime.py",
+        device_modules=("numpy", "onnxruntime"),
+        install_hint="python3 -m pip install onnxruntime (onnxruntime-gpu, or NVIDIA's Jetson wheel)",
+        times_here=True,
+    ),
 )

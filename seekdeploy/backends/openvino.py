@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seekdeploy.backends import agent_openvino
-from seekdeploy.backends._backend import Backend, DoctorCheck, import_for_doctor
+from seekdeploy.backends._backend import Backend, DeviceAgent, DoctorCheck, ExportStep, Runtime, import_for_doctor
 from seekdeploy.errors import RuntimeBackendError, require
 from seekdeploy.runtime.runners import Runner, TensorInfo
 
@@ -108,14 +108,19 @@ def check_openvino() -> list[DoctorCheck]:
 BACKEND = Backend(
     name="openvino",
     summary="Intel's CPU runtime; reads the exported ONNX (pip install 'seekdeploy[openvino]')",
-    create_runner=lambda model, providers, threads, precision: OpenVinoRunner(model, threads),
-    require_here=import_openvino,
-    check_here=check_openvino,
-    agent_module="agent_openvino.py",
-    device_modules=("numpy", "openvino"),
-    device_install_hint="python3 -m pip install openvino",
-    install_fix="pip install 'seekdeploy[openvino]'",
-    local_through_agent=True,
-    runs_precision_copies=True,
-    export_step="seekdeploy.export.openvino_parity",  # OpenVINO vs ONNX Runtime on the exported files
+    runtime=Runtime(
+        create_runner=lambda model, providers, threads, precision: OpenVinoRunner(model, threads),
+        require_here=import_openvino,
+        check_here=check_openvino,
+        install_fix="pip install 'seekdeploy[openvino]'",
+        runs_precision_copies=True,
+    ),
+    agent=DeviceAgent(
+        module="agent_openvino.py",
+        device_modules=("numpy", "openvino"),
+        install_hint="python3 -m pip install openvino",
+        times_here=True,
+    ),
+    # OpenVINO vs ONNX Runtime on the exported files
+    export_step=ExportStep(module="seekdeploy.export.openvino_parity"),
 )

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
-from seekdeploy.backends._backend import Backend, DoctorCheck, import_for_doctor
+from seekdeploy.backends._backend import Backend, DeviceAgent, DoctorCheck, ExportStep, Runtime, import_for_doctor
 from seekdeploy.errors import MissingDependencyError, RuntimeBackendError, require
 from seekdeploy.runtime._cuda import DEVICE_TO_HOST, HOST_TO_DEVICE, CudaError, CudaRuntime
 from seekdeploy.runtime.runners import Runner, TensorInfo
@@ -219,25 +219,28 @@ def _missing_on_device(probe: dict[str, Any], trtexec: str | None) -> str | None
 BACKEND = Backend(
     name="tensorrt",
     summary="NVIDIA's GPU runtime; engines are built on the device from the exported ONNX",
-    create_runner=lambda model, providers, threads, precision: TensorRTRunner(model),
-    require_here=lambda: require("tensorrt", extra="tensorrt", purpose="timing TensorRT engines"),
-    check_here=check_tensorrt,
-    load_local_model=_load_local_model,
-    onnx_opset_ceiling=lambda version: 17 if str(version or "").startswith("8") else None,  # 8.x parses <= 17
-    windows_in_one_agent_run=True,
-    layer_overhead_ms=0.005,
-    agent_module="agent_tensorrt.py",
-    agent_support=("_tensorrt_core.py", "_cuda.py"),
-    device_modules=("numpy",),
-    device_probe_modules=("tensorrt",),
-    check_device_probe=_missing_on_device,
-    device_install_hint="install TensorRT's Python bindings (JetPack ships them: apt install python3-libnvinfer)",
-    install_fix="pip install 'seekdeploy[tensorrt]'",
+    runtime=Runtime(
+        create_runner=lambda model, providers, threads, precision: TensorRTRunner(model),
+        require_here=lambda: require("tensorrt", extra="tensorrt", purpose="timing TensorRT engines"),
+        check_here=check_tensorrt,
+        load_local_model=_load_local_model,
+        install_fix="pip install 'seekdeploy[tensorrt]'",
+        distributions=("tensorrt", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-libs"),
+        layer_overhead_ms=0.005,
+    ),
+    agent=DeviceAgent(
+        module="agent_tensorrt.py",
+        support=("_tensorrt_core.py", "_cuda.py"),
+        device_modules=("numpy",),
+        probe_modules=("tensorrt",),
+        check_probe=_missing_on_device,
+        install_hint="install TensorRT's Python bindings (JetPack ships them: apt install python3-libnvinfer)",
+        windows_in_one_run=True,
+        returns_artifacts=True,
+    ),
+    export_step=ExportStep(  # lint, then the engine or its build script
+        module="seekdeploy.export.tensorrt_step", format="tensorrt", precisions=("fp32", "fp16", "int8")),
     export_formats=("onnx", "tensorrt"),
+    onnx_opset_ceiling=lambda version: 17 if str(version or "").startswith("8") else None,  # 8.x parses <= 17
     int8_needs_calibration_cache=True,
-    agent_returns_artifacts=True,
-    export_step="seekdeploy.export.tensorrt_step",  # lint, then the engine or its build script
-    export_format="tensorrt",
-    export_precisions=("fp32", "fp16", "int8"),
-    distributions=("tensorrt", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-libs"),
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
-from seekdeploy.backends._backend import Backend
+from seekdeploy.backends._backend import Backend, Runtime
 from seekdeploy.errors import CheckpointError, RuntimeBackendError, require
 from seekdeploy.runtime.runners import Runner, TensorInfo
 
@@ -111,9 +111,11 @@ def load_static_module(target: ModelTarget, profile_name: str = "", precision: s
 BACKEND = Backend(
     name="torch",
     summary="eager PyTorch on the export's static.pt (a reference, never a device's runtime)",
-    create_runner=lambda model, providers, threads, precision: TorchRunner(model),
-    require_here=lambda: require("torch", purpose="the eager PyTorch reference runner"),
-    load_local_model=load_static_module,
+    runtime=Runtime(
+        create_runner=lambda model, providers, threads, precision: TorchRunner(model),
+        require_here=lambda: require("torch", purpose="the eager PyTorch reference runner"),
+        load_local_model=load_static_module,
+        install_fix="pip install -e '.[dev]' (installs the pinned torch)",
+    ),
     in_profiles=False,
-    install_fix="pip install -e '.[dev]' (installs the pinned torch)",
 )

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 # Each runtime backend with an artifact of its own (TensorRT: engines) adds its `--format` value.
-_OWN_FORMATS = {b.export_format: b.export_precisions for b in list_backends() if b.export_format}
+_OWN_FORMATS = {b.export_step.format: b.export_step.precisions for b in list_backends()
+                if b.export_step is not None and b.export_step.format}
 
 
 @click.command("slice")
@@ -139,7 +140,7 @@ def _print_backend_sections(manifest: dict[str, Any]) -> None:
     for backend in export_backends():
         section = manifest.get(backend.name)
         if section:
-            for line in backend.load_export_step().summary_lines(section):
+            for line in backend.export_step.load().summary_lines(section):
                 click.echo(line)
 
 

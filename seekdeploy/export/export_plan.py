@@ -2,7 +2,7 @@
 one the run records), the ONNX opset the target reads, the exported input shape and the evaluation
 data (`plan_export` -> `ExportPlan`). `export_run` and the per-role writers read it.
 
-No runtime is named here: a format other than ONNX is some backend's `export_format`, the opset
+No runtime is named here: a format other than ONNX is some backend's `ExportStep.format`, the opset
 ceiling comes from each backend's export step (`opset_ceiling`), and a runtime that builds its own
 INT8 (`Backend.int8_needs_calibration_cache`) refuses an INT8 QDQ ONNX.
 """
@@ -97,7 +97,7 @@ def _resolve_opset(options: ExportOptions, profile: HardwareProfile | None) -> i
 
     ceilings = []
     for backend in export_backends():
-        ceiling_of = getattr(backend.load_export_step(), "opset_ceiling", None)
+        ceiling_of = getattr(backend.export_step.load(), "opset_ceiling", None)
         found = ceiling_of(profile) if ceiling_of and profile else None
         if found is not None:
             ceilings.append((backend, *found))
@@ -106,7 +106,7 @@ def _resolve_opset(options: ExportOptions, profile: HardwareProfile | None) -> i
     if options.opset is None:
         return min(DEFAULT_OPSET, *(ceiling for _, ceiling, _ in ceilings))
     for backend, ceiling, reader in ceilings:
-        if options.opset > ceiling and options.wants(backend.export_format):
+        if options.opset > ceiling and options.wants(backend.export_step.format):
             raise ConfigError(f"--opset {options.opset} is newer than {reader} of profile "
                               f"{profile.name} reads (<= {ceiling}); use --opset {ceiling} or omit it")
     return options.opset
@@ -119,10 +119,10 @@ def _refuse_int8_onnx_for_own_int8(options: ExportOptions, profile: HardwareProf
         return
     backend = get_backend(profile.runtime.name)
     if backend.int8_needs_calibration_cache:
+        own = backend.export_step.format if backend.export_step else None
         raise ConfigError(f"--precision int8 --format onnx makes an INT8 QDQ model for CPU runtimes, but "
                           f"profile {profile.name} runs {backend.name}, which builds its INT8 "
-                          f"{backend.export_format or 'model'} from the fp32 ONNX: use --format "
-                          f"{ONNX_FORMAT},{backend.export_format or ONNX_FORMAT}")
+                          f"{own or 'model'} from the fp32 ONNX: use --format {ONNX_FORMAT},{own or ONNX_FORMAT}")
 
 
 def plan_export(run_dir: str | Path, options: ExportOptions) -> ExportPlan:

@@ -1,5 +1,5 @@
 """What `seekdeploy export` may be asked for: one declarative table of formats and the precisions
-each allows (ONNX, plus the own artifact of each runtime backend that declares an `export_format`),
+each allows (ONNX, plus the own artifact of each runtime backend whose `ExportStep` has a `format`),
 and `parse_export_options`, which validates every option before any work starts.
 
 Nothing is silently changed: an unknown format, precision or role is an error with a suggestion,
@@ -28,13 +28,14 @@ MIN_OPSET = 13
 
 def format_precisions() -> dict[str, tuple[Precision, ...]]:
     """The one table: format -> precisions it can produce. ONNX carries fp32 and an fp16 or INT8
-    (QDQ, for CPU runtimes) copy; each backend with an `export_format` (TensorRT: engines) adds
-    its row from `Backend.export_precisions`. Every INT8 kind is calibrated on real training images.
+    (QDQ, for CPU runtimes) copy; each backend whose export step has a `format` (TensorRT: engines) adds
+    its row from `ExportStep.precisions`. Every INT8 kind is calibrated on real training images.
     The formats are open (a new backend adds one), so they are strings checked against this table."""
     table = {ONNX_FORMAT: (Precision.FP32, Precision.FP16, Precision.INT8)}
     for backend in list_backends():
-        if backend.export_format:
-            table[backend.export_format] = tuple(Precision(p) for p in backend.export_precisions)
+        step = backend.export_step
+        if step is not None and step.format:
+            table[step.format] = tuple(Precision(p) for p in step.precisions)
     return table
 
 

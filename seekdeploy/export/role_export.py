@@ -117,7 +117,7 @@ def _backend_steps(plan: ExportPlan, sliced: SlicedModel, role_dir: Path,
     sections: dict[str, Any] = {}
     notices: list[str] = []
     for backend in export_backends():
-        section, step_notices = backend.load_export_step().export_role(backend, plan, sliced, role_dir, proofs)
+        section, step_notices = backend.export_step.load().export_role(backend, plan, sliced, role_dir, proofs)
         sections[backend.name] = section
         notices += step_notices
     return sections, notices

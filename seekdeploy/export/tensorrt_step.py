@@ -99,7 +99,7 @@ def export_role(backend: Backend, plan: ExportPlan, sliced: SlicedModel, role_di
     TensorRT version, else nothing."""
     profile = plan.profile
     version = profile.runtime.tensorrt_version if profile else None
-    if not plan.options.wants(backend.export_format):
+    if not plan.options.wants(backend.export_step.format):
         if version is None:
             return None, []
         return {"lint_only": True, "tensorrt_version": version,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
 from seekdeploy._io import safe_name
-from seekdeploy.backends import get_backend
+from seekdeploy.backends import Backend, get_backend
 from seekdeploy.errors import ConfigError, SeekdeployError
 from seekdeploy.roles import Role
 
@@ -178,7 +178,8 @@ def _remote_windows(export: Path, profile: HardwareProfile, labels: list[str], s
     found = for_precision(find_targets(export, settings.role), profile.runtime.name.value,
                           profile.runtime.precision.value)  # the file the device is sent, for its accuracy
     targets = {target.role: target for target in found}
-    per_run = settings.repeats if get_backend(profile.runtime.name).windows_in_one_agent_run else 1
+    agent = get_backend(profile.runtime.name).agent
+    per_run = settings.repeats if agent is not None and agent.windows_in_one_run else 1
     rounds = -(-settings.repeats // per_run)
     chunks: dict[str, dict[str, list]] = {label: {role: [] for role in targets} for label in labels}
     errors: dict[str, SeekdeployError] = {}
@@ -254,7 +255,7 @@ def _measure_target(target: ModelTarget, profile: HardwareProfile, settings: Pro
     providers = settings.providers or tuple(profile.runtime.execution_providers)
     protocol = ProtocolSettings.from_protocol(profile.measurement)
     precision = profile.runtime.precision.value
-    if get_backend(runtime).local_through_agent:  # a child process: honest peak memory
+    if _times_here_through_agent(get_backend(runtime)):  # a child process: honest peak memory
         from seekdeploy.remote.local_agent import measure_in_child
 
         return measure_in_child(target.model_path, input_shape=(batch, *chw), protocol=protocol,
@@ -269,12 +270,16 @@ def _measure_target(target: ModelTarget, profile: HardwareProfile, settings: Pro
     return profile_model(request)
 
 
+def _times_here_through_agent(backend: Backend) -> bool:
+    return backend.agent is not None and backend.agent.times_here
+
+
 def _local_model(runtime: str, target: ModelTarget, profile: HardwareProfile) -> Path | nn.Module | None:
     # What the backend's runner loads here (an engine, a static module); None: the agent times the ONNX file.
     backend = get_backend(runtime)
-    if backend.local_through_agent or backend.load_local_model is None:
+    if _times_here_through_agent(backend) or backend.runtime.load_local_model is None:
         return None
-    return backend.load_local_model(target, profile.name, profile.runtime.precision.value)
+    return backend.runtime.load_local_model(target, profile.name, profile.runtime.precision.value)
 
 
 def _input_chw(target: ModelTarget, profile: HardwareProfile) -> tuple[tuple[int, int, int], str | None]:

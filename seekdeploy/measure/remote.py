@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
 from seekdeploy._io import safe_name
-from seekdeploy.backends import get_backend
+from seekdeploy.backends import device_agent, get_backend
 from seekdeploy.errors import RemoteError, SeekdeployError
 from seekdeploy.roles import ROLES, Role
 from seekdeploy.remote import diagnose
@@ -160,8 +160,8 @@ def probe_device(session: SshSession, python: str, runtime: str) -> tuple[dict[s
     Returns the probe's answer and the new folder; the caller owns (and removes) the folder.
     """
     label = session.target.label
-    backend = get_backend(runtime)
-    modules = backend.device_modules + backend.device_probe_modules
+    agent = device_agent(runtime)
+    modules = agent.device_modules + agent.probe_modules
     probe_argv = [python, "-c", PROBE_SOURCE, *modules]
     command = f"{quote_command(probe_argv)} && {quote_command(mktemp_command())}"
     result = session.run(command=command, timeout_s=120, what="the Python probe")
@@ -190,11 +190,11 @@ def check_probe(probe: dict[str, Any], label: str, *, python: str, runtime: str,
             f"{python} on {label} is Python {version}; the agent needs {wanted} or newer: "
             "install a newer python3 there and pass it with --python"
         )
-    backend = get_backend(runtime)
-    for module in backend.device_modules:
+    agent = device_agent(runtime)
+    for module in agent.device_modules:
         if probe["modules"].get(module) is None:
             raise diagnose.missing_module_error(module, python, label)
-    missing = backend.check_device_probe(probe, trtexec) if backend.check_device_probe else None
+    missing = agent.check_probe(probe, trtexec) if agent.check_probe else None
     if missing is not None:
         raise diagnose.missing_module_error(missing, python, label)
 
@@ -245,7 +245,7 @@ def _raise_for_agent_exit(code: int, stderr: str, python: str, label: str, limit
 
 def fetch_engines(session: SshSession, plan: RemotePlan, folder: str) -> tuple[Path, ...]:
     """Copy the engine and its sidecar built on the device into the export folder (TensorRT)."""
-    if not get_backend(plan.request.runtime).agent_returns_artifacts or plan.output_dir is None:
+    if not device_agent(plan.request.runtime).returns_artifacts or plan.output_dir is None:
         return ()
     listing = session.run(["cat", "--", f"{folder}/{layout.AGENT_ARTIFACTS}"], timeout_s=60, what="reading artifacts")
     try:
@@ -274,7 +274,7 @@ def _resolve_model(path: Path, hardware: HardwareProfile, role: Role | None) -> 
         raise RemoteError(f"{path} is neither an export folder nor an ONNX file; run `seekdeploy export` first")
     candidates = [layout.ONNX_FP32]
     precision = hardware.runtime.precision.value
-    if get_backend(hardware.runtime.name).runs_precision_copies and precision in ("fp16", "int8"):
+    if get_backend(hardware.runtime.name).runtime.runs_precision_copies and precision in ("fp16", "int8"):
         candidates.insert(0, layout.ONNX_BY_PRECISION[precision])  # the export's fp16 / INT8 QDQ copy
     for name in candidates:
         if (path / name).is_file():

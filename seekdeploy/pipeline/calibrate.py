@@ -50,7 +50,7 @@ def is_current_calibrate(context: PipelineContext) -> str | None:
         return "--no-calibrate: the plan uses the calibration on file, else the roofline"
     if _trained(context):
         return f"{context.run_dir} is already planned and trained"
-    if not config.hosts and not get_backend(profile.runtime.name).calibrates_here:
+    if not config.hosts and not get_backend(profile.runtime.name).runtime.calibrates_here:
         return (f"{profile.runtime.name} cannot be timed on this machine: the roofline plans; pass --host "
                 f"user@device or run `seekdeploy calibrate --profile {profile.name} --host …`")
     if config.hosts:

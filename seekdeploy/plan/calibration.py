@@ -148,7 +148,7 @@ def measure_specs(profile: HardwareProfile, specs: Sequence[SubnetSpec], *, host
     from seekdeploy.nn import build_static
 
     runtime = get_backend(profile.runtime.name).name
-    if host is None and not get_backend(runtime).calibrates_here:
+    if host is None and not get_backend(runtime).runtime.calibrates_here:
         raise ConfigError(f"profile {profile.name} runs {runtime}, which cannot be timed here; calibrate on "
                           f"the device with --host user@device")
     if rounds < 1:

@@ -110,7 +110,7 @@ class RooflinePredictor(LatencyPredictor):
         self.peak_flops_per_ms = peak * 1e6  # GFLOP/s -> FLOP/ms
         self.bytes_per_ms = profile.hardware.memory_bandwidth_gbs * 1e6  # GB/s -> B/ms
         self.bytes_per_element = bytes_per_element(profile)
-        self.layer_overhead_ms = get_backend(profile.runtime.name).layer_overhead_ms  # the roofline's per-layer cost
+        self.layer_overhead_ms = get_backend(profile.runtime.name).runtime.layer_overhead_ms  # the roofline's per-layer cost
 
     def layer_times_ms(self, layers: Sequence[Layer]) -> tuple[float, float]:
         """(compute-bound ms, memory-bound ms) summed over `layers`, each layer at its own bound."""

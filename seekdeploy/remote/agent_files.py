@@ -2,7 +2,7 @@
 
 The agent runs beside copies of the runtime's standard-library-only modules (`timing.py`,
 `environment.py`, `result_schema.py`) and the backend's device-side module and support files
-(`Backend.agent_module`, e.g. `seekdeploy/backends/agent_openvino.py`; `_cuda.py` for TensorRT),
+(`DeviceAgent.module`, e.g. `seekdeploy/backends/agent_openvino.py`; `_cuda.py` for TensorRT),
 so a remote measurement goes through exactly the code a local one does. `stage_agent`
 puts those files in one flat folder, which is also how the tests run the agent under an
 interpreter that has no seekdeploy and no torch.
@@ -32,9 +32,10 @@ def agent_files(runtime: str) -> dict[str, Path]:
         "result_schema.py": _RUNTIME_DIR / "result_schema.py",
     }
     backend = get_backend(runtime)
-    files[str(backend.agent_module)] = agent_module_path(backend)
-    for name in backend.agent_support:  # a shared backend module (the TensorRT core) or a runtime one
-        beside = agent_module_path(backend).with_name(name)
+    module = agent_module_path(backend)  # RuntimeBackendError for a runtime the agent cannot time
+    files[module.name] = module
+    for name in backend.agent.support:  # a shared backend module (the TensorRT core) or a runtime one
+        beside = module.with_name(name)
         files[name] = beside if beside.is_file() else _RUNTIME_DIR / name
     return files
 

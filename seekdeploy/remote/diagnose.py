@@ -114,7 +114,8 @@ def missing_python_error(python: str, host_label: str) -> MissingPythonError:
 
 def missing_module_error(module: str, python: str, host_label: str) -> MissingModuleError:
     """The error for a Python module that the agent needs and the device lacks."""
-    hints = {backend.name: backend.device_install_hint for backend in list_backends() if backend.device_install_hint}
+    hints = {backend.name: backend.agent.install_hint for backend in list_backends()
+             if backend.agent is not None and backend.agent.install_hint}
     hints["numpy"] = "python3 -m pip install numpy (or apt install python3-numpy)"
     hint = hints.get(module, f"python3 -m pip install {module}")
     return MissingModuleError(

@@ -45,7 +45,7 @@ def measure_in_child(
     sweep_batches: Sequence[int] = (),
     runtime: str = REFERENCE_RUNTIME,
 ) -> dict[str, Any]:
-    """Measure an ONNX model with `runtime` (a backend the agent times: `local_through_agent`) in a
+    """Measure an ONNX model with `runtime` (a backend the agent times here: `DeviceAgent.times_here`) in a
     child `python agent.py` and return its result.
 
     `input_shape` is (B, C, H, W); `protocol` is a `ProtocolSettings`. The result dict has the
@@ -54,8 +54,8 @@ def measure_in_child(
     """
     model_path = Path(model_path)
     backend = get_backend(runtime)
-    if backend.require_here is not None:  # checked here first, so the error names the install
-        backend.require_here()
+    if backend.runtime.require_here is not None:  # checked here first, so the error names the install
+        backend.runtime.require_here()
     if not model_path.is_file():
         raise RuntimeBackendError(f"ONNX model {model_path} does not exist; export it first")
     batch, *chw = (int(d) for d in input_shape)
@@ -115,7 +115,7 @@ def _raise_for_exit(done: subprocess.CompletedProcess, model_path: Path, runtime
     lines = done.stderr.strip().splitlines()
     if done.returncode == _EXIT_MISSING_MODULE:
         missing = next((line[len(_MISSING_TAG):] for line in lines if line.startswith(_MISSING_TAG)), "?")
-        fix = get_backend(runtime).install_fix
+        fix = get_backend(runtime).runtime.install_fix
         raise MissingDependencyError(
             f"{sys.executable} cannot import {missing}, which measuring ONNX models needs; install it with: {fix}"
         )

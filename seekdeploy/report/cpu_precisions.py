@@ -1,5 +1,5 @@
 """The report's CPU section: fp32 vs INT8, and the reference runtime (ONNX Runtime) vs every other
-runtime that runs the export's ONNX copies (`Backend.runs_precision_copies`: OpenVINO), per role.
+runtime that runs the export's ONNX copies (`Runtime.runs_precision_copies`: OpenVINO), per role.
 
 Size and test top-1 come from the export's manifests (the INT8 proof, and another runtime's own
 top-1 where its export step proved it: the `files` of the manifest section named after it, e.g.
@@ -28,7 +28,7 @@ def cpu_section(export_dir: Path, manifests: dict[str, dict[str, Any] | None]) -
     """Rows (one per role, precision, runtime and measured batch) and the files they came from."""
     latency, sources = _measured_latency(export_dir)
     runtimes = [REFERENCE_RUNTIME, *(backend.name for backend in list_backends()
-                                     if backend.runs_precision_copies and backend.name != REFERENCE_RUNTIME)]
+                                     if backend.runtime.runs_precision_copies and backend.name != REFERENCE_RUNTIME)]
     rows = []
     for role in ROLE_NAMES:
         manifest = manifests.get(role) or {}

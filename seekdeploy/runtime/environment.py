@@ -3,7 +3,7 @@
 Standard library ONLY (no numpy, no seekdeploy): the remote agent ships this file to the device.
 Library versions come from package metadata, so recording torch's version never imports torch.
 Which pip distributions carry a runtime's version is declared by its backend
-(`Backend.distributions`); this file cannot look that up on a device, so callers that can pass
+(`Runtime.distributions`); this file cannot look that up on a device, so callers that can pass
 `seekdeploy.backends.version_distributions()`, and otherwise the measured runtime's version is read
 from the distribution of its own name, or its imported module.
 Everything is best effort: a value that cannot be read is left out or None, never an error,

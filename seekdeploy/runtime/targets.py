@@ -55,14 +55,14 @@ class ModelTarget:
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-# The copy a CPU runtime (`Backend.runs_precision_copies`) runs for a profile's precision.
+# The copy a CPU runtime (`Runtime.runs_precision_copies`) runs for a profile's precision.
 PRECISION_COPIES = {p: layout.ONNX_BY_PRECISION[p] for p in ("fp16", "int8")}
 
 
 def for_precision(targets: Sequence[ModelTarget], runtime: str, precision: str | None) -> list[ModelTarget]:
     """`targets` with each role's fp16 / INT8 ONNX copy in place of model.onnx, for a CPU runtime
     and that precision, where the copy was exported beside it (what `profile --host` ships too)."""
-    name = PRECISION_COPIES.get(str(precision)) if get_backend(runtime).runs_precision_copies else None
+    name = PRECISION_COPIES.get(str(precision)) if get_backend(runtime).runtime.runs_precision_copies else None
     return [ModelTarget(t.role, t.model_path.with_name(name), t.manifest)
             if name and t.model_path.name == layout.ONNX_FP32 and t.model_path.with_name(name).is_file() else t
             for t in targets]

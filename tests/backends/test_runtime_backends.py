@@ -83,13 +83,15 @@ def test_agent_accepts_only_the_runtimes_shipped_beside_it(tmp_path: Path) -> No
 
 
 FAKE_BACKEND = '''
-from seekdeploy.backends._backend import Backend, DoctorCheck
+from seekdeploy.backends._backend import Backend, DeviceAgent, DoctorCheck, Runtime
 
 BACKEND = Backend(
-    name="fakert", summary="a test backend", create_runner=lambda model, providers, threads, precision: model,
-    check_here=lambda: [DoctorCheck("fakert", True, "always here")],
-    agent_module="agent_fakert.py", device_modules=("numpy",), device_install_hint="pip install fakert",
-    install_fix="pip install fakert", local_through_agent=True,
+    name="fakert", summary="a test backend",
+    runtime=Runtime(create_runner=lambda model, providers, threads, precision: model,
+                    check_here=lambda: [DoctorCheck("fakert", True, "always here")],
+                    install_fix="pip install fakert"),
+    agent=DeviceAgent(module="agent_fakert.py", device_modules=("numpy",), install_hint="pip install fakert",
+                      times_here=True),
 )
 '''
 FAKE_AGENT = '''
@@ -128,7 +130,7 @@ def test_a_new_backend_is_one_module(fake_backend: Path, tmp_path: Path) -> None
     from seekdeploy.remote import diagnose
     from seekdeploy.remote.local_agent import measure_in_child
 
-    assert "fakert" in backend_names() and get_backend("fakert").create_runner("m", (), 0, None) == "m"
+    assert "fakert" in backend_names() and get_backend("fakert").runtime.create_runner("m", (), 0, None) == "m"
     assert {c.name: c.usable for c in check_environment()}["fakert"] is True
     assert "pip install fakert" in str(diagnose.missing_module_error("fakert", "python3", "dev"))
     assert agent_files("fakert")["agent_fakert.py"] == fake_backend / "agent_fakert.py"
@@ -160,7 +162,7 @@ def toy_backend(monkeypatch: pytest.MonkeyPatch):
 
 def _own_code_of(backend) -> set[Path]:
     # A backend's export step module and the helper package of its name beside it (export/tensorrt/).
-    step = Path(importlib.util.find_spec(backend.export_step).origin)
+    step = Path(importlib.util.find_spec(backend.export_step.module).origin)
     return {step, *(step.parent / backend.name).glob("*.py")}
 
 
@@ -232,7 +234,8 @@ def test_calibration_times_here_only_a_backend_that_says_it_can(toy_backend, tin
     protocol = MeasurementProtocol(warmup_ms=1, warmup_iterations=2, duration_ms=5, min_iterations=3)
     measurements, environment = measure_specs(profile, specs, protocol=protocol, rounds=1)
     assert environment["runtime"] == "toyrt" and len(measurements) == 2
-    monkeypatch.setitem(backends._registry(), "toyrt", dataclasses.replace(toy_backend, calibrates_here=False))
+    monkeypatch.setitem(backends._registry(), "toyrt", dataclasses.replace(
+        toy_backend, runtime=dataclasses.replace(toy_backend.runtime, calibrates_here=False)))
     with pytest.raises(ConfigError, match="runs toyrt, which cannot be timed here"):
         measure_specs(profile, specs, protocol=protocol, rounds=1)
 
