@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from seekdeploy.backends import list_backends
+from seekdeploy.export.cascade_threshold import DEFAULT_EPSILON_PP, TargetKind  # light: no numpy at import
+from seekdeploy.export.onnx_export import DEFAULT_OPSET
+from seekdeploy.export.options import ONNX_FORMAT
+from seekdeploy.export.quantize import DEFAULT_MAX_ACCURACY_DROP_PP, CalibrationMethod, Int8Settings
 from seekdeploy.layout import CASCADE_ONNX, EXPORTS_DIR
+from seekdeploy.profiles.schema import Precision
 from seekdeploy.roles import ROLE_NAMES, ROLES, parse_role
+
+_INT8 = Int8Settings()  # the INT8 defaults the options show
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -46,12 +53,12 @@ def slice_command(run: str, role: str, out_dir: str) -> None:
 
 @click.command("export")
 @click.argument("run", type=click.Path(file_okay=False))
-@click.option("--roles", default="base,motivated", show_default=True,
+@click.option("--roles", default=",".join(ROLE_NAMES), show_default=True,
               help="Comma-separated roles to export.")
-@click.option("--format", "formats", default="onnx", show_default=True,
-              help=f"Comma-separated formats: {', '.join(['onnx', *_OWN_FORMATS])}.")
+@click.option("--format", "formats", default=ONNX_FORMAT, show_default=True,
+              help=f"Comma-separated formats: {', '.join([ONNX_FORMAT, *_OWN_FORMATS])}.")
 @click.option("--precision", default=None,
-              help="fp32 | fp16 | int8. onnx: fp32, fp16 (adds model.fp16.onnx), int8 (adds "
+              help=f"{' | '.join(p.value for p in Precision)}. onnx: fp32, fp16 (adds model.fp16.onnx), int8 (adds "
                    "model.int8.onnx, QDQ for CPU runtimes); "
                    + "".join(f"{name}: {', '.join(precisions)}; " for name, precisions in _OWN_FORMATS.items())
                    + "[ONNX fp32; engines: the profile's precision]")
@@ -60,23 +67,26 @@ def slice_command(run: str, role: str, out_dir: str) -> None:
 @click.option("--out", "out_dir", default=EXPORTS_DIR, show_default=True, type=click.Path(file_okay=False),
               help="Parent folder: writes OUT/<run>/<role>/ and OUT/<run>/pair.json.")
 @click.option("--opset", type=int, default=None,
-              help="ONNX opset [18; capped to what the profile's TensorRT reads].")
+              help=f"ONNX opset [{DEFAULT_OPSET}; capped to what the profile's runtime reads].")
 @click.option("--static-batch", is_flag=True,
               help="Fix the batch axis to the profile's batch (default: dynamic batch).")
-@click.option("--calibration-method", default="minmax", show_default=True,
-              help="INT8 ONNX: how activation ranges are calibrated: minmax, entropy, percentile.")
-@click.option("--calibration-images", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--calibration-method", default=_INT8.calibration_method.value, show_default=True,
+              help="INT8 ONNX: how activation ranges are calibrated: "
+                   f"{', '.join(method.value for method in CalibrationMethod)}.")
+@click.option("--calibration-images", type=click.IntRange(min=1), default=_INT8.calibration_images,
+              show_default=True,
               help="INT8: how many TRAINING images calibrate the activation ranges.")
 @click.option("--max-accuracy-drop", "max_accuracy_drop_pp", type=click.FloatRange(min=0), default=None,
               help="INT8 ONNX: refuse a model whose test top-1 falls more than this many percentage "
-                   "points below fp32's [the profile's runtime.int8_max_accuracy_drop_pp, else 1.0].")
+                   "points below fp32's [the profile's runtime.int8_max_accuracy_drop_pp, else "
+                   f"{DEFAULT_MAX_ACCURACY_DROP_PP:g}].")
 @click.option("--cascade", is_flag=True,
               help="Also write OUT/<run>/cascade/cascade.onnx: the pair as one model (base, confidence gate, "
                    "motivated model behind an ONNX If; shared weights stored once), proven against the "
                    "two-file cascade on the test split. See docs/cascade.md.")
-@click.option("--cascade-target", default="accuracy", show_default=True,
+@click.option("--cascade-target", default=TargetKind.ACCURACY.value, show_default=True,
               help="How the cascade's threshold is chosen on the validation split: accuracy[:EPS_PP] (the "
-                   "smallest escalation within EPS pp of the motivated model's top-1, default 0.1) or "
+                   f"smallest escalation within EPS pp of the motivated model's top-1, default {DEFAULT_EPSILON_PP:g}) or "
                    "latency:MS (the best top-1 whose expected batch-1 latency is at most MS).")
 @click.option("--cascade-confidence", type=click.Choice(["softmax", "margin"]), default="softmax",
               show_default=True, help="The cascade's confidence: the base's top-1 softmax, or top-1 minus top-2.")

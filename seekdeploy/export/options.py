@@ -19,7 +19,7 @@ from seekdeploy.layout import EXPORTS_DIR
 from seekdeploy.export.parity import TOLERANCES, ParityTolerance
 from seekdeploy.export.quantize import DEFAULT_CALIBRATION_IMAGES, CalibrationMethod, Int8Settings
 from seekdeploy.profiles.schema import Precision
-from seekdeploy.roles import Role
+from seekdeploy.roles import ROLE_NAMES, Role
 
 
 ONNX_FORMAT = "onnx"  # every export writes ONNX: every runtime's input
@@ -99,7 +99,7 @@ def supported_table() -> str:
                      for fmt, precisions in format_precisions().items())
 
 
-def parse_export_options(*, roles: str = "base,motivated", formats: str = "onnx",
+def parse_export_options(*, roles: str = ",".join(ROLE_NAMES), formats: str = ONNX_FORMAT,
                          precision: str | None = None, profile: str | None = None,
                          out_dir: str | Path = EXPORTS_DIR, opset: int | None = None,
                          static_batch: bool = False, max_parity_images: int = 512,
