@@ -17,6 +17,7 @@ from seekdeploy import layout
 from seekdeploy._io import safe_name
 from seekdeploy.backends import Backend, get_backend
 from seekdeploy.errors import ConfigError, SeekdeployError
+from seekdeploy.remote.ssh import DEVICE_PYTHON
 from seekdeploy.roles import Role
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class RemoteSettings:
     """The SSH side of `--host`: options, the device's python and trtexec."""
 
     options: SshOptions | None = None
-    python: str = "python3"
+    python: str = DEVICE_PYTHON
     trtexec: str | None = None
 
 

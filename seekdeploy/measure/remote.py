@@ -27,7 +27,7 @@ from seekdeploy.remote.agent_files import (
     MINIMUM_PYTHON, PROBE_SOURCE, AgentRequest, agent_argv, agent_files,
 )  # fmt: skip
 from seekdeploy.remote.ssh import (
-    SshOptions, SshSession, mktemp_command, quote_command, with_remote_timeout,
+    DEVICE_PYTHON, SshOptions, SshSession, mktemp_command, quote_command, with_remote_timeout,
 )  # fmt: skip
 from seekdeploy.remote.target import SshTarget
 
@@ -59,7 +59,7 @@ class RemotePlan:
 
     model_path: Path
     request: AgentRequest
-    python: str = "python3"
+    python: str = DEVICE_PYTHON
     calibration_cache: Path | None = None
     output_dir: Path | None = None  # where fetched engines go (the export folder)
 
@@ -71,7 +71,7 @@ def profile_remote(
     *,
     role: Role | None = None,
     options: SshOptions | None = None,
-    python: str = "python3",
+    python: str = DEVICE_PYTHON,
     repeats: int = 1,
     sweep: bool = False,
     trtexec: str | None = None,
@@ -107,7 +107,7 @@ def profile_remote(
 
 
 def build_plan(model_path: Path, hardware: HardwareProfile, role: Role | None, target: SshTarget,
-               python: str = "python3", repeats: int = 1, sweep: bool = False,
+               python: str = DEVICE_PYTHON, repeats: int = 1, sweep: bool = False,
                trtexec: str | None = None) -> RemotePlan:
     """The agent request for `model_path` under `hardware`'s runtime, input and protocol."""
     runtime, shape, protocol = hardware.runtime, hardware.input, hardware.measurement
@@ -145,7 +145,7 @@ def profile_host(session: SshSession, plan: RemotePlan) -> RemoteOutcome:
         return RemoteOutcome(host, error=exc)
 
 
-def check_device(host: str, runtime: str, *, python: str = "python3", options: SshOptions | None = None) -> None:
+def check_device(host: str, runtime: str, *, python: str = DEVICE_PYTHON, options: SshOptions | None = None) -> None:
     """Raise the `RemoteError` that profiling `host` would meet on the way in (unreachable, refused
     key, unknown host key, no Python, no runtime module); one round trip, nothing left behind."""
     session = SshSession(SshTarget.parse(host), options or SshOptions())

@@ -1,6 +1,7 @@
 """The `--host` family of Click options, for the `profile` command to reuse.
 
-Usage in a command module (imports only click, so `--help` stays light)::
+Usage in a command module (imports click and the standard-library `remote.ssh`, whose `SshOptions`
+gives the defaults, so `--help` stays light)::
 
     @remote_options
     def profile(..., **remote):
@@ -17,6 +18,10 @@ from typing import Any, TypeVar
 
 import click
 
+from seekdeploy.remote.ssh import DEVICE_PYTHON, SshOptions  # standard library only
+
+_SSH = SshOptions()  # the defaults the options show
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -32,11 +37,13 @@ def remote_options(command: F) -> F:
                      help="Use this ssh config file instead of ~/.ssh/config."),
         click.option("--accept-new-host-key", is_flag=True,
                      help="Trust a device's host key on first connection (StrictHostKeyChecking=accept-new)."),
-        click.option("--remote-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
+        click.option("--remote-timeout", type=click.FloatRange(min=1), default=_SSH.command_timeout_s,
+                     show_default=True,
                      help="Seconds the agent may run on the device before it is stopped."),
-        click.option("--connect-timeout", type=click.IntRange(min=1), default=10, show_default=True,
+        click.option("--connect-timeout", type=click.IntRange(min=1), default=_SSH.connect_timeout_s,
+                     show_default=True,
                      help="Seconds to wait for the SSH connection."),
-        click.option("--python", "remote_python", default="python3", show_default=True,
+        click.option("--python", "remote_python", default=DEVICE_PYTHON, show_default=True,
                      help="The device's Python interpreter (name or path)."),
         click.option("--trtexec", "remote_trtexec", default=None,
                      help="Path of trtexec on the device when it is not on PATH."),
@@ -51,14 +58,13 @@ def ssh_options_from_cli(
     identity: Path | None = None,
     ssh_config: Path | None = None,
     accept_new_host_key: bool = False,
-    remote_timeout: float = 600.0,
-    connect_timeout: int = 10,
-    remote_python: str = "python3",
+    remote_timeout: float = _SSH.command_timeout_s,
+    connect_timeout: int = _SSH.connect_timeout_s,
+    remote_python: str = DEVICE_PYTHON,
     remote_trtexec: str | None = None,
     **_ignored: Any,
 ) -> tuple[Any, str, str | None]:
     """(SshOptions, device python, device trtexec) from the values `remote_options` collected."""
-    from seekdeploy.remote.ssh import SshOptions
 
     options = SshOptions(identity_file=identity, ssh_config=ssh_config,
                          accept_new_host_key=accept_new_host_key, command_timeout_s=remote_timeout,

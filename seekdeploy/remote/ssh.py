@@ -39,6 +39,9 @@ def mktemp_command() -> list[str]:
     return ["mktemp", "-d", f"/tmp/{_TEMP_TEMPLATE}"]
 
 
+DEVICE_PYTHON = "python3"  # the device's interpreter unless --python names another
+
+
 @dataclass(frozen=True)
 class SshOptions:
     """How to connect: identity, config, host-key policy and time limits (seconds)."""
