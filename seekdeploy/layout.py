@@ -76,7 +76,8 @@ CASCADE_DIR = "cascade"
 CASCADE_ONNX = "cascade.onnx"
 CASCADE_ENGINE_SCRIPT = "build_cascade_engine.sh"
 
-# --- beside the profiles (profiles/<profile>.*) -------------------------------------------------
+# --- the user's profiles folder (relative to the working folder) and the files beside them ------
+PROFILES_DIR = "profiles"
 CALIBRATION_SUFFIX = ".latency.json"
 PREDICTION_CHECKS_SUFFIX = ".prediction-checks.json"
 

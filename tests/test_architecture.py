@@ -235,11 +235,12 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path: Path) -> None:
 
 def artifact_names() -> set[str]:
     """Every file name, suffix, pattern and document kind layout.py defines, inside its tuples and
-    tables too (not the generic manifest keys, nor the folder names `runs`, `exports` and
-    `cascade`, which are ordinary words in other documents too)."""
+    tables too (not the generic manifest keys, nor the folder names `runs`, `exports`, `cascade`
+    and `profiles`, which are ordinary words in other documents and commands too)."""
     from seekdeploy import layout
 
-    keys = {layout.FINAL, layout.CHECKPOINT_SHA256, layout.RUNS_DIR, layout.EXPORTS_DIR, layout.CASCADE_DIR}
+    keys = {layout.FINAL, layout.CHECKPOINT_SHA256, layout.RUNS_DIR, layout.EXPORTS_DIR, layout.CASCADE_DIR,
+            layout.PROFILES_DIR}
     values: set[str] = set()
     for name, value in vars(layout).items():
         if name.isupper():

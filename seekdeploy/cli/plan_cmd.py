@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from seekdeploy.layout import PROFILES_DIR
 from seekdeploy.nn.registry import DEFAULT_FAMILY, list_families  # light: no torch at import
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ def _of_budget(value: float, budget: float | None) -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random design specs.")
 @click.option("--opset", type=click.IntRange(min=13), default=None,
               help="ONNX opset of the design exports [the one `export` uses for the profile].")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("profiles"),
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(PROFILES_DIR),
               show_default=True, help="Folder of the calibration file <profile>.latency.json.")
 def calibrate(profile_name: str, arch: str, spec_count: int, host: str | None, seed: int,
               opset: int | None, out_dir: Path) -> None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seekdeploy import layout
 from seekdeploy.backends import get_backend
 from seekdeploy.errors import ConfigError, RemoteError
 from seekdeploy.plan.calibration_file import (LOCAL_HOST, calibration_path, device_fingerprint,
@@ -256,7 +257,7 @@ def retime_outliers(profile: HardwareProfile, measurements: list[Measurement], f
 
 def calibrate_profile(profile: HardwareProfile, family: str, *, specs: int = 24, host: str | None = None,
                       seed: int = 0, opset: int | None = None, protocol: MeasurementProtocol | None = None,
-                      design: Sequence[SubnetSpec] | None = None, folder: str | Path = "profiles",
+                      design: Sequence[SubnetSpec] | None = None, folder: str | Path = layout.PROFILES_DIR,
                       rounds: int = CALIBRATION_ROUNDS, proportional: bool = False,
                       on_progress: Callable[[str, int, int], None] | None = None) -> CalibrationResult:
     """Measure a design of `specs` specs of `family` on the target, fit, and store the calibration.

@@ -34,7 +34,7 @@ class CalibrationWarning(UserWarning):
     """A calibration file exists but cannot be used (stale, foreign or unreadable)."""
 
 
-def calibration_path(profile: HardwareProfile, folder: str | Path = "profiles") -> Path:
+def calibration_path(profile: HardwareProfile, folder: str | Path = layout.PROFILES_DIR) -> Path:
     """Where `profile`'s calibration lives: `<folder>/<name>.latency.json` (folder relative to CWD)."""
     return Path(folder) / f"{profile.name}{layout.CALIBRATION_SUFFIX}"
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 
-def checks_path(profile: HardwareProfile, folder: str | Path = "profiles") -> Path:
+def checks_path(profile: HardwareProfile, folder: str | Path = layout.PROFILES_DIR) -> Path:
     """`<folder>/<profile>.prediction-checks.json` (folder relative to the working directory)."""
     return Path(folder) / f"{profile.name}{layout.PREDICTION_CHECKS_SUFFIX}"
 
@@ -38,7 +38,7 @@ def predictor_id(description: dict[str, Any]) -> str:
 
 
 def record_check(profile: HardwareProfile, family: str, predictor: dict[str, Any], run: str,
-                 roles: dict[str, dict[str, float]], folder: str | Path = "profiles") -> Path:
+                 roles: dict[str, dict[str, float]], folder: str | Path = layout.PROFILES_DIR) -> Path:
     """Store one check: `roles` = {role: {"predicted_ms", "measured_ms", "percentile"}}."""
     path = checks_path(profile, folder)
     document = read_json_object(path)
@@ -58,7 +58,7 @@ def error_percent(figures: dict[str, float]) -> float:
 
 
 def last_check(profile: HardwareProfile, family: str, predictor: LatencyPredictor,
-               folder: str | Path = "profiles") -> dict[str, Any] | None:
+               folder: str | Path = layout.PROFILES_DIR) -> dict[str, Any] | None:
     """The stored check of this family and predictor, or None."""
     document = read_json_object(checks_path(profile, folder))
     return ((document.get("checks") or {}).get(family) or {}).get(predictor_id(predictor.describe()))

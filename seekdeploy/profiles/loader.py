@@ -17,12 +17,12 @@ from typing import Any
 
 import yaml
 
+from seekdeploy import layout
 from seekdeploy.errors import ProfileError, did_you_mean
 from seekdeploy.profiles._validate import validate_profile
 from seekdeploy.profiles.schema import HardwareProfile
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
-USER_PROFILE_DIR = "profiles"
 SHIPPED_PACKAGE = "seekdeploy.shipped_profiles"
 _MAX_PROFILE_BYTES = 1 << 20  # a profile is a few KiB; refuse anything absurd before parsing
 
@@ -41,7 +41,7 @@ def profile_search_dirs() -> list[Path]:
     `./profiles/` of the current directory comes first so a user file overrides a shipped profile
     of the same name; the shipped folder is skipped when it is that same folder (a source checkout).
     """
-    user_dir = Path.cwd() / USER_PROFILE_DIR
+    user_dir = Path.cwd() / layout.PROFILES_DIR
     shipped_dir = _shipped_dir()
     if _same_dir(user_dir, shipped_dir):
         return [shipped_dir]
