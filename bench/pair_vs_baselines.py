@@ -346,12 +346,17 @@ def summarize(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, A
             values = [pick(by_seed[s], refs[s]) for s in seeds if s in refs]
             values = [value for value in values if value is not None]
             row[key] = mean_std(values) if values else None
+        if "cpu_steps" in separate_curve.COST_AXES:
+            cost = separate_curve.COST_AXES["cpu_steps"]
+            row["cpu_steps_vs_always"] = mean_std([cost(by_seed[s]) for s in seeds])
         for role in ("base", "motivated"):
             values = [by_seed[s].get("val_top1", {}).get(role) for s in seeds]
             values = [value for value in values if value is not None]
             row[f"{role}_val_top1"] = mean_std(values) if values else None
         for axis in separate_curve.COST_AXES:
-            gaps = [gap for _, gap in separate_curve.equal_cost_gaps(results, label, axis)]
+            baseline = label in ("never", "always") or separate_curve.ALWAYS_SHORT.match(label)
+            gaps = [] if baseline else [
+                gap for _, gap in separate_curve.equal_cost_gaps(results, label, axis)]
             row[f"motivated_minus_separate_{axis}"] = mean_std(gaps) if gaps else None
             row[f"motivated_minus_separate_{axis}_seeds"] = len(gaps)
         rows.append(row)
@@ -362,7 +367,8 @@ def summarize(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, A
                      **{key: mean_std([v for v in separate[key] if v is not None])
                         if any(v is not None for v in separate[key]) else None
                         for key in ("base_top1", "motivated_top1", "cost_vs_always",
-                                    "cpu_vs_always")}})
+                                    *(f"{axis}_vs_always" for axis in separate_curve.COST_AXES
+                                      if axis != "flops" and f"{axis}_vs_always" in separate))}})
     return rows
 
 
@@ -382,15 +388,18 @@ def to_markdown(rows: list[dict[str, Any]], settings: dict[str, Any]) -> str:
              f"{settings['train_subset']} training images (90 % trained on), batch "
              f"{settings['batch_size']}, BN {settings.get('bn', 'private')}; mean ± std over "
              "the seeds of each row. Cost: honest training FLOPs / `always`'s; CPU: measured "
-             "CPU seconds (1 thread) / `always`'s, same seed. `separate-eK`: `never` plus "
+             "CPU seconds (1 thread) / `always`'s, same seed (moves with the load each run "
+             "had); step CPU: the same runs costed with per-step CPU seconds measured side by "
+             "side (bench/step_cost.py). `separate-eK`: `never` plus "
              "`always` for K epochs (cosine over K). Δ vs separate: motivated top-1 minus the "
              "separate curve's at the row's own cost (interpolated, per seed). Validation "
              "top-1 (val) is what selection reads; test top-1 is reported. **bold** = the "
              "shipped defaults.", "",
              "| label | seeds | base top-1 % | motivated top-1 % | base val % | motivated val % "
              "| motivated fraction | cost / always | CPU / always | Δ base vs never (pp) "
-             "| Δ motivated vs always (pp) | Δ vs separate, FLOPs (pp) | Δ vs separate, CPU (pp) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| Δ motivated vs always (pp) | Δ vs separate, FLOPs (pp) | Δ vs separate, CPU (pp) "
+             "| Δ vs separate, step CPU (pp) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         label = f"**`{row['condition']}`**" if row.get("default") else f"`{row['condition']}`"
         lines.append(
@@ -402,7 +411,8 @@ def to_markdown(rows: list[dict[str, Any]], settings: dict[str, Any]) -> str:
             f"{_cell(row.get('base_minus_never'), 100, 2, True)} | "
             f"{_cell(row.get('motivated_minus_always'), 100, 2, True)} | "
             f"{_cell(row.get('motivated_minus_separate_flops'), 100, 2, True)} | "
-            f"{_cell(row.get('motivated_minus_separate_cpu'), 100, 2, True)} |")
+            f"{_cell(row.get('motivated_minus_separate_cpu'), 100, 2, True)} | "
+            f"{_cell(row.get('motivated_minus_separate_cpu_steps'), 100, 2, True)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -442,7 +452,14 @@ def collect_results(root: Path) -> dict[str, dict[int, dict[str, Any]]]:
 
 def write_summary(args: argparse.Namespace, family: str) -> str:
     """Rewrite OUT/<family>/<setting>/summary.{json,md} from every finished run on disk."""
+    import json
+
     from seekdeploy.nn import default_pair
+
+    step_cost = args.out.parent / "step_cost.json"  # bench/step_cost.py, if it has run
+    if step_cost.is_file():
+        separate_curve.add_step_cost_axis(
+            json.loads(step_cost.read_text(encoding="utf-8"))["step_cpu_seconds"], args.epochs)
 
     setting = setting_name(args)
     results = collect_results(args.work / family / setting)

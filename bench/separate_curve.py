@@ -29,6 +29,23 @@ COST_AXES: dict[str, Callable[[dict[str, Any]], float | None]] = {
 }
 
 
+def add_step_cost_axis(step_seconds: dict[str, float], epochs: int) -> None:
+    """Add the `cpu_steps` axis: a run's CPU time from the per-step CPU seconds that
+    bench/step_cost.py measured side by side (base, shielded and always steps), in units of a
+    full `always` run, so runs measured at different loads compare on the same footing."""
+    base, shielded, always = (step_seconds[k] for k in ("base", "shielded", "always"))
+
+    def cost(record: dict[str, Any]) -> float | None:
+        spec = record.get("run_spec") or {}
+        fraction = record.get("motivated_fraction", 0.0)
+        run_epochs = spec.get("epochs") or epochs
+        motivated = always if spec.get("motivated_step", "alone") == "alone" else shielded
+        per_step = (1 - fraction) * base + fraction * motivated
+        return per_step / always * run_epochs / epochs
+
+    COST_AXES["cpu_steps"] = cost
+
+
 def _by_seed(runs: Runs, label: str) -> dict[int, dict[str, Any]]:
     return {int(seed): record for seed, record in runs.get(label, {}).items()}
 
@@ -100,7 +117,8 @@ def separate_rows(runs: Runs) -> list[dict[str, Any]]:
             "base_top1": [never[s]["test_top1"]["base"] for s in seeds],
             "motivated_top1": [short[s]["test_top1"]["motivated"] for s in seeds],
             "cost_vs_always": [_ratio("flops", [never[s], short[s]], always[s]) for s in seeds],
-            "cpu_vs_always": [_ratio("cpu", [never[s], short[s]], always[s]) for s in seeds]})
+            **{f"{axis}_vs_always": [_ratio(axis, [never[s], short[s]], always[s]) for s in seeds]
+               for axis in COST_AXES if axis != "flops"}})
     return rows
 
 
