@@ -47,8 +47,9 @@ def run(profile_name: str, arch: str, data: str, data_dir: str | None, epochs: i
     \b
     The pair's size comes from `plan` with ./profiles/<profile>.latency.json, the target's
     measured speed: when none matches the target and it is this machine (or --host), `run` first
-    times a quick design (about a minute on 2 cores) and writes it. --no-calibrate skips that and
-    plans with the roofline of the profile's declared figures (cautious: small models).
+    times a quick design and writes it (minutes on 2 cores: 6 at load average 8-9). --no-calibrate
+    skips that and plans with the roofline of the profile's declared figures (cautious: small
+    models).
     """
     from rich.console import Console
 

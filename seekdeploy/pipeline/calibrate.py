@@ -86,7 +86,7 @@ def execute_calibrate(context: PipelineContext) -> str:
 
     host = context.config.hosts[0] if context.config.hosts else None
     context.say(f"[calibrate] timing {QUICK_SPECS} {context.config.arch} specs on {host or 'this machine'} "
-                f"(about a minute; --no-calibrate skips this)")
+                f"(minutes on 2 cores, more when the machine is busy; --no-calibrate skips this)")
     try:
         result = calibrate_profile(context.profile, context.config.arch, specs=QUICK_SPECS, host=host,
                                    protocol=quick_protocol(context), rounds=QUICK_ROUNDS, proportional=True)
