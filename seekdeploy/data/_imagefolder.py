@@ -111,7 +111,9 @@ def _progress_bar(total: int, description: str) -> Iterator[Callable[[int], None
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+    # Transient: the bar leaves no line behind (a log gets none), so that a refusal found by the
+    # decode stays the one line it prints; load_imagefolder says the decode was done once checked.
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task(description, total=total)
         yield lambda count: progress.advance(task, count)
 
@@ -124,16 +126,17 @@ def _check_bad_files(listing: FolderListing, bad: dict[str, str], skip: bool,
         return good
     relative = [p.relative_to(listing.root).as_posix() for p in listing.paths]
     good = np.asarray([name not in bad for name in relative], dtype=bool)
-    lines = [f"  {listing.root / name}: {reason}" for name, reason in list(bad.items())[:_LISTED_BAD_FILES]]
+    named = [f"{listing.root / name}: {reason}"
+             for name, reason in list(bad.items())[:_LISTED_BAD_FILES]]
     if len(bad) > _LISTED_BAD_FILES:
-        lines.append(f"  ... and {len(bad) - _LISTED_BAD_FILES} more{cache_note}")
-    if not skip:
+        named.append(f"... and {len(bad) - _LISTED_BAD_FILES} more{cache_note}")
+    if not skip:  # one line, as every refused input is
         raise DatasetError(
             f"{len(bad)} of {len(listing.paths)} files in {listing.root} are not usable images "
-            "(found before training started):\n" + "\n".join(lines) +
-            "\nremove or replace them, or train without them with --skip-bad-files")
+            f"(found before training started): {'; '.join(named)}; remove or replace them, or "
+            "train without them with --skip-bad-files")
     print(f"skipped {len(bad)} bad image file(s) of {len(listing.paths)} in {listing.root}:\n"
-          + "\n".join(lines), file=sys.stderr)
+          + "\n".join(f"  {line}" for line in named), file=sys.stderr)
     return good
 
 
@@ -182,16 +185,19 @@ def load_imagefolder(path: str, *, name: str, channels: int, height: int, width:
         entries = _image_cache.list_entries(listing.root, listing.paths)
         key = _image_cache.cache_key(listing.root, entries, target)
         folder = _image_cache.entry_folder(default_cache_dir(), listing.root, key)
-        decoded, bad, _ = _image_cache.load_or_decode(folder, listing.root, listing.paths, target,
-                                                      workers, _progress_bar)
+        decoded, bad, built = _image_cache.load_or_decode(folder, listing.root, listing.paths,
+                                                          target, workers, _progress_bar)
     else:
         decoded = np.empty((len(listing.paths), channels, height, width), dtype=np.uint8)
         with _progress_bar(len(listing.paths), f"decoding {listing.root}") as advance:
             bad_rows = decode_into(decoded, listing.paths, target, workers, advance)
         bad = {listing.paths[row].relative_to(listing.root).as_posix(): reason
                for row, reason in bad_rows.items()}
+        built = True
     note = f" (all listed in {folder / 'decoded.json'})" if folder else ""
     good = _check_bad_files(listing, bad, skip_bad_files, note)
+    if built:  # after the check: a refused folder prints its error line alone
+        print(f"decoding {len(listing.paths)} images of {listing.root}: done", file=sys.stderr)
     order, (train_count, val_count, _) = _split_order(listing, good, seed, val_fraction)
     arranged, histogram = _image_cache.load_or_arrange(folder, decoded, order, train_count)
     mean, std = stats_from_histogram(histogram)
