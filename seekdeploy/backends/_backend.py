@@ -78,8 +78,9 @@ class ExportStep:
     imported: `module` defines `export_role(backend, plan, sliced, role_dir, proofs) -> (manifest
     section or None, notices)` (the section is stored under the backend's name in each role's
     manifest.json), `summary_lines(section) -> list[str]` (what `seekdeploy export` prints of it)
-    and optionally `opset_ceiling(profile) -> (opset, reader) | None`. `load()` imports it when an
-    export runs."""
+    and optionally `opset_ceiling(profile) -> (opset, reader) | None` and, for `export --cascade`,
+    `export_cascade(backend, staged) -> (section, notices)` with `cascade_summary_lines(section)`.
+    `load()` imports it when an export runs."""
 
     module: str
     format: str | None = None  # the `export --format` value that asks for its own artifact (engines)

@@ -176,10 +176,11 @@ def _export_cascade(run: str, export_dir: Path, target: Any, confidence: str) ->
 
 def cascade_summary_lines(manifest: dict[str, Any], folder: Path) -> list[str]:
     """What `seekdeploy export --cascade` prints of the cascade's manifest."""
+    from seekdeploy.export.cascade_export import backend_summary_lines
+
     choice, test, size = manifest["threshold_choice"], manifest["test"], manifest["size"]
     parity = manifest["parity"]["stored_threshold"]
-    openvino = manifest["openvino"]
-    lines = [
+    return [
         f"cascade: {folder / CASCADE_ONNX}  threshold {manifest['threshold']:.4g} ({manifest['confidence']}; "
         f"chosen on {choice['n']} validation images for {choice['target']}: escalation "
         f"{choice['escalation_rate']:.1%}, top-1 {choice['top1']:.2%} vs motivated {choice['motivated_top1']:.2%}"
@@ -191,8 +192,5 @@ def cascade_summary_lines(manifest: dict[str, Any], folder: Path) -> list[str]:
         f"max |diff| {parity['logits_max_abs']:.3g}; overrides (none, half, all escalate) proven",
         f"  size {size['cascade_bytes'] / 2**20:.3f} MiB = {size['ratio_to_motivated']:.2f}x the motivated model "
         f"({manifest['weight_sharing']['shared_count']} base tensors stored as slices of the motivated model's)",
-        (f"  OpenVINO {openvino['openvino']}: {openvino['decisions_differing']} decisions differ, logits max |diff| "
-         f"{openvino['logits_max_abs']:.3g}") if openvino["run"] else f"  OpenVINO: not run ({openvino['reason']})",
-        f"  TensorRT: {manifest['tensorrt']['status']}",
+        *backend_summary_lines(manifest),  # each runtime backend's own section
     ]
-    return lines

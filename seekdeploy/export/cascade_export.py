@@ -4,8 +4,10 @@ Reads the current role exports (base/ and motivated/ model.onnx, which must be c
 checkpoint), chooses the threshold on the whole validation split for the user's target
 (`cascade_threshold`), builds cascade.onnx from unfolded graphs of the two static models
 (`cascade_graph`), and proves it against the two-file cascade on the whole test split in
-onnxruntime (stored threshold and both overrides, in mixed batches) and in OpenVINO. The folder is
-built in a hidden staging folder and renamed into place only when every proof holds.
+onnxruntime (stored threshold and both overrides, in mixed batches). Then every runtime backend
+whose export step has an `export_cascade` adds its section, under its name (OpenVINO runs the
+file, TensorRT writes its build script). The folder is built in a hidden staging folder and
+renamed into place only when every proof holds.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from seekdeploy.roles import Role
 if TYPE_CHECKING:
     import numpy as np
 
+    from seekdeploy.export.cascade_proof import StagedCascade
     from seekdeploy.train.checkpoint import LoadedRun
 
 SIZE_TARGET_RATIO = 1.1  # cascade.onnx over the motivated model.onnx
@@ -159,26 +162,22 @@ def _prove_and_describe(staged: layout.CascadeLayout, paths: dict[Role, Path], l
                         data: _Splits, choice: dict[str, Any], sharing: Any, metadata: dict[str, str],
                         confidence: str) -> tuple[dict[str, Any], list[str]]:
     from seekdeploy.export.cascade_check import open_cascade
-    from seekdeploy.export.cascade_proof import prove_cascade, prove_openvino
-    from seekdeploy.export.cascade_tensorrt import write_engine_script
+    from seekdeploy.export.cascade_proof import StagedCascade, prove_cascade
     from seekdeploy.export.manifest import describe_files, library_versions
     from seekdeploy.export.parity import accuracy
 
     session = open_cascade(staged.onnx)
     base, motivated = logits[Role.BASE], logits[Role.MOTIVATED]
     proof = prove_cascade(session, data.test_images, base.test, motivated.test, data.test_labels)
-    openvino = prove_openvino(staged.onnx, data.test_images, base.test, motivated.test, session.threshold, confidence)
-    tensorrt = write_engine_script(staged, data.test_images.shape[1:])
+    sections, notices = _backend_sections(StagedCascade(staged, data.test_images, base.test, motivated.test,
+                                                        session.threshold, confidence))
     size = {"cascade_bytes": staged.onnx.stat().st_size, "motivated_bytes": paths[Role.MOTIVATED].stat().st_size,
             "base_bytes": paths[Role.BASE].stat().st_size}
     size["ratio_to_motivated"] = size["cascade_bytes"] / size["motivated_bytes"]
     size["target_ratio"] = SIZE_TARGET_RATIO
-    notices = []
     if size["ratio_to_motivated"] > SIZE_TARGET_RATIO:
         notices.append(f"cascade.onnx is {size['ratio_to_motivated']:.2f}x the motivated model's file "
                        f"(target {SIZE_TARGET_RATIO}x): fewer base tensors were shareable than expected")
-    if not openvino["run"]:
-        notices.append(f"the cascade was not run in OpenVINO: {openvino['reason']}")
     manifest = {
         "kind": layout.CASCADE_KIND, "schema_version": 1, "run": metadata["seekdeploy.run"],
         layout.CHECKPOINT_SHA256: metadata[layout.CHECKPOINT_SHA256],
@@ -194,8 +193,36 @@ def _prove_and_describe(staged: layout.CascadeLayout, paths: dict[Role, Path], l
                  "escalation_rate": proof["escalation_rate"],
                  "base_top1": accuracy(base.test, data.test_labels),
                  "motivated_top1": accuracy(motivated.test, data.test_labels)},
-        "parity": proof, "openvino": openvino, "tensorrt": tensorrt, "size": size,
+        "parity": proof, **sections, "size": size,
         "weight_sharing": sharing.to_json(), "files": describe_files(staged.folder),
         "versions": library_versions(),
     }
     return manifest, notices
+
+
+def _backend_sections(staged: StagedCascade) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    # Each backend's cascade section (stored under its name) from its export step's
+    # `export_cascade`, and their notices; a step without one has nothing to add.
+    from seekdeploy.backends import export_backends
+
+    sections, notices = {}, []
+    for backend in export_backends():
+        export_step = getattr(backend.export_step.load(), "export_cascade", None)
+        if export_step is not None:
+            sections[backend.name], step_notices = export_step(backend, staged)
+            notices += step_notices
+    return sections, notices
+
+
+def backend_summary_lines(manifest: dict[str, Any]) -> list[str]:
+    """What each backend's export step says of its section of the cascade's manifest (the lines
+    `seekdeploy export --cascade` prints and the report quotes)."""
+    from seekdeploy.backends import export_backends
+
+    lines = []
+    for backend in export_backends():
+        section = manifest.get(backend.name)
+        if section:
+            lines += backend.export_step.load().cascade_summary_lines(section)
+    return lines
+

@@ -11,20 +11,34 @@ model answers everything) and in the middle (about half escalate, so most batche
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from seekdeploy.errors import ExportError
-from seekdeploy.export.cascade_graph import INPUT
 from seekdeploy.export.cascade_threshold import ALWAYS_ESCALATE
 
 if TYPE_CHECKING:
     import numpy as np
 
     from seekdeploy.export.cascade_check import CascadeOutputs, CascadeSession
+    from seekdeploy.layout import CascadeLayout
 
 LOGIT_MAX_ABS = 1e-4  # the fp32 parity tolerance of export.parity
 CONFIDENCE_MAX_ABS = 1e-5
 PROOF_BATCH = 64  # mixed batches: sure and unsure samples together
+
+
+@dataclass(frozen=True)
+class StagedCascade:
+    """What each backend's cascade step is handed (`ExportStep`'s `export_cascade`): the staged
+    cascade.onnx, already proven in onnxruntime, and the two-file cascade's inputs on the test split."""
+
+    folder: CascadeLayout
+    images: np.ndarray  # (N, C, H, W) float32, normalized test images
+    base_logits: np.ndarray  # (N, K) of base/model.onnx
+    motivated_logits: np.ndarray  # (N, K) of motivated/model.onnx
+    threshold: float  # the stored one
+    confidence: str
 
 
 def gate_confidence(base_logits: np.ndarray, confidence: str) -> np.ndarray:
@@ -104,29 +118,3 @@ def prove_cascade(session: CascadeSession, images: np.ndarray, base_logits: np.n
             "batch_size": PROOF_BATCH, "stored_threshold": stored, "overrides": overrides,
             "top1": float(np.mean(outputs.logits.argmax(axis=1) == labels)),
             "escalation_rate": float(np.mean(outputs.answered_by))}
-
-
-def prove_openvino(path: Any, images: np.ndarray, base_logits: np.ndarray, motivated_logits: np.ndarray,
-                   threshold: float, confidence: str) -> dict[str, Any]:
-    """The cascade run by OpenVINO (CPU) over `images` against the two-file cascade. OpenVINO reads
-    the initializer-backed threshold input as a constant, so it runs at the stored threshold."""
-    import importlib.util
-
-    import numpy as np
-
-    from seekdeploy.export.cascade_check import CascadeOutputs
-
-    if importlib.util.find_spec("openvino") is None:
-        return {"run": False, "reason": "OpenVINO is not installed here (pip install 'seekdeploy[openvino]')"}
-    import openvino
-
-    compiled = openvino.Core().compile_model(str(path), "CPU")
-    parts = []
-    for start in range(0, images.shape[0], PROOF_BATCH):
-        result = compiled({INPUT: np.ascontiguousarray(images[start:start + PROOF_BATCH])})
-        parts.append([result[compiled.output(i)] for i in range(3)])
-    outputs = CascadeOutputs(logits=np.concatenate([p[0] for p in parts]),
-                             answered_by=np.concatenate([p[1] for p in parts]).astype(np.int64),
-                             confidence=np.concatenate([p[2] for p in parts]))
-    figures = compare_cascade(outputs, base_logits, motivated_logits, threshold, confidence, "OpenVINO")
-    return {"run": True, "openvino": openvino.__version__, "device": "CPU", "threshold": "stored", **figures}

@@ -7,7 +7,9 @@ real validation images; the two must agree within the file's precision tolerance
 proof is skipped with a notice (the export is still usable on a device that has it).
 
 This module is the OpenVINO backend's export step (`Backend.export_step`): the exporter calls
-`export_role` for every export, and it proves the files when the profile runs this backend.
+`export_role` for every export, and it proves the files when the profile runs this backend;
+`seekdeploy export --cascade` calls `export_cascade`, which runs cascade.onnx in OpenVINO (when
+installed) against the two-file cascade.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from seekdeploy.profiles.schema import Precision
 
 if TYPE_CHECKING:
     from seekdeploy.backends import Backend
+    from seekdeploy.export.cascade_proof import StagedCascade
     from seekdeploy.export.export_plan import ExportPlan
     from seekdeploy.export.static_models import SlicedModel
 
@@ -70,3 +73,41 @@ def prove_openvino(plan: ExportPlan, sliced: SlicedModel, role_dir: Path,
                        "test_top1": test_top1}
     return {"checked": True, "openvino": version_of(import_openvino()), "device": DEVICE,
             "split": "validation", "files": files}, []
+
+
+def export_cascade(backend: Backend, staged: StagedCascade) -> tuple[dict[str, Any], list[str]]:
+    """The cascade manifest's OpenVINO section and notices: cascade.onnx run by OpenVINO (CPU) over
+    the test images against the two-file cascade. OpenVINO reads the initializer-backed threshold
+    input as a constant, so it runs at the stored threshold."""
+    if importlib.util.find_spec("openvino") is None:
+        reason = "OpenVINO is not installed here (pip install 'seekdeploy[openvino]')"
+        return {"run": False, "reason": reason}, [f"the cascade was not run in OpenVINO: {reason}"]
+    import numpy as np
+
+    from seekdeploy.backends.agent_openvino import DEVICE, version_of
+    from seekdeploy.backends.openvino import import_openvino
+    from seekdeploy.export.cascade_check import CascadeOutputs
+    from seekdeploy.export.cascade_graph import INPUT
+    from seekdeploy.export.cascade_proof import PROOF_BATCH, compare_cascade
+
+    openvino = import_openvino()
+    compiled = openvino.Core().compile_model(str(staged.folder.onnx), DEVICE)
+    parts = []
+    for start in range(0, staged.images.shape[0], PROOF_BATCH):
+        result = compiled({INPUT: np.ascontiguousarray(staged.images[start:start + PROOF_BATCH])})
+        parts.append([result[compiled.output(i)] for i in range(3)])
+    outputs = CascadeOutputs(logits=np.concatenate([p[0] for p in parts]),
+                             answered_by=np.concatenate([p[1] for p in parts]).astype(np.int64),
+                             confidence=np.concatenate([p[2] for p in parts]))
+    figures = compare_cascade(outputs, staged.base_logits, staged.motivated_logits, staged.threshold,
+                              staged.confidence, "OpenVINO")
+    return {"run": True, "openvino": version_of(openvino), "device": DEVICE, "threshold": "stored",
+            **figures}, []
+
+
+def cascade_summary_lines(section: dict[str, Any]) -> list[str]:
+    """What `seekdeploy export --cascade` (and the report) says of the cascade's OpenVINO section."""
+    if not section["run"]:
+        return [f"  OpenVINO: not run ({section['reason']})"]
+    return [f"  OpenVINO {section['openvino']}: {section['decisions_differing']} decisions differ, "
+            f"logits max |diff| {section['logits_max_abs']:.3g}"]

@@ -8,7 +8,8 @@ engine must be built on the device. Lint findings for the profile's TensorRT ver
 collected.
 
 This module is the TensorRT backend's export step (`Backend.export_step`): the exporter calls
-`export_role`, `seekdeploy export` prints `summary_lines`, and `opset_ceiling` caps the ONNX opset.
+`export_role`, `seekdeploy export` prints `summary_lines`, and `opset_ceiling` caps the ONNX opset;
+`seekdeploy export --cascade` calls `export_cascade` (the cascade's build script, `tensorrt.cascade`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from seekdeploy.backends import Backend
+    from seekdeploy.export.cascade_proof import StagedCascade
     from seekdeploy.export.export_plan import ExportPlan
     from seekdeploy.export.static_models import SlicedModel
 
@@ -128,6 +130,19 @@ def summary_lines(section: dict[str, Any]) -> list[str]:
     elif section.get("script"):
         lines.append(f"  wrote {section['script']} (engine not built here)")
     return lines
+
+
+def export_cascade(backend: Backend, staged: StagedCascade) -> tuple[dict[str, Any], list[str]]:
+    """The cascade manifest's TensorRT section: `build_cascade_engine.sh` written beside
+    cascade.onnx, labelled not run (the engine is built on the device)."""
+    from seekdeploy.export.tensorrt.cascade import write_engine_script
+
+    return write_engine_script(staged.folder, staged.images.shape[1:]), []
+
+
+def cascade_summary_lines(section: dict[str, Any]) -> list[str]:
+    """What `seekdeploy export --cascade` (and the report) says of the cascade's TensorRT section."""
+    return [f"  TensorRT: {section['status']}"]
 
 
 def prepare_tensorrt(role_dir: Path, profile: HardwareProfile, precision: Precision, *,

@@ -29,11 +29,14 @@ def deployed_cascade_section(export_dir: Path, notes: list[str]) -> dict[str, An
     if timing.get("kind") != CASCADE_KIND:
         notes.append(f"{cascade.onnx} is not timed yet: run `seekdeploy profile {export_dir} --profile P`")
         timing = {}
+    from seekdeploy.export.cascade_export import backend_summary_lines
+
     test = manifest["test"]
     section = {"file": str(cascade.onnx), "threshold": manifest["threshold"], "confidence": manifest["confidence"],
                "threshold_choice": manifest["threshold_choice"], "size": manifest["size"],
-               "parity": manifest["parity"]["stored_threshold"], "openvino_run": manifest["openvino"]["run"],
-               "tensorrt": manifest["tensorrt"]["status"], "test": test, "timing": timing or None}
+               "parity": manifest["parity"]["stored_threshold"],
+               "runtimes": [line.strip() for line in backend_summary_lines(manifest)],  # one per backend section
+               "test": test, "timing": timing or None}
     section["rows"] = _rows(test, timing)
     section["frontier"] = timing.get("frontier") or []
     return section
@@ -67,8 +70,8 @@ def summary_lines(section: dict[str, Any]) -> list[str]:
              f"(motivated {choice['motivated_top1']:.2%})",
              f"decisions identical to the two-file cascade on {parity['n']} test images "
              f"({parity['decisions_differing']} differ); logits max |diff| {parity['logits_max_abs']:.2g}",
-             f"file {size['cascade_bytes'] / 2**20:.3f} MiB = {size['ratio_to_motivated']:.2f}x the motivated model's; "
-             f"OpenVINO {'run' if section['openvino_run'] else 'not run'}; TensorRT {section['tensorrt']}"]
+             "; ".join([f"file {size['cascade_bytes'] / 2**20:.3f} MiB = {size['ratio_to_motivated']:.2f}x the "
+                        "motivated model's", *section["runtimes"]])]
     timing = section["timing"]
     if timing:
         ratios = timing["ratios"]

@@ -208,9 +208,22 @@ def test_tensorrt_path_is_written_and_labelled_not_run(cascade, tmp_path):
     script = ExportLayout(export_dir).cascade.engine_script.read_text()
     assert "trtexec" in script and "--onnx=cascade.onnx" in script
     pytest.importorskip("tensorrt", reason="TensorRT is not installed here: the cascade engine cannot be built")
-    from seekdeploy.export.cascade_tensorrt import build_cascade_engine
+    from seekdeploy.export.tensorrt.cascade import build_cascade_engine
 
     build_cascade_engine(ExportLayout(export_dir).cascade.onnx, tmp_path / "cascade.engine")
+
+
+def test_each_backend_says_its_line_on_the_cascade_in_the_report(cascade):
+    from seekdeploy.report.cascade_model import deployed_cascade_section, markdown_lines
+
+    export_dir, result = cascade
+    section = deployed_cascade_section(export_dir, [])
+    openvino, tensorrt = result.manifest["openvino"], result.manifest["tensorrt"]
+    assert section["runtimes"] == [
+        f"OpenVINO {openvino['openvino']}: 0 decisions differ, logits max |diff| {openvino['logits_max_abs']:.3g}"
+        if openvino["run"] else f"OpenVINO: not run ({openvino['reason']})",
+        f"TensorRT: {tensorrt['status']}"]
+    assert all(line in "\n".join(markdown_lines(section)) for line in section["runtimes"])
 
 
 def test_margin_confidence_matches_the_two_file_cascade(tiny_export, test_images):
