@@ -474,10 +474,13 @@ def write_summary(args: argparse.Namespace, family: str) -> str:
     # The pair labels that recorded validation figures compete; the test split is only reported.
     candidates = [label for label in results if not label.startswith(("never", "always"))
                   and separate_curve.mean_validation(results, label, "motivated") is not None]
-    selected = separate_curve.select_on_validation(results, candidates) if candidates else None
+    try:
+        selected = separate_curve.select_on_validation(results, candidates)
+    except ValueError:  # no candidate yet, or no seed they all ran
+        selected = None
     if selected:
-        table += (f"\nSelected on validation (best mean motivated val top-1 of the labels that "
-                  f"recorded it): `{selected}`.\n")
+        table += (f"\nSelected on validation (best mean motivated val top-1 over the seeds all "
+                  f"{len(candidates)} labels that recorded it ran): `{selected}`.\n")
     summary_root = args.out / family / setting
     atomic_write_json(summary_root / "summary.json", {
         "settings": settings, "machine": describe_machine(), "rows": rows,

@@ -50,6 +50,18 @@ def _by_seed(runs: Runs, label: str) -> dict[int, dict[str, Any]]:
     return {int(seed): record for seed, record in runs.get(label, {}).items()}
 
 
+# Axes whose `always` figure is the same for every seed (counted, not timed): a seed whose own
+# `always` has not run yet may be costed against another seed's.
+SEED_FREE_AXES = ("flops", "cpu_steps")
+
+
+def _always(runs: Runs, seed: int, axis: str) -> dict[str, Any] | None:
+    always = _by_seed(runs, "always")
+    if seed in always:
+        return always[seed]
+    return next(iter(always.values()), None) if axis in SEED_FREE_AXES else None
+
+
 def _ratio(axis: str, spent: list[dict[str, Any]], reference: dict[str, Any]) -> float | None:
     values = [COST_AXES[axis](record) for record in spent]
     denominator = COST_AXES[axis](reference)
@@ -61,7 +73,7 @@ def _ratio(axis: str, spent: list[dict[str, Any]], reference: dict[str, Any]) ->
 def separate_points(runs: Runs, seed: int, axis: str) -> list[tuple[float, float]]:
     """(cost ÷ `always`, motivated test top-1) of `never` + `always-eK` for every K this seed
     ran, and of `never` + `always`; sorted by cost. Empty without that seed's never and always."""
-    never, always = _by_seed(runs, "never").get(seed), _by_seed(runs, "always").get(seed)
+    never, always = _by_seed(runs, "never").get(seed), _always(runs, seed, axis)
     if never is None or always is None:
         return []
     points = []
@@ -89,7 +101,7 @@ def equal_cost_gaps(runs: Runs, label: str, axis: str) -> list[tuple[int, float]
     (only seeds where the curve covers that cost)."""
     gaps = []
     for seed, record in sorted(_by_seed(runs, label).items()):
-        always = _by_seed(runs, "always").get(seed)
+        always = _always(runs, seed, axis)
         cost = None if always is None else _ratio(axis, [record], always)
         curve = separate_points(runs, seed, axis)
         reference = None if cost is None else interpolate(curve, cost)
@@ -107,17 +119,23 @@ def separate_rows(runs: Runs) -> list[dict[str, Any]]:
         match = ALWAYS_SHORT.match(label)
         if not match:
             continue
-        never, always = _by_seed(runs, "never"), _by_seed(runs, "always")
-        seeds = [seed for seed in sorted(_by_seed(runs, label)) if seed in never and seed in always]
+        never = _by_seed(runs, "never")
+        seeds = [seed for seed in sorted(_by_seed(runs, label)) if seed in never
+                 and _always(runs, seed, "flops") is not None]
         if not seeds:
             continue
         short = _by_seed(runs, label)
+
+        def cost(axis: str, seed: int) -> float | None:
+            always = _always(runs, seed, axis)
+            return None if always is None else _ratio(axis, [never[seed], short[seed]], always)
+
         rows.append({
             "condition": f"separate-e{match.group(1)}", "seeds": seeds,
             "base_top1": [never[s]["test_top1"]["base"] for s in seeds],
             "motivated_top1": [short[s]["test_top1"]["motivated"] for s in seeds],
-            "cost_vs_always": [_ratio("flops", [never[s], short[s]], always[s]) for s in seeds],
-            **{f"{axis}_vs_always": [_ratio(axis, [never[s], short[s]], always[s]) for s in seeds]
+            "cost_vs_always": [cost("flops", s) for s in seeds],
+            **{f"{axis}_vs_always": [cost(axis, s) for s in seeds]
                for axis in COST_AXES if axis != "flops"}})
     return rows
 
@@ -129,12 +147,24 @@ def mean_validation(runs: Runs, label: str, role: str) -> float | None:
     return statistics.fmean(values) if values else None
 
 
+def _validated_seeds(runs: Runs, label: str) -> set[int]:
+    return {seed for seed, record in _by_seed(runs, label).items()
+            if record.get("val_top1", {}).get("motivated") is not None}
+
+
 def select_on_validation(runs: Runs, labels: list[str]) -> str:
-    """The label whose motivated model has the best mean validation top-1 (ties: the better
-    base). Reads the validation split only; a label without validation figures cannot win."""
-    scored = [(mean_validation(runs, label, "motivated"), mean_validation(runs, label, "base"),
-               label) for label in labels]
-    scored = [entry for entry in scored if entry[0] is not None]
-    if not scored:
-        raise ValueError(f"none of {labels} has validation figures; re-run them")
-    return max(scored, key=lambda entry: (entry[0], entry[1] or 0.0))[2]
+    """The label whose motivated model has the best mean validation top-1 over the seeds every
+    label has run (ties: the better base). Reads the validation split only; a label without
+    validation figures cannot win."""
+    labels = [label for label in labels if _validated_seeds(runs, label)]
+    if not labels:
+        raise ValueError("none of the labels has validation figures; re-run them")
+    seeds = set.intersection(*(_validated_seeds(runs, label) for label in labels))
+    if not seeds:
+        raise ValueError(f"{labels} have no seed in common; run them on the same seed")
+
+    def score(label: str, role: str) -> float:
+        return statistics.fmean(_by_seed(runs, label)[seed]["val_top1"].get(role, 0.0)
+                                for seed in seeds)
+
+    return max(labels, key=lambda label: (score(label, "motivated"), score(label, "base")))

@@ -57,3 +57,8 @@ def test_selection_reads_validation_not_test() -> None:
     assert separate_curve.select_on_validation(RUNS, ["pair", "other"]) == "pair"
     with pytest.raises(ValueError, match="validation"):
         separate_curve.select_on_validation(RUNS, ["never", "always"])
+    # A label ahead on a seed the others did not run does not win on that seed alone.
+    lucky = {0: _record(0.9, 0.9, 56.0, 80.0, {"base": 0.9, "motivated": 0.85}),
+             1: _record(0.9, 0.9, 56.0, 80.0, {"base": 0.9, "motivated": 0.99})}
+    assert separate_curve.select_on_validation({**RUNS, "lucky": lucky},
+                                               ["pair", "lucky"]) == "pair"
