@@ -19,7 +19,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
     \b
     Typical use:
-      seekdeploy run --profile x86-cpu          # the whole pipeline on the built-in digits data
+      seekdeploy run --profile x86-cpu-demo     # the whole pipeline on the built-in digits data
       seekdeploy profiles list                  # the declared hardware targets
       seekdeploy doctor                         # what runtimes and datasets work here
     """
