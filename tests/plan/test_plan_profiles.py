@@ -20,7 +20,8 @@ def test_the_walk_covers_every_shipped_profile() -> None:
     assert len(SHIPPED) >= 5 and "jetson-orin-nano" in SHIPPED
 
 
-# Budgets sized for measured latency, below the roofline's floor: planned after a calibration.
+# Budgets sized for measured latency, below the roofline's floor for some families: those are
+# planned after a calibration, and without one the error says how to get it.
 NEEDS_CALIBRATION = {"x86-cpu-demo"}
 
 
@@ -28,7 +29,7 @@ NEEDS_CALIBRATION = {"x86-cpu-demo"}
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_shipped_profile_plans_a_pair_worth_deploying(run_cli, tmp_cwd, profile: str, family: str) -> None:
     done = run_cli("plan", "--profile", profile, "--arch", family, "--json")
-    if profile in NEEDS_CALIBRATION:
+    if profile in NEEDS_CALIBRATION and done.exit_code != 0:
         assert done.exit_code == 1 and f"seekdeploy calibrate --profile {profile}" in done.stderr
         return
     assert done.exit_code == 0, done.stderr
