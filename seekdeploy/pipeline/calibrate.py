@@ -1,7 +1,8 @@
 """The pipeline's calibrate stage: measure the target once, before the plan, where that is cheap.
 
-Planning with the uncalibrated roofline left the README pair at a tenth of its latency budgets
-(predicted 0.82 / 2.97 ms, measured 0.10 / 0.30 ms). So when the target is this machine (its
+The uncalibrated roofline predicts several times the latency a CPU measures (0.82 / 2.97 ms
+predicted for a pair measured at 0.10 / 0.30 ms), so a plan from it uses a fraction of the
+budgets. When the target is this machine (its
 runtime backend `calibrates_here`) or reachable with `--host`, and no calibration of this family
 matches the device (`calibration_file.load_calibrated`), `run` times a quick design first
 (`QUICK_SPECS` specs in the family's proportions, `QUICK_ROUNDS` rounds of a short protocol) and

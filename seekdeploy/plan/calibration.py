@@ -47,9 +47,9 @@ if TYPE_CHECKING:
 MAX_TAIL_RATIO = 3.0
 TAIL_PERCENTILES = ("90", "95", "99")
 # Each spec is timed in six windows, two in each of three rounds over all specs, and the quietest
-# window is fitted, so other work on the device does not pull the fit. Seen on a shared 2-core VM
-# under heavy background load: with the median of three back-to-back windows the held-out error
-# rose from ~6 % to ~22 %.
+# window is fitted, so other work on the device does not pull the fit (on a 2-core VM under heavy
+# background load, fitting the median of three back-to-back windows gave ~22 % held-out error
+# instead of ~6 %).
 CALIBRATION_ROUNDS = 3
 CALIBRATION_WINDOWS_PER_ROUND = 2
 # A design point the fit misses by more than this (relative), and by more than RETIME_SPREAD times

@@ -17,7 +17,7 @@ compound scaling does (Tan & Le 2019, resolution fixed by the profile):
   is too narrow even for that is in proportion too: the rule would ask for less than one block.
 
 Axes the rule does not tie (MBConv's expand ratio, ViT's MLP ratio) stay free. `ShapeRule.FREE`
-switches the rule off: the old max-FLOPs search, kept as the baseline it is compared with.
+switches the rule off: a max-FLOPs search over any shape, the baseline the rule is compared with.
 """
 
 from __future__ import annotations
