@@ -18,6 +18,8 @@ import click
 
 from seekdeploy.layout import PROFILES_DIR
 from seekdeploy.nn.registry import DEFAULT_FAMILY, list_families  # light: no torch at import
+from seekdeploy.plan.defaults import (DEFAULT_CALIBRATION_SEED, DEFAULT_CALIBRATION_SPECS,
+                                      DEFAULT_MAX_BASE_RATIO, DEFAULT_SHAPE_RULE, ShapeRule)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -48,9 +50,9 @@ def _calibration_warnings_to(console: Console) -> Iterator[None]:
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Calibration file [profiles/<profile>.latency.json].")
 @click.option("--roofline", is_flag=True, help="Ignore any calibration; predict with the roofline.")
-@click.option("--max-base-ratio", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=0.5,
+@click.option("--max-base-ratio", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=DEFAULT_MAX_BASE_RATIO,
               show_default=True, help="The base may have at most this fraction of the motivated model's FLOPs.")
-@click.option("--shape", type=click.Choice(["proportional", "free"]), default="proportional", show_default=True,
+@click.option("--shape", type=click.Choice([rule.value for rule in ShapeRule]), default=DEFAULT_SHAPE_RULE.value, show_default=True,
               help="proportional: only specs that scale the family's shape (depth and width together); "
                    "free: any shape of the grid (the most FLOPs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
@@ -121,10 +123,11 @@ def _of_budget(value: float, budget: float | None) -> str:
 @click.option("--profile", "profile_name", required=True, help="Hardware profile name, alias or YAML path.")
 @click.option("--arch", type=click.Choice(FAMILIES), default=DEFAULT_FAMILY, show_default=True,
               help="Model family whose specs are measured.")
-@click.option("--specs", "spec_count", type=click.IntRange(min=6), default=24, show_default=True,
+@click.option("--specs", "spec_count", type=click.IntRange(min=6), default=DEFAULT_CALIBRATION_SPECS, show_default=True,
               help="How many design specs to export and time (corners + random).")
 @click.option("--host", default=None, help="Time on this device over SSH (user@host[:port]) instead of here.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random design specs.")
+@click.option("--seed", type=int, default=DEFAULT_CALIBRATION_SEED, show_default=True,
+              help="Seed of the random design specs.")
 @click.option("--opset", type=click.IntRange(min=13), default=None,
               help="ONNX opset of the design exports [the one `export` uses for the profile].")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(PROFILES_DIR),

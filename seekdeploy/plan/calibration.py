@@ -21,6 +21,8 @@ usually busy gets a larger factor rather than a shifted fit.
 
 from __future__ import annotations
 
+from seekdeploy.plan.defaults import DEFAULT_CALIBRATION_SEED, DEFAULT_CALIBRATION_SPECS
+
 import datetime
 import statistics
 import tempfile
@@ -255,8 +257,8 @@ def retime_outliers(profile: HardwareProfile, measurements: list[Measurement], f
     return updated, fit_measurements(profile, updated)
 
 
-def calibrate_profile(profile: HardwareProfile, family: str, *, specs: int = 24, host: str | None = None,
-                      seed: int = 0, opset: int | None = None, protocol: MeasurementProtocol | None = None,
+def calibrate_profile(profile: HardwareProfile, family: str, *, specs: int = DEFAULT_CALIBRATION_SPECS, host: str | None = None,
+                      seed: int = DEFAULT_CALIBRATION_SEED, opset: int | None = None, protocol: MeasurementProtocol | None = None,
                       design: Sequence[SubnetSpec] | None = None, folder: str | Path = layout.PROFILES_DIR,
                       rounds: int = CALIBRATION_ROUNDS, proportional: bool = False,
                       on_progress: Callable[[str, int, int], None] | None = None) -> CalibrationResult:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
 from seekdeploy.plan.candidates import Candidate, PlanError, evaluate_spec, violations
+from seekdeploy.plan.defaults import DEFAULT_MAX_BASE_RATIO
 from seekdeploy.plan.predictor import LatencyPredictor
 from seekdeploy.plan.proportions import DEFAULT_SHAPE_RULE, ShapeRule
 from seekdeploy.profiles.schema import Budget, HardwareProfile
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["Candidate", "PairPlan", "PlanError", "RolePlan", "describe_pair", "evaluate_spec", "plan_pair",
            "predict_roles", "role_line", "violations"]
 
-DEFAULT_MAX_BASE_RATIO = 0.5
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,13 @@ switches the rule off: a max-FLOPs search over any shape, the baseline the rule 
 
 from __future__ import annotations
 
-import enum
 import functools
 import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from seekdeploy.plan.defaults import DEFAULT_SHAPE_RULE, ShapeRule  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from seekdeploy.nn.grid import SpecGrid
@@ -39,14 +40,6 @@ PHI_BAND = 3.0
 PROPORTIONS = "proportions"  # the reason a step up was refused (RolePlan.limits)
 
 
-class ShapeRule(str, enum.Enum):
-    """Which specs the planner may pick: in the family's proportions, or any shape of the grid."""
-
-    PROPORTIONAL = "proportional"
-    FREE = "free"
-
-
-DEFAULT_SHAPE_RULE = ShapeRule.PROPORTIONAL
 
 
 @functools.lru_cache(maxsize=8)
