@@ -84,12 +84,14 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
                    "so training only adds to what the base knows.")
 @click.option("--private-affine/--shared-affine", default=DEFAULTS.private_affine,
               show_default=True,
-              help="Give the motivated model its own BatchNorm scale/shift and classifier bias "
-                   "(needs --bn private); the base's stay the base's.")
+              help="Give the motivated model offsets to the BatchNorm scale/shift and the "
+                   "classifier bias (with --bn private; off under --bn shared); the base's stay "
+                   "the base's.")
 @click.option("--motivated-clock/--run-clock", default=DEFAULTS.motivated_clock,
               show_default=True,
               help="Weights only the motivated model uses follow a learning-rate schedule "
-                   "advanced by motivated steps alone (needs a fixed-share condition).")
+                   "advanced by motivated steps alone (with a fixed-share condition such as "
+                   "schedule or random; conditions that follow the loss keep the run's clock).")
 @click.option("--bn", type=click.Choice([mode.value for mode in BnMode]), default=DEFAULTS.bn.value,
               show_default=True, help="BatchNorm statistics per role or shared.")
 @click.option("--bn-recalibrate", type=click.IntRange(min=0), default=DEFAULTS.bn_recalibrate_batches,

@@ -17,7 +17,7 @@ from seekdeploy.errors import ConfigError, SpecError
 from seekdeploy.roles import ROLE_NAMES, Role, statistics_of, statistics_sets
 from seekdeploy.train import checkpoint as ckpt
 from seekdeploy.train import distributed
-from seekdeploy.train.conditions import MotivationCondition, create_condition
+from seekdeploy.train.conditions import MotivationCondition, create_condition, parse_condition
 from seekdeploy.train.config import BnMode, DeviceChoice, TrainConfig
 from seekdeploy.train.optim import CosineWarmupSchedule, cosine_warmup_lr, create_optimizer
 from seekdeploy.train.records import RunRecords
@@ -193,11 +193,9 @@ def _prepare(config: TrainConfig, run_dir: Path, data_kwargs: dict[str, Any], su
                                    image_size=supernet.image_size, num_classes=supernet.num_classes)
         session.forward_flops[role] = float(cost.flops)
     _limit_offsets(session, params)
-    if config.motivated_clock:
-        if session.condition.expected_fraction is None:
-            raise ConfigError(f"--motivated-clock needs a condition whose share of motivated "
-                              f"batches is known in advance (schedule, random, always); "
-                              f"{config.condition!r} follows the loss")
+    # The clock's length is the condition's expected motivated steps: a condition that follows
+    # the loss has none, and a run of one role needs no second clock.
+    if config.motivated_clock and session.condition.expected_fraction not in (None, 0.0, 1.0):
         session.base_masks = _base_masks(session.regions)
     return session
 
@@ -252,14 +250,17 @@ def new_session(config: TrainConfig, run_dir: Path, *, in_channels: int, image_s
     bn_roles = statistics_sets(config.bn is BnMode.SHARED)
     seed_everything(config.seed, config.deterministic)  # the weights' initialization is seeded
     dataset = _load_data(config, data_kwargs)
-    private = (Role.MOTIVATED.value,) if config.private_affine else ()
+    # Growth, private offsets and the motivated clock concern a pair: a run of one role (never,
+    # always) keeps the family's own model.
+    pair_run = parse_condition(config.condition)[0] not in ("never", "always")
+    private = ((Role.MOTIVATED.value,) if config.private_affine and pair_run
+               and config.bn != BnMode.SHARED else ())
     supernet = sd_nn.create_supernet(config.arch, family_config, num_classes=dataset.num_classes,
                                      in_channels=in_channels, image_size=image_size,
                                      bn_roles=bn_roles, private_roles=private)
     specs = {Role.BASE: base_spec, Role.MOTIVATED: motivated_spec}
     session = _prepare(config, run_dir, data_kwargs, supernet, specs, dataset)
-    # Growth concerns a pair: a run of one role (never, always) keeps the family's own init.
-    if config.growth and session.condition.expected_fraction not in (0.0, 1.0):
+    if config.growth and pair_run:
         supernet.grow_from(base_spec)
     return session
 

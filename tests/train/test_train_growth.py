@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from seekdeploy import nn as sd_nn
-from seekdeploy.errors import ConfigError
 from seekdeploy.roles import Role
 from seekdeploy.train import loop
 from seekdeploy.train.checkpoint import read_checkpoint
@@ -91,9 +90,15 @@ def test_private_offsets_follow_the_shared_parameters_and_export_exactly() -> No
     assert set(rebuilt.state_dict()) == set(supernet.state_dict())
 
 
-def test_private_affine_needs_private_statistics() -> None:
-    with pytest.raises(ConfigError, match="--bn private"):
-        TrainConfig(private_affine=True, bn="shared")
+@pytest.mark.parametrize("changes, offsets", [
+    ({}, True), ({"bn": "shared"}, False), ({"condition": "always"}, False),
+    ({"condition": "never"}, False)])
+def test_private_offsets_only_where_a_pair_keeps_statistics_per_role(tmp_path, changes,
+                                                                   offsets) -> None:
+    config = TrainConfig.from_dict(GROWN.to_dict() | changes)
+    session = start_run(config, tmp_path / "run", profile=PROFILE)
+    names = [name for name, _ in session.supernet.named_parameters()]
+    assert any("_delta_" in name for name in names) is offsets
 
 
 def test_masked_sgd_updates_kept_elements_exactly_as_plain_sgd() -> None:
@@ -134,9 +139,10 @@ def test_the_motivated_clock_runs_on_motivated_steps(tmp_path) -> None:
     weight = session.supernet.stages[0][0].conv1.weight
     mask, rate = maps[weight]
     assert rate == halfway and mask[:2, :1].all() and not mask[2:].any()
-    with pytest.raises(ConfigError, match="known in advance"):
-        start_run(TrainConfig.from_dict(GROWN.to_dict() | {"condition": "streak"}),
-                  tmp_path / "streak", profile=PROFILE)
+    # A condition that follows the loss has no expected share: the run's clock applies.
+    streak = start_run(TrainConfig.from_dict(GROWN.to_dict() | {"condition": "streak"}),
+                       tmp_path / "streak", profile=PROFILE)
+    assert streak.base_masks == {} and loop._lr_maps(streak, Role.MOTIVATED) is None
 
 
 def test_a_grown_private_clocked_pair_trains_its_base_exactly_as_alone(tmp_path) -> None:
