@@ -110,7 +110,10 @@ def plot(rows: list[dict[str, Any]], never: float | None, always: float | None,
     import matplotlib.pyplot as plt
 
     axes_keys = [("cost_vs_always", "honest training FLOPs ÷ the motivated model alone")]
-    if all(row.get("cpu_vs_always") for row in rows):
+    if all(row.get("cpu_steps_vs_always") for row in rows):  # bench/step_cost.py's axis
+        axes_keys.append(("cpu_steps_vs_always",
+                          "CPU time (per-step CPU seconds) ÷ the motivated model alone"))
+    elif all(row.get("cpu_vs_always") for row in rows):
         axes_keys.append(("cpu_vs_always", "measured CPU seconds ÷ the motivated model alone"))
     figure, axes = plt.subplots(1, len(axes_keys), figsize=(7.5 * len(axes_keys), 4.5),
                                 squeeze=False)
