@@ -97,6 +97,9 @@ def check_pair(supernet: Supernet, base: SlicedModel, motivated: SlicedModel) ->
 
 def _private_reason(name: str, base_role: str, motivated_role: str) -> str:
     leaf = name.rpartition(".")[2]
+    if leaf in ("weight", "bias"):
+        return (f"role-private offset ({leaf}): the motivated model adds its own offset to the "
+                f"shared {leaf} (--private-affine), so they legitimately differ")
     if leaf not in _BN_STATISTICS:
         return (f"derives from a different supernet tensor for each role ('{base_role}' vs "
                 f"'{motivated_role}')")

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from seekdeploy.runtime.windows import QUIET_MEDIAN_TOLERANCE
+
 torch = pytest.importorskip("torch")
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,8 +92,12 @@ def test_every_window_is_recorded_with_the_machine_load(run_cli, export_dir: Pat
     for model in json.loads(out.read_text())["results"]:
         windows = model["repeats"]
         assert [window["round"] for window in windows] == [0, 1, 2]
-        p95s = [window["p95_ms"] for window in windows]  # the budgets are at p95
-        assert model["latency"]["p95_ms"] == min(p95s)  # the quietest window is reported
+        # The quietest window is reported: the lowest p95 (the budgets are at p95) among the
+        # windows whose median is within QUIET_MEDIAN_TOLERANCE of the lowest median.
+        lowest = min(window["median_ms"] for window in windows)
+        p95s = [window["p95_ms"] if window["median_ms"] <= lowest * (1 + QUIET_MEDIAN_TOLERANCE)
+                else float("inf") for window in windows]
+        assert model["latency"]["p95_ms"] == min(p95s)
         assert model["windows"]["reported"] == p95s.index(min(p95s))
         assert model["windows"]["rule"] == "quietest window: lowest p95"
         assert model["windows"]["interleaved_with"] == ["base", "motivated"]
