@@ -14,7 +14,7 @@ passes the full motivated regions.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -89,8 +89,8 @@ class SlicedSGD(_StateFollowsParameters):
                     grad = grad.add(buf, alpha=momentum) if nesterov else buf
                 if lr_maps and param in lr_maps:
                     keep, other_lr = lr_maps[param]
-                    weight.copy_(torch.where(keep[region], weight.add(grad, alpha=-lr),
-                                             weight.add(grad, alpha=-other_lr)))
+                    _masked_update(weight, keep[region], lr, other_lr,
+                                   lambda rate: weight.add(grad, alpha=-rate))
                 else:
                     weight.add_(grad, alpha=-lr)
         return loss
@@ -131,10 +131,11 @@ class SlicedAdamW(_StateFollowsParameters):
                 step = state["step"][region]
                 step.add_(1.0)
                 keep, other_lr = lr_maps[param] if lr_maps and param in lr_maps else (None, lr)
-                keep = None if keep is None else keep[region]
-                if decay:
-                    _update(weight, keep, weight.mul(1.0 - lr * decay),
-                            weight.mul(1.0 - other_lr * decay))
+                if decay and keep is None:
+                    weight.mul_(1.0 - lr * decay)
+                elif decay:
+                    _masked_update(weight, keep[region], lr, other_lr,
+                                   lambda rate: weight.mul(1.0 - rate * decay))
                 exp_avg = state["exp_avg"][region]
                 exp_avg_sq = state["exp_avg_sq"][region]
                 exp_avg.lerp_(grad, 1.0 - beta1)
@@ -143,15 +144,20 @@ class SlicedAdamW(_StateFollowsParameters):
                 correction1 = 1.0 - torch.pow(beta1, step)
                 correction2 = 1.0 - torch.pow(beta2, step)
                 denom = (exp_avg_sq / correction2).sqrt_().add_(eps)
-                _update(weight, keep, weight.addcdiv(exp_avg / correction1, denom, value=-lr),
-                        weight.addcdiv(exp_avg / correction1, denom, value=-other_lr))
+                direction = exp_avg / correction1
+                if keep is None:
+                    weight.addcdiv_(direction, denom, value=-lr)
+                else:
+                    _masked_update(weight, keep[region], lr, other_lr,
+                                   lambda rate: weight.addcdiv(direction, denom, value=-rate))
         return loss
 
 
-def _update(weight: torch.Tensor, keep: torch.Tensor | None, kept: torch.Tensor,
-            other: torch.Tensor) -> None:
-    # `kept` where the mask holds (or everywhere without one), `other` elsewhere.
-    weight.copy_(kept if keep is None else torch.where(keep, kept, other))
+def _masked_update(weight: torch.Tensor, keep: torch.Tensor, lr: float, other_lr: float,
+                   update: Callable[[float], torch.Tensor]) -> None:
+    """weight <- update(lr) where `keep` holds, update(other_lr) elsewhere: the kept elements get
+    exactly the value the unmasked step computes."""
+    weight.copy_(torch.where(keep, update(lr), update(other_lr)))
 
 
 def cosine_warmup_lr(step: int, peak_lr: float, total_steps: int, warmup_steps: int = 0,

@@ -195,9 +195,16 @@ def _prepare(config: TrainConfig, run_dir: Path, data_kwargs: dict[str, Any], su
     _limit_offsets(session, params)
     # The clock's length is the condition's expected motivated steps: a condition that follows
     # the loss has none, and a run of one role needs no second clock.
-    if config.motivated_clock and session.condition.expected_fraction not in (None, 0.0, 1.0):
+    fraction = session.condition.expected_fraction
+    if config.motivated_clock and trains_pair(config) and fraction is not None:
         session.base_masks = _base_masks(session.regions)
     return session
+
+
+def trains_pair(config: TrainConfig) -> bool:
+    """Whether the run trains both roles. Growth, private offsets and the motivated clock concern
+    a pair: a run of one role (`never`, `always`) keeps the family's own model and one clock."""
+    return parse_condition(config.condition)[0] not in ("never", "always")
 
 
 def _limit_offsets(session: TrainSession, params: dict[str, torch.Tensor]) -> None:
@@ -250,9 +257,7 @@ def new_session(config: TrainConfig, run_dir: Path, *, in_channels: int, image_s
     bn_roles = statistics_sets(config.bn is BnMode.SHARED)
     seed_everything(config.seed, config.deterministic)  # the weights' initialization is seeded
     dataset = _load_data(config, data_kwargs)
-    # Growth, private offsets and the motivated clock concern a pair: a run of one role (never,
-    # always) keeps the family's own model.
-    pair_run = parse_condition(config.condition)[0] not in ("never", "always")
+    pair_run = trains_pair(config)
     private = ((Role.MOTIVATED.value,) if config.private_affine and pair_run
                and config.bn != BnMode.SHARED else ())
     supernet = sd_nn.create_supernet(config.arch, family_config, num_classes=dataset.num_classes,

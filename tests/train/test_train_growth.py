@@ -13,7 +13,7 @@ from seekdeploy.roles import Role
 from seekdeploy.train import loop
 from seekdeploy.train.checkpoint import read_checkpoint
 from seekdeploy.train.config import TrainConfig
-from seekdeploy.train.optim import SlicedSGD, cosine_warmup_lr
+from seekdeploy.train.optim import SlicedAdamW, SlicedSGD, cosine_warmup_lr
 from seekdeploy.train.run import finish_run, start_run
 from seekdeploy.train.session import motivated_clock_lr, resume_session
 from helpers import Display
@@ -101,14 +101,16 @@ def test_private_offsets_only_where_a_pair_keeps_statistics_per_role(tmp_path, c
     assert any("_delta_" in name for name in names) is offsets
 
 
-def test_masked_sgd_updates_kept_elements_exactly_as_plain_sgd() -> None:
+@pytest.mark.parametrize("make", [
+    lambda p: SlicedSGD([p], lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    lambda p: SlicedAdamW([p], lr=0.01, weight_decay=0.05)], ids=["sgd", "adamw"])
+def test_masked_step_updates_kept_elements_exactly_as_the_plain_step(make) -> None:
     torch.manual_seed(0)
-    plain, masked = torch.nn.Parameter(torch.randn(4, 5)), None
+    plain = torch.nn.Parameter(torch.randn(4, 5))
     masked = torch.nn.Parameter(plain.detach().clone())
     keep = torch.zeros(4, 5, dtype=torch.bool)
     keep[:2, :3] = True
-    optimizers = [SlicedSGD([p], lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
-                  for p in (plain, masked)]
+    optimizers = [make(p) for p in (plain, masked)]
     start = masked.detach().clone()
     for _ in range(3):
         grad = torch.randn(4, 5)
