@@ -18,7 +18,7 @@ import click
 
 from seekdeploy.layout import PROFILES_DIR
 from seekdeploy.nn.registry import DEFAULT_FAMILY, list_families  # light: no torch at import
-from seekdeploy.plan.defaults import (DEFAULT_CALIBRATION_SEED, DEFAULT_CALIBRATION_SPECS,
+from seekdeploy.plan.defaults import (DEFAULT_CALIBRATION_FOCUS, DEFAULT_CALIBRATION_SEED, DEFAULT_CALIBRATION_SPECS,
                                       DEFAULT_MAX_BASE_RATIO, DEFAULT_SHAPE_RULE, ShapeRule)
 
 if TYPE_CHECKING:
@@ -125,6 +125,9 @@ def _of_budget(value: float, budget: float | None) -> str:
               help="Model family whose specs are measured.")
 @click.option("--specs", "spec_count", type=click.IntRange(min=6), default=DEFAULT_CALIBRATION_SPECS, show_default=True,
               help="How many design specs to export and time (corners + random).")
+@click.option("--focus", type=click.IntRange(min=0), default=DEFAULT_CALIBRATION_FOCUS, show_default=True,
+              help="More specs, timed after a first fit, where it predicts the profile's latency budgets "
+                   "(accuracy where the planner chooses; 0: none).")
 @click.option("--host", default=None, help="Time on this device over SSH (user@host[:port]) instead of here.")
 @click.option("--seed", type=int, default=DEFAULT_CALIBRATION_SEED, show_default=True,
               help="Seed of the random design specs.")
@@ -132,7 +135,7 @@ def _of_budget(value: float, budget: float | None) -> str:
               help="ONNX opset of the design exports [the one `export` uses for the profile].")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(PROFILES_DIR),
               show_default=True, help="Folder of the calibration file <profile>.latency.json.")
-def calibrate(profile_name: str, arch: str, spec_count: int, host: str | None, seed: int,
+def calibrate(profile_name: str, arch: str, spec_count: int, focus: int, host: str | None, seed: int,
               opset: int | None, out_dir: Path) -> None:
     """Export and time a design of specs on the target and fit the profile's latency model.
 
@@ -147,11 +150,11 @@ def calibrate(profile_name: str, arch: str, spec_count: int, host: str | None, s
     console = Console()
     profile = load_profile(profile_name)
     where = host or "this machine"
-    console.print(f"calibrating {profile.name} ({arch}, {spec_count} specs) on {where}…")
+    console.print(f"calibrating {profile.name} ({arch}, {spec_count} specs + {focus} near the budgets) on {where}…")
 
     with CalibrationProgress(console) as progress:
         result = calibrate_profile(profile, arch, specs=spec_count, host=host, seed=seed, opset=opset,
-                                   folder=out_dir, on_progress=progress.update)
+                                   focus=focus, folder=out_dir, on_progress=progress.update)
     fit = result.fit
     others = ", ".join(f"{name} {mape:.1f}%" for name, mape in fit.heldout_mape_by_model.items())
     console.print(f"fit: {fit.model} · held-out MAPE {fit.heldout_mape_percent:.1f}% · "
@@ -175,7 +178,8 @@ def calibrate(profile_name: str, arch: str, spec_count: int, host: str | None, s
 class CalibrationProgress:
     """A rich progress bar per stage (export, time) on a terminal; a line per finished stage otherwise."""
 
-    _LABELS = {"export": "exporting", "time": "timing", "re-export": "re-exporting", "re-time": "re-timing"}
+    _LABELS = {"export": "exporting", "time": "timing", "re-export": "re-exporting", "re-time": "re-timing",
+               "focus-export": "exporting specs near the budgets", "focus-time": "timing specs near the budgets"}
 
     def __init__(self, console: Console) -> None:
         self.console = console

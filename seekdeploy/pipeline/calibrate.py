@@ -5,8 +5,8 @@ predicted for a pair measured at 0.10 / 0.30 ms), so a plan from it uses a fract
 budgets. When the target is this machine (its
 runtime backend `calibrates_here`) or reachable with `--host`, and no calibration of this family
 matches the device (`calibration_file.load_calibrated`), `run` times a quick design first
-(`QUICK_SPECS` specs in the family's proportions, `QUICK_ROUNDS` rounds of a short protocol) and
-writes `profiles/<profile>.latency.json`; training then plans with it. A valid calibration is
+(`QUICK_SPECS` specs in the family's proportions, then `QUICK_FOCUS` more where that first fit puts
+the budgets, `QUICK_ROUNDS` rounds of a short protocol) and writes `profiles/<profile>.latency.json`; training then plans with it. A valid calibration is
 reused; a stale or foreign one is ignored with a warning and replaced. `--no-calibrate` skips the
 stage (the roofline plans), and a run already trained needs no plan.
 """
@@ -21,7 +21,8 @@ from seekdeploy.errors import SeekdeployError
 from seekdeploy.pipeline.context import PipelineContext
 from seekdeploy.roles import Role
 
-QUICK_SPECS = 12
+QUICK_SPECS = 10
+QUICK_FOCUS = 4
 QUICK_ROUNDS = 2
 QUICK_DURATION_MS = 300.0  # per timed window (the profile's own protocol when shorter)
 QUICK_WARMUP_MS = 100.0
@@ -86,11 +87,13 @@ def execute_calibrate(context: PipelineContext) -> str:
     from seekdeploy.plan.calibration import calibrate_profile
 
     host = context.config.hosts[0] if context.config.hosts else None
-    context.say(f"[calibrate] timing {QUICK_SPECS} {context.config.arch} specs on {host or 'this machine'} "
+    context.say(f"[calibrate] timing {QUICK_SPECS} {context.config.arch} specs and {QUICK_FOCUS} more near the budgets "
+                f"on {host or 'this machine'} "
                 f"(minutes on 2 cores, more when the machine is busy; --no-calibrate skips this)")
     try:
         result = calibrate_profile(context.profile, context.config.arch, specs=QUICK_SPECS, host=host,
-                                   protocol=quick_protocol(context), rounds=QUICK_ROUNDS, proportional=True)
+                                   protocol=quick_protocol(context), rounds=QUICK_ROUNDS, proportional=True,
+                                   focus=QUICK_FOCUS)
     except SeekdeployError as exc:
         context.say(f"[calibrate] failed, the roofline plans instead: {exc}")
         return f"failed ({type(exc).__name__}); planning with the roofline"

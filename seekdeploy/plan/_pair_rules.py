@@ -74,7 +74,7 @@ def cost_table(profile: HardwareProfile, family: str, predictor: LatencyPredicto
 
 def over_budget(table: ListCosts | GridCosts, predictor: LatencyPredictor, budget: Budget) -> dict[str, np.ndarray]:
     """Budget name -> (N,) bool: which specs break that budget of one role."""
-    latency = table.typical_ms * predictor.tail_factor(budget.latency_percentile)
+    latency = table.typical_ms * predictor.tail_factor(budget.latency_percentile, table.typical_ms)
     out = {f"latency p{budget.latency_percentile:g}": latency > budget.latency_ms}
     if budget.peak_memory_mib is not None:
         out["peak memory"] = table.memory_mib > budget.peak_memory_mib
@@ -216,7 +216,7 @@ def _too_tight_error(profile: HardwareProfile, family: str, table: ListCosts | G
     if not worst_name:  # the smallest fits every budget alone, yet nothing nests: report the base
         worst_name = f"latency p{budgets[Role.BASE].latency_percentile:g}"
     budget = budgets[worst_role]
-    tail = predictor.tail_factor(budget.latency_percentile)
+    tail = float(predictor.tail_factor(budget.latency_percentile, smallest.typical_latency_ms))
     busy = (f". The calibration measured a p{budget.latency_percentile:g} tail of {tail:.2f}x the typical "
             "latency: the machine was busy then; calibrate again when it is quiet"
             if predictor.kind == "calibrated" and tail > BUSY_TAIL_FACTOR else "")

@@ -14,9 +14,16 @@ of Python's `timeit` for the same reason). The fit (`fit.choose_fit`) is checked
 design point, and a point it misses by far more than the rest is timed again once (a window
 disturbed throughout is the usual cause), keeping the quieter measurement, before the final fit.
 
-The tail ratios (p90/p95/p99 of the window the profiling runner reports, over the quiet median;
-median over the design) turn the typical latency into a budget percentile, so a device that is
-usually busy gets a larger factor rather than a shifted fit.
+With `focus`, the first fit then predicts where each latency budget lies in the grid and that many
+more specs near it (`space.focus_specs`) are timed and fitted with the rest: the design spans the
+grid, the budgets need accuracy in one small part of it.
+
+The tail ratios (p90/p95/p99 of the window the profiling runner reports, over the quiet median)
+turn the typical latency into a budget percentile, so a device that is usually busy gets a larger
+factor rather than a shifted fit. They are stored per design point (`tail_curve`, each point's
+ratio smoothed with its neighbours in latency), since fixed noise weighs more on fast models
+(measured on a quiet 2-core VM: p95/median 1.41-1.45 at 0.15 ms, 1.11-1.12 at 1.1 ms), and as the
+median over the design (`tail_ratios`, for files and readers without the curve).
 """
 
 from __future__ import annotations
@@ -217,6 +224,20 @@ def measured_tail_ratios(measurements: Sequence[Measurement]) -> tuple[dict[str,
     return ratios, capped
 
 
+def measured_tail_curve(measurements: Sequence[Measurement]) -> dict[str, list[list[float]]]:
+    """Per percentile, [typical ms, ratio] of every design point sorted by latency, each ratio
+    the median of the point's and its two neighbours' (one disturbed window does not make a dent),
+    capped to [1, MAX_TAIL_RATIO]."""
+    ordered = sorted(measurements, key=lambda m: m.median_ms)
+    curve = {}
+    for percentile in TAIL_PERCENTILES:
+        ratios = [float(m.reported[f"p{percentile}_ms"]) / m.median_ms for m in ordered]
+        smoothed = [statistics.median(ratios[max(0, i - 1):i + 2]) for i in range(len(ratios))]
+        curve[percentile] = [[round(m.median_ms, 6), round(max(1.0, min(r, MAX_TAIL_RATIO)), 4)]
+                             for m, r in zip(ordered, smoothed)]
+    return curve
+
+
 def fit_measurements(profile: HardwareProfile, measurements: Sequence[Measurement], target: str = "median_ms") -> FitResult:
     """Choose and fit the latency model on `measurements`' `target` statistic (default: the median;
     "min_ms" gives the contention-free latency, which a busy shared machine still measures)."""
@@ -260,14 +281,16 @@ def retime_outliers(profile: HardwareProfile, measurements: list[Measurement], f
 def calibrate_profile(profile: HardwareProfile, family: str, *, specs: int = DEFAULT_CALIBRATION_SPECS, host: str | None = None,
                       seed: int = DEFAULT_CALIBRATION_SEED, opset: int | None = None, protocol: MeasurementProtocol | None = None,
                       design: Sequence[SubnetSpec] | None = None, folder: str | Path = layout.PROFILES_DIR,
-                      rounds: int = CALIBRATION_ROUNDS, proportional: bool = False,
+                      rounds: int = CALIBRATION_ROUNDS, proportional: bool = False, focus: int = 0,
                       on_progress: Callable[[str, int, int], None] | None = None) -> CalibrationResult:
     """Measure a design of `specs` specs of `family` on the target, fit, and store the calibration.
 
     `design` replaces the generated design (tests, benchmarks). The file is
     `<folder>/<profile>.latency.json`, written atomically; fits of other families stay when the
     device fingerprint is unchanged. `rounds` timing rounds over the design (fewer: quicker, noisier);
-    `proportional` draws the design from the specs in the family's proportions only.
+    `proportional` draws the design from the specs in the family's proportions only. `focus` more
+    specs, those the first fit places near the budgets (`space.focus_specs`), are timed after it and
+    fitted with the rest (not with a given `design`).
     """
     from seekdeploy.plan.space import design_specs
 
@@ -287,12 +310,27 @@ def calibrate_profile(profile: HardwareProfile, family: str, *, specs: int = DEF
 
     measurements, fit = retime_outliers(profile, measurements, fit_measurements(profile, measurements),
                                         retime=retime)
+    focused: list[SubnetSpec] = []
+    if focus > 0 and design is None:
+        from seekdeploy.plan.space import focus_specs
+
+        first = CalibratedPredictor(profile, fit.model, fit.coefficients, tail_curve=measured_tail_curve(measurements))
+        focused = focus_specs(family, profile, first, focus, exclude=frozenset(m.spec for m in measurements),
+                              proportional=proportional)
+        if focused:
+            more = measure_specs(profile, focused, host=host, opset=opset, protocol=protocol, seed=seed + len(chosen),
+                                 rounds=rounds, on_progress=on_progress and (lambda stage, done, total: on_progress(
+                                     f"focus-{stage}", done, total)))[0]
+            measurements = [*measurements, *more]
+            fit = fit_measurements(profile, measurements)
     tail_ratios, capped = measured_tail_ratios(measurements)
+    tail_curve = measured_tail_curve(measurements)
     fingerprint = device_fingerprint(profile, environment, host or LOCAL_HOST)
     used_protocol = protocol or profile.measurement
     entry = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": fit.model, "coefficients": list(fit.coefficients), "tail_ratios": tail_ratios,
+        "tail_curve": tail_curve, "focus": [spec.to_text() for spec in focused],
         "fit": {"train_mape_percent": fit.train_mape_percent, "heldout_mape_percent": fit.heldout_mape_percent,
                 "heldout_mape_by_model": fit.heldout_mape_by_model, "target": "quietest-window median_ms",
                 "retimed": retimed_count(measurements)},
@@ -302,5 +340,6 @@ def calibrate_profile(profile: HardwareProfile, family: str, *, specs: int = DEF
         "measurements": [m.to_json() for m in measurements],
     }
     path = write_calibration(calibration_path(profile, folder), fingerprint, family, entry)
-    predictor = CalibratedPredictor(profile, fit.model, fit.coefficients, tail_ratios, source=str(path))
+    predictor = CalibratedPredictor(profile, fit.model, fit.coefficients, tail_ratios, source=str(path),
+                                    tail_curve=tail_curve)
     return CalibrationResult(path, predictor, fit, tail_ratios, tuple(measurements), fingerprint, capped)

@@ -147,7 +147,7 @@ def load_calibrated(profile: HardwareProfile, family: str, path: str | Path | No
                       CalibrationWarning, stacklevel=2)
         return None
     return CalibratedPredictor(profile, entry["model"], entry["coefficients"], entry.get("tail_ratios"),
-                               source=str(path))
+                               source=str(path), tail_curve=entry.get("tail_curve"))
 
 
 def load_predictor(profile: HardwareProfile, family: str, path: str | Path | None = None,

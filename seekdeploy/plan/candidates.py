@@ -44,7 +44,7 @@ def evaluate_spec(spec: SubnetSpec, profile: HardwareProfile, predictor: Latency
 
     cost = estimate_cost(spec, **input_geometry(profile))
     typical = predictor.predict_latency_ms(spec)
-    latency = {role: typical * predictor.tail_factor(budget.latency_percentile)
+    latency = {role: typical * predictor.tail_factor(budget.latency_percentile, typical)
                for role, budget in profile.budgets.items()}
     element_bytes = bytes_per_element(profile)
     weights = cost.weight_bytes(profile_precision(profile))

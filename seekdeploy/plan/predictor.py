@@ -4,7 +4,9 @@ Both predict the *typical* (median) latency of one inference at the profile's in
 milliseconds; a budget is set at a percentile (p95 by default), so `predict_percentile_ms`
 multiplies the typical latency by a tail factor. The roofline predictor uses the documented
 default `default_tail_factor(p)` (1.0 at the median, rising linearly to 1.25 at p95); a
-calibration measures the factor on the target and records it.
+calibration measures the factor on the target and records it, per design point where it has them:
+the tail is a larger share of a fast model's latency (a few tens of microseconds of scheduling
+noise weigh more on 0.15 ms than on 5 ms), so the factor is interpolated at the predicted latency.
 
 Roofline: every layer takes max(FLOPs / peak, bytes moved / bandwidth) plus a fixed per-layer
 overhead (kernel launch / operator dispatch), summed over the family's layer list (`seekdeploy.nn.list_layers`).
@@ -81,13 +83,15 @@ class LatencyPredictor:
         """Typical (median) latency in ms of one inference of `spec` at the profile's batch."""
         raise NotImplementedError
 
-    def tail_factor(self, percentile: float) -> float:
-        """Latency at `percentile` divided by the typical latency."""
+    def tail_factor(self, percentile: float, typical_ms: Any = None) -> Any:
+        """Latency at `percentile` divided by the typical latency (`typical_ms`, a number or an
+        array, is the typical latency the factor is for; the default factor ignores it)."""
         return default_tail_factor(percentile)
 
     def predict_percentile_ms(self, spec: SubnetSpec, percentile: float) -> float:
         """Predicted latency at a budget percentile (typical latency x tail factor)."""
-        return self.predict_latency_ms(spec) * self.tail_factor(percentile)
+        typical = self.predict_latency_ms(spec)
+        return typical * float(self.tail_factor(percentile, typical))
 
     def describe(self) -> dict[str, Any]:
         """What the predictor is, for manifests and the plan's JSON."""
@@ -196,13 +200,16 @@ class CalibratedPredictor(LatencyPredictor):
 
     def __init__(self, profile: HardwareProfile, model: str, coefficients: Sequence[float],
                  tail_ratios: dict[str, float] | None = None, num_classes: int = 10,
-                 source: str | None = None) -> None:
+                 source: str | None = None, tail_curve: dict[str, Sequence[Sequence[float]]] | None = None) -> None:
         super().__init__(profile, num_classes)
         if model not in FIT_MODELS:
             raise ProfileError(f"calibration model {model!r} is unknown; recalibrate with `seekdeploy calibrate`")
         self.model = model
         self.coefficients = [float(c) for c in coefficients]
         self.tail_ratios = {str(k): float(v) for k, v in (tail_ratios or {}).items()}
+        # percentile -> [(typical ms, ratio)] sorted by latency (see calibration.measured_tail_curve)
+        self.tail_curve = {str(k): sorted((float(m), float(r)) for m, r in points)
+                           for k, points in (tail_curve or {}).items() if points}
         self.source = source
         self._roofline = RooflinePredictor(profile, num_classes)
 
@@ -218,12 +225,21 @@ class CalibratedPredictor(LatencyPredictor):
                                f"model {self.model!r} needs {len(features)}; recalibrate")
         return max(1e-3, sum(f * c for f, c in zip(features, self.coefficients)))
 
-    def tail_factor(self, percentile: float) -> float:
-        """The measured tail ratio at this percentile when calibrated, else the default."""
+    def tail_factor(self, percentile: float, typical_ms: Any = None) -> Any:
+        """The measured tail ratio at this percentile: interpolated (in log latency, flat beyond
+        the ends) between the design points' ratios at `typical_ms` when the calibration has them,
+        else the design's median ratio, else the default."""
         key = f"{percentile:g}"
+        curve = self.tail_curve.get(key)
+        if curve and typical_ms is not None:
+            import numpy as np
+
+            latencies, ratios = zip(*curve)
+            factor = np.interp(np.log(np.maximum(typical_ms, 1e-6)), np.log(latencies), ratios)
+            return float(factor) if np.ndim(factor) == 0 else factor
         return self.tail_ratios.get(key, default_tail_factor(percentile))
 
     def describe(self) -> dict[str, Any]:
         """Kind, fit model, coefficients, source file and tail ratios."""
         return {"kind": self.kind, "model": self.model, "coefficients": self.coefficients, "source": self.source,
-                "tail_ratios": self.tail_ratios}
+                "tail_ratios": self.tail_ratios, "tail_curve": self.tail_curve}

@@ -6,7 +6,8 @@ around its default supernet: the axes and their caps are documented in the famil
 
 `design_specs` draws a calibration design from a grid: the corners (smallest, largest,
 shallow-wide, deep-narrow) plus seeded random picks, within the part of the grid a profile's
-budgets can reach when a profile is given.
+budgets can reach when a profile is given. `focus_specs` adds, once a first fit exists, the specs
+it predicts at `FOCUS_FRACTIONS` of each latency budget: where the planner's choice will land.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ DESIGN_REACH = 2.0
 # A design draws from at least this many times its size of specs (the fastest by the roofline
 # where fewer are within reach).
 DESIGN_POOL_FACTOR = 2
+# Where `focus_specs` aims, as fractions of each role's latency budget (predicted at its percentile):
+# the largest spec the planner picks lands just under 1.0, and its neighbours a step down.
+FOCUS_FRACTIONS = (0.8, 1.0)
 
 
 @functools.lru_cache(maxsize=8)
@@ -110,3 +114,37 @@ def _reference_profile() -> Any:
     from seekdeploy.profiles.loader import load_profile
 
     return load_profile("x86-cpu")
+
+
+def focus_specs(family: str, profile: HardwareProfile, predictor: Any, count: int, *,
+                exclude: frozenset = frozenset(), proportional: bool = False) -> list[SubnetSpec]:
+    """Up to `count` specs that `predictor` places at `FOCUS_FRACTIONS` of each latency budget.
+
+    The targets go round the roles (the base's 0.8, the motivated model's 0.8, the base's 1.0, ...)
+    so a small `count` still covers every role; each picks the spec, not in `exclude` and not
+    already picked, whose predicted latency at the budget's percentile is nearest the target (in
+    ratio). `proportional` keeps to the family's proportions, where the default planner chooses.
+    """
+    from seekdeploy.plan.grid_costs import cost_grid
+
+    grid = spec_grid(family)
+    typical = cost_grid(grid, profile, predictor).typical_ms
+    allowed = np.ones(len(grid), dtype=bool)
+    if proportional:
+        from seekdeploy.plan.proportions import grid_mask
+
+        allowed = grid_mask(grid, family)
+    budgets = list(profile.budgets.values())
+    targets = [(budget, fraction * budget.latency_ms) for fraction in FOCUS_FRACTIONS for budget in budgets]
+    chosen: list[SubnetSpec] = []
+    for budget, target in targets[:max(0, count)]:
+        predicted = typical * predictor.tail_factor(budget.latency_percentile, typical)
+        miss = np.where(allowed, np.abs(np.log(predicted / target)), np.inf)
+        for index in np.argsort(miss, kind="stable"):
+            if not np.isfinite(miss[index]):
+                break
+            spec = grid.spec_at(int(index))
+            if spec not in exclude and spec not in chosen:
+                chosen.append(spec)
+                break
+    return chosen

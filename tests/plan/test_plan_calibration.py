@@ -7,6 +7,7 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import write_tiny_profile
 
@@ -233,3 +234,67 @@ def test_calibrating_on_an_unreachable_device_fails_before_any_export(tmp_cwd) -
                           on_progress=lambda *step: stages.append(step))
     assert stages == []
     assert not (tmp_cwd / "profiles").exists()
+
+
+def test_the_tail_factor_follows_the_latency_of_the_spec() -> None:
+    """Fixed noise weighs more on a fast model: the factor is the design's, interpolated in log
+    latency at the predicted typical latency, flat past the ends; without a latency, the median."""
+    from seekdeploy.plan.calibration import measured_tail_curve
+
+    specs = design_specs("resnet", 5, seed=1)
+    medians, ratios = [0.1, 0.2, 1.0, 4.0, 8.0], [1.5, 1.4, 1.2, 1.1, 1.1]
+    measurements = [Measurement(spec, _window(m), _window(m, tail=r)) for spec, m, r in zip(specs, medians, ratios)]
+    curve = measured_tail_curve(measurements)
+    # Each point's ratio is the median of it and its neighbours (1.5, 1.4 -> 1.45 at the first end).
+    assert [point[1] for point in curve["95"]] == pytest.approx([1.45, 1.4, 1.2, 1.1, 1.1])
+    predictor = CalibratedPredictor(PROFILE, "roofline-scaled", [1, 1, 0, 0], {"95": 1.2}, tail_curve=curve)
+    assert predictor.tail_factor(95, 0.2) == pytest.approx(1.4)
+    assert predictor.tail_factor(95, (0.2 * 1.0) ** 0.5) == pytest.approx(1.3)  # halfway in log latency
+    assert predictor.tail_factor(95, 0.01) == pytest.approx(1.45) and predictor.tail_factor(95, 50.0) == 1.1
+    assert list(predictor.tail_factor(95, np.array([0.2, 4.0]))) == pytest.approx([1.4, 1.1])
+    assert predictor.tail_factor(95) == 1.2  # no latency given: the design's median
+    # One disturbed window (ratio 3.0 at 1 ms) does not make a dent.
+    disturbed = [Measurement(s, _window(m), _window(m, tail=3.0 if m == 1.0 else 1.2))
+                 for s, m in zip(specs, medians)]
+    assert max(point[1] for point in measured_tail_curve(disturbed)["95"]) == pytest.approx(1.2)
+
+
+def test_focus_specs_land_where_the_first_fit_puts_each_budget() -> None:
+    """Each pick is the in-proportion spec predicted nearest its target (0.8x, then 1.0x of each
+    role's budget), never one excluded or picked already."""
+    from seekdeploy.plan.proportions import grid_mask
+    from seekdeploy.plan.space import FOCUS_FRACTIONS, focus_specs, spec_grid
+
+    predictor = RooflinePredictor(PROFILE)
+    budgets = list(PROFILE.budgets.values())
+    grid = spec_grid("resnet")
+    allowed = [grid.spec_at(int(i)) for i in np.flatnonzero(grid_mask(grid, "resnet"))]
+    chosen = focus_specs("resnet", PROFILE, predictor, 4, proportional=True)
+    assert len(set(chosen)) == 4 and set(chosen) <= set(allowed)
+    targets = [(fraction * budget.latency_ms, budget) for fraction in FOCUS_FRACTIONS for budget in budgets]
+    for index, (spec, (target, budget)) in enumerate(zip(chosen, targets)):
+        def miss(candidate, budget=budget, target=target):
+            return abs(np.log(predictor.predict_percentile_ms(candidate, budget.latency_percentile) / target))
+        rest = [candidate for candidate in allowed if candidate not in chosen[:index]]
+        assert miss(spec) == pytest.approx(min(miss(candidate) for candidate in rest))
+    again = focus_specs("resnet", PROFILE, predictor, 2, exclude=frozenset(chosen[:2]), proportional=True)
+    assert len(again) == 2 and not set(again) & set(chosen[:2])
+    assert focus_specs("resnet", PROFILE, predictor, 0) == []
+
+
+def test_a_focused_calibration_times_the_specs_near_the_budgets_after_the_first_fit(tmp_cwd) -> None:
+    """Real exports timed by onnxruntime: the design, then the focus specs, fitted together."""
+    pytest.importorskip("onnxruntime")
+    from seekdeploy.plan.calibration import calibrate_profile
+
+    protocol = MeasurementProtocol(warmup_ms=10, warmup_iterations=3, duration_ms=40, min_iterations=10)
+    stages: list[str] = []
+    result = calibrate_profile(PROFILE, "resnet", specs=6, opset=17, protocol=protocol, rounds=1, focus=2,
+                               proportional=True, on_progress=lambda stage, done, total: stages.append(stage))
+    entry = json.loads(result.path.read_text())["families"]["resnet"]
+    assert len(entry["focus"]) == 2 and len(result.measurements) == 8
+    assert [m.spec.to_text() for m in result.measurements[-2:]] == entry["focus"]
+    assert stages.index("focus-export") > max(i for i, stage in enumerate(stages) if stage == "time")
+    assert sorted(entry["tail_curve"]) == ["90", "95", "99"] and len(entry["tail_curve"]["95"]) == 8
+    loaded = load_predictor(PROFILE, "resnet")
+    assert loaded.tail_curve["95"] == [tuple(point) for point in entry["tail_curve"]["95"]]

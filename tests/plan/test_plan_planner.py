@@ -35,7 +35,7 @@ class FlopsPredictor(LatencyPredictor):
     def predict_latency_ms(self, spec: Any) -> float:
         return estimate_cost(spec, **GEOMETRY).flops / 10e6
 
-    def tail_factor(self, percentile: float) -> float:
+    def tail_factor(self, percentile: float, typical_ms: object = None) -> float:
         return 1.0
 
 
