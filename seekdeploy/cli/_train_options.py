@@ -10,7 +10,7 @@ import click
 
 from seekdeploy.nn.registry import list_families
 from seekdeploy.train.conditions import condition_synopsis
-from seekdeploy.train.config import TrainConfig
+from seekdeploy.train.config import DATASET_EPOCHS, OTHER_DATA_EPOCHS, TrainConfig
 
 DEFAULTS = TrainConfig()
 
@@ -19,8 +19,9 @@ arch_option = click.option("--arch", type=click.Choice(list_families()), default
 data_option = click.option("--data", default=DEFAULTS.data, show_default=True,
                            help="Dataset name, or imagefolder:PATH (`seekdeploy doctor` lists those usable here).")
 epochs_option = click.option(
-    "--epochs", type=click.IntRange(min=1), default=DEFAULTS.epochs, show_default=True,
-    help="Training epochs (the default suits digits; larger datasets need fewer).")
+    "--epochs", type=click.IntRange(min=1), default=None,
+    help="Training epochs [default: the dataset's: " + ", ".join(
+        f"{name} {epochs}" for name, epochs in DATASET_EPOCHS.items()) + f", others {OTHER_DATA_EPOCHS}].")
 condition_option = click.option(
     "--condition", default=DEFAULTS.condition, show_default=True,
     help=f"Which batches are motivated: {condition_synopsis()}. schedule: a fixed fraction, evenly "

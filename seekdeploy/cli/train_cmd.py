@@ -13,7 +13,7 @@ from seekdeploy.layout import RUNS_DIR
 from seekdeploy.roles import ROLE_NAMES, Role
 from seekdeploy.train.config import (
     DEFAULT_DIST_TIMEOUT_S, DEFAULT_RAMP, MAX_FRESH_GAP, OPTIMIZER_DEFAULTS, BnMode, DeviceChoice,
-    MotivatedStep, OptimizerName, TrainConfig, fraction_condition,
+    MotivatedStep, OptimizerName, TrainConfig, default_epochs, fraction_condition,
 )  # fmt: skip
 
 _TRAINING_OPTIONS = ("arch", "data", "data_dir", "epochs", "batch_size", "lr", "optimizer",
@@ -178,7 +178,7 @@ def _build_config(options: dict):
     config = TrainConfig.from_dict({
         "arch": options["arch"], "data": options["data"], "data_dir": options["data_dir"],
         "workers": options["workers"], "skip_bad_files": options["skip_bad_files"],
-        "epochs": options["epochs"], "batch_size": options["batch_size"],
+        "epochs": options["epochs"] or default_epochs(options["data"]), "batch_size": options["batch_size"],
         "lr": options["lr"] if options["lr"] is not None else lr,
         "optimizer": options["optimizer"], "weight_decay": weight_decay,
         "condition": condition, "motivated_step": options["motivated_step"],

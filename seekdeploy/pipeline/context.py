@@ -46,7 +46,7 @@ class PipelineConfig:
     arch: str = TrainConfig.arch
     data: str = TrainConfig.data
     data_dir: str | None = None
-    epochs: int = TrainConfig.epochs
+    epochs: int | None = None  # None: the dataset's (`train.config.default_epochs`)
     condition: str = TrainConfig.condition
     name: str | None = None
     runs_dir: Path = Path(RUNS_DIR)
@@ -62,7 +62,14 @@ class PipelineConfig:
 
     def train_request(self) -> dict[str, Any]:
         """The training options that decide whether an existing run is the one asked for."""
-        return {"arch": self.arch, "data": self.data, "epochs": self.epochs, "condition": self.condition}
+        return {"arch": self.arch, "data": self.data, "epochs": self.training_epochs, "condition": self.condition}
+
+    @property
+    def training_epochs(self) -> int:
+        """`--epochs`, else the dataset's default."""
+        from seekdeploy.train.config import default_epochs
+
+        return self.epochs or default_epochs(self.data)
 
 
 @dataclass

@@ -79,7 +79,7 @@ def execute_train(context: PipelineContext) -> str:
             (run_dir / name).unlink(missing_ok=True)
         parse_condition(config.condition)
         train_config = TrainConfig(arch=config.arch, data=config.data, data_dir=config.data_dir,
-                                   epochs=config.epochs, condition=config.condition)
+                                   epochs=config.training_epochs, condition=config.condition)
         summary = train_pair(train_config, run_dir, profile=context.profile, console=context.console)
     top1 = summary.test_top1
     return (f"test top-1 base {top1[Role.BASE]:.1%}, motivated {top1[Role.MOTIVATED]:.1%}; "

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 # than about the model; the factor is capped and the run warns.
 MAX_TAIL_RATIO = 3.0
 TAIL_PERCENTILES = ("90", "95", "99")
+REPORTED_PERCENTILE = 95.0  # the budget percentile whose reporting rule picks the tail window
 # Each spec is timed in six windows, two in each of three rounds over all specs, and the quietest
 # window is fitted, so other work on the device does not pull the fit (on a 2-core VM under heavy
 # background load, fitting the median of three back-to-back windows gave ~22 % held-out error
@@ -78,16 +79,19 @@ class Measurement:
 
     spec: SubnetSpec
     latency: dict[str, Any]  # LatencyStats.to_json() of the quietest window (lowest median)
-    reported: dict[str, Any]  # the window the profiling runner reports (median of the windows)
+    reported: dict[str, Any]  # the window `profile` would report at p95 (`windows.reported_window`)
     timings: int = 1  # how many times the spec was timed (2 when the fit asked for a re-time)
 
     @classmethod
     def from_results(cls, spec: SubnetSpec, results: Sequence[dict[str, Any]]) -> Measurement:
         """From one spec's profiling results (local or remote): the quietest of all their windows,
-        and the window the profiling runner would report for all of them (the lower median)."""
+        and the window `profile` would report for all of them when judging a p95 budget, so the
+        tail the planner predicts is the tail a profile measures."""
+        from seekdeploy.runtime.windows import reported_window
+
         windows = [window for result in results for window in (result.get("repeats") or [result["latency"]])]
-        ranked = sorted(windows, key=lambda window: float(window["median_ms"]))
-        return cls(spec, ranked[0], ranked[(len(ranked) - 1) // 2])
+        quietest = min(windows, key=lambda window: float(window["median_ms"]))
+        return cls(spec, quietest, windows[reported_window(windows, REPORTED_PERCENTILE)])
 
     @property
     def median_ms(self) -> float:

@@ -93,6 +93,7 @@ class PairPlan:
     max_base_ratio: float = DEFAULT_MAX_BASE_RATIO
     grid_caps: dict[str, Any] = field(default_factory=dict)
     shape: ShapeRule = DEFAULT_SHAPE_RULE
+    latency_headroom: float = 0.0  # share of each latency budget left free (LatencyPredictor.plan_headroom)
 
     @property
     def grid_limited(self) -> bool:
@@ -109,6 +110,9 @@ class PairPlan:
         lines = [f"pair:      base = {self.flops_ratio:.2f}x the motivated FLOPs (rule: <= {self.max_base_ratio:g}x)",
                  "shape:     " + ("in the family's proportions (depth and width scaled together)"
                                   if self.shape is ShapeRule.PROPORTIONAL else "free (the most FLOPs, any shape)")]
+        if self.latency_headroom:
+            lines.append(f"headroom:  planned to {1 - self.latency_headroom:.0%} of each latency budget, for what "
+                         "the prediction misses")
         for role_plan in (self.base, self.motivated):
             limited = ", ".join(_limit_phrase(role_plan, reason) for reason in role_plan.limited_by()) or "-"
             lines.append(f"{role_plan.role.value + ' limited by:':<22} {limited}")
@@ -125,6 +129,7 @@ class PairPlan:
                 "search_seconds": round(self.search_seconds, 3), "grid_limited": self.grid_limited,
                 "max_base_flops_ratio": self.max_base_ratio, "base_flops_ratio": self.flops_ratio,
                 "grid_caps": self.grid_caps, "shape_rule": self.shape.value,
+                "latency_headroom": self.latency_headroom,
                 Role.BASE.value: self.base.to_json(), Role.MOTIVATED.value: self.motivated.to_json()}
 
 
@@ -205,7 +210,8 @@ def plan_pair(profile: HardwareProfile, family: str, predictor: LatencyPredictor
              for role, index in ((Role.BASE, base), (Role.MOTIVATED, motivated))}
     caps = table.grid.caps() if hasattr(table, "grid") else {}
     return PairPlan(profile.name, family, predictor.describe(), plans[Role.BASE], plans[Role.MOTIVATED],
-                    len(table), time.perf_counter() - started, max_base_ratio, caps, ShapeRule(shape))
+                    len(table), time.perf_counter() - started, max_base_ratio, caps, ShapeRule(shape),
+                    predictor.plan_headroom)
 
 
 def predict_roles(profile: HardwareProfile, family: str, specs: dict[Role, SubnetSpec],

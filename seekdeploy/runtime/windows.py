@@ -72,10 +72,7 @@ def merge_windows(chunks: Sequence[dict[str, Any]], interleaved_with: Sequence[s
     windows = [window for round_index, chunk in enumerate(chunks) for window in _chunk_windows(chunk, round_index)]
     medians = [float(window["median_ms"]) for window in windows]
     ranked_by = _ranking(windows, judged_percentile)
-    quietest = quietest_index(medians)
-    if ranked_by:  # the lowest tail among the windows whose body was quiet too
-        quiet = [index for index, median in enumerate(medians) if median <= (1.0 + QUIET_MEDIAN_TOLERANCE) * min(medians)]
-        quietest = min(quiet, key=lambda index: (ranked_by[index][0], index))
+    quietest = reported_window(windows, judged_percentile)
     rule = f"quietest window: lowest {ranked_by[0][1] if ranked_by else 'median'}"
     merged = dict(chunks[-1])
     reported = {key: value for key, value in windows[quietest].items() if key not in _WINDOW_ONLY_KEYS}
@@ -93,6 +90,17 @@ def merge_windows(chunks: Sequence[dict[str, Any]], interleaved_with: Sequence[s
     merged["environment"] = {**merged.get("environment", {}),
                              "load": summarize_load([window.get("load") for window in windows])}
     return merged
+
+
+def reported_window(windows: Sequence[dict[str, Any]], judged_percentile: float | None = None) -> int:
+    """Index of the window a profile reports: the lowest latency at `judged_percentile` among the
+    windows whose median is within QUIET_MEDIAN_TOLERANCE of the lowest, else the lowest median."""
+    medians = [float(window["median_ms"]) for window in windows]
+    ranked_by = _ranking(list(windows), judged_percentile)
+    if not ranked_by:
+        return quietest_index(medians)
+    quiet = [index for index, median in enumerate(medians) if median <= (1.0 + QUIET_MEDIAN_TOLERANCE) * min(medians)]
+    return min(quiet, key=lambda index: (ranked_by[index][0], index))
 
 
 def _ranking(windows: list[dict[str, Any]], percentile: float | None) -> list[tuple[float, str]]:

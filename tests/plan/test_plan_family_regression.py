@@ -72,7 +72,7 @@ def compute_snapshot() -> dict[str, Any]:
                                           "--roofline"])
         assert result.exit_code == 0, result.output
         plan = json.loads(result.output)
-        for key in ("search_seconds", "shape_rule", "last_check"):  # wall-clock time; keys added later
+        for key in ("search_seconds", "shape_rule", "last_check", "latency_headroom"):  # wall-clock time; keys added later
             plan.pop(key, None)
         plans[f"{profile}/{family}"] = plan
     return {"costs": costs, "layers": layers, "plans": plans}

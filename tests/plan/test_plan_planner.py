@@ -206,3 +206,26 @@ def test_no_pair_on_a_calibration_with_a_busy_tail_says_to_recalibrate_when_quie
     with pytest.raises(PlanError) as raised:
         plan_pair(profile, "resnet", quiet)
     assert "busy" not in str(raised.value)
+
+
+def test_a_calibrated_plan_leaves_headroom_under_each_latency_budget() -> None:
+    """A motivated spec predicted at 95 % of its budget is what the plan without headroom picks;
+    the calibrated plan stays under (1 - headroom) of every latency budget and so picks a smaller one."""
+    from seekdeploy.plan.predictor import CALIBRATED_PLAN_HEADROOM, CalibratedPredictor
+
+    class Exact(CalibratedPredictor):
+        plan_headroom = 0.0
+
+    coefficients = [0.01] * 13 + [0.05]
+    loose = plan_pair(PROFILE, "resnet", Exact(PROFILE, "padded-macs-8", coefficients, {"95": 1.2}))
+    predicted = loose.motivated.candidate.latency_ms[Role.MOTIVATED]
+    profile = _with_budgets(PROFILE.budget(Role.BASE), Budget(latency_ms=predicted / 0.95))
+    assert plan_pair(profile, "resnet", Exact(profile, "padded-macs-8", coefficients, {"95": 1.2})).motivated.candidate.spec \
+        == loose.motivated.candidate.spec
+    planned = plan_pair(profile, "resnet", CalibratedPredictor(profile, "padded-macs-8", coefficients, {"95": 1.2}))
+    assert planned.latency_headroom == CALIBRATED_PLAN_HEADROOM > 0
+    for role in (Role.BASE, Role.MOTIVATED):
+        budget = profile.budget(role).latency_ms
+        assert planned.role(role).candidate.latency_ms[role] <= (1 - CALIBRATED_PLAN_HEADROOM) * budget
+    assert planned.motivated.candidate.flops < loose.motivated.candidate.flops
+    assert any(line.startswith("headroom:  planned to 90%") for line in planned.summary_lines())
