@@ -128,9 +128,20 @@ def record_prediction_checks(context: PipelineContext) -> str | None:
         if not predicted or not isinstance(measured, (int, float)) or measured <= 0:
             continue
         roles[role] = {"predicted_ms": float(predicted), "measured_ms": float(measured), "percentile": float(percentile)}
+        typical = recorded_latency_ms(manifest.get("predicted_typical_ms"), role)
+        median = (result.get("latency") or {}).get("median_ms")
+        if typical and isinstance(median, (int, float)) and median > 0:
+            roles[role].update(predicted_median_ms=float(typical), measured_median_ms=float(median))
     if not roles:
         return None
     record_check(context.profile, context.config.arch, predictor, context.run_dir.name, roles)
+
+    def median_text(figures: dict[str, float]) -> str:
+        if "predicted_median_ms" not in figures:
+            return ""
+        error = error_percent({"predicted_ms": figures["predicted_median_ms"], "measured_ms": figures["measured_median_ms"]})
+        return f"; median {figures['predicted_median_ms']:.3f} / {figures['measured_median_ms']:.3f} ms ({error:+.0f}%)"
+
     return "predicted vs measured: " + ", ".join(
-        f"{role} {figures['predicted_ms']:.3f} / {figures['measured_ms']:.3f} ms ({error_percent(figures):+.0f}%)"
-        for role, figures in roles.items())
+        f"{role} p{figures['percentile']:g} {figures['predicted_ms']:.3f} / {figures['measured_ms']:.3f} ms "
+        f"({error_percent(figures):+.0f}%){median_text(figures)}" for role, figures in roles.items())

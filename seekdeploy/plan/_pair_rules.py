@@ -162,12 +162,15 @@ def _limit_text(name: str, budget: Budget) -> str:
     return f"{budget.latency_ms:g} ms"
 
 
-def _predicted_text(name: str, candidate: Candidate, role: Role) -> str:
+def _predicted_text(name: str, candidate: Candidate, role: Role, latency_headroom: float = 0.0) -> str:
+    # The budget that would admit `candidate`: its prediction, and for latency the planner's headroom on top.
     if name == "peak memory":
         return f"{candidate.memory_mib:.3g} MiB"
     if name == "file size":
         return f"{candidate.file_size_mib:.3g} MiB"
-    return f"{candidate.latency_ms[role]:.3g} ms"
+    headroom = f" (predicted {candidate.latency_ms[role]:.3g} ms + the plan's {latency_headroom:.0%} headroom)" \
+        if latency_headroom else ""
+    return f"{candidate.latency_ms[role] / (1.0 - latency_headroom):.3g} ms{headroom}"
 
 
 def no_pair_error(profile: HardwareProfile, family: str, table: ListCosts | GridCosts, over: dict[Role, dict[str, np.ndarray]],
@@ -195,9 +198,10 @@ def no_pair_error(profile: HardwareProfile, family: str, table: ListCosts | Grid
         return PlanError(head + f"No spec of the grid has that many FLOPs: {looser or 'plan another --arch'}")
     budget = budgets[Role.MOTIVATED]
     cheapest = evaluate_spec(table.spec(int(enough[np.argmin(table.typical_ms[enough])])), profile, predictor)
-    broken = violations(cheapest, Role.MOTIVATED, budget)
+    headroom = predictor.plan_headroom
+    broken = violations(cheapest, Role.MOTIVATED, budget, headroom)
     changes = " and ".join(f"the motivated {name} budget from {_limit_text(name, budget)} to at least "
-                           f"{_predicted_text(name, cheapest, Role.MOTIVATED)}" for name in broken)
+                           f"{_predicted_text(name, cheapest, Role.MOTIVATED, headroom)}" for name in broken)
     return PlanError(head + f"Raise {changes} (the cheapest spec with enough FLOPs, {cheapest.spec}, is "
                      f"predicted there by the {predictor.kind} predictor)" + (f", or {looser}" if looser else ""))
 
@@ -210,7 +214,7 @@ def _too_tight_error(profile: HardwareProfile, family: str, table: ListCosts | G
     smallest = evaluate_spec(table.spec(_smallest(table)), profile, predictor)
     worst_role, worst_name, worst_ratio = Role.BASE, "", 0.0
     for role, budget in budgets.items():
-        for name, over_by in violations(smallest, role, budget).items():
+        for name, over_by in violations(smallest, role, budget, predictor.plan_headroom).items():
             if over_by > worst_ratio:
                 worst_role, worst_name, worst_ratio = role, name, over_by
     if not worst_name:  # the smallest fits every budget alone, yet nothing nests: report the base

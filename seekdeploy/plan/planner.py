@@ -217,7 +217,8 @@ def plan_pair(profile: HardwareProfile, family: str, predictor: LatencyPredictor
 def predict_roles(profile: HardwareProfile, family: str, specs: dict[Role, SubnetSpec],
                   predictor: LatencyPredictor | None = None) -> dict[str, Any] | None:
     """Predicted latency at each role's budget percentile for the given specs, for run manifests:
-    `{"predicted_latency_ms": {role: ms}, "latency_percentile": {role: p}, "latency_predictor": {...}}`.
+    `{"predicted_latency_ms": {role: ms}, "predicted_typical_ms": {role: median ms}, "latency_percentile":
+    {role: p}, "latency_predictor": {...}}`.
 
     None when `profile` declares no hardware figures or budgets (nothing to predict against).
     """
@@ -230,5 +231,6 @@ def predict_roles(profile: HardwareProfile, family: str, specs: dict[Role, Subne
     percentiles = {Role(role): profile.budget(role).latency_percentile for role in specs}
     return {"predicted_latency_ms": {Role(role).value: predictor.predict_percentile_ms(spec, percentiles[Role(role)])
                                      for role, spec in specs.items()},
+            "predicted_typical_ms": {Role(role).value: predictor.predict_latency_ms(spec) for role, spec in specs.items()},
             "latency_percentile": {role.value: p for role, p in percentiles.items()},
             "latency_predictor": predictor.describe()}

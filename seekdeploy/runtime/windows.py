@@ -92,6 +92,13 @@ def merge_windows(chunks: Sequence[dict[str, Any]], interleaved_with: Sequence[s
     return merged
 
 
+def quiet_windows(windows: Sequence[dict[str, Any]]) -> list[int]:
+    """Indices of the windows whose median is within QUIET_MEDIAN_TOLERANCE of the lowest: those
+    not slowed throughout by other work."""
+    medians = [float(window["median_ms"]) for window in windows]
+    return [index for index, median in enumerate(medians) if median <= (1.0 + QUIET_MEDIAN_TOLERANCE) * min(medians)]
+
+
 def reported_window(windows: Sequence[dict[str, Any]], judged_percentile: float | None = None) -> int:
     """Index of the window a profile reports: the lowest latency at `judged_percentile` among the
     windows whose median is within QUIET_MEDIAN_TOLERANCE of the lowest, else the lowest median."""
@@ -99,8 +106,7 @@ def reported_window(windows: Sequence[dict[str, Any]], judged_percentile: float 
     ranked_by = _ranking(list(windows), judged_percentile)
     if not ranked_by:
         return quietest_index(medians)
-    quiet = [index for index, median in enumerate(medians) if median <= (1.0 + QUIET_MEDIAN_TOLERANCE) * min(medians)]
-    return min(quiet, key=lambda index: (ranked_by[index][0], index))
+    return min(quiet_windows(windows), key=lambda index: (ranked_by[index][0], index))
 
 
 def _ranking(windows: list[dict[str, Any]], percentile: float | None) -> list[tuple[float, str]]:

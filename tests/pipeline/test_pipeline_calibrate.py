@@ -129,12 +129,15 @@ def test_prediction_checks_are_recorded_for_plan(tmp_path: Path, calibrations: l
     predictor = RooflinePredictor(profile)
     (context.run_dir / "manifest.json").write_text(json.dumps({
         "predicted_latency_ms": {"base": 0.2, "motivated": 0.5}, "latency_percentile": {"base": 95, "motivated": 95},
-        "latency_predictor": predictor.describe()}))
-    results = [{"role": role, "latency": {"p95_ms": ms}} for role, ms in (("base", 0.25), ("motivated", 0.5))]
+        "predicted_typical_ms": {"base": 0.16, "motivated": 0.4}, "latency_predictor": predictor.describe()}))
+    results = [{"role": role, "latency": {"p95_ms": ms, "median_ms": median}}
+               for role, ms, median in (("base", 0.25, 0.2), ("motivated", 0.5, 0.4))]
     context.outcome = [types.SimpleNamespace(error=None, results=results)]
     line = calibrate_stage.record_prediction_checks(context)
-    assert line == "predicted vs measured: base 0.200 / 0.250 ms (-20%), motivated 0.500 / 0.500 ms (+0%)"
+    assert line == ("predicted vs measured: base p95 0.200 / 0.250 ms (-20%); median 0.160 / 0.200 ms (-20%), "
+                    "motivated p95 0.500 / 0.500 ms (+0%); median 0.400 / 0.400 ms (+0%)")
     check = last_check(profile, "resnet", predictor)
     assert check["roles"]["base"]["error_percent"] == -20.0 and check["run"] == "demo"
+    assert check["roles"]["motivated"]["predicted_median_ms"] == 0.4
     assert "base p95 predicted 0.200 ms, measured 0.250 ms (-20%)" in check_line(check, "roofline")
     assert last_check(profile, "vit", predictor) is None

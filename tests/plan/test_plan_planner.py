@@ -229,3 +229,21 @@ def test_a_calibrated_plan_leaves_headroom_under_each_latency_budget() -> None:
         assert planned.role(role).candidate.latency_ms[role] <= (1 - CALIBRATED_PLAN_HEADROOM) * budget
     assert planned.motivated.candidate.flops < loose.motivated.candidate.flops
     assert any(line.startswith("headroom:  planned to 90%") for line in planned.summary_lines())
+
+
+def test_no_pair_because_of_the_headroom_says_what_budget_would_admit_the_pair() -> None:
+    """The only motivated candidate is under its budget but inside the headroom: the error names
+    the budget that would admit it (its prediction plus the headroom), not an empty change."""
+    from seekdeploy.nn import parse_spec
+    from seekdeploy.plan.predictor import CALIBRATED_PLAN_HEADROOM, CalibratedPredictor
+
+    small, large = parse_spec("resnet", "depth=1,1,1;width=8,8,16"), parse_spec("resnet", "depth=2,2,2;width=16,32,64")
+    predictor = CalibratedPredictor(PROFILE, "padded-macs-8", [0.01] * 13 + [0.05], {"95": 1.2})
+    small_ms, large_ms = (predictor.predict_percentile_ms(spec, 95) for spec in (small, large))
+    profile = _with_budgets(Budget(latency_ms=small_ms / (1 - CALIBRATED_PLAN_HEADROOM) * 1.01),
+                            Budget(latency_ms=large_ms / 0.95))
+    with pytest.raises(PlanError) as raised:
+        plan_pair(profile, "resnet", predictor, candidates=[small, large])
+    needed = large_ms / (1 - CALIBRATED_PLAN_HEADROOM)
+    assert (f"Raise the motivated latency p95 budget from {large_ms / 0.95:g} ms to at least {needed:.3g} ms "
+            f"(predicted {large_ms:.3g} ms + the plan's 10% headroom)") in str(raised.value)
