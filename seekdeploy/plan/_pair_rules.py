@@ -193,6 +193,9 @@ def no_pair_error(profile: HardwareProfile, family: str, table: ListCosts | Grid
             f"FLOPs: the smallest base within the base budgets ({smallest.spec}, {smallest.flops / 1e6:.1f} MFLOP) "
             f"needs a motivated model of at least {needed_flops / 1e6:.1f} MFLOP, but the largest spec within the "
             f"motivated budgets ({largest.spec}) has {largest.flops / 1e6:.1f} MFLOP. ")
+    if predictor.kind == "roofline":
+        head += (f"These are roofline predictions, which can be several times what the device measures: "
+                 f"`seekdeploy calibrate --profile {profile.name}` times it for a plan. ")
     enough = np.flatnonzero((table.flops >= needed_flops) & allowed_shape)
     if enough.size == 0:
         return PlanError(head + f"No spec of the grid has that many FLOPs: {looser or 'plan another --arch'}")
