@@ -237,3 +237,13 @@ class ExportLayout:
         if device is None:
             return self.folder / PROFILE_DOCUMENT
         return self.folder / DEVICE_PROFILE_DOCUMENTS.replace("*", device)
+
+
+def default_run_name(profile: str, arch: str, data: str) -> str:
+    """`<profile>-<arch>-<data>`, the run folder `train` and `run` use without a name; an
+    `imagefolder:PATH` contributes `imagefolder-<folder name>`, not its path."""
+    from pathlib import Path
+
+    source, sep, folder = data.partition(":")
+    label = f"{source}-{Path(folder).expanduser().resolve().name or 'data'}" if sep else data
+    return f"{profile}-{arch}-{label}"

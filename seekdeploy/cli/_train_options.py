@@ -26,3 +26,11 @@ condition_option = click.option(
     "--condition", default=DEFAULTS.condition, show_default=True,
     help=f"Which batches are motivated: {condition_synopsis()}. schedule: a fixed fraction, evenly "
          "spread; streak: the paper's; never: the base alone; always: the motivated model alone.")
+workers_option = click.option(
+    "--workers", type=click.IntRange(min=0), default=None,
+    help="imagefolder: processes that decode and resize images on the first run "
+         "(0 = the training process) [one per core, at most 8].")
+skip_bad_files_option = click.option(
+    "--skip-bad-files", is_flag=True,
+    help="imagefolder: leave out files that are not usable images (empty, corrupt, "
+         "truncated, too large) and say how many, instead of stopping.")

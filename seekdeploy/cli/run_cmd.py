@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from seekdeploy.cli._train_options import arch_option, condition_option, data_option, epochs_option
+from seekdeploy.cli._train_options import (arch_option, condition_option, data_option, epochs_option,
+                                          skip_bad_files_option, workers_option)
 from seekdeploy.layout import EXPORTS_DIR, RUNS_DIR
 from seekdeploy.remote.cli_options import remote_options
 
@@ -22,6 +23,8 @@ from seekdeploy.remote.cli_options import remote_options
 @data_option
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder holding the dataset.")
+@workers_option
+@skip_bad_files_option
 @epochs_option
 @condition_option
 @click.option("--name", default=None, help="Run name [<profile>-<arch>-<data>].")
@@ -33,7 +36,8 @@ from seekdeploy.remote.cli_options import remote_options
 @click.option("--no-calibrate", "no_calibrate", is_flag=True,
               help="Plan without timing the target first (the calibration on file, else the roofline).")
 @remote_options
-def run(profile_name: str, arch: str, data: str, data_dir: str | None, epochs: int, condition: str,
+def run(profile_name: str, arch: str, data: str, data_dir: str | None, workers: int | None, skip_bad_files: bool,
+        epochs: int | None, condition: str,
         name: str | None, runs_dir: Path, exports_dir: Path, force: bool, no_calibrate: bool,
         **remote: Any) -> None:
     """Train the base/motivated pair, slice, export, profile (here or on --host) and report.
@@ -57,7 +61,8 @@ def run(profile_name: str, arch: str, data: str, data_dir: str | None, epochs: i
     from seekdeploy.pipeline import PipelineConfig, run_pipeline
 
     config = PipelineConfig(
-        profile=profile_name, arch=arch, data=data, data_dir=data_dir, epochs=epochs,
+        profile=profile_name, arch=arch, data=data, data_dir=data_dir, workers=workers,
+        skip_bad_files=skip_bad_files, epochs=epochs,
         condition=condition, name=name, runs_dir=runs_dir, exports_dir=exports_dir,
         hosts=tuple(remote["hosts"]), remote=_remote_settings(remote), force=force,
         calibrate=not no_calibrate,

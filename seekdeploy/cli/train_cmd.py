@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 
 from seekdeploy._io import safe_name
-from seekdeploy.cli._train_options import DEFAULTS, arch_option, condition_option, data_option, epochs_option
+from seekdeploy.cli._train_options import (DEFAULTS, arch_option, condition_option, data_option, epochs_option,
+                                          skip_bad_files_option, workers_option)
 from seekdeploy.errors import ConfigError
-from seekdeploy.layout import RUNS_DIR
+from seekdeploy.layout import RUNS_DIR, default_run_name
 from seekdeploy.roles import ROLE_NAMES, Role
 from seekdeploy.train.config import (
     DEFAULT_DIST_TIMEOUT_S, DEFAULT_RAMP, MAX_FRESH_GAP, OPTIMIZER_DEFAULTS, BnMode, DeviceChoice,
@@ -25,10 +26,7 @@ _TRAINING_OPTIONS = ("arch", "data", "data_dir", "epochs", "batch_size", "lr", "
 
 def _run_dir(out: str | None, profile: str, arch: str, data: str) -> Path:
     if out is None:
-        # `imagefolder:PATH` holds a path; the default run name keeps only the folder's name.
-        source, sep, folder = data.partition(":")
-        label = f"{source}-{Path(folder).expanduser().resolve().name or 'data'}" if sep else data
-        return Path(RUNS_DIR) / safe_name(f"{Path(profile).stem}-{arch}-{label}", "run name")
+        return Path(RUNS_DIR) / safe_name(default_run_name(Path(profile).stem, arch, data), "run name")
     path = Path(out)
     safe_name(path.name, "run name")
     return path
@@ -44,12 +42,8 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 @arch_option
 @data_option
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding the dataset.")
-@click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="imagefolder: processes that decode and resize images on the first run "
-                   "(0 = the training process) [one per core, at most 8].")
-@click.option("--skip-bad-files", is_flag=True,
-              help="imagefolder: leave out files that are not usable images (empty, corrupt, "
-                   "truncated, too large) and say how many, instead of stopping.")
+@workers_option
+@skip_bad_files_option
 @epochs_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS.batch_size, show_default=True,
               help="Global batch per step; under torchrun each of the N processes trains "

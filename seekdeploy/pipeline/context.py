@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from seekdeploy import layout
 from seekdeploy._io import atomic_write_json, safe_name
 from seekdeploy.errors import SeekdeployError
-from seekdeploy.layout import EXPORTS_DIR, RUNS_DIR
+from seekdeploy.layout import EXPORTS_DIR, RUNS_DIR, default_run_name
 from seekdeploy.train.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -46,6 +46,8 @@ class PipelineConfig:
     arch: str = TrainConfig.arch
     data: str = TrainConfig.data
     data_dir: str | None = None
+    workers: int | None = None  # imagefolder decoding processes (TrainConfig.workers)
+    skip_bad_files: bool = False  # imagefolder: leave unusable files out (TrainConfig.skip_bad_files)
     epochs: int | None = None  # None: the dataset's (`train.config.default_epochs`)
     condition: str = TrainConfig.condition
     name: str | None = None
@@ -58,7 +60,7 @@ class PipelineConfig:
 
     def run_name(self, profile_name: str) -> str:
         """`--name`, or `<profile>-<arch>-<data>` as `seekdeploy train` names its runs."""
-        return safe_name(self.name or f"{profile_name}-{self.arch}-{self.data}", "run name")
+        return safe_name(self.name or default_run_name(profile_name, self.arch, self.data), "run name")
 
     def train_request(self) -> dict[str, Any]:
         """The training options that decide whether an existing run is the one asked for."""

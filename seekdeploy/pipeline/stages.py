@@ -79,6 +79,7 @@ def execute_train(context: PipelineContext) -> str:
             (run_dir / name).unlink(missing_ok=True)
         parse_condition(config.condition)
         train_config = TrainConfig(arch=config.arch, data=config.data, data_dir=config.data_dir,
+                                   workers=config.workers, skip_bad_files=config.skip_bad_files,
                                    epochs=config.training_epochs, condition=config.condition)
         summary = train_pair(train_config, run_dir, profile=context.profile, console=context.console)
     top1 = summary.test_top1
