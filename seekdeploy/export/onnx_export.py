@@ -110,6 +110,11 @@ def _export_dynamo(model: nn.Module, example: torch.Tensor, opset: int, dynamic:
     except Exception as exc:  # the exporter raises many types; all mean "this model did not export"
         raise ExportError(f"torch.onnx (dynamo) could not export the model: {exc}") from exc
     proto = program.model_proto
+    for node in proto.graph.node:
+        # The exporter's per-node provenance (the Python stack trace with this machine's file
+        # paths, the FX node, the module hierarchy): half of a small model's file, and not the
+        # deployment's business.
+        del node.metadata_props[:]
     if dynamic:
         # Name the output batch axis too, so consumers see the contract `logits: (batch, K)`.
         proto.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "batch"
