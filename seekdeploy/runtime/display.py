@@ -88,11 +88,17 @@ def closing_line(verdicts: Sequence[RoleVerdict]) -> str:
 
 def unstable_note(verdicts: Sequence[RoleVerdict]) -> str:
     """The line before an UNSTABLE closing line: which roles, and what to do ('' when none)."""
-    roles = [verdict.role for verdict in verdicts if verdict.unstable]
-    if not roles:
-        return ""
-    return (f"{', '.join(roles)}: the timed windows disagree with the budget, or a failure was measured "
-            "while other processes kept the machine busy; re-run on a quieter device for a clean verdict")
+    busy = [v.role for v in verdicts if v.unstable and any(check.failed_while_busy for check in v.checks)]
+    straddling = [v.role for v in verdicts if v.unstable and v.role not in busy]
+    notes = []
+    if straddling:
+        notes.append(f"{', '.join(straddling)}: the timed windows disagree with the budget (it lies within "
+                     "the spread of this model's windows); a clean verdict needs a budget with more room or a "
+                     "device that holds its speed between windows")
+    if busy:
+        notes.append(f"{', '.join(busy)}: a failure was measured while other processes kept the machine busy; "
+                     "re-run on a quieter device for a clean verdict")
+    return "; ".join(notes)
 
 
 def describe_load(results: Sequence[dict[str, Any]]) -> str:

@@ -198,4 +198,10 @@ def test_closing_line_names_the_unstable_roles() -> None:
     assert closing_line([clean]) == "PASSED"
     assert closing_line([straddling, clean]) == "UNSTABLE (the quietest windows PASSED)"
     assert unstable_note([straddling, clean]).startswith("base: the timed windows disagree with the budget")
+    assert "busy" not in unstable_note([straddling, clean])  # the windows straddle; no other work was seen
+    busy = evaluate_role("motivated", windowed_result([BUSY, BUSY, BUSY], busy_cores=[1.4, 1.5, 1.4]),
+                         Budget(latency_ms=3.0))
+    both = unstable_note([straddling, busy])
+    assert "motivated: a failure was measured while other processes kept the machine busy" in both
+    assert both.startswith("base: the timed windows disagree")
     assert unstable_note([clean]) == ""
