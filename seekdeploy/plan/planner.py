@@ -5,7 +5,7 @@ FLOPs and parameters (`estimate_cost`), a predicted latency at each role's budge
 predictor's typical latency x its tail factor), a predicted memory (weights at the profile precision
 + every layer's output activations at that precision and batch: what a runtime without buffer reuse
 holds; the interpreter's own memory is not included) and a file size (weights at the profile
-precision).
+precision plus the ONNX graph's own bytes, `candidates.ONNX_FILE_*`).
 
 The rule (`_pair_rules.pick_pair`): the motivated model is the spec with the most FLOPs within the
 motivated budgets that has a base; the base is the spec with the most FLOPs within the base budgets

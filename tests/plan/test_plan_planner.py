@@ -247,3 +247,30 @@ def test_no_pair_because_of_the_headroom_says_what_budget_would_admit_the_pair()
     needed = large_ms / (1 - CALIBRATED_PLAN_HEADROOM)
     assert (f"Raise the motivated latency p95 budget from {large_ms / 0.95:g} ms to at least {needed:.3g} ms "
             f"(predicted {large_ms:.3g} ms + the plan's 10% headroom)") in str(raised.value)
+
+
+@pytest.mark.parametrize("family", ["resnet", "mbconv", "vit"])
+def test_the_predicted_file_size_is_the_exported_files(family: str, tmp_path) -> None:
+    """The planner's file size (weights plus the graph's own bytes) is within 5 KiB of the real
+    export of the smallest grid spec and the family's default motivated model."""
+    from seekdeploy.export.onnx_export import export_onnx
+    from seekdeploy.nn import build_static
+    from seekdeploy.nn.registry import default_pair
+    from seekdeploy.plan.candidates import MIB
+
+    geometry = input_geometry(PROFILE)
+    shape = (1, PROFILE.input.channels, PROFILE.input.height, PROFILE.input.width)
+    for index, spec in enumerate((spec_grid(family).spec_at(0), default_pair(family)[1])):
+        path = tmp_path / f"{index}.onnx"
+        export_onnx(build_static(spec, **geometry).eval(), path, input_shape=shape, opset=18)
+        predicted = evaluate_spec(spec, PROFILE, RooflineLike(PROFILE)).file_size_mib * MIB
+        assert abs(predicted - path.stat().st_size) <= 5 * 1024, (spec, predicted, path.stat().st_size)
+
+
+class RooflineLike(LatencyPredictor):
+    """Any latency: only the file size is checked."""
+
+    kind = "synthetic"
+
+    def predict_latency_ms(self, spec: Any) -> float:
+        return 1.0
