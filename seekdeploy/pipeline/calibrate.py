@@ -2,12 +2,12 @@
 
 The uncalibrated roofline predicts several times the latency a CPU measures (0.82 / 2.97 ms
 predicted for a pair measured at 0.10 / 0.30 ms), so a plan from it uses a fraction of the
-budgets. When the target is this machine (its
-runtime backend `calibrates_here`) or reachable with `--host`, and no calibration of this family
-matches the device (`calibration_file.load_calibrated`), `run` times a quick design first
-(`QUICK_SPECS` specs in the family's proportions, then `QUICK_FOCUS` more where that first fit puts
-the budgets, `QUICK_ROUNDS` rounds of a short protocol) and writes `profiles/<profile>.latency.json`; training then plans with it. A valid calibration is
-reused; a stale or foreign one is ignored with a warning and replaced. `--no-calibrate` skips the
+budgets. When the target is this machine (its runtime backend `calibrates_here`) or reachable with
+`--host`, and no calibration of this family matches the device (`calibration_file.load_calibrated`),
+`run` times a quick design first (`QUICK_SPECS` specs in the family's proportions, then
+`QUICK_FOCUS` more where that first fit puts the budgets, `QUICK_ROUNDS` rounds of a short
+protocol) and writes `profiles/<profile>.latency.json`; training then plans with it. A valid
+calibration is reused; a stale or foreign one is ignored with a warning and replaced. `--no-calibrate` skips the
 stage (the roofline plans), and a run already trained needs no plan.
 """
 

@@ -28,8 +28,6 @@ median over the design (`tail_ratios`, for files and readers without the curve).
 
 from __future__ import annotations
 
-from seekdeploy.plan.defaults import DEFAULT_CALIBRATION_SEED, DEFAULT_CALIBRATION_SPECS
-
 import datetime
 import statistics
 import tempfile
@@ -43,6 +41,7 @@ from seekdeploy.backends import get_backend
 from seekdeploy.errors import ConfigError, RemoteError
 from seekdeploy.plan.calibration_file import (LOCAL_HOST, calibration_path, device_fingerprint,
                                               write_calibration)
+from seekdeploy.plan.defaults import DEFAULT_CALIBRATION_SEED, DEFAULT_CALIBRATION_SPECS
 from seekdeploy.plan.fit import FitResult, choose_fit
 from seekdeploy.plan.predictor import (FIT_MODELS, CalibratedPredictor, RooflinePredictor, feature_vector,
                                        input_geometry, spec_layers)

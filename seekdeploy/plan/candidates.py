@@ -60,11 +60,17 @@ def evaluate_spec(spec: SubnetSpec, profile: HardwareProfile, predictor: Latency
     return Candidate(spec, cost.params, cost.flops, typical, latency, (weights + activations) / MIB, file_bytes / MIB)
 
 
+def planned_latency_limit(budget: Budget, latency_headroom: float) -> float:
+    """The latency a plan may predict for `budget`: the budget less `latency_headroom` of it
+    (`LatencyPredictor.plan_headroom`)."""
+    return budget.latency_ms * (1.0 - latency_headroom)
+
+
 def violations(candidate: Candidate, role: Role, budget: Budget, latency_headroom: float = 0.0) -> dict[str, float]:
     """Budget name -> predicted / limit for every budget `candidate` exceeds in `role` (the latency
-    limit is the budget less `latency_headroom` of it, as the planner applies it)."""
-    latency_limit = budget.latency_ms * (1.0 - latency_headroom)
-    checks = {f"latency p{budget.latency_percentile:g}": (candidate.latency_ms[role], latency_limit),
+    limit is `planned_latency_limit`)."""
+    checks = {f"latency p{budget.latency_percentile:g}": (candidate.latency_ms[role],
+                                                          planned_latency_limit(budget, latency_headroom)),
               "peak memory": (candidate.memory_mib, budget.peak_memory_mib),
               "file size": (candidate.file_size_mib, budget.file_size_mib)}
     return {name: value / limit for name, (value, limit) in checks.items()

@@ -229,8 +229,9 @@ def predict_roles(profile: HardwareProfile, family: str, specs: dict[Role, Subne
 
         predictor = load_predictor(profile, family)
     percentiles = {Role(role): profile.budget(role).latency_percentile for role in specs}
-    return {"predicted_latency_ms": {Role(role).value: predictor.predict_percentile_ms(spec, percentiles[Role(role)])
-                                     for role, spec in specs.items()},
-            "predicted_typical_ms": {Role(role).value: predictor.predict_latency_ms(spec) for role, spec in specs.items()},
+    typical = {Role(role): predictor.predict_latency_ms(spec) for role, spec in specs.items()}
+    return {"predicted_latency_ms": {role.value: ms * float(predictor.tail_factor(percentiles[role], ms))
+                                     for role, ms in typical.items()},
+            "predicted_typical_ms": {role.value: ms for role, ms in typical.items()},
             "latency_percentile": {role.value: p for role, p in percentiles.items()},
             "latency_predictor": predictor.describe()}

@@ -135,15 +135,16 @@ def focus_specs(family: str, profile: HardwareProfile, predictor: Any, count: in
 
         allowed = grid_mask(grid, family)
     budgets = list(profile.budgets.values())
-    targets = [(budget, fraction * budget.latency_ms) for fraction in FOCUS_FRACTIONS for budget in budgets]
+    predicted = [typical * predictor.tail_factor(budget.latency_percentile, typical) for budget in budgets]
+    targets = [(index, fraction * budget.latency_ms) for fraction in FOCUS_FRACTIONS
+               for index, budget in enumerate(budgets)]
     chosen: list[SubnetSpec] = []
-    for budget, target in targets[:max(0, count)]:
-        predicted = typical * predictor.tail_factor(budget.latency_percentile, typical)
-        miss = np.where(allowed, np.abs(np.log(predicted / target)), np.inf)
-        for index in np.argsort(miss, kind="stable"):
-            if not np.isfinite(miss[index]):
+    for index, target in targets[:max(0, count)]:
+        miss = np.where(allowed, np.abs(np.log(predicted[index] / target)), np.inf)
+        for position in np.argsort(miss, kind="stable"):
+            if not np.isfinite(miss[position]):
                 break
-            spec = grid.spec_at(int(index))
+            spec = grid.spec_at(int(position))
             if spec not in exclude and spec not in chosen:
                 chosen.append(spec)
                 break
