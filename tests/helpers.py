@@ -88,3 +88,36 @@ class Display:
 
     def log(self, text: str) -> None:
         pass
+
+
+def interrupted_and_resumed(config, tmp_path: Path, profile, signal_at_step: int):
+    """Train `config` straight through in tmp_path/straight, and again in tmp_path/broken with a
+    real SIGTERM at `signal_at_step` then a resume; returns (straight checkpoint, resumed
+    checkpoint, the resumed session) for the caller to compare."""
+    import pytest
+
+    from seekdeploy.train import loop
+    from seekdeploy.train.checkpoint import read_checkpoint
+    from seekdeploy.train.run import finish_run, start_run
+    from seekdeploy.train.session import resume_session
+
+    straight = start_run(config, tmp_path / "straight", profile=profile)
+    loop.run_training(straight, Display())
+    finish_run(straight, "tiny")
+    broken = start_run(config, tmp_path / "broken", profile=profile)
+    with pytest.raises(loop.TrainingInterrupted):
+        loop.run_training(broken, Display(signal_at_step=signal_at_step))
+    resumed = resume_session(tmp_path / "broken")
+    loop.run_training(resumed, Display())
+    finish_run(resumed, "tiny")
+    return (read_checkpoint(tmp_path / "straight" / "checkpoint.pt"),
+            read_checkpoint(tmp_path / "broken" / "checkpoint.pt"), resumed)
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    """Two checkpoints hold bit-identical tensors under the same names."""
+    import torch
+
+    assert set(a["state_dict"]) == set(b["state_dict"])
+    for name, tensor in a["state_dict"].items():
+        assert torch.equal(tensor, b["state_dict"][name]), name

@@ -20,7 +20,7 @@ from seekdeploy.train.config import (
 _TRAINING_OPTIONS = ("arch", "data", "data_dir", "epochs", "batch_size", "lr", "optimizer",
                      *ROLE_NAMES, "condition", "motivated_fraction", "motivated_step",
                      "distill_weight", "distill_temperature", "growth", "private_affine",
-                     "motivated_clock", "bn", "bn_recalibrate", "seed",
+                     "motivated_clock", "additive", "bn", "bn_recalibrate", "seed",
                      "deterministic", "profile", "out", "workers", "skip_bad_files")
 
 
@@ -86,6 +86,10 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
               help="Weights only the motivated model uses follow a learning-rate schedule "
                    "advanced by motivated steps alone (with a fixed-share condition such as "
                    "schedule or random; conditions that follow the loss keep the run's clock).")
+@click.option("--additive/--no-additive", default=DEFAULTS.additive, show_default=True,
+              help="Nest the base additively (resnet, with --bn shared): its activations are a "
+                   "prefix of the motivated model's, so a shielded motivated step computes only "
+                   "what the base lacks. It costs the motivated model accuracy: docs/results.md.")
 @click.option("--bn", type=click.Choice([mode.value for mode in BnMode]), default=DEFAULTS.bn.value,
               show_default=True, help="BatchNorm statistics per role or shared.")
 @click.option("--bn-recalibrate", type=click.IntRange(min=0), default=DEFAULTS.bn_recalibrate_batches,
@@ -179,7 +183,8 @@ def _build_config(options: dict):
         "distill_weight": options["distill_weight"],
         "distill_temperature": options["distill_temperature"], "growth": options["growth"],
         "private_affine": options["private_affine"],
-        "motivated_clock": options["motivated_clock"], "bn": options["bn"],
+        "motivated_clock": options["motivated_clock"], "additive": options["additive"],
+        "bn": options["bn"],
         "bn_recalibrate_batches": options["bn_recalibrate"], "seed": options["seed"],
         "device": options["device"], "deterministic": options["deterministic"],
         "base_spec": options[Role.BASE], "motivated_spec": options[Role.MOTIVATED]})

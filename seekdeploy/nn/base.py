@@ -55,6 +55,9 @@ class Supernet(nn.Module):
         self._private_modules: set[str] = set()
         self._checked_specs: set[SubnetSpec] = {self.max_spec}
         self._slice_maps: dict[tuple[SubnetSpec, str], dict[str, tuple[slice, ...] | None]] = {}
+        # Additive nesting (`make_additive`): the nested spec and the entries held at zero.
+        self.additive_base: SubnetSpec | None = None
+        self._additive_masks: dict[str, torch.Tensor] = {}
 
     # The attribute holding the final Linear layer (its bias can be made private per role).
     classifier_name = "classifier"
@@ -151,6 +154,67 @@ class Supernet(nn.Module):
         parameters = dict(self.named_parameters())
         for name in self.branch_end_parameters(spec):
             parameters[name].zero_()
+
+    def side_branch_ends(self, spec: SubnetSpec) -> list[tuple[str, int]]:
+        """(parameter, channels): under additive nesting of `spec`, the first `channels` output
+        rows of each named parameter are held at zero, so every block beyond `spec`'s depth writes
+        only the channels `spec` does not use. A family that supports additive nesting overrides
+        this."""
+        raise SpecError(f"additive nesting is not available for the {self.family!r} family "
+                        "(it is built for resnet); train without --additive")
+
+    def additive_zero_masks(self, spec: SubnetSpec) -> dict[str, torch.Tensor]:
+        """Per parameter, the entries additive nesting of `spec` holds at zero (True): every weight
+        from channels `spec` does not use into channels it uses (convolutions; the classifier
+        reads every channel, its rows are classes) and the `side_branch_ends`."""
+        spec = self.check_spec(spec)
+        regions = self.slice_map(spec, bn_role=self.bn_roles[0])
+        parameters = dict(self.named_parameters())
+        masks: dict[str, torch.Tensor] = {}
+        for name, param in parameters.items():
+            region = regions.get(name)
+            if region is None or param.dim() < 2 or name.startswith(f"{self.classifier_name}."):
+                continue
+            mask = torch.zeros_like(param, dtype=torch.bool)
+            mask[region[0], region[1].stop:] = True  # (used rows, unused input columns)
+            masks[name] = mask
+        for name, channels in self.side_branch_ends(spec):
+            mask = masks.setdefault(name, torch.zeros_like(parameters[name], dtype=torch.bool))
+            mask[:channels] = True
+        return {name: mask for name, mask in masks.items() if mask.any()}
+
+    def make_additive(self, spec: SubnetSpec) -> None:
+        """Nest `spec` additively: its activations become a prefix of the whole supernet's, so
+        the larger model can reuse its forward (`forward_nested`). Needs one set of BN statistics
+        and no private offsets: the channels `spec` uses must be normalised the same way in both
+        models. Zeroes the held entries now; `enforce_additive` keeps them at zero after a step."""
+        spec = self.check_spec(spec)
+        if len(self.bn_roles) != 1 or self.private_roles:
+            raise SpecError("additive nesting needs one set of BN statistics and no private "
+                            "scale/shift (--bn shared --shared-affine): the base's channels must be "
+                            "normalised the same way inside the motivated model")
+        self._additive_masks = self.additive_zero_masks(spec)
+        self.additive_base = spec
+        self.enforce_additive()
+
+    @torch.no_grad()
+    def enforce_additive(self) -> None:
+        """Set the entries additive nesting holds at zero back to zero (after an optimizer step)."""
+        if not self._additive_masks:
+            return
+        parameters = dict(self.named_parameters())
+        for name, mask in self._additive_masks.items():
+            if mask.device != parameters[name].device:
+                mask = self._additive_masks[name] = mask.to(parameters[name].device)
+            parameters[name].masked_fill_(mask, 0.0)
+
+    def forward_nested(self, x: torch.Tensor, base: SubnetSpec, spec: SubnetSpec | None = None,
+                       bn_role: str | None = None, *,
+                       shield: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(base logits, `spec`'s logits) of an additive pair in one pass: the base's forward,
+        then only the channels and blocks the base does not have, reading the base's activations
+        (detached with `shield`, so the larger model's loss trains only its own weights)."""
+        raise SpecError(f"the {self.family!r} family has no nested forward; additive nesting is built for resnet")
 
     def forward(self, x: torch.Tensor, spec: SubnetSpec | None = None,
                 bn_role: str | None = None) -> torch.Tensor:

@@ -149,9 +149,10 @@ class DynamicBatchNorm2d(nn.Module):
                                         nn.Parameter(torch.zeros(self.num_features)))
         self.private_roles = tuple(roles)
 
-    def forward(self, x: torch.Tensor, role: str) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, role: str, start: int = 0) -> torch.Tensor:
         """(B, k, H, W) -> (B, k, H, W) with `role`'s statistics (updated in train mode) and its
-        affine parameters (its own where they were made private)."""
+        affine parameters (its own where they were made private), on channels `start` to
+        `start + k` (a nested forward normalises the channels beyond a prefix on their own)."""
         mean_name, var_name, count_name = self._stat_names[role]
         buffers = self._buffers
         mean, var = buffers[mean_name], buffers[var_name]
@@ -160,8 +161,9 @@ class DynamicBatchNorm2d(nn.Module):
             weight = weight + self._parameters[f"weight_delta_{role}"]
             bias = bias + self._parameters[f"bias_delta_{role}"]
         k = x.shape[1]
-        if k != self.num_features:
-            mean, var, weight, bias = mean[:k], var[:k], weight[:k], bias[:k]
+        if start or k != self.num_features:
+            end = start + k
+            mean, var, weight, bias = mean[start:end], var[start:end], weight[start:end], bias[start:end]
         momentum = 0.0
         if self.training:
             count = buffers[count_name]

@@ -46,6 +46,9 @@ class Family:
     default_pair: Callable[[], tuple[FamilyConfig, SubnetSpec, SubnetSpec]]
     models: str
     search_grid: Callable[[], SpecGrid] | None = None
+    # (base, spec, *, in_channels, image_size, num_classes) -> MACs the larger model of an additive
+    # pair computes beyond the base's forward; None = the family has no additive nesting.
+    reused_forward_macs: Callable[..., int] | None = None
 
     def estimate_cost(self, spec: SubnetSpec, *, in_channels: int, image_size: int, num_classes: int) -> Cost:
         """Analytic params, MACs, FLOPs and activation memory of `spec`'s static network at batch 1."""

@@ -82,7 +82,8 @@ DEFAULT_DIST_TIMEOUT_S = 300.0
 # trained with these values, so a resumed old run keeps its meaning.
 LEGACY_VALUES: dict[str, Any] = {"motivated_step": "alone", "distill_weight": 0.0,
                                  "distill_temperature": 1.0, "growth": False,
-                                 "private_affine": False, "motivated_clock": False}
+                                 "private_affine": False, "motivated_clock": False,
+                                 "additive": False}
 
 
 # Epochs when --epochs is not given, per built-in dataset (others: OTHER_DATA_EPOCHS). digits
@@ -134,6 +135,11 @@ class TrainConfig:
     # advanced by motivated steps alone (its length: the condition's expected motivated steps;
     # only with a condition whose share is known in advance, such as `schedule` or `random`).
     motivated_clock: bool = DEFAULT_MOTIVATED_CLOCK
+    # Additive nesting (resnet, --bn shared): the base's activations are a prefix of the motivated
+    # model's (weights from the motivated model's extra channels into the base's held at zero, its
+    # extra blocks writing only its extra channels), so a shielded motivated step reuses the
+    # base's forward. Measured against the default in docs/results.md; off by default.
+    additive: bool = False
     # A role that skipped more than MAX_FRESH_GAP batches in a row in the last epoch has stale
     # running BN statistics; those roles alone are re-estimated on this many training batches
     # after the last epoch, before the test and the export (per-epoch validation uses the
@@ -167,6 +173,9 @@ class TrainConfig:
         for name, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"training option {name}={getattr(self, name)!r} must be {allowed}")
+        if self.additive and self.bn != BnMode.SHARED:
+            raise ConfigError("--additive needs --bn shared: inside the motivated model the base's "
+                              "channels must be normalised with the base's own statistics")
 
 
     def to_dict(self) -> dict[str, Any]:

@@ -88,6 +88,13 @@ def _backward(session: TrainSession, role: Role, losses: dict[Role, torch.Tensor
     session.scaler.scale(base_objective).backward()
 
 
+def reuses_base_forward(session: TrainSession, role: Role) -> bool:
+    """Whether a batch of `role` runs as one nested forward: a shielded motivated batch of an
+    additive pair computes the base's forward once and only what the base lacks on top of it."""
+    return (role is Role.MOTIVATED and session.reused_flops > 0
+            and session.config.motivated_step is MotivatedStep.SHIELDED)
+
+
 def _forward(session: TrainSession, inputs: torch.Tensor, role: Role) -> torch.Tensor:
     with _autocast(session):
         return session.supernet(inputs, spec=session.specs[role],
@@ -108,11 +115,18 @@ def train_step(session: TrainSession, images: torch.Tensor, labels: torch.Tensor
     # augment generator in lockstep on every rank (and equal to a single-process run).
     inputs, labels = distributed.shard_batch(inputs, labels)
     smoothing = session.config.label_smoothing
-    logits = _forward(session, inputs, role)
+    base_logits = None
+    if reuses_base_forward(session, role):
+        with _autocast(session):
+            base_logits, logits = session.supernet.forward_nested(
+                inputs, session.specs[Role.BASE], session.specs[role], session.bn_role(role), shield=True)
+    else:
+        logits = _forward(session, inputs, role)
     losses = {role: F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)}
     base_objective = None
     if trains_base_too(session, role):
-        base_logits = _forward(session, inputs, Role.BASE)
+        if base_logits is None:
+            base_logits = _forward(session, inputs, Role.BASE)
         losses[Role.BASE] = F.cross_entropy(base_logits.float(), labels, label_smoothing=smoothing)
         base_objective = _base_objective(session, losses[Role.BASE], base_logits, logits)
     values = {r: distributed.average_loss(loss, role is Role.MOTIVATED)  # all ranks: same value
@@ -127,6 +141,7 @@ def train_step(session: TrainSession, images: torch.Tensor, labels: torch.Tensor
     session.scaler.step(session.optimizer, regions=session.regions[role],
                         lr_maps=_lr_maps(session, role))
     session.scaler.update()
+    session.supernet.enforce_additive()
     session.schedule.step()
     return values
 
@@ -246,7 +261,10 @@ def _count_step(session: TrainSession, role: Role, images: int,
     progress = session.progress
     for trained, loss in losses.items():
         part = (f"{trained.value}_steps" if trained is role else "joint_base_passes")
-        progress.add_cost(part, TRAINING_FLOPS_PER_FORWARD * session.forward_flops[trained] * images)
+        flops = session.forward_flops[trained]
+        if trained is role and reuses_base_forward(session, role):
+            flops = session.reused_flops  # the base's forward is counted once, as its own pass
+        progress.add_cost(part, TRAINING_FLOPS_PER_FORWARD * flops * images)
         progress.loss_sum[trained.value] += loss
         progress.batches[trained.value] += 1
     progress.count_batch([trained.value for trained in losses])

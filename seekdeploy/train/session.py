@@ -116,6 +116,9 @@ class TrainSession:
     # --motivated-clock: per motivated parameter, True where the base uses it.
     base_masks: dict[torch.Tensor, torch.Tensor] = field(default_factory=dict)
     forward_flops: dict[Role, float] = field(default_factory=dict)
+    # --additive: FLOPs of the motivated model's forward beyond the base's (what a shielded
+    # motivated step computes on top of the base's forward); 0 = no additive nesting.
+    reused_flops: float = 0.0
     evaluated_samples: dict[str, int] = field(default_factory=dict)  # last evaluation, this rank
 
     def bn_role(self, role: Role) -> str:
@@ -193,12 +196,28 @@ def _prepare(config: TrainConfig, run_dir: Path, data_kwargs: dict[str, Any], su
                                    image_size=supernet.image_size, num_classes=supernet.num_classes)
         session.forward_flops[role] = float(cost.flops)
     _limit_offsets(session, params)
+    if config.additive and trains_pair(config):
+        _nest_additively(session)
     # The clock's length is the condition's expected motivated steps: a condition that follows
     # the loss has none, and a run of one role needs no second clock.
     fraction = session.condition.expected_fraction
     if config.motivated_clock and trains_pair(config) and fraction is not None:
         session.base_masks = _base_masks(session.regions)
     return session
+
+
+def _nest_additively(session: TrainSession) -> None:
+    from seekdeploy import nn as sd_nn
+
+    supernet, base, motivated = session.supernet, session.specs[Role.BASE], session.specs[Role.MOTIVATED]
+    if motivated != supernet.max_spec:
+        raise ConfigError(f"--additive needs the motivated model to be the whole supernet; it is {motivated} "
+                          f"in {supernet.max_spec}")
+    supernet.make_additive(base)
+    macs = sd_nn.get_family(supernet.family).reused_forward_macs(
+        base, motivated, in_channels=supernet.in_channels, image_size=supernet.image_size,
+        num_classes=supernet.num_classes)
+    session.reused_flops = 2.0 * macs
 
 
 def trains_pair(config: TrainConfig) -> bool:

@@ -11,12 +11,11 @@ import torch
 from seekdeploy import nn as sd_nn
 from seekdeploy.roles import Role
 from seekdeploy.train import loop
-from seekdeploy.train.checkpoint import read_checkpoint
 from seekdeploy.train.config import TrainConfig
 from seekdeploy.train.optim import SlicedAdamW, SlicedSGD, cosine_warmup_lr
-from seekdeploy.train.run import finish_run, start_run
-from seekdeploy.train.session import motivated_clock_lr, resume_session
-from helpers import Display
+from seekdeploy.train.run import start_run
+from seekdeploy.train.session import motivated_clock_lr
+from helpers import Display, assert_same_weights, interrupted_and_resumed
 
 PROFILE = SimpleNamespace(name="tiny", input=SimpleNamespace(channels=1, height=8, width=8))
 GROWN = TrainConfig(arch="resnet", data="digits", epochs=2, batch_size=64, seed=3,
@@ -168,19 +167,7 @@ def test_a_grown_private_clocked_pair_trains_its_base_exactly_as_alone(tmp_path)
 
 
 def test_resume_of_a_grown_private_clocked_run_is_bit_identical(tmp_path) -> None:
-    straight = start_run(GROWN, tmp_path / "straight", profile=PROFILE)
-    loop.run_training(straight, Display())
-    finish_run(straight, "tiny")
-    broken = start_run(GROWN, tmp_path / "broken", profile=PROFILE)
-    with pytest.raises(loop.TrainingInterrupted):
-        loop.run_training(broken, Display(signal_at_step=13))
-    resumed = resume_session(tmp_path / "broken")
+    a, b, resumed = interrupted_and_resumed(GROWN, tmp_path, PROFILE, signal_at_step=13)
     assert resumed.config.growth and resumed.config.motivated_clock
-    loop.run_training(resumed, Display())
-    finish_run(resumed, "tiny")
-    a = read_checkpoint(tmp_path / "straight" / "checkpoint.pt")
-    b = read_checkpoint(tmp_path / "broken" / "checkpoint.pt")
-    assert set(a["state_dict"]) == set(b["state_dict"])
-    for name, tensor in a["state_dict"].items():
-        assert torch.equal(tensor, b["state_dict"][name]), name
+    assert_same_weights(a, b)
     assert not math.isnan(float(a["progress"]["train_flops"]))

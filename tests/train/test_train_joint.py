@@ -14,12 +14,11 @@ import torch.nn.functional as F
 from seekdeploy import nn as sd_nn
 from seekdeploy.roles import Role
 from seekdeploy.train import loop
-from seekdeploy.train.checkpoint import read_checkpoint
 from seekdeploy.train.conditions import create_condition
 from seekdeploy.train.config import MotivatedStep, TrainConfig
 from seekdeploy.train.run import finish_run, start_run
-from seekdeploy.train.session import TRAINING_FLOPS_PER_FORWARD, resume_session
-from helpers import Display
+from seekdeploy.train.session import TRAINING_FLOPS_PER_FORWARD
+from helpers import Display, assert_same_weights, interrupted_and_resumed
 
 PROFILE = SimpleNamespace(name="tiny", input=SimpleNamespace(channels=1, height=8, width=8))
 JOINT = TrainConfig(arch="resnet", data="digits", epochs=2, batch_size=64, seed=3,
@@ -148,19 +147,10 @@ def test_honest_cost_equals_a_hand_count(tmp_path, fraction, stale) -> None:
 def test_resume_of_a_joint_distillation_run_is_bit_identical(tmp_path) -> None:
     config = TrainConfig.from_dict(JOINT.to_dict() | {"distill_weight": 0.5,
                                                       "distill_temperature": 2.0})
-    _run(config, tmp_path / "straight")
-    session = start_run(config, tmp_path / "broken", profile=PROFILE)
-    with pytest.raises(loop.TrainingInterrupted):
-        loop.run_training(session, Display(signal_at_step=27))
-    resumed = resume_session(tmp_path / "broken")
+    a, b, resumed = interrupted_and_resumed(config, tmp_path, PROFILE, signal_at_step=27)
     assert resumed.config.motivated_step is MotivatedStep.JOINT
     assert resumed.config.distill_weight == 0.5
-    loop.run_training(resumed, Display())
-    finish_run(resumed, "tiny")
-    a = read_checkpoint(tmp_path / "straight" / "checkpoint.pt")
-    b = read_checkpoint(tmp_path / "broken" / "checkpoint.pt")
-    for name, tensor in a["state_dict"].items():
-        assert torch.equal(tensor, b["state_dict"][name]), name
+    assert_same_weights(a, b)
     assert a["progress"]["cost_flops"] == b["progress"]["cost_flops"]
 
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seekdeploy.errors import SpecError
 from seekdeploy.nn._reorganize import ChannelGroup, bn_members, permute_channel_groups
 from seekdeploy.nn.base import DEFAULT_BN_ROLES, Supernet
 from seekdeploy.nn.families.resnet import FAMILY_NAME, ResNetConfig, ResNetSpec, block_stride
@@ -38,6 +39,20 @@ class DynamicBasicBlock(nn.Module):
         out = self.bn2(self.conv2(out, width), role)
         shortcut = x if self.shortcut_conv is None else self.shortcut_bn(self.shortcut_conv(x, width), role)
         return F.relu(out + shortcut, inplace=True)
+
+
+def _split_conv(conv: DynamicConv2d, base: torch.Tensor, whole: torch.Tensor, base_out: int,
+                out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the base's rows from the base's channels, rows `base_out:out` from every channel)."""
+    weight = conv.weight
+    top = F.conv2d(base, weight[:base_out, :base.shape[1]], None, conv.stride, conv.padding)
+    rest = F.conv2d(whole, weight[base_out:out, :whole.shape[1]], None, conv.stride, conv.padding)
+    return top, rest
+
+
+def _split_bn(bn: DynamicBatchNorm2d, base: torch.Tensor, rest: torch.Tensor,
+              role: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return bn(base, role), bn(rest, role, start=base.shape[1])
 
 
 class ResNetSupernet(Supernet):
@@ -65,6 +80,63 @@ class ResNetSupernet(Supernet):
         zero, such a block adds nothing to its identity shortcut (its input is post-ReLU, so the
         block's ReLU keeps it)."""
         return self.stage_parameters_beyond(spec.depth, "bn2", "weight")
+
+    def side_branch_ends(self, spec: ResNetSpec) -> list[tuple[str, int]]:
+        """The second conv and BN of every block beyond `spec`'s depth, on `spec`'s channels of
+        that stage: held at zero, such a block leaves those channels as its shortcut gave them."""
+        if any(width >= whole for width, whole in zip(spec.width, self.max_spec.width)):
+            raise SpecError(f"additive nesting needs the motivated model wider than the base at every "
+                            f"stage (base widths {spec.width}, motivated {self.max_spec.width}): a "
+                            "block of the motivated model alone writes only channels the base lacks")
+        ends = []
+        for stage, (depth, width) in enumerate(zip(spec.depth, spec.width)):
+            for block in range(depth, len(self.stages[stage])):
+                prefix = f"stages.{stage}.{block}"
+                ends += [(f"{prefix}.conv2.weight", width), (f"{prefix}.bn2.weight", width),
+                         (f"{prefix}.bn2.bias", width)]
+        return ends
+
+    def forward_nested(self, x: torch.Tensor, base: ResNetSpec, spec: ResNetSpec | None = None,
+                       bn_role: str | None = None, *,
+                       shield: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(base logits, `spec`'s logits) of the additive pair in one pass (see `Supernet`). Each
+        convolution computes the base's rows from the base's channels (the base's own forward)
+        and the other rows from every channel; the held zeros are never multiplied."""
+        spec, base, role = self.check_spec(spec), self.check_spec(base), self.check_role(bn_role)
+        if self.additive_base != base:
+            raise SpecError(f"forward_nested needs the supernet nested additively on {base} "
+                            f"(make_additive); it is nested on {self.additive_base}")
+        if not spec.contains(base):
+            raise SpecError(f"the base {base} is not nested in {spec}")
+        cut = torch.Tensor.detach if shield else (lambda t: t)
+        b, s = _split_conv(self.stem_conv, x, x, base.width[0], spec.width[0])
+        b, s = _split_bn(self.stem_bn, b, s, role)
+        b, s = F.relu(b), F.relu(s)
+        for stage, blocks in enumerate(self.stages):
+            wb, wm = base.width[stage], spec.width[stage]
+            for index in range(spec.depth[stage]):
+                block = blocks[index]
+                whole = torch.cat((cut(b), s), 1)
+                if index >= base.depth[stage]:  # a block of the larger model alone: the other rows
+                    middle = F.relu(block.bn1(block.conv1(whole, wm), role))
+                    weight = block.conv2.weight
+                    out = F.conv2d(middle, weight[wb:wm, :wm], None, block.conv2.stride, block.conv2.padding)
+                    s = F.relu(block.bn2(out, role, start=wb) + s)
+                    continue
+                b1, s1 = _split_bn(block.bn1, *_split_conv(block.conv1, b, whole, wb, wm), role)
+                b1, s1 = F.relu(b1), F.relu(s1)
+                b2, s2 = _split_bn(block.bn2, *_split_conv(block.conv2, b1, torch.cat((cut(b1), s1), 1), wb, wm), role)
+                if block.shortcut_conv is None:
+                    short_b, short_s = b, s
+                else:
+                    short_b, short_s = _split_bn(block.shortcut_bn, *_split_conv(block.shortcut_conv, b, whole, wb, wm), role)
+                b, s = F.relu(b2 + short_b), F.relu(s2 + short_s)
+        pooled_b = F.adaptive_avg_pool2d(b, 1).flatten(1)  # (B, wb)
+        pooled_s = F.adaptive_avg_pool2d(s, 1).flatten(1)  # (B, wm - wb)
+        base_logits = self.classifier(pooled_b, role=role)
+        weight, wb = self.classifier.weight, pooled_b.shape[1]
+        side = F.linear(pooled_s, weight[:, wb:wb + pooled_s.shape[1]])
+        return base_logits, cut(base_logits) + side
 
     def forward_spec(self, x: torch.Tensor, spec: ResNetSpec, bn_role: str) -> torch.Tensor:
         """(B, C, H, W) -> (B, num_classes) through the first `depth[i]` blocks of each stage."""

@@ -90,6 +90,31 @@ def describe_resnet_layers(spec: ResNetSpec, *, in_channels: int, image_size: in
     return record.layers
 
 
+def resnet_reused_forward_macs(base: ResNetSpec, spec: ResNetSpec, *, in_channels: int, image_size: int,
+                               num_classes: int) -> int:
+    """MACs the larger model of an additive pair computes on top of the base's forward
+    (`forward_nested`): every convolution's rows beyond the base's, from all channels, each block
+    of the larger model alone (its second convolution on the base's rows is held at zero), and the
+    classifier's columns beyond the base's."""
+    size = image_size
+    macs = (spec.width[0] - base.width[0]) * in_channels * 9 * size * size
+    channels = spec.width[0]
+    for stage, (depth, width) in enumerate(zip(spec.depth, spec.width)):
+        extra = width - base.width[stage]
+        for block in range(depth):
+            stride = block_stride(stage, block)
+            size = (size - 1) // stride + 1
+            area = size * size
+            if block >= base.depth[stage]:
+                macs += width * channels * 9 * area + extra * width * 9 * area
+            else:
+                macs += extra * channels * 9 * area + extra * width * 9 * area
+                if stride != 1:
+                    macs += extra * channels * area  # the projection shortcut
+            channels = width
+    return macs + num_classes * (spec.width[-1] - base.width[-1])
+
+
 def default_resnet_pair() -> tuple[ResNetConfig, ResNetSpec, ResNetSpec]:
     """ResNet-20 supernet; base = half width, two blocks per stage; motivated = the whole supernet."""
     config = ResNetConfig()
@@ -114,4 +139,5 @@ FAMILY = Family(
     default_pair=default_resnet_pair,
     models="seekdeploy.nn.families._resnet_model",
     search_grid=resnet_search_grid,
+    reused_forward_macs=resnet_reused_forward_macs,
 )
