@@ -53,8 +53,8 @@ def _calibration_warnings_to(console: Console) -> Iterator[None]:
 @click.option("--max-base-ratio", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=DEFAULT_MAX_BASE_RATIO,
               show_default=True, help="The base may have at most this fraction of the motivated model's FLOPs.")
 @click.option("--shape", type=click.Choice([rule.value for rule in ShapeRule]), default=DEFAULT_SHAPE_RULE.value, show_default=True,
-              help="proportional: only specs that scale the family's shape (depth and width together); "
-                   "free: any shape of the grid (the most FLOPs).")
+              help="Which shapes both roles may take. " + "; ".join(f"{rule.value}: {rule.description}"
+                                                                     for rule in ShapeRule) + ".")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
 def plan(profile_name: str, arch: str, calibration: Path | None, roofline: bool, max_base_ratio: float,
          shape: str, as_json: bool) -> None:

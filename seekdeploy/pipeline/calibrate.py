@@ -4,7 +4,7 @@ The uncalibrated roofline predicts several times the latency a CPU measures (0.8
 predicted for a pair measured at 0.10 / 0.30 ms), so a plan from it uses a fraction of the
 budgets. When the target is this machine (its runtime backend `calibrates_here`) or reachable with
 `--host`, and no calibration of this family matches the device (`calibration_file.load_calibrated`),
-`run` times a quick design first (`QUICK_SPECS` specs in the family's proportions, then
+`run` times a quick design first (`QUICK_SPECS` specs the default shape rule allows, then
 `QUICK_FOCUS` more where that first fit puts the budgets, `QUICK_ROUNDS` rounds of a short
 protocol) and writes `profiles/<profile>.latency.json`; training then plans with it. A valid
 calibration is reused; a stale or foreign one is ignored with a warning and replaced. `--no-calibrate` skips the
@@ -85,6 +85,7 @@ def execute_calibrate(context: PipelineContext) -> str:
     """Time a quick design on the target and write the profile's calibration; a failure is reported
     and the roofline plans (the pipeline goes on)."""
     from seekdeploy.plan.calibration import calibrate_profile
+    from seekdeploy.plan.defaults import DEFAULT_SHAPE_RULE
 
     host = context.config.hosts[0] if context.config.hosts else None
     context.say(f"[calibrate] timing {QUICK_SPECS} {context.config.arch} specs and {QUICK_FOCUS} more near the budgets "
@@ -92,7 +93,7 @@ def execute_calibrate(context: PipelineContext) -> str:
                 f"(minutes on 2 cores, more when the machine is busy; --no-calibrate skips this)")
     try:
         result = calibrate_profile(context.profile, context.config.arch, specs=QUICK_SPECS, host=host,
-                                   protocol=quick_protocol(context), rounds=QUICK_ROUNDS, proportional=True,
+                                   protocol=quick_protocol(context), rounds=QUICK_ROUNDS, shape=DEFAULT_SHAPE_RULE,
                                    focus=QUICK_FOCUS)
     except SeekdeployError as exc:
         context.say(f"[calibrate] failed, the roofline plans instead: {exc}")

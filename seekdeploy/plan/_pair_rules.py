@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seekdeploy.plan.proportions import PROPORTIONS, ShapeRule, grid_mask, scaled_neighbors, specs_mask
+from seekdeploy.plan.proportions import PROPORTIONS, ShapeRule, grid_mask, shape_steps, specs_mask
 from seekdeploy.profiles.schema import Budget, HardwareProfile
 from seekdeploy.roles import Role
 
@@ -99,14 +99,14 @@ def shape_mask(table: ListCosts | GridCosts, family: str, rule: ShapeRule) -> np
     if ShapeRule(rule) is ShapeRule.FREE:
         return None
     if hasattr(table, "grid"):
-        return grid_mask(table.grid, family)
-    return specs_mask(table.specs, family)
+        return grid_mask(table.grid, family, rule)
+    return specs_mask(table.specs, family, rule)
 
 
 def pick_pair(table: ListCosts | GridCosts, over: dict[Role, dict[str, np.ndarray]], ratio: float,
               shaped: np.ndarray | None = None) -> tuple[int, int] | None:
     """(motivated index, base index) by the planner's rule, or None when no pair satisfies it;
-    `shaped` (from `shape_mask`) restricts both roles to the specs in the family's proportions."""
+    `shaped` (from `shape_mask`) restricts both roles to the specs the shape rule allows."""
     allowed_shape = np.ones(len(table), dtype=bool) if shaped is None else shaped
     fits_motivated = np.flatnonzero(_fits(over[Role.MOTIVATED]) & allowed_shape)
     fits_base = _fits(over[Role.BASE]) & allowed_shape
@@ -132,14 +132,16 @@ def pick_pair(table: ListCosts | GridCosts, over: dict[Role, dict[str, np.ndarra
 
 
 def role_limits(table: ListCosts | GridCosts, role: Role, index: int, over: dict[Role, dict[str, np.ndarray]],
-                motivated: int, ratio: float, shaped: np.ndarray | None = None) -> dict[str, list[str]]:
+                motivated: int, ratio: float, shaped: np.ndarray | None = None,
+                rule: ShapeRule = ShapeRule.FREE) -> dict[str, list[str]]:
     """Axis name -> why the spec one step up that axis was not this role's choice (a budget, the
-    pair rule, nesting, the family's proportions or the grid's cap)."""
+    pair rule, nesting, the depth-width band of shape rule `rule` or the grid's cap). The steps are
+    those `rule` can take (`proportions.shape_steps`); `shaped` is its mask (`shape_mask`)."""
     nested = table.nested_in(motivated) if role is Role.BASE else None
     limits = {}
     steps = table.neighbors(index)
     if shaped is not None and hasattr(table, "grid"):
-        steps = scaled_neighbors(table.grid, table.grid.family, index)
+        steps = shape_steps(table.grid, table.grid.family, index, rule)
     for axis, up in steps:
         if up is None:
             limits[axis] = [GRID_CAP]

@@ -41,7 +41,7 @@ from seekdeploy.backends import get_backend
 from seekdeploy.errors import ConfigError, RemoteError
 from seekdeploy.plan.calibration_file import (LOCAL_HOST, calibration_path, device_fingerprint,
                                               write_calibration)
-from seekdeploy.plan.defaults import DEFAULT_CALIBRATION_SEED, DEFAULT_CALIBRATION_SPECS
+from seekdeploy.plan.defaults import DEFAULT_CALIBRATION_SEED, DEFAULT_CALIBRATION_SPECS, ShapeRule
 from seekdeploy.plan.fit import FitResult, choose_fit
 from seekdeploy.plan.predictor import (FIT_MODELS, CalibratedPredictor, RooflinePredictor, feature_vector,
                                        input_geometry, spec_layers)
@@ -284,21 +284,21 @@ def retime_outliers(profile: HardwareProfile, measurements: list[Measurement], f
 def calibrate_profile(profile: HardwareProfile, family: str, *, specs: int = DEFAULT_CALIBRATION_SPECS, host: str | None = None,
                       seed: int = DEFAULT_CALIBRATION_SEED, opset: int | None = None, protocol: MeasurementProtocol | None = None,
                       design: Sequence[SubnetSpec] | None = None, folder: str | Path = layout.PROFILES_DIR,
-                      rounds: int = CALIBRATION_ROUNDS, proportional: bool = False, focus: int = 0,
+                      rounds: int = CALIBRATION_ROUNDS, shape: ShapeRule = ShapeRule.FREE, focus: int = 0,
                       on_progress: Callable[[str, int, int], None] | None = None) -> CalibrationResult:
     """Measure a design of `specs` specs of `family` on the target, fit, and store the calibration.
 
     `design` replaces the generated design (tests, benchmarks). The file is
     `<folder>/<profile>.latency.json`, written atomically; fits of other families stay when the
     device fingerprint is unchanged. `rounds` timing rounds over the design (fewer: quicker, noisier);
-    `proportional` draws the design from the specs in the family's proportions only. `focus` more
-    specs, those the first fit places near the budgets (`space.focus_specs`), are timed after it and
-    fitted with the rest (not with a given `design`).
+    `shape` draws the design from the specs that shape rule allows only. `focus` more specs, those
+    the first fit places near the budgets (`space.focus_specs`), are timed after it and fitted with
+    the rest (not with a given `design`).
     """
     from seekdeploy.plan.space import design_specs
 
     chosen = list(design) if design is not None else design_specs(family, specs, seed=seed, profile=profile,
-                                                                         proportional=proportional)
+                                                                         shape=shape)
     if host is not None:  # a device that cannot be reached fails now, not after every export
         from seekdeploy.measure.remote import check_device
 
@@ -319,7 +319,7 @@ def calibrate_profile(profile: HardwareProfile, family: str, *, specs: int = DEF
 
         first = CalibratedPredictor(profile, fit.model, fit.coefficients, tail_curve=measured_tail_curve(measurements))
         focused = focus_specs(family, profile, first, focus, exclude=frozenset(m.spec for m in measurements),
-                              proportional=proportional)
+                              shape=shape)
         if focused:
             more = measure_specs(profile, focused, host=host, opset=opset, protocol=protocol, seed=seed + len(chosen),
                                  rounds=rounds, on_progress=on_progress and (lambda stage, done, total: on_progress(

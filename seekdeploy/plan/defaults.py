@@ -12,11 +12,23 @@ DEFAULT_CALIBRATION_FOCUS = 4  # specs the first fit places near the budgets, ti
 
 
 class ShapeRule(str, enum.Enum):
-    """Which shapes the planner may pick: the family's proportions (`proportional`) or any
-    (`free`, the max-FLOPs search the rule is compared with)."""
+    """Which shapes the planner may pick (`seekdeploy.plan.proportions` has the rules)."""
 
+    GRADED = "graded"
     PROPORTIONAL = "proportional"
     FREE = "free"
 
+    @property
+    def description(self) -> str:
+        """What the rule allows, in a phrase (the plan's `shape:` line and `--shape`'s help)."""
+        return _SHAPE_RULE_DESCRIPTIONS[self]
 
-DEFAULT_SHAPE_RULE = ShapeRule.PROPORTIONAL
+
+_SHAPE_RULE_DESCRIPTIONS = {
+    ShapeRule.GRADED: "per-stage depth never decreases toward the low-resolution stages, depth and width balanced",
+    ShapeRule.PROPORTIONAL: "the family's per-stage depth pattern, depth and width scaled together",
+    ShapeRule.FREE: "any shape of the grid (the most FLOPs)",
+}
+
+# Graded: the measurement that chose it is in `seekdeploy.plan.proportions`' module doc.
+DEFAULT_SHAPE_RULE = ShapeRule.GRADED

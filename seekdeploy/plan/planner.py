@@ -7,11 +7,13 @@ predictor's typical latency x its tail factor), a predicted memory (weights at t
 holds; the interpreter's own memory is not included) and a file size (weights at the profile
 precision plus the ONNX graph's own bytes, `candidates.ONNX_FILE_*`).
 
-The rule (`_pair_rules.pick_pair`): the motivated model is the spec with the most FLOPs within the
-motivated budgets that has a base; the base is the spec with the most FLOPs within the base budgets
-that is nested in it and has at most `max_base_ratio` (default 0.5) of its FLOPs, so the pair is two
-models worth having, not one model twice. Ties go to the lower predicted latency. Each role then
-says what stopped it growing (`RolePlan.limited_by`): a budget, the pair rule, or the grid's cap.
+The rule (`_pair_rules.pick_pair`), among the specs the shape rule allows (`proportions`, graded
+by default): the motivated model is the spec with the most FLOPs within the motivated budgets that
+has a base; the base is the spec with the most FLOPs within the base budgets that is nested in it
+and has at most `max_base_ratio` (default 0.5) of its FLOPs, so the pair is two models worth
+having, not one model twice. Ties go to the lower predicted latency. Each role then says what
+stopped it growing (`RolePlan.limited_by`): a budget, the pair rule, the shape rule, or the grid's
+cap.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class RolePlan:
 
     `limits` maps each grid axis to why the spec one step up that axis was not chosen: the budgets
     it would break ("latency p95", "peak memory", "file size"), "pair ratio" or "nesting" (a base
-    larger than the rule allows or not inside the motivated model), or "grid cap" (the axis ends).
+    larger than the rule allows or not inside the motivated model), "proportions" (a step the shape
+    rule takes that leaves its depth-width band) or "grid cap" (the axis ends).
     """
 
     role: Role
@@ -108,8 +111,7 @@ class PairPlan:
     def summary_lines(self) -> list[str]:
         """The pair's FLOPs ratio against the rule and what bounded each role, as plain lines."""
         lines = [f"pair:      base = {self.flops_ratio:.2f}x the motivated FLOPs (rule: <= {self.max_base_ratio:g}x)",
-                 "shape:     " + ("in the family's proportions (depth and width scaled together)"
-                                  if self.shape is ShapeRule.PROPORTIONAL else "free (the most FLOPs, any shape)")]
+                 f"shape:     {self.shape.value} ({self.shape.description})"]
         if self.latency_headroom:
             lines.append(f"headroom:  planned to {1 - self.latency_headroom:.0%} of each latency budget, for what "
                          "the prediction misses")
@@ -179,8 +181,10 @@ def plan_pair(profile: HardwareProfile, family: str, predictor: LatencyPredictor
 
     `predictor` defaults to `load_predictor(profile, family)` (the calibration when valid, else
     the roofline); `candidates` (a list of specs) replaces the family's grid, and then no
-    per-axis limits are reported. `shape` restricts both roles to the family's proportions
-    (`proportions.ShapeRule.PROPORTIONAL`, the default) or lets them take any shape (`FREE`).
+    per-axis limits are reported. `shape` is the rule both roles' shapes obey
+    (`proportions.ShapeRule`): `GRADED` (the default: depth never decreases toward the
+    low-resolution stages, depth and width balanced), `PROPORTIONAL` (the family's depth pattern,
+    depth and width scaled together) or `FREE` (any shape).
     """
     from seekdeploy.plan import _pair_rules as rules
 
@@ -206,7 +210,8 @@ def plan_pair(profile: HardwareProfile, family: str, predictor: LatencyPredictor
         raise rules.no_pair_error(profile, family, table, over, budgets, predictor, max_base_ratio, shaped)
     motivated, base = pair
     plans = {role: RolePlan(role, evaluate_spec(table.spec(index), profile, predictor), budgets[role],
-                            rules.role_limits(table, role, index, over, motivated, max_base_ratio, shaped))
+                            rules.role_limits(table, role, index, over, motivated, max_base_ratio, shaped,
+                                              ShapeRule(shape)))
              for role, index in ((Role.BASE, base), (Role.MOTIVATED, motivated))}
     caps = table.grid.caps() if hasattr(table, "grid") else {}
     return PairPlan(profile.name, family, predictor.describe(), plans[Role.BASE], plans[Role.MOTIVATED],

@@ -20,6 +20,7 @@ import numpy as np
 
 from seekdeploy.errors import SpecError
 from seekdeploy.nn.grid import SpecGrid
+from seekdeploy.plan.defaults import ShapeRule
 
 if TYPE_CHECKING:
     from seekdeploy.nn.spec import SubnetSpec
@@ -45,7 +46,7 @@ def spec_grid(family: str) -> SpecGrid:
 
 def design_specs(family: str, count: int, *, seed: int = 0, exclude: frozenset = frozenset(),
                  corners: bool = True, profile: HardwareProfile | None = None,
-                 proportional: bool = False) -> list[SubnetSpec]:
+                 shape: ShapeRule = ShapeRule.FREE) -> list[SubnetSpec]:
     """A calibration design of `count` specs: the grid's corners, then seeded random picks.
 
     With `profile`, only specs whose roofline-predicted latency (and memory and file size) are
@@ -53,16 +54,12 @@ def design_specs(family: str, count: int, *, seed: int = 0, exclude: frozenset =
     planner can choose from; timing ResNet-110s for a 3 ms budget would waste the calibration). Corners are the smallest and
     the largest spec (by FLOPs) and the shallow-wide and deep-narrow extremes; `exclude` removes
     specs (e.g. those of another design) so a held-out set never overlaps the fit; `corners=False`
-    draws random picks only (a held-out test set). `proportional` draws only specs in the family's
-    proportions (`proportions.grid_mask`): where the default planner chooses.
+    draws random picks only (a held-out test set). `shape` draws only specs that shape rule allows
+    (`proportions.grid_mask`; `DEFAULT_SHAPE_RULE`: where the default planner chooses).
     """
     grid = spec_grid(family)
     flops, typical_ms, reachable = _design_pool(grid, profile)
-    allowed = np.ones(len(grid), dtype=bool)
-    if proportional:
-        from seekdeploy.plan.proportions import grid_mask
-
-        allowed = grid_mask(grid, family)
+    allowed = _allowed(grid, family, shape)
     pool = np.flatnonzero(reachable & allowed)
     if pool.size < DESIGN_POOL_FACTOR * count:
         # Budgets below the roofline's floor (it predicts 3-8x what a CPU measures): the specs the
@@ -91,6 +88,13 @@ def design_specs(family: str, count: int, *, seed: int = 0, exclude: frozenset =
     return chosen
 
 
+def _allowed(grid: SpecGrid, family: str, shape: ShapeRule) -> np.ndarray:
+    # (N,) bool: the grid specs `shape` allows.
+    from seekdeploy.plan.proportions import grid_mask
+
+    return grid_mask(grid, family, shape)
+
+
 def _design_pool(grid: SpecGrid, profile: HardwareProfile | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # (FLOPs and roofline latency of every grid spec, which specs a design may use).
     from seekdeploy.plan.grid_costs import cost_grid
@@ -117,23 +121,19 @@ def _reference_profile() -> Any:
 
 
 def focus_specs(family: str, profile: HardwareProfile, predictor: Any, count: int, *,
-                exclude: frozenset = frozenset(), proportional: bool = False) -> list[SubnetSpec]:
+                exclude: frozenset = frozenset(), shape: ShapeRule = ShapeRule.FREE) -> list[SubnetSpec]:
     """Up to `count` specs that `predictor` places at `FOCUS_FRACTIONS` of each latency budget.
 
     The targets go round the roles (the base's 0.8, the motivated model's 0.8, the base's 1.0, ...)
     so a small `count` still covers every role; each picks the spec, not in `exclude` and not
     already picked, whose predicted latency at the budget's percentile is nearest the target (in
-    ratio). `proportional` keeps to the family's proportions, where the default planner chooses.
+    ratio). `shape` keeps to the specs that shape rule allows (as in `design_specs`).
     """
     from seekdeploy.plan.grid_costs import cost_grid
 
     grid = spec_grid(family)
     typical = cost_grid(grid, profile, predictor).typical_ms
-    allowed = np.ones(len(grid), dtype=bool)
-    if proportional:
-        from seekdeploy.plan.proportions import grid_mask
-
-        allowed = grid_mask(grid, family)
+    allowed = _allowed(grid, family, shape)
     budgets = list(profile.budgets.values())
     predicted = [typical * predictor.tail_factor(budget.latency_percentile, typical) for budget in budgets]
     targets = [(index, fraction * budget.latency_ms) for fraction in FOCUS_FRACTIONS

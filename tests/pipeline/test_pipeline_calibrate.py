@@ -14,6 +14,7 @@ from helpers import write_tiny_profile
 from seekdeploy.pipeline import PipelineConfig, Stage, open_context
 from seekdeploy.pipeline import calibrate as calibrate_stage
 from seekdeploy.pipeline.context import run_stage
+from seekdeploy.plan.defaults import DEFAULT_SHAPE_RULE
 
 COEFFICIENTS = [0.001] * 13 + [0.01]  # "padded-macs-8": 13 layer-kind features and a constant
 
@@ -57,7 +58,7 @@ def test_run_calibrates_once_and_reuses_it(tmp_path: Path, calibrations: list[di
     assert first.ran and "tiny-cal.latency.json" in first.detail
     assert calibrations == [{"family": "resnet", "specs": calibrate_stage.QUICK_SPECS, "host": None,
                              "protocol": calibrations[0]["protocol"], "rounds": calibrate_stage.QUICK_ROUNDS,
-                             "proportional": True, "focus": calibrate_stage.QUICK_FOCUS}]
+                             "shape": DEFAULT_SHAPE_RULE, "focus": calibrate_stage.QUICK_FOCUS}]
     assert calibrations[0]["protocol"].duration_ms <= calibrate_stage.QUICK_DURATION_MS
     again = _stage(_context(tmp_path, said))
     assert not again.ran and "matches this machine" in again.detail and len(calibrations) == 1

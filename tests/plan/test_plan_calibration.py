@@ -81,6 +81,7 @@ def test_calibration_round_trip_on_a_tiny_design(tmp_cwd) -> None:
     """Real exports timed by onnxruntime with a short protocol, fitted, stored, loaded back."""
     pytest.importorskip("onnxruntime")
     from seekdeploy.plan.calibration import calibrate_profile
+    from seekdeploy.plan.defaults import ShapeRule
 
     protocol = MeasurementProtocol(warmup_ms=10, warmup_iterations=3, duration_ms=40, min_iterations=10)
     design = design_specs("resnet", 6, seed=3, profile=PROFILE)
@@ -267,16 +268,16 @@ def test_the_tail_factor_follows_the_latency_of_the_spec() -> None:
 
 
 def test_focus_specs_land_where_the_first_fit_puts_each_budget() -> None:
-    """Each pick is the in-proportion spec predicted nearest its target (0.8x, then 1.0x of each
-    role's budget), never one excluded or picked already."""
-    from seekdeploy.plan.proportions import grid_mask
+    """Each pick is the spec the default shape rule allows predicted nearest its target (0.8x, then
+    1.0x of each role's budget), never one excluded or picked already."""
+    from seekdeploy.plan.proportions import DEFAULT_SHAPE_RULE, grid_mask
     from seekdeploy.plan.space import FOCUS_FRACTIONS, focus_specs, spec_grid
 
     predictor = RooflinePredictor(PROFILE)
     budgets = list(PROFILE.budgets.values())
     grid = spec_grid("resnet")
-    allowed = [grid.spec_at(int(i)) for i in np.flatnonzero(grid_mask(grid, "resnet"))]
-    chosen = focus_specs("resnet", PROFILE, predictor, 4, proportional=True)
+    allowed = [grid.spec_at(int(i)) for i in np.flatnonzero(grid_mask(grid, "resnet", DEFAULT_SHAPE_RULE))]
+    chosen = focus_specs("resnet", PROFILE, predictor, 4, shape=DEFAULT_SHAPE_RULE)
     assert len(set(chosen)) == 4 and set(chosen) <= set(allowed)
     targets = [(fraction * budget.latency_ms, budget) for fraction in FOCUS_FRACTIONS for budget in budgets]
     for index, (spec, (target, budget)) in enumerate(zip(chosen, targets)):
@@ -284,7 +285,7 @@ def test_focus_specs_land_where_the_first_fit_puts_each_budget() -> None:
             return abs(np.log(predictor.predict_percentile_ms(candidate, budget.latency_percentile) / target))
         rest = [candidate for candidate in allowed if candidate not in chosen[:index]]
         assert miss(spec) == pytest.approx(min(miss(candidate) for candidate in rest))
-    again = focus_specs("resnet", PROFILE, predictor, 2, exclude=frozenset(chosen[:2]), proportional=True)
+    again = focus_specs("resnet", PROFILE, predictor, 2, exclude=frozenset(chosen[:2]), shape=DEFAULT_SHAPE_RULE)
     assert len(again) == 2 and not set(again) & set(chosen[:2])
     assert focus_specs("resnet", PROFILE, predictor, 0) == []
 
@@ -293,11 +294,12 @@ def test_a_focused_calibration_times_the_specs_near_the_budgets_after_the_first_
     """Real exports timed by onnxruntime: the design, then the focus specs, fitted together."""
     pytest.importorskip("onnxruntime")
     from seekdeploy.plan.calibration import calibrate_profile
+    from seekdeploy.plan.defaults import ShapeRule
 
     protocol = MeasurementProtocol(warmup_ms=10, warmup_iterations=3, duration_ms=40, min_iterations=10)
     stages: list[str] = []
     result = calibrate_profile(PROFILE, "resnet", specs=6, opset=17, protocol=protocol, rounds=1, focus=2,
-                               proportional=True, on_progress=lambda stage, done, total: stages.append(stage))
+                               shape=ShapeRule.GRADED, on_progress=lambda stage, done, total: stages.append(stage))
     entry = json.loads(result.path.read_text())["families"]["resnet"]
     assert len(entry["focus"]) == 2 and len(result.measurements) == 8
     assert [m.spec.to_text() for m in result.measurements[-2:]] == entry["focus"]

@@ -209,8 +209,9 @@ def test_no_pair_on_a_calibration_with_a_busy_tail_says_to_recalibrate_when_quie
 
 
 def test_a_calibrated_plan_leaves_headroom_under_each_latency_budget() -> None:
-    """A motivated spec predicted at 95 % of its budget is what the plan without headroom picks;
-    the calibrated plan stays under (1 - headroom) of every latency budget and so picks a smaller one."""
+    """A motivated spec predicted at 95 % of its budget is within reach of the plan without headroom
+    (it picks that spec or a larger one); the calibrated plan stays under (1 - headroom) of every
+    latency budget and so picks a smaller one."""
     from seekdeploy.plan.predictor import CALIBRATED_PLAN_HEADROOM, CalibratedPredictor
 
     class Exact(CalibratedPredictor):
@@ -220,8 +221,8 @@ def test_a_calibrated_plan_leaves_headroom_under_each_latency_budget() -> None:
     loose = plan_pair(PROFILE, "resnet", Exact(PROFILE, "padded-macs-8", coefficients, {"95": 1.2}))
     predicted = loose.motivated.candidate.latency_ms[Role.MOTIVATED]
     profile = _with_budgets(PROFILE.budget(Role.BASE), Budget(latency_ms=predicted / 0.95))
-    assert plan_pair(profile, "resnet", Exact(profile, "padded-macs-8", coefficients, {"95": 1.2})).motivated.candidate.spec \
-        == loose.motivated.candidate.spec
+    unspared = plan_pair(profile, "resnet", Exact(profile, "padded-macs-8", coefficients, {"95": 1.2}))
+    assert unspared.motivated.candidate.flops >= loose.motivated.candidate.flops
     planned = plan_pair(profile, "resnet", CalibratedPredictor(profile, "padded-macs-8", coefficients, {"95": 1.2}))
     assert planned.latency_headroom == CALIBRATED_PLAN_HEADROOM > 0
     for role in (Role.BASE, Role.MOTIVATED):
