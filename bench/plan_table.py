@@ -1,10 +1,11 @@
 """The planner's picks for every shipped profile x family, as a Markdown table (docs/profiles.md).
 
-    python bench/plan_table.py [--predictor roofline|auto] [--shape proportional|free|both]
+    python bench/plan_table.py [--predictor roofline|auto] [--shape graded|proportional|free|all]
 
 `roofline` (the default) plans every profile with its declared figures, so the table is the same
 on every machine; `auto` uses a calibration in ./profiles where one matches this machine. With
-`--shape both`, each row shows the max-FLOPs pick over any shape beside the proportional one.
+`--shape all` (the default), each profile x family has a row per shape rule: the default (graded),
+then proportional, then free (the max-FLOPs pick over any shape).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--predictor", choices=("roofline", "auto"), default="roofline")
-    parser.add_argument("--shape", choices=("proportional", "free", "both"), default="both")
+    parser.add_argument("--shape", choices=(*(rule.value for rule in ShapeRule), "all"), default="all")
     return parser.parse_args(argv)
 
 
@@ -61,7 +62,7 @@ def rows(predictor_choice: str, shapes: list[ShapeRule]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Print the table."""
     args = parse_args(argv)
-    shapes = [ShapeRule.PROPORTIONAL, ShapeRule.FREE] if args.shape == "both" else [ShapeRule(args.shape)]
+    shapes = list(ShapeRule) if args.shape == "all" else [ShapeRule(args.shape)]
     sys.stdout.write("\n".join(rows(args.predictor, shapes)) + "\n")
     return 0
 
