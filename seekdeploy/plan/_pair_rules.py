@@ -74,14 +74,14 @@ def cost_table(profile: HardwareProfile, family: str, predictor: LatencyPredicto
 
 def over_budget(table: ListCosts | GridCosts, predictor: LatencyPredictor, budget: Budget) -> dict[str, np.ndarray]:
     """Budget name -> (N,) bool: which specs break that budget of one role."""
-    from seekdeploy.plan.candidates import planned_latency_limit
+    from seekdeploy.plan.candidates import planned_file_limit, planned_latency_limit
 
     latency = table.typical_ms * predictor.tail_factor(budget.latency_percentile, table.typical_ms)
     out = {f"latency p{budget.latency_percentile:g}": latency > planned_latency_limit(budget, predictor.plan_headroom)}
     if budget.peak_memory_mib is not None:
         out["peak memory"] = table.memory_mib > budget.peak_memory_mib
     if budget.file_size_mib is not None:
-        out["file size"] = table.file_size_mib > budget.file_size_mib
+        out["file size"] = table.file_size_mib > planned_file_limit(budget)
     return out
 
 
