@@ -31,8 +31,9 @@ COST_AXES: dict[str, Callable[[dict[str, Any]], float | None]] = {
 
 def add_step_cost_axis(step_seconds: dict[str, float], epochs: int) -> None:
     """Add the `cpu_steps` axis: a run's CPU time from the per-step CPU seconds that
-    bench/step_cost.py measured side by side (base, shielded and always steps), in units of a
-    full `always` run, so runs measured at different loads compare on the same footing."""
+    bench/step_cost.py measured side by side (base, shielded, additive and always steps), in units
+    of a full `always` run, so runs measured at different loads compare on the same footing. A run
+    of a step kind the file lacks (an additive pair before step_cost.py timed one) has no cost."""
     base, shielded, always = (step_seconds[k] for k in ("base", "shielded", "always"))
 
     def cost(record: dict[str, Any]) -> float | None:
@@ -40,6 +41,10 @@ def add_step_cost_axis(step_seconds: dict[str, float], epochs: int) -> None:
         fraction = record.get("motivated_fraction", 0.0)
         run_epochs = spec.get("epochs") or epochs
         motivated = always if spec.get("motivated_step", "alone") == "alone" else shielded
+        if spec.get("additive") and fraction:
+            motivated = step_seconds.get("additive")
+            if motivated is None:
+                return None
         per_step = (1 - fraction) * base + fraction * motivated
         return per_step / always * run_epochs / epochs
 

@@ -2,14 +2,15 @@
 
 A run's CPU seconds move with the machine's load (a 1-thread run measured at load 10 used up to
 2x the CPU seconds of the same run at load 1.5), so ratios between runs measured at different
-loads are not a cost measurement. This script times the three kinds of step that the pair and its
+loads are not a cost measurement. This script times the kinds of step that the pair and its
 baselines are made of — a base step, a shielded motivated step (motivated model and base, both
-backward passes) and a motivated-alone step (`always`) — interleaved in one process, so all three
-share the same load, and reports the CPU-time cost of each training recipe as a ratio to
-`always`'s:
+backward passes), the same step of an additive pair (one nested forward: the base's, then only
+what the motivated model adds; `--additive`, --bn shared) and a motivated-alone step (`always`) —
+interleaved in one process, so all share the same load, and reports the CPU-time cost of each
+training recipe as a ratio to `always`'s:
 
     never                = t_base / t_always
-    pair at share p      = ((1 - p) t_base + p t_shielded) / t_always
+    pair at share p      = ((1 - p) t_base + p t_shielded) / t_always   (t_additive for an additive pair)
     separate, K of E ep. = t_base / t_always + K / E
 
 and the K at which the separate trainings cost exactly what the pair does.
@@ -31,7 +32,8 @@ from pathlib import Path
 from seekdeploy._io import atomic_write_json
 
 
-def _session(run_dir: Path, condition: str, step: str, data_dir: str | None, data: str):
+def _session(run_dir: Path, condition: str, step: str, data_dir: str | None, data: str,
+             additive: bool = False):
     import dataclasses
 
     from seekdeploy.nn import default_pair
@@ -46,7 +48,8 @@ def _session(run_dir: Path, condition: str, step: str, data_dir: str | None, dat
     config = TrainConfig(arch="resnet", data=data, data_dir=data_dir, epochs=10,
                          base_spec=base.to_text(), motivated_spec=motivated.to_text(),
                          condition=condition, motivated_step=step, device="cpu", growth=True,
-                         private_affine=True, motivated_clock=condition != "never")
+                         private_affine=not additive, motivated_clock=condition != "never",
+                         additive=additive, bn="shared" if additive else "private")
     return start_run(config, run_dir, profile=profile)
 
 
@@ -58,10 +61,11 @@ def measure(rounds: int, data_dir: str | None, data: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         pair = _session(Path(tmp) / "pair", "schedule:p=0.5", "shielded", data_dir, data)
         alone = _session(Path(tmp) / "always", "always", "alone", data_dir, data)
+        additive = _session(Path(tmp) / "additive", "schedule:p=0.5", "shielded", data_dir, data, additive=True)
         train = pair.dataset.train
         images, labels = train.images[:64], train.labels[:64]
         kinds = {"base": (pair, Role.BASE), "shielded": (pair, Role.MOTIVATED),
-                 "always": (alone, Role.MOTIVATED)}
+                 "additive": (additive, Role.MOTIVATED), "always": (alone, Role.MOTIVATED)}
         samples: dict[str, list[float]] = {kind: [] for kind in kinds}
         for round_index in range(rounds + 3):  # 3 warm-up rounds
             for kind, (session, role) in kinds.items():
@@ -76,7 +80,8 @@ def cost_axis(seconds: dict[str, float], shares: list[float], epochs: int) -> di
     """The CPU-time cost of never, the pair at each share and the equal-cost K of `always`."""
     base, shielded, always = seconds["base"], seconds["shielded"], seconds["always"]
     pair = {f"{p:g}": ((1 - p) * base + p * shielded) / always for p in shares}
-    return {"never": base / always, "pair": pair,
+    additive = {f"{p:g}": ((1 - p) * base + p * seconds["additive"]) / always for p in shares}
+    return {"never": base / always, "pair": pair, "additive_pair": additive,
             "equal_cost_always_epochs": {key: (value - base / always) * epochs
                                          for key, value in pair.items()}}
 

@@ -62,3 +62,21 @@ def test_selection_reads_validation_not_test() -> None:
              1: _record(0.9, 0.9, 56.0, 80.0, {"base": 0.9, "motivated": 0.99})}
     assert separate_curve.select_on_validation({**RUNS, "lucky": lucky},
                                                ["pair", "lucky"]) == "pair"
+
+
+def test_the_step_cost_axis_prices_each_step_kind_it_timed() -> None:
+    axes = dict(separate_curve.COST_AXES)
+    try:
+        separate_curve.add_step_cost_axis({"base": 1.0, "shielded": 4.0, "additive": 3.0, "always": 3.0}, 10)
+        cost = separate_curve.COST_AXES["cpu_steps"]
+        shielded = {"motivated_fraction": 0.5, "run_spec": {"motivated_step": "shielded"}}
+        additive = {"motivated_fraction": 0.5, "run_spec": {"motivated_step": "shielded", "additive": True}}
+        short = {"motivated_fraction": 1.0, "run_spec": {"motivated_step": "alone", "epochs": 5}}
+        assert cost(shielded) == pytest.approx((0.5 * 1 + 0.5 * 4) / 3)
+        assert cost(additive) == pytest.approx((0.5 * 1 + 0.5 * 3) / 3)
+        assert cost(short) == pytest.approx(0.5)
+        separate_curve.add_step_cost_axis({"base": 1.0, "shielded": 4.0, "always": 3.0}, 10)
+        assert separate_curve.COST_AXES["cpu_steps"](additive) is None  # not timed: no cost
+    finally:
+        separate_curve.COST_AXES.clear()
+        separate_curve.COST_AXES.update(axes)
