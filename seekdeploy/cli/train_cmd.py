@@ -89,7 +89,7 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 @click.option("--additive/--no-additive", default=DEFAULTS.additive, show_default=True,
               help="Nest the base additively (resnet, with --bn shared): its activations are a "
                    "prefix of the motivated model's, so a shielded motivated step computes only "
-                   "what the base lacks. It costs the motivated model accuracy: docs/results.md.")
+                   "what the base lacks. Measured against the default in docs/results.md.")
 @click.option("--bn", type=click.Choice([mode.value for mode in BnMode]), default=DEFAULTS.bn.value,
               show_default=True, help="BatchNorm statistics per role or shared.")
 @click.option("--bn-recalibrate", type=click.IntRange(min=0), default=DEFAULTS.bn_recalibrate_batches,
