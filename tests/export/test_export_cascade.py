@@ -172,6 +172,20 @@ def test_threshold_choice_on_validation():
         choose_threshold(CascadeTarget(TargetKind.LATENCY, budget_ms=0.5), confidence, base_ok, motivated_ok, latency)
 
 
+@pytest.mark.parametrize("images, epsilon_pp, floor", [(200, 0.1, 0.10), (2000, 0.1, 0.0), (200, 1.0, 0.0)])
+def test_a_validation_split_too_small_to_see_epsilon_escalates_a_tenth(images, epsilon_pp, floor):
+    # Both models right on every validation image: the split sees no difference at any escalation.
+    confidence = np.linspace(0.3, 1.0, images)
+    right = np.ones(images, dtype=bool)
+    chosen = choose_threshold(CascadeTarget(epsilon_pp=epsilon_pp), confidence, right, right)
+    assert chosen["escalation_floor"] == floor
+    assert chosen["escalation_rate"] == pytest.approx(floor)
+    assert np.mean(confidence < chosen["threshold"]) == pytest.approx(floor)
+    latency = {"base": 1.0, "motivated": 4.0}  # a latency target has no floor
+    assert choose_threshold(CascadeTarget(TargetKind.LATENCY, budget_ms=1.0), confidence, right, right,
+                            latency)["escalation_rate"] == 0.0
+
+
 @pytest.mark.parametrize("text", ["speed", "latency", "accuracy:x", "latency:-1"])
 def test_bad_cascade_targets_are_refused_with_the_fix(text):
     with pytest.raises(ConfigError, match="accuracy:EPS_PP"):
