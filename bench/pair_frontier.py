@@ -24,6 +24,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import separate_curve  # bench/ is on the path when this script runs
+
+# Summary row key of a cost axis -> separate_curve's axis name.
+CURVE_AXES = {"cost_vs_always": "flops", "cpu_steps_vs_always": "cpu_steps", "cpu_vs_always": "cpu"}
+
 BASE_TOLERANCE_PP = 0.2
 MOTIVATED_TOLERANCE_PP = 0.5
 
@@ -88,9 +93,13 @@ def to_markdown(rows: list[dict[str, Any]], never: float | None, always: float |
     return "\n".join(lines) + "\n"
 
 
-def separate_curve_points(summary: dict[str, Any], key: str) -> list[tuple[float, float]]:
+def separate_curve_points(summary: dict[str, Any], key: str,
+                          seed: int | None = None) -> list[tuple[float, float]]:
     """(mean cost on axis `key`, mean motivated top-1) of every `separate-eK` row, and of
-    `never` + `always` (the two models trained separately for the run's epochs)."""
+    `never` + `always` (the two models trained separately for the run's epochs); with `seed`,
+    that seed's own points."""
+    if seed is not None:
+        return separate_curve.separate_points(summary.get("runs", {}), seed, CURVE_AXES[key])
     rows = {row["condition"]: row for row in summary["rows"]}
     points = [(row[key][0], row["motivated_top1"][0]) for name, row in rows.items()
               if name.startswith("separate-e") and row.get(key)]
@@ -101,7 +110,7 @@ def separate_curve_points(summary: dict[str, Any], key: str) -> list[tuple[float
 
 
 def plot(rows: list[dict[str, Any]], never: float | None, always: float | None,
-         title: str, path: Path, summary: dict[str, Any] | None = None) -> None:
+         title: str, path: Path, summary: dict[str, Any] | None = None, seed: int | None = None) -> None:
     """Both roles' top-1 against cost (FLOPs, and CPU seconds where measured), with the
     baselines, tolerance bands and the equal-cost separate curve."""
     import matplotlib
@@ -132,7 +141,7 @@ def plot(rows: list[dict[str, Any]], never: float | None, always: float | None,
                              label=f"{label} trained alone")
                 axis.axhspan(reference * 100 - tolerance, reference * 100, color=color,
                              alpha=0.08)
-        curve = separate_curve_points(summary, cost_key) if summary else []
+        curve = separate_curve_points(summary, cost_key, seed) if summary else []
         if curve:
             axis.plot([x for x, _ in curve], [y * 100 for _, y in curve], "s:", color="#555555",
                       label="motivated, trained separately (never + always-eK)")
@@ -179,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     # The flat joint frontier keeps its historical name; every other choice gets its own files.
     stem = ("frontier" if (args.step, args.ramp, args.variant) == ("joint", None, "")
             else f"frontier-{args.step}{ramp}{args.variant}")
-    plot(rows, never, always, title, args.setting / f"{stem}.png", summary)
+    step_cost = args.setting.parents[2] / "step_cost.json"  # bench/step_cost.py, if it has run
+    if step_cost.is_file():
+        separate_curve.add_step_cost_axis(
+            json.loads(step_cost.read_text(encoding="utf-8"))["step_cpu_seconds"], summary["settings"]["epochs"])
+    plot(rows, never, always, title, args.setting / f"{stem}.png", summary, args.seed)
     (args.setting / f"{stem}.md").write_text(table, encoding="utf-8")
     print(table)
     return 0

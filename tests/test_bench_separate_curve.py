@@ -80,3 +80,16 @@ def test_the_step_cost_axis_prices_each_step_kind_it_timed() -> None:
     finally:
         separate_curve.COST_AXES.clear()
         separate_curve.COST_AXES.update(axes)
+
+
+def test_a_one_seed_frontier_draws_that_seeds_separate_curve() -> None:
+    import pair_frontier  # a bench script, found through the path above
+
+    other = {"never": {1: _record(0.90, 0.1, 16.0, 40.0)}, "always": {1: _record(0.1, 0.90, 100.0, 100.0)},
+             "always-e3": {1: _record(0.1, 0.80, 30.0, 30.0)}}
+    runs = {label: {**RUNS.get(label, {}), **other.get(label, {})} for label in {*RUNS, *other}}
+    summary = {"runs": {label: {str(seed): run for seed, run in by_seed.items()} for label, by_seed in runs.items()},
+               "rows": [{"condition": "separate-e3", "cost_vs_always": [0.46, 0.0], "motivated_top1": [0.855, 0.0]}]}
+    assert pair_frontier.separate_curve_points(summary, "cost_vs_always", seed=1) == [
+        (pytest.approx(0.46), 0.80), (pytest.approx(1.16), 0.90)]
+    assert pair_frontier.separate_curve_points(summary, "cost_vs_always")[0] == (0.46, 0.855)  # the mean row
