@@ -17,6 +17,9 @@ class SeekdeployError(Exception):
     """An expected error caused by user input or the environment; the message names the fix."""
 
     exit_code = 1
+    # The CLI leaves with os._exit after the message, skipping interpreter teardown (a process
+    # whose native threads cannot shut down cleanly, such as a gloo group with a dead peer).
+    exit_immediately = False
 
 
 class ProfileError(SeekdeployError):

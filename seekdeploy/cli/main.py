@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         click.secho(f"Error: {exc}", fg="red", err=True)
+        if exc.exit_immediately:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(exc.exit_code)
         return exc.exit_code
     # With standalone_mode=False, `ctx.exit(n)` inside a command comes back as the return value.
     return exit_code if isinstance(exit_code, int) else 0

@@ -53,6 +53,10 @@ DEBUG_DIR_ENV = "SEEKDEPLOY_DIST_DEBUG_DIR"  # tests: each rank writes rank<R>.j
 class DistributedError(SeekdeployError):
     """The ranks of a distributed run lost each other (a rank died, hung or the network failed)."""
 
+    # Tearing down a group whose peer died can abort in gloo's threads ("terminate called without
+    # an active exception") after the message, turning exit code 1 into SIGABRT.
+    exit_immediately = True
+
 
 @dataclass(frozen=True)
 class LaunchEnv:

@@ -148,10 +148,13 @@ def test_peak_rss_grows_with_allocation_and_can_be_reset() -> None:
     before = peak_rss_mib()
     assert before > 1.0
     block = np.ones(64 * 1024 * 1024 // 8)  # 64 MiB, touched
-    assert peak_rss_mib() >= before + 40
+    with_block = peak_rss_mib()
+    assert with_block >= before + 40
     del block
     if reset_peak_rss():
-        assert peak_rss_mib() < before + 40
+        # The peak is now the current RSS, 64 MiB under the block's; other threads of a long test
+        # process may have allocated meanwhile, so compare with the block's peak, not the start.
+        assert peak_rss_mib() < with_block - 32
 
 
 @pytest.mark.parametrize(
