@@ -136,6 +136,15 @@ class Supernet(nn.Module):
                 names.append(name)
         return names
 
+    def _weights_into(self, spec: SubnetSpec) -> list[tuple[str, torch.Tensor, tuple[slice, slice]]]:
+        """(name, parameter, index) of every weight matrix `spec` uses, the index selecting its
+        entries from channels `spec` does not use into channels it uses (used rows, unused input
+        columns)."""
+        regions = self.slice_map(spec, bn_role=self.bn_roles[0])
+        return [(name, param, (regions[name][0], slice(regions[name][1].stop, None)))
+                for name, param in self.named_parameters()
+                if regions.get(name) is not None and param.dim() >= 2]
+
     @torch.no_grad()
     def grow_from(self, spec: SubnetSpec) -> None:
         """Make the whole supernet compute what the sub-network `spec` computes, on the channels
@@ -146,11 +155,8 @@ class Supernet(nn.Module):
         is wider than `spec`'s normalises over the extra features, so there it is close, not
         equal."""
         spec = self.check_spec(spec)
-        regions = self.slice_map(spec, bn_role=self.bn_roles[0])
-        for name, param in self.named_parameters():
-            region = regions.get(name)
-            if region is not None and param.dim() >= 2:
-                param[region[0], region[1].stop:] = 0.0  # (used rows, unused input columns)
+        for _, param, into in self._weights_into(spec):
+            param[into] = 0.0
         parameters = dict(self.named_parameters())
         for name in self.branch_end_parameters(spec):
             parameters[name].zero_()
@@ -168,16 +174,13 @@ class Supernet(nn.Module):
         from channels `spec` does not use into channels it uses (convolutions; the classifier
         reads every channel, its rows are classes) and the `side_branch_ends`."""
         spec = self.check_spec(spec)
-        regions = self.slice_map(spec, bn_role=self.bn_roles[0])
         parameters = dict(self.named_parameters())
         masks: dict[str, torch.Tensor] = {}
-        for name, param in parameters.items():
-            region = regions.get(name)
-            if region is None or param.dim() < 2 or name.startswith(f"{self.classifier_name}."):
+        for name, param, into in self._weights_into(spec):
+            if name.startswith(f"{self.classifier_name}."):
                 continue
-            mask = torch.zeros_like(param, dtype=torch.bool)
-            mask[region[0], region[1].stop:] = True  # (used rows, unused input columns)
-            masks[name] = mask
+            mask = masks[name] = torch.zeros_like(param, dtype=torch.bool)
+            mask[into] = True
         for name, channels in self.side_branch_ends(spec):
             mask = masks.setdefault(name, torch.zeros_like(parameters[name], dtype=torch.bool))
             mask[:channels] = True
