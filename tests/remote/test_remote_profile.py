@@ -89,6 +89,7 @@ def test_tensorrt_engine_is_built_remotely_and_copied_back(sshd_server, tmp_path
 
 def test_profile_on_a_host_interleaves_windows_and_records_the_device_load(sshd_server, tmp_path: Path) -> None:
     from seekdeploy.measure.profile import ProfileSettings, RemoteSettings, profile_on_hosts
+    from seekdeploy.runtime.windows import quiet_windows
 
     export = tmp_path / "run"
     for role in ("base", "motivated"):
@@ -106,7 +107,8 @@ def test_profile_on_a_host_interleaves_windows_and_records_the_device_load(sshd_
         assert [window["round"] for window in result["repeats"]] == [0, 1]
         statistic = {"quietest window: lowest p95": "p95_ms",  # the base's budget
                      "quietest window: lowest median": "median_ms"}[result["windows"]["rule"]]  # no budget
-        values = [window[statistic] for window in result["repeats"]]
+        # ranked among the windows not slowed throughout (median within the tolerance of the lowest)
+        values = [result["repeats"][index][statistic] for index in quiet_windows(result["repeats"])]
         assert result["latency"][statistic] == min(values) and result["windows"]["count"] == 2
         assert all(window["load"]["interval_s"] > 0 for window in result["repeats"])  # read on the device
         assert result["environment"]["load"]["windows"] == 2
