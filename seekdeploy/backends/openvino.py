@@ -1,10 +1,10 @@
 """The OpenVINO backend: its declaration (`BACKEND`), the in-process runner (same life cycle as
 every other runner), its doctor check, and the logits helper the export's parity proof uses.
 
-Both compile through `seekdeploy.backends.agent_openvino.compile_onnx`, the standalone code the
-agent runs on a device, so a model runs the same way everywhere. `openvino` is imported only in
-`activate()` / `openvino_logits`, through `require(..., extra="openvino")`, so a missing package is
-one clear line naming `pip install 'seekdeploy[openvino]'`.
+All compile through `compile_for_cpu` and so through `seekdeploy.backends.agent_openvino.compile_onnx`,
+the standalone code the agent runs on a device, so a model runs the same way everywhere. `openvino`
+is imported only when a model is compiled, through `require(..., extra="openvino")`, so a missing
+package is one clear line naming `pip install 'seekdeploy[openvino]'`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,35 @@ if TYPE_CHECKING:
 
 _PURPOSE = "the OpenVINO runtime (a profile with `runtime: openvino`)"
 _BATCH = 64
+NOT_INSTALLED_REASON = "OpenVINO is not installed here (pip install 'seekdeploy[openvino]')"
 
 
 def import_openvino() -> Any:
     """The `openvino` module, or `MissingDependencyError` saying to install seekdeploy[openvino]."""
     return require("openvino", extra="openvino", purpose=_PURPOSE)
+
+
+def openvino_installed() -> bool:
+    """Whether `openvino` can be imported here, found without importing it (the steps that run OpenVINO
+    only where it is installed ask this, and record `NOT_INSTALLED_REASON` where it is not)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+def compile_for_cpu(path: str | Path, threads: int = 0,
+                    input_shape: tuple[int, ...] | None = None) -> tuple[Any, Any]:
+    """(CompiledModel, InferRequest) of an ONNX file compiled by OpenVINO for the CPU through
+    `agent_openvino.compile_onnx` (`threads` 0 = every core; `input_shape` fixes a static input);
+    `RuntimeBackendError` when the file is missing or OpenVINO cannot read or compile it."""
+    openvino = import_openvino()
+    if not Path(path).is_file():
+        raise RuntimeBackendError(f"ONNX model {path} does not exist; export it first")
+    try:
+        compiled = agent_openvino.compile_onnx(str(path), threads, openvino, input_shape)
+    except agent_openvino.OpenVinoAgentError as exc:
+        raise RuntimeBackendError(str(exc)) from exc
+    return compiled, compiled.create_infer_request()
 
 
 class OpenVinoRunner(Runner):
@@ -42,14 +66,7 @@ class OpenVinoRunner(Runner):
         self._request: Any = None
 
     def _activate(self) -> None:
-        openvino = import_openvino()
-        if not self.path.is_file():
-            raise RuntimeBackendError(f"ONNX model {self.path} does not exist; export it first")
-        try:
-            self._compiled = agent_openvino.compile_onnx(str(self.path), self.threads, openvino)
-        except agent_openvino.OpenVinoAgentError as exc:
-            raise RuntimeBackendError(str(exc)) from exc
-        self._request = self._compiled.create_infer_request()
+        self._compiled, self._request = compile_for_cpu(self.path, self.threads)
 
     def _deactivate(self) -> None:
         self._request = None

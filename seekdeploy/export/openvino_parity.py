@@ -79,9 +79,11 @@ def export_cascade(backend: Backend, staged: StagedCascade) -> tuple[dict[str, A
     """The cascade manifest's OpenVINO section and notices: cascade.onnx run by OpenVINO (CPU) over
     the test images against the two-file cascade. OpenVINO reads the initializer-backed threshold
     input as a constant, so it runs at the stored threshold."""
-    if importlib.util.find_spec("openvino") is None:
-        reason = "OpenVINO is not installed here (pip install 'seekdeploy[openvino]')"
-        return {"run": False, "reason": reason}, [f"the cascade was not run in OpenVINO: {reason}"]
+    from seekdeploy.backends.openvino import NOT_INSTALLED_REASON, openvino_installed
+
+    if not openvino_installed():
+        return ({"run": False, "reason": NOT_INSTALLED_REASON},
+                [f"the cascade was not run in OpenVINO: {NOT_INSTALLED_REASON}"])
     import numpy as np
 
     from seekdeploy.backends.agent_openvino import DEVICE, version_of

@@ -8,11 +8,19 @@ motivated model answers), each model alone, the ratios the issue asks for (casca
 motivated model's, stop-at-base over the base alone), the threshold frontier (test top-1 vs mean
 latency from the two measured path latencies) and the motivated budget judged on the measured
 distribution. Timing: `time.perf_counter()` around `session.run` (CPU: returns when done).
+
+Where OpenVINO is installed, the same three files are timed again by OpenVINO on the CPU with the
+same threads and the same protocol, in a window of their own after ONNX Runtime's (so OpenVINO's
+threads are not running while ONNX Runtime is timed), each file compiled for a static batch-1 input
+as OpenVINO deployments compile it; the timed call is the synchronous `InferRequest.infer`, reading
+the input and writing the outputs in place. Its figures and whether its decisions equal ONNX
+Runtime's go to profile.json's "openvino" section.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +38,10 @@ if TYPE_CHECKING:
 DEFAULT_PASSES = 3
 WARMUP_RUNS = 50
 FRONTIER_THRESHOLDS = tuple(round(i / 20, 2) for i in range(21))  # 0.00, 0.05, ..., 1.00
+CASCADE = "cascade"  # the timed name of cascade.onnx beside the roles'
+
+# One synchronous batch-1 inference: (1, C, H, W) float32 -> the model's outputs, indexed by position.
+Infer = Callable[["np.ndarray"], Any]
 
 
 def _session(path: Path, threads: int) -> Any:
@@ -58,26 +70,30 @@ def median_latency_ms(path: Path, runs: int = 200, threads: int = 1) -> float:
     return float(np.median(samples))
 
 
-def _time_images(sessions: dict[str, Any], images: np.ndarray, passes: int) -> dict[str, np.ndarray]:
+def _onnxruntime_infer(session: Any) -> Infer:
+    name = session.get_inputs()[0].name
+    return lambda batch: session.run(None, {name: batch})
+
+
+def _time_images(runners: dict[str, Infer], images: np.ndarray, passes: int) -> dict[str, np.ndarray]:
     # name -> (N,) per-image median latency in ms, plus "answered_by" (N,) from the cascade's run.
     import numpy as np
 
-    names = list(sessions)
-    inputs = {name: session.get_inputs()[0].name for name, session in sessions.items()}
+    names = list(runners)
     times = {name: np.zeros((passes, len(images))) for name in names}
     answered = np.zeros(len(images), dtype=np.int64)
-    for name in names:  # warm every session up on real images
+    for name in names:  # warm every runner up on real images
         for image in images[:WARMUP_RUNS]:
-            sessions[name].run(None, {inputs[name]: image[None]})
+            runners[name](np.ascontiguousarray(image[None]))
     for p in range(passes):
         for i, image in enumerate(images):
             batch = np.ascontiguousarray(image[None])  # (1, C, H, W)
             for k in range(len(names)):
                 name = names[(i + k + p) % len(names)]
                 start = time.perf_counter()
-                out = sessions[name].run(None, {inputs[name]: batch})
+                out = runners[name](batch)
                 times[name][p, i] = (time.perf_counter() - start) * 1e3
-                if name == "cascade" and p == 0:
+                if name == CASCADE and p == 0:
                     answered[i] = out[1][0]
     medians = {name: np.median(t, axis=0) for name, t in times.items()}
     return {**medians, "answered_by": answered}
@@ -120,27 +136,62 @@ def profile_cascade(export_dir: Path, images: np.ndarray, labels: np.ndarray, *,
     folder = export.cascade
     manifest = read_cascade_manifest(folder.folder)
     cascade = open_cascade(folder.onnx, manifest, threads=threads)  # refuses a corrupt or mismatched file
-    sessions = {"cascade": cascade.session, BASE: _session(export.role(BASE).onnx(), threads),
-                MOTIVATED: _session(export.role(MOTIVATED).onnx(), threads)}
+    runners = {CASCADE: _onnxruntime_infer(cascade.session),
+               **{role: _onnxruntime_infer(_session(export.role(role).onnx(), threads)) for role in (BASE, MOTIVATED)}}
     images = np.ascontiguousarray(images, dtype=np.float32)
-    measured = _time_images(sessions, images, passes)
-    escalated = measured["answered_by"] == 1
-    paths = {BASE: _stats(measured["cascade"][~escalated]), MOTIVATED: _stats(measured["cascade"][escalated])}
-    alone = {BASE: _stats(measured[BASE]), MOTIVATED: _stats(measured[MOTIVATED])}
-    overall = _stats(measured["cascade"])
+    measured = _time_images(runners, images, passes)
+    timed = _summarize(measured)
     outputs = cascade.run(images)
     document = {
         "kind": layout.CASCADE_KIND, "split": "test", "n_images": int(len(images)), "batch": 1,
         "threads": threads, "passes": passes, "runtime": "onnxruntime (CPUExecutionProvider)",
-        "threshold": cascade.threshold, "escalation_rate": float(escalated.mean()),
-        "top1": float(np.mean(outputs.logits.argmax(axis=1) == labels)),
-        "cascade": overall, "paths": paths, "alone": alone,
-        "ratios": _ratios(overall, paths, alone),
-        "frontier": _frontier_from(export, outputs.confidence, images, labels, paths, alone),
-        "budget": _judge(budget, measured["cascade"]),
+        "threshold": cascade.threshold, "top1": float(np.mean(outputs.logits.argmax(axis=1) == labels)), **timed,
+        "frontier": _frontier_from(export, outputs.confidence, images, labels, timed["paths"], timed["alone"]),
+        "budget": _judge(budget, measured[CASCADE]),
+        "openvino": _time_openvino(export, images, passes, threads, measured["answered_by"]),
     }
     atomic_write_json(folder.profile_document, document)
     return document
+
+
+def _summarize(measured: dict[str, np.ndarray]) -> dict[str, Any]:
+    # The escalation rate and the stats of the cascade, of each of its paths and of each model alone.
+    escalated = measured["answered_by"] == 1
+    paths = {BASE: _stats(measured[CASCADE][~escalated]), MOTIVATED: _stats(measured[CASCADE][escalated])}
+    alone = {BASE: _stats(measured[BASE]), MOTIVATED: _stats(measured[MOTIVATED])}
+    overall = _stats(measured[CASCADE])
+    return {"escalation_rate": float(escalated.mean()), "cascade": overall, "paths": paths, "alone": alone,
+            "ratios": _ratios(overall, paths, alone)}
+
+
+def _time_openvino(export: layout.ExportLayout, images: np.ndarray, passes: int, threads: int,
+                   onnxruntime_answered_by: np.ndarray) -> dict[str, Any]:
+    # profile.json's "openvino" section: the same protocol run by OpenVINO (see module docstring).
+    import numpy as np
+
+    from seekdeploy.backends.openvino import NOT_INSTALLED_REASON, import_openvino, openvino_installed
+
+    if not openvino_installed():
+        return {"run": False, "reason": NOT_INSTALLED_REASON}
+    from seekdeploy.backends.agent_openvino import DEVICE, version_of
+
+    files = {CASCADE: export.cascade.onnx, BASE: export.role(BASE).onnx(), MOTIVATED: export.role(MOTIVATED).onnx()}
+    runners = {name: _openvino_infer(path, threads, (1, *images.shape[1:])) for name, path in files.items()}
+    measured = _time_images(runners, images, passes)
+    return {"run": True, "openvino": version_of(import_openvino()), "device": DEVICE, "threads": threads,
+            **_summarize(measured),
+            "decisions_equal_onnxruntime": bool(np.array_equal(measured["answered_by"], onnxruntime_answered_by))}
+
+
+def _openvino_infer(path: Path, threads: int, input_shape: tuple[int, ...]) -> Infer:
+    from seekdeploy.backends.agent_openvino import input_name_of
+    from seekdeploy.backends.openvino import compile_for_cpu
+
+    compiled, request = compile_for_cpu(path, threads, input_shape)
+    name = input_name_of(compiled)
+    # Input and outputs shared in place (the cascade's decision is read before the next run): with
+    # the default copies the demo export's base took 0.26 ms a call instead of 0.19.
+    return lambda batch: request.infer({name: batch}, share_inputs=True, share_outputs=True)
 
 
 def _ratios(overall: dict, paths: dict, alone: dict) -> dict[str, float | None]:
@@ -209,9 +260,24 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
         + (f", stop-at-base p50 / base p50 {ratios['stop_at_base_median_over_base_median']:.2f}x"
            if ratios["stop_at_base_median_over_base_median"] is not None else ""),
     ]
+    lines.append("  " + openvino_line(document["openvino"]))
     budget = document.get("budget")
     if budget:
         verdict = "PASS" if budget["passed"] else "FAIL"
         lines.append(f"  {verdict} cascade p{budget['percentile']:g} {budget['measured_ms']:.3f} ms vs the motivated "
                      f"budget {budget['latency_ms']:g} ms (measured distribution)")
     return lines
+
+
+def openvino_line(section: dict[str, Any]) -> str:
+    """One line on profile.json's "openvino" section: the cascade's mean and its ratios under OpenVINO,
+    or why OpenVINO did not time it."""
+    if not section["run"]:
+        return f"OpenVINO: not timed ({section['reason']})"
+    ratios, stop_at_base = section["ratios"], section["ratios"]["stop_at_base_median_over_base_median"]
+    return (f"OpenVINO {section['openvino']} ({section['device']}, {section['threads']} thread(s)): cascade mean "
+            f"{section['cascade']['mean_ms']:.3f} ms, p95 {section['cascade']['p95_ms']:.3f}; cascade mean / motivated "
+            f"mean {ratios['cascade_mean_over_motivated_mean']:.2f}x"
+            + (f", stop-at-base p50 / base p50 {stop_at_base:.2f}x" if stop_at_base is not None else "")
+            + ("; decisions equal onnxruntime's" if section["decisions_equal_onnxruntime"]
+               else "; decisions DIFFER from onnxruntime's"))

@@ -212,6 +212,51 @@ def test_cascade_profile_times_real_images_per_path(cascade, test_images):
     assert ExportLayout(export_dir).cascade.profile_document.is_file()
 
 
+def _latencies_ms(stats: dict) -> list[float]:
+    return [value for key, value in stats.items() if key.endswith("_ms")]
+
+
+def test_cascade_profile_times_openvino_the_same_way(cascade, test_images):
+    pytest.importorskip("openvino", reason="OpenVINO is not installed here: nothing to time")
+    from seekdeploy.measure.cascade_timing import profile_cascade, summary_lines
+    from seekdeploy.report.cascade_model import deployed_cascade_section, summary_lines as report_lines
+
+    export_dir, _ = cascade
+    images, labels = test_images
+    document = profile_cascade(export_dir, images[:30], labels[:30], passes=2)
+    openvino = document["openvino"]
+    assert openvino["run"] is True and openvino["device"] == "CPU" and openvino["threads"] == 1
+    assert openvino["decisions_equal_onnxruntime"] is True
+    assert openvino["escalation_rate"] == document["escalation_rate"]
+    assert {role: stats.get("n", 0) for role, stats in openvino["paths"].items()} == {
+        role: stats.get("n", 0) for role, stats in document["paths"].items()}
+    assert sum(stats.get("n", 0) for stats in openvino["paths"].values()) == 30
+    timed = [openvino["cascade"], *openvino["alone"].values(), *(s for s in openvino["paths"].values() if s.get("n"))]
+    assert all(stats["n"] > 0 and stats["p95_ms"] >= stats["p50_ms"] for stats in timed)
+    assert all(latency > 0 for stats in timed for latency in _latencies_ms(stats))
+    assert openvino["ratios"]["cascade_mean_over_motivated_mean"] == pytest.approx(
+        openvino["cascade"]["mean_ms"] / openvino["alone"]["motivated"]["mean_ms"])
+    assert json.loads(ExportLayout(export_dir).cascade.profile_document.read_text())["openvino"] == openvino
+    line = next(line for line in summary_lines(document) if "OpenVINO" in line)
+    assert f"cascade mean {openvino['cascade']['mean_ms']:.3f} ms" in line and "decisions equal" in line
+    assert line.strip() in report_lines(deployed_cascade_section(export_dir, []))
+
+
+def test_cascade_profile_says_why_openvino_was_not_timed(cascade, test_images, monkeypatch):
+    import seekdeploy.backends.openvino
+    from seekdeploy.measure.cascade_timing import profile_cascade, summary_lines
+
+    monkeypatch.setattr(seekdeploy.backends.openvino, "openvino_installed", lambda: False)
+    export_dir, _ = cascade
+    images, labels = test_images
+    document = profile_cascade(export_dir, images[:8], labels[:8], passes=1)
+    reason = "OpenVINO is not installed here (pip install 'seekdeploy[openvino]')"
+    assert document["openvino"] == {"run": False, "reason": reason}
+    assert document["cascade"]["n"] == 8  # onnxruntime's timing is there all the same
+    assert json.loads(ExportLayout(export_dir).cascade.profile_document.read_text())["openvino"]["run"] is False
+    assert f"  OpenVINO: not timed ({reason})" in summary_lines(document)
+
+
 def test_openvino_runs_the_cascade(cascade):
     openvino = cascade[1].manifest["openvino"]
     if not openvino["run"]:
