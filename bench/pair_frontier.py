@@ -61,9 +61,20 @@ def _one_seed(summary: dict[str, Any], row: dict[str, Any], seed: int) -> dict[s
                 motivated_minus_always=(run["test_top1"]["motivated"]
                                         - always["test_top1"]["motivated"], 0.0),
                 cost_vs_always=(cost, 0.0),
+                # A resumed run's CPU seconds count only its last stretch.
                 cpu_vs_always=((run["cpu_seconds"] / always["cpu_seconds"], 0.0)
-                               if run.get("cpu_seconds") and always.get("cpu_seconds") else None),
-                wall_vs_always=(run["train_seconds"] / always["train_seconds"], 0.0))
+                               if run.get("cpu_seconds") and always.get("cpu_seconds")
+                               and not run.get("resumed") and not always.get("resumed") else None),
+                wall_vs_always=(run["train_seconds"] / always["train_seconds"], 0.0),
+                **{f"motivated_minus_separate_{axis}": _seed_gap(runs, row["condition"], seed, axis)
+                   for axis in ("flops", "cpu_steps")})
+
+
+def _seed_gap(runs: dict[str, Any], label: str, seed: int, axis: str) -> tuple[float, float] | None:
+    if axis not in separate_curve.COST_AXES:  # cpu_steps: only once step_cost.json is read
+        return None
+    gap = dict(separate_curve.equal_cost_gaps(runs, label, axis)).get(seed)
+    return None if gap is None else (gap, 0.0)
 
 
 def _reference(summary: dict[str, Any], label: str, role: str, seeds: set[int]) -> float | None:
@@ -75,9 +86,10 @@ def _reference(summary: dict[str, Any], label: str, role: str, seeds: set[int]) 
 
 def to_markdown(rows: list[dict[str, Any]], never: float | None, always: float | None) -> str:
     """The frontier as a table: fraction, cost, both accuracies and their gaps."""
-    lines = ["| motivated fraction | cost / always | CPU / always | base top-1 % | Δ vs never (pp) "
-             "| motivated top-1 % | Δ vs always (pp) | both within tolerance |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| motivated fraction | FLOPs / always | step CPU / always | base top-1 % | Δ vs never (pp) "
+             "| motivated top-1 % | Δ vs always (pp) | Δ vs separate, FLOPs (pp) | Δ vs separate, step CPU (pp) "
+             "| both within tolerance |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         base, motivated = row["base_top1"][0], row["motivated_top1"][0]
         # Paired per seed against the same seed's baselines (the summary's own deltas).
@@ -86,10 +98,12 @@ def to_markdown(rows: list[dict[str, Any]], never: float | None, always: float |
                  else None)
         ok = (d_base is not None and d_mot is not None and d_base >= -BASE_TOLERANCE_PP
               and d_mot >= -MOTIVATED_TOLERANCE_PP)
-        wall = row.get("cpu_vs_always")
+        cpu = row.get("cpu_steps_vs_always")  # bench/step_cost.py's per-step CPU seconds
+        gaps = [row.get(f"motivated_minus_separate_{axis}") for axis in ("flops", "cpu_steps")]
+        gap_cells = " | ".join(f"{gap[0] * 100:+.2f}" if gap else "—" for gap in gaps)
         lines.append(f"| {row['fraction']:g} | {row['cost_vs_always'][0]:.2f} | "
-                     f"{f'{wall[0]:.2f}' if wall else '—'} | {base * 100:.1f} | {d_base:+.2f} | "
-                     f"{motivated * 100:.1f} | {d_mot:+.2f} | {'yes' if ok else 'no'} |")
+                     f"{f'{cpu[0]:.2f}' if cpu else '—'} | {base * 100:.2f} | {d_base:+.2f} | "
+                     f"{motivated * 100:.2f} | {d_mot:+.2f} | {gap_cells} | {'yes' if ok else 'no'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -184,7 +198,6 @@ def main(argv: list[str] | None = None) -> int:
     title = (f"{settings['family']}, Fashion-MNIST, {settings['train_subset']} images, "
              f"{settings['epochs']} epochs, {args.step} steps{ramp.replace('-', ', ')}"
              + ("" if args.seed is None else f", seed {args.seed}"))
-    table = to_markdown(rows, never, always)
     # The flat joint frontier keeps its historical name; every other choice gets its own files.
     stem = ("frontier" if (args.step, args.ramp, args.variant) == ("joint", None, "")
             else f"frontier-{args.step}{ramp}{args.variant}")
@@ -192,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     if step_cost.is_file():
         separate_curve.add_step_cost_axis(
             json.loads(step_cost.read_text(encoding="utf-8"))["step_cpu_seconds"], summary["settings"]["epochs"])
+    if args.seed is not None:  # per-seed gaps on the step-CPU axis need it
+        rows = frontier_rows(summary, args.step, args.ramp, args.seed, args.variant)
+    table = to_markdown(rows, never, always)
     plot(rows, never, always, title, args.setting / f"{stem}.png", summary, args.seed)
     (args.setting / f"{stem}.md").write_text(table, encoding="utf-8")
     print(table)

@@ -93,3 +93,23 @@ def test_a_one_seed_frontier_draws_that_seeds_separate_curve() -> None:
     assert pair_frontier.separate_curve_points(summary, "cost_vs_always", seed=1) == [
         (pytest.approx(0.46), 0.80), (pytest.approx(1.16), 0.90)]
     assert pair_frontier.separate_curve_points(summary, "cost_vs_always")[0] == (0.46, 0.855)  # the mean row
+
+
+def test_a_one_seed_frontier_row_reads_that_seeds_gap_and_drops_a_resumed_runs_cpu() -> None:
+    import pair_frontier
+
+    pair = {**_record(0.90, 0.925, 56.0, 80.0), "cost_flops": {"steps": 56.0}, "train_seconds": 1.0}
+    resumed = {**pair, "test_top1": {"base": 0.90, "motivated": 0.95}, "resumed": True}
+    runs = {label: {str(seed): dict(run, cost_flops={"steps": run["train_flops"]}, train_seconds=1.0)
+                    for seed, run in by_seed.items()} for label, by_seed in RUNS.items()}
+    runs["shielded-p0.4"] = {"0": pair, "1": resumed}
+    for label in ("never", "always", "always-e3", "always-e5"):
+        runs[label]["1"] = runs[label]["0"]
+    summary = {"runs": runs, "rows": [{"condition": "shielded-p0.4", "cost_vs_always": [0.56, 0.0],
+                                       "motivated_minus_separate_flops": [0.0, 0.0]}]}  # the mean row's
+    (row0,) = pair_frontier.frontier_rows(summary, "shielded", None, 0, "")
+    (row1,) = pair_frontier.frontier_rows(summary, "shielded", None, 1, "")
+    assert row0["motivated_minus_separate_flops"][0] == pytest.approx(0.925 - 0.92)  # seed 0's own
+    assert row1["motivated_minus_separate_flops"][0] == pytest.approx(0.95 - 0.92)
+    assert row0["cpu_vs_always"][0] == pytest.approx(0.8) and row1["cpu_vs_always"] is None
+    assert "| +0.50 | — |" in pair_frontier.to_markdown([row0], 0.90, 0.94)  # no step-CPU axis here
