@@ -62,4 +62,16 @@ def execute_cascade(context: PipelineContext) -> str:
     document = profile_export_cascade(context.export_dir, context.profile)
     ratio = document["ratios"]["cascade_mean_over_motivated_mean"]
     return detail + (f"; mean {document['cascade']['mean_ms']:.3f} ms = {ratio:.2f}x the motivated model's "
-                     "(batch 1, test images)")
+                     "(batch 1, test images)") + budget_clause(document.get("budget"))
+
+
+def budget_clause(budget: dict | None) -> str:
+    """The stage line's clause on the motivated role's latency budget, judged on the cascade's
+    measured distribution ("" when the profile sets none)."""
+    if not budget:
+        return ""
+    figure = f"p{budget['percentile']:g} {budget['measured_ms']:.3f} ms"
+    if budget["passed"]:
+        return f"; {figure} within the motivated budget {budget['latency_ms']:g} ms"
+    return (f"; {figure} OVER the motivated budget {budget['latency_ms']:g} ms "
+            "(an escalated image runs both models)")
