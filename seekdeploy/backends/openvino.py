@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 _PURPOSE = "the OpenVINO runtime (a profile with `runtime: openvino`)"
 _BATCH = 64
 NOT_INSTALLED_REASON = "OpenVINO is not installed here (pip install 'seekdeploy[openvino]')"
+# The section of cascade/profile.json that holds the cascade timed by OpenVINO.
+CASCADE_TIMING_KEY = "openvino"
 
 
 def import_openvino() -> Any:

@@ -14,7 +14,7 @@ same threads and the same protocol, in a window of their own after ONNX Runtime'
 threads are not running while ONNX Runtime is timed), each file compiled for a static batch-1 input
 as OpenVINO deployments compile it; the timed call is the synchronous `InferRequest.infer`, reading
 the input and writing the outputs in place. Its figures and whether its decisions equal ONNX
-Runtime's go to profile.json's "openvino" section.
+Runtime's go to profile.json's `CASCADE_TIMING_KEY` section.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from seekdeploy import layout
 from seekdeploy._io import atomic_write_json
+from seekdeploy.backends.openvino import CASCADE_TIMING_KEY
 from seekdeploy.roles import Role
 
 BASE, MOTIVATED = Role.BASE.value, Role.MOTIVATED.value  # JSON keys of profile.json
@@ -148,7 +149,7 @@ def profile_cascade(export_dir: Path, images: np.ndarray, labels: np.ndarray, *,
         "threshold": cascade.threshold, "top1": float(np.mean(outputs.logits.argmax(axis=1) == labels)), **timed,
         "frontier": _frontier_from(export, outputs.confidence, images, labels, timed["paths"], timed["alone"]),
         "budget": _judge(budget, measured[CASCADE]),
-        "openvino": _time_openvino(export, images, passes, threads, measured["answered_by"]),
+        CASCADE_TIMING_KEY: _time_openvino(export, images, passes, threads, measured["answered_by"]),
     }
     atomic_write_json(folder.profile_document, document)
     return document
@@ -166,32 +167,41 @@ def _summarize(measured: dict[str, np.ndarray]) -> dict[str, Any]:
 
 def _time_openvino(export: layout.ExportLayout, images: np.ndarray, passes: int, threads: int,
                    onnxruntime_answered_by: np.ndarray) -> dict[str, Any]:
-    # profile.json's "openvino" section: the same protocol run by OpenVINO (see module docstring).
+    # profile.json's CASCADE_TIMING_KEY section: the same protocol run by OpenVINO (see module docstring).
+    import multiprocessing
+
     import numpy as np
 
-    from seekdeploy.backends.openvino import NOT_INSTALLED_REASON, import_openvino, openvino_installed
+    from seekdeploy.backends.openvino import NOT_INSTALLED_REASON, openvino_installed
 
     if not openvino_installed():
         return {"run": False, "reason": NOT_INSTALLED_REASON}
-    from seekdeploy.backends.agent_openvino import DEVICE, version_of
-
     files = {CASCADE: export.cascade.onnx, BASE: export.role(BASE).onnx(), MOTIVATED: export.role(MOTIVATED).onnx()}
-    runners = {name: _openvino_infer(path, threads, (1, *images.shape[1:])) for name, path in files.items()}
-    measured = _time_images(runners, images, passes)
-    return {"run": True, "openvino": version_of(import_openvino()), "device": DEVICE, "threads": threads,
-            **_summarize(measured),
+    # OpenVINO runs in a child process: once its CPU plugin has inferred in a process, a SIGTERM
+    # delivered to that process crashed it (SIGSEGV in the delivery), and training in the same
+    # process stops on SIGTERM.
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        measured, version, device = pool.apply(_openvino_timing, ({name: str(path) for name, path in files.items()},
+                                                                  images, passes, threads))
+    return {"run": True, "version": version, "device": device, "threads": threads, **_summarize(measured),
             "decisions_equal_onnxruntime": bool(np.array_equal(measured["answered_by"], onnxruntime_answered_by))}
 
 
-def _openvino_infer(path: Path, threads: int, input_shape: tuple[int, ...]) -> Infer:
-    from seekdeploy.backends.agent_openvino import input_name_of
-    from seekdeploy.backends.openvino import compile_for_cpu
+def _openvino_timing(files: dict[str, str], images: np.ndarray, passes: int,
+                     threads: int) -> tuple[dict[str, np.ndarray], str, str]:
+    # In the child: (the per-image medians of every file under OpenVINO, its version, its device).
+    from seekdeploy.backends.agent_openvino import DEVICE, input_name_of, version_of
+    from seekdeploy.backends.openvino import compile_for_cpu, import_openvino
 
-    compiled, request = compile_for_cpu(path, threads, input_shape)
-    name = input_name_of(compiled)
-    # Input and outputs shared in place (the cascade's decision is read before the next run): with
-    # the default copies the demo export's base took 0.26 ms a call instead of 0.19.
-    return lambda batch: request.infer({name: batch}, share_inputs=True, share_outputs=True)
+    def infer(path: str) -> Infer:
+        compiled, request = compile_for_cpu(path, threads, (1, *images.shape[1:]))
+        name = input_name_of(compiled)
+        # Input and outputs shared in place (the cascade's decision is read before the next run):
+        # with the default copies the demo export's base took 0.26 ms a call instead of 0.19.
+        return lambda batch: request.infer({name: batch}, share_inputs=True, share_outputs=True)
+
+    measured = _time_images({name: infer(path) for name, path in files.items()}, images, passes)
+    return measured, version_of(import_openvino()), DEVICE
 
 
 def _ratios(overall: dict, paths: dict, alone: dict) -> dict[str, float | None]:
@@ -260,7 +270,7 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
         + (f", stop-at-base p50 / base p50 {ratios['stop_at_base_median_over_base_median']:.2f}x"
            if ratios["stop_at_base_median_over_base_median"] is not None else ""),
     ]
-    lines.append("  " + openvino_line(document["openvino"]))
+    lines.append("  " + openvino_line(document[CASCADE_TIMING_KEY]))
     budget = document.get("budget")
     if budget:
         verdict = "PASS" if budget["passed"] else "FAIL"
@@ -270,12 +280,12 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
 
 
 def openvino_line(section: dict[str, Any]) -> str:
-    """One line on profile.json's "openvino" section: the cascade's mean and its ratios under OpenVINO,
+    """One line on profile.json's CASCADE_TIMING_KEY section: the cascade's mean and its ratios under OpenVINO,
     or why OpenVINO did not time it."""
     if not section["run"]:
         return f"OpenVINO: not timed ({section['reason']})"
     ratios, stop_at_base = section["ratios"], section["ratios"]["stop_at_base_median_over_base_median"]
-    return (f"OpenVINO {section['openvino']} ({section['device']}, {section['threads']} thread(s)): cascade mean "
+    return (f"OpenVINO {section['version']} ({section['device']}, {section['threads']} thread(s)): cascade mean "
             f"{section['cascade']['mean_ms']:.3f} ms, p95 {section['cascade']['p95_ms']:.3f}; cascade mean / motivated "
             f"mean {ratios['cascade_mean_over_motivated_mean']:.2f}x"
             + (f", stop-at-base p50 / base p50 {stop_at_base:.2f}x" if stop_at_base is not None else "")

@@ -79,10 +79,10 @@ def summary_lines(section: dict[str, Any]) -> list[str]:
                      f"test images): cascade mean / motivated mean {ratios['cascade_mean_over_motivated_mean']:.2f}x"
                      + (f"; stop-at-base p50 / base p50 {ratios['stop_at_base_median_over_base_median']:.2f}x"
                         if ratios["stop_at_base_median_over_base_median"] is not None else ""))
-        if timing.get("openvino"):  # absent from a profile.json written before OpenVINO was timed
-            from seekdeploy.measure.cascade_timing import openvino_line
+        from seekdeploy.measure.cascade_timing import CASCADE_TIMING_KEY, openvino_line
 
-            lines.append(openvino_line(timing["openvino"]))
+        if timing.get(CASCADE_TIMING_KEY):  # absent from a profile.json written before OpenVINO was timed
+            lines.append(openvino_line(timing[CASCADE_TIMING_KEY]))
     return lines
 
 

@@ -310,3 +310,24 @@ def test_margin_confidence_matches_the_two_file_cascade(tiny_export, test_images
     assert np.array_equal(answered_by, expected_answered) and 0 < answered_by.sum() < len(images)
     assert np.abs(logits - expected_logits).max() <= 1e-4
     assert np.abs(confidence - expected_confidence).max() <= 1e-5
+
+
+def test_training_stops_cleanly_on_sigterm_after_the_cascade_was_timed(cascade, test_images, tmp_path):
+    # Timing the cascade under OpenVINO in this process left a SIGTERM to it crashing (SIGSEGV): the
+    # timing runs in a child process, so a training run here still saves and stops on SIGTERM.
+    from types import SimpleNamespace
+
+    from seekdeploy.measure.cascade_timing import profile_cascade
+    from seekdeploy.train.config import TrainConfig
+    from helpers import assert_same_weights, interrupted_and_resumed
+
+    export_dir, _ = cascade
+    images, labels = test_images
+    profile_cascade(export_dir, images[:30], labels[:30], passes=1)
+    config = TrainConfig.from_dict({
+        "arch": "resnet", "data": "digits", "epochs": 2, "batch_size": 64, "seed": 3,
+        "condition": "schedule:p=0.5", "base_spec": "depth=1,1;width=2,4", "motivated_spec": "depth=2,2;width=4,8",
+        "device": "cpu", "bn_recalibrate_batches": 2})
+    profile = SimpleNamespace(name="tiny", input=SimpleNamespace(channels=1, height=8, width=8))
+    straight, resumed, _ = interrupted_and_resumed(config, tmp_path, profile, signal_at_step=13)
+    assert_same_weights(straight, resumed)
