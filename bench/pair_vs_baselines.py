@@ -479,16 +479,15 @@ def write_summary(args: argparse.Namespace, family: str) -> str:
     candidates = [label for label in results if not label.startswith(("never", "always"))
                   and separate_curve.mean_validation(results, label, "motivated") is not None]
     try:
-        selected = separate_curve.select_on_validation(results, candidates)
+        selected, rule = separate_curve.select_on_validation(results, candidates)
     except ValueError:  # no candidate yet, or no seed they all ran
-        selected = None
+        selected = rule = None
     if selected:
-        table += (f"\nSelected on validation (best mean motivated val top-1 over the seeds all "
-                  f"{len(candidates)} labels that recorded it ran): `{selected}`.\n")
+        table += f"\nSelected on validation among {len(candidates)} labels ({rule}): `{selected}`.\n"
     summary_root = args.out / family / setting
     atomic_write_json(summary_root / "summary.json", {
         "settings": settings, "machine": describe_machine(), "rows": rows,
-        "selected_on_validation": selected, "runs": results})
+        "selected_on_validation": selected, "selection_rule": rule, "runs": results})
     atomic_write_text(summary_root / "summary.md", table)
     return table
 

@@ -75,8 +75,13 @@ def _ratio(axis: str, spent: list[dict[str, Any]], reference: dict[str, Any]) ->
     return sum(values) / denominator
 
 
-def separate_points(runs: Runs, seed: int, axis: str) -> list[tuple[float, float]]:
-    """(cost ÷ `always`, motivated test top-1) of `never` + `always-eK` for every K this seed
+def _top1(record: dict[str, Any], split: str) -> float | None:
+    # The motivated model's top-1 on "test" or "val" (None where the run did not record it).
+    return (record.get("test_top1") if split == "test" else record.get("val_top1") or {}).get("motivated")
+
+
+def separate_points(runs: Runs, seed: int, axis: str, split: str = "test") -> list[tuple[float, float]]:
+    """(cost ÷ `always`, motivated top-1 on `split`) of `never` + `always-eK` for every K this seed
     ran, and of `never` + `always`; sorted by cost. Empty without that seed's never and always."""
     never, always = _by_seed(runs, "never").get(seed), _always(runs, seed, axis)
     if never is None or always is None:
@@ -87,8 +92,8 @@ def separate_points(runs: Runs, seed: int, axis: str) -> list[tuple[float, float
             continue
         record = _by_seed(runs, label).get(seed)
         cost = None if record is None else _ratio(axis, [never, record], always)
-        if cost is not None:
-            points.append((cost, record["test_top1"]["motivated"]))
+        if cost is not None and _top1(record, split) is not None:
+            points.append((cost, _top1(record, split)))
     return sorted(points)
 
 
@@ -101,17 +106,17 @@ def interpolate(points: list[tuple[float, float]], cost: float) -> float | None:
     return points[0][1] if len(points) == 1 and points[0][0] == cost else None
 
 
-def equal_cost_gaps(runs: Runs, label: str, axis: str) -> list[tuple[int, float]]:
-    """Per seed: the pair's motivated top-1 minus the separate curve's at the pair's own cost
-    (only seeds where the curve covers that cost)."""
+def equal_cost_gaps(runs: Runs, label: str, axis: str, split: str = "test") -> list[tuple[int, float]]:
+    """Per seed: the pair's motivated top-1 on `split` minus the separate curve's at the pair's
+    own cost (only seeds where the curve covers that cost)."""
     gaps = []
     for seed, record in sorted(_by_seed(runs, label).items()):
         always = _always(runs, seed, axis)
         cost = None if always is None else _ratio(axis, [record], always)
-        curve = separate_points(runs, seed, axis)
+        curve = separate_points(runs, seed, axis, split)
         reference = None if cost is None else interpolate(curve, cost)
-        if reference is not None:
-            gaps.append((seed, record["test_top1"]["motivated"] - reference))
+        if reference is not None and _top1(record, split) is not None:
+            gaps.append((seed, _top1(record, split) - reference))
     return gaps
 
 
@@ -157,13 +162,25 @@ def _validated_seeds(runs: Runs, label: str) -> set[int]:
             if record.get("val_top1", {}).get("motivated") is not None}
 
 
-def select_on_validation(runs: Runs, labels: list[str]) -> str:
-    """The label whose motivated model has the best mean validation top-1 over the seeds every
-    label has run (ties: the better base). Reads the validation split only; a label without
-    validation figures cannot win."""
+def select_on_validation(runs: Runs, labels: list[str]) -> tuple[str, str]:
+    """(the label selected, the rule that selected it), reading the validation split only.
+
+    The rule: the largest mean margin of the motivated model's validation top-1 over the separate
+    curve's (validation top-1 of `never` + `always-eK`) at the label's own FLOPs, over the seeds
+    where every label has that margin: a pair is worth what it beats training the two models
+    separately by, and a larger motivated share always buys some accuracy. Where the curve has no
+    validation figures or does not cover every label's cost, the best mean motivated validation
+    top-1 over the seeds every label ran (ties: the better base). A label without validation
+    figures cannot win."""
     labels = [label for label in labels if _validated_seeds(runs, label)]
     if not labels:
         raise ValueError("none of the labels has validation figures; re-run them")
+    margins = {label: dict(equal_cost_gaps(runs, label, "flops", split="val")) for label in labels}
+    common = set.intersection(*(set(by_seed) for by_seed in margins.values()))
+    if common:
+        best = max(labels, key=lambda label: statistics.fmean(margins[label][seed] for seed in common))
+        return best, (f"largest mean margin of the motivated model's validation top-1 over the separate curve's at "
+                      f"equal FLOPs, seeds {','.join(map(str, sorted(common)))}")
     seeds = set.intersection(*(_validated_seeds(runs, label) for label in labels))
     if not seeds:
         raise ValueError(f"{labels} have no seed in common; run them on the same seed")
@@ -172,4 +189,5 @@ def select_on_validation(runs: Runs, labels: list[str]) -> str:
         return statistics.fmean(_by_seed(runs, label)[seed]["val_top1"].get(role, 0.0)
                                 for seed in seeds)
 
-    return max(labels, key=lambda label: (score(label, "motivated"), score(label, "base")))
+    best = max(labels, key=lambda label: (score(label, "motivated"), score(label, "base")))
+    return best, f"best mean motivated validation top-1, seeds {','.join(map(str, sorted(seeds)))}"

@@ -54,14 +54,30 @@ def test_the_curve_is_never_extrapolated() -> None:
 
 def test_selection_reads_validation_not_test() -> None:
     # `other` has the better test top-1 (95 % vs 92.5 %) but the worse validation top-1.
-    assert separate_curve.select_on_validation(RUNS, ["pair", "other"]) == "pair"
+    assert separate_curve.select_on_validation(RUNS, ["pair", "other"])[0] == "pair"
     with pytest.raises(ValueError, match="validation"):
         separate_curve.select_on_validation(RUNS, ["never", "always"])
     # A label ahead on a seed the others did not run does not win on that seed alone.
     lucky = {0: _record(0.9, 0.9, 56.0, 80.0, {"base": 0.9, "motivated": 0.85}),
              1: _record(0.9, 0.9, 56.0, 80.0, {"base": 0.9, "motivated": 0.99})}
     assert separate_curve.select_on_validation({**RUNS, "lucky": lucky},
-                                               ["pair", "lucky"]) == "pair"
+                                               ["pair", "lucky"])[0] == "pair"
+
+
+def test_with_a_validated_separate_curve_selection_reads_the_margin_over_it() -> None:
+    # The separate curve on validation: 0.46x -> 90 %, 0.66x -> 92 %, 1.16x -> 93 %.
+    curve = {"always-e3": {0: _record(0.1, 0.91, 30.0, 30.0, {"motivated": 0.90})},
+             "always-e5": {0: _record(0.1, 0.93, 50.0, 50.0, {"motivated": 0.92})},
+             "always": {0: _record(0.1, 0.94, 100.0, 100.0, {"motivated": 0.93})}}
+    cheap = {0: _record(0.9, 0.90, 56.0, 80.0, {"base": 0.9, "motivated": 0.915})}  # curve 91 %: +0.5 pp
+    costly = {0: _record(0.9, 0.96, 96.0, 120.0, {"base": 0.9, "motivated": 0.926})}  # curve 92.6 %: +0.0 pp
+    runs = {**RUNS, **curve, "cheap": cheap, "costly": costly}
+    selected, rule = separate_curve.select_on_validation(runs, ["cheap", "costly"])
+    assert selected == "cheap" and "margin" in rule  # `costly` has the better validation top-1
+    assert dict(separate_curve.equal_cost_gaps(runs, "costly", "flops", split="val"))[0] == pytest.approx(0.0)
+    # Without the curve's validation figures: the best motivated validation top-1.
+    assert separate_curve.select_on_validation({**RUNS, "cheap": cheap, "costly": costly},
+                                               ["cheap", "costly"])[0] == "costly"
 
 
 def test_the_step_cost_axis_prices_each_step_kind_it_timed() -> None:
