@@ -185,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    step_cost = args.setting.parents[2] / "step_cost.json"  # bench/step_cost.py, if it has run
+    if step_cost.is_file():  # before the rows: a seed's gap on the step-CPU axis needs it
+        separate_curve.add_step_cost_axis(
+            json.loads(step_cost.read_text(encoding="utf-8"))["step_cpu_seconds"], summary["settings"]["epochs"])
     rows = frontier_rows(summary, args.step, args.ramp, args.seed, args.variant)
     ramp = "" if args.ramp is None else f"-ramp{args.ramp:g}"
     if not rows:
@@ -201,12 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     # The flat joint frontier keeps its historical name; every other choice gets its own files.
     stem = ("frontier" if (args.step, args.ramp, args.variant) == ("joint", None, "")
             else f"frontier-{args.step}{ramp}{args.variant}")
-    step_cost = args.setting.parents[2] / "step_cost.json"  # bench/step_cost.py, if it has run
-    if step_cost.is_file():
-        separate_curve.add_step_cost_axis(
-            json.loads(step_cost.read_text(encoding="utf-8"))["step_cpu_seconds"], summary["settings"]["epochs"])
-    if args.seed is not None:  # per-seed gaps on the step-CPU axis need it
-        rows = frontier_rows(summary, args.step, args.ramp, args.seed, args.variant)
     table = to_markdown(rows, never, always)
     plot(rows, never, always, title, args.setting / f"{stem}.png", summary, args.seed)
     (args.setting / f"{stem}.md").write_text(table, encoding="utf-8")

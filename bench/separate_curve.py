@@ -92,8 +92,8 @@ def separate_points(runs: Runs, seed: int, axis: str, split: str = "test") -> li
             continue
         record = _by_seed(runs, label).get(seed)
         cost = None if record is None else _ratio(axis, [never, record], always)
-        if cost is not None and _top1(record, split) is not None:
-            points.append((cost, _top1(record, split)))
+        if cost is not None and (top1 := _top1(record, split)) is not None:
+            points.append((cost, top1))
     return sorted(points)
 
 
@@ -115,8 +115,8 @@ def equal_cost_gaps(runs: Runs, label: str, axis: str, split: str = "test") -> l
         cost = None if always is None else _ratio(axis, [record], always)
         curve = separate_points(runs, seed, axis, split)
         reference = None if cost is None else interpolate(curve, cost)
-        if reference is not None and _top1(record, split) is not None:
-            gaps.append((seed, _top1(record, split) - reference))
+        if reference is not None and (top1 := _top1(record, split)) is not None:
+            gaps.append((seed, top1 - reference))
     return gaps
 
 

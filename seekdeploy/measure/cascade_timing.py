@@ -10,8 +10,9 @@ latency from the two measured path latencies) and the motivated budget judged on
 distribution. Timing: `time.perf_counter()` around `session.run` (CPU: returns when done).
 
 Where OpenVINO is installed, the same three files are timed again by OpenVINO on the CPU with the
-same threads and the same protocol, in a window of their own after ONNX Runtime's (so OpenVINO's
-threads are not running while ONNX Runtime is timed), each file compiled for a static batch-1 input
+same threads and the same protocol, in a child process after ONNX Runtime's window (so OpenVINO's
+threads are not running while ONNX Runtime is timed, and its CPU plugin never runs in the calling
+process), each file compiled for a static batch-1 input
 as OpenVINO deployments compile it; the timed call is the synchronous `InferRequest.infer`, reading
 the input and writing the outputs in place. Its figures and whether its decisions equal ONNX
 Runtime's go to profile.json's `CASCADE_TIMING_KEY` section.
