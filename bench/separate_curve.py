@@ -162,32 +162,84 @@ def _validated_seeds(runs: Runs, label: str) -> set[int]:
             if record.get("val_top1", {}).get("motivated") is not None}
 
 
+# The bar a pair must clear to be worth training (issue 24), read on validation by the selection:
+# the motivated model above its base on every seed and by this much on average (a fraction), the
+# base no more than BASE_SLACK below `never`'s, and the motivated model not below the separate
+# curve at its own cost on any cost axis (means over seeds).
+BAR_GAIN, BASE_SLACK = 0.003, 0.001
+
+
+def _validation(runs: Runs, label: str, seed: int, role: str) -> float | None:
+    return _by_seed(runs, label)[seed].get("val_top1", {}).get(role)
+
+
+def meets_bar(runs: Runs, label: str, seeds: set[int]) -> bool:
+    """Whether `label`'s validation figures on `seeds` clear the bar (BAR_GAIN, BASE_SLACK): its
+    motivated model above its base on every seed and by BAR_GAIN on average; its base within
+    BASE_SLACK of `never`'s on average (checked where `never` recorded validation figures); its
+    mean margin over the separate curve's validation top-1 ≥ 0 at equal FLOPs and, once
+    bench/step_cost.py's axis is added, at equal step CPU time. A margin the curve cannot give
+    (no validation figures at that cost) fails the bar."""
+    gains = [_validation(runs, label, seed, "motivated") - _validation(runs, label, seed, "base")
+             for seed in sorted(seeds)]
+    if min(gains) <= 0 or statistics.fmean(gains) < BAR_GAIN:
+        return False
+    never = [_validation(runs, "never", seed, "base") for seed in seeds
+             if seed in _by_seed(runs, "never")]
+    if never and None not in never:
+        base = statistics.fmean(_validation(runs, label, seed, "base") for seed in seeds)
+        if base < statistics.fmean(never) - BASE_SLACK:
+            return False
+    for axis in ("flops", "cpu_steps"):
+        if axis not in COST_AXES:
+            continue
+        margins = dict(equal_cost_gaps(runs, label, axis, split="val"))
+        if not seeds <= set(margins) or statistics.fmean(margins[seed] for seed in seeds) < 0:
+            return False
+    return True
+
+
+def _mean_cost(runs: Runs, label: str, seeds: set[int]) -> float:
+    ratios = [_ratio("flops", [_by_seed(runs, label)[seed]], _always(runs, seed, "flops") or {})
+              for seed in seeds]
+    return statistics.fmean(ratio if ratio is not None else float("inf") for ratio in ratios)
+
+
 def select_on_validation(runs: Runs, labels: list[str]) -> tuple[str, str]:
     """(the label selected, the rule that selected it), reading the validation split only.
 
-    The rule: the largest mean margin of the motivated model's validation top-1 over the separate
-    curve's (validation top-1 of `never` + `always-eK`) at the label's own FLOPs, over the seeds
-    where every label has that margin: a pair is worth what it beats training the two models
-    separately by, and a larger motivated share always buys some accuracy. Where the curve has no
+    First rule: the cheapest label (FLOPs) whose validation figures clear the bar (`meets_bar`) on
+    the seeds every label ran: a pair is worth training once its motivated model is clearly
+    better than its base and than training the two models separately, and a cheaper one is then
+    the better buy. Where no label clears it: the largest mean margin of the motivated model's
+    validation top-1 over the separate curve's (validation top-1 of `never` + `always-eK`) at the
+    label's own FLOPs, over the seeds where every label has that margin. Where the curve has no
     validation figures or does not cover every label's cost, the best mean motivated validation
     top-1 over the seeds every label ran (ties: the better base). A label without validation
     figures cannot win."""
     labels = [label for label in labels if _validated_seeds(runs, label)]
     if not labels:
         raise ValueError("none of the labels has validation figures; re-run them")
+    seeds = set.intersection(*(_validated_seeds(runs, label) for label in labels))
+    if not seeds:
+        raise ValueError(f"{labels} have no seed in common; run them on the same seed")
+    seed_text = ",".join(map(str, sorted(seeds)))
+    cleared = [label for label in labels if meets_bar(runs, label, seeds)]
+    if cleared:
+        best = min(cleared, key=lambda label: _mean_cost(runs, label, seeds))
+        return best, (f"the cheapest label whose validation figures clear the bar (motivated above its base on "
+                      f"every seed and by >= {BAR_GAIN * 100:.1f} pp on average, not below the separate curve at equal "
+                      f"cost), seeds {seed_text}")
     margins = {label: dict(equal_cost_gaps(runs, label, "flops", split="val")) for label in labels}
     common = set.intersection(*(set(by_seed) for by_seed in margins.values()))
     if common:
         best = max(labels, key=lambda label: statistics.fmean(margins[label][seed] for seed in common))
-        return best, (f"largest mean margin of the motivated model's validation top-1 over the separate curve's at "
-                      f"equal FLOPs, seeds {','.join(map(str, sorted(common)))}")
-    seeds = set.intersection(*(_validated_seeds(runs, label) for label in labels))
-    if not seeds:
-        raise ValueError(f"{labels} have no seed in common; run them on the same seed")
+        return best, (f"no label clears the bar; largest mean margin of the motivated model's validation top-1 "
+                      f"over the separate curve's at equal FLOPs, seeds {','.join(map(str, sorted(common)))}")
 
     def score(label: str, role: str) -> float:
         return statistics.fmean(_by_seed(runs, label)[seed]["val_top1"].get(role, 0.0)
                                 for seed in seeds)
 
     best = max(labels, key=lambda label: (score(label, "motivated"), score(label, "base")))
-    return best, f"best mean motivated validation top-1, seeds {','.join(map(str, sorted(seeds)))}"
+    return best, f"no label clears the bar; best mean motivated validation top-1, seeds {seed_text}"

@@ -69,15 +69,64 @@ def test_with_a_validated_separate_curve_selection_reads_the_margin_over_it() ->
     curve = {"always-e3": {0: _record(0.1, 0.91, 30.0, 30.0, {"motivated": 0.90})},
              "always-e5": {0: _record(0.1, 0.93, 50.0, 50.0, {"motivated": 0.92})},
              "always": {0: _record(0.1, 0.94, 100.0, 100.0, {"motivated": 0.93})}}
-    cheap = {0: _record(0.9, 0.90, 56.0, 80.0, {"base": 0.9, "motivated": 0.915})}  # curve 91 %: +0.5 pp
-    costly = {0: _record(0.9, 0.96, 96.0, 120.0, {"base": 0.9, "motivated": 0.926})}  # curve 92.6 %: +0.0 pp
+    # Both motivated models are only 0.1 pp above their bases (the bar asks 0.3): no label clears it.
+    cheap = {0: _record(0.9, 0.90, 56.0, 80.0, {"base": 0.914, "motivated": 0.915})}  # curve 91 %: +0.5 pp
+    costly = {0: _record(0.9, 0.96, 96.0, 120.0, {"base": 0.925, "motivated": 0.926})}  # curve 92.6 %: +0.0 pp
     runs = {**RUNS, **curve, "cheap": cheap, "costly": costly}
     selected, rule = separate_curve.select_on_validation(runs, ["cheap", "costly"])
-    assert selected == "cheap" and "margin" in rule  # `costly` has the better validation top-1
+    assert selected == "cheap" and "margin" in rule and "no label clears" in rule  # costly: better val
     assert dict(separate_curve.equal_cost_gaps(runs, "costly", "flops", split="val"))[0] == pytest.approx(0.0)
     # Without the curve's validation figures: the best motivated validation top-1.
     assert separate_curve.select_on_validation({**RUNS, "cheap": cheap, "costly": costly},
                                                ["cheap", "costly"])[0] == "costly"
+
+
+def _bar_runs(**labels):
+    # The separate curve on validation (seeds 0 and 1): 0.46x -> 90 %, 0.66x -> 92 %, 1.16x -> 93 %.
+    curve = {"never": {s: _record(0.90, 0.1, 16.0, 40.0, {"base": 0.90}) for s in (0, 1)},
+             "always-e3": {s: _record(0.1, 0.91, 30.0, 30.0, {"motivated": 0.90}) for s in (0, 1)},
+             "always-e5": {s: _record(0.1, 0.93, 50.0, 50.0, {"motivated": 0.92}) for s in (0, 1)},
+             "always": {s: _record(0.1, 0.94, 100.0, 100.0, {"motivated": 0.93}) for s in (0, 1)}}
+    return {**curve, **labels}
+
+
+def _pair(flops, *vals):
+    # One seed per (base val, motivated val) pair; test figures deliberately opposite (never read).
+    return {seed: _record(0.99, 0.5, flops, 80.0, {"base": base, "motivated": motivated})
+            for seed, (base, motivated) in enumerate(vals)}
+
+
+def test_selection_takes_the_cheapest_label_that_clears_the_bar_on_validation() -> None:
+    runs = _bar_runs(
+        # 0.56x: curve 91 %; motivated +1.0 pp over it but only +0.1 pp over its base: fails.
+        small_gain=_pair(56.0, (0.919, 0.920), (0.919, 0.920)),
+        # 0.76x: curve 92.2 %; +0.5 pp over its base on both seeds, +0.5 pp over the curve: clears.
+        clears=_pair(76.0, (0.922, 0.927), (0.922, 0.927)),
+        # 0.96x: curve 92.6 %; clears too, but costs more.
+        costly=_pair(96.0, (0.922, 0.930), (0.922, 0.930)),
+        # 0.66x: +0.9 pp mean over its base but below it on seed 1: fails.
+        one_seed_below=_pair(66.0, (0.90, 0.93), (0.93, 0.92)),
+        # 0.86x: curve 92.4 %; +0.5 pp over its base but 0.1 pp under the curve: fails.
+        under_curve=_pair(86.0, (0.918, 0.923), (0.918, 0.923)),
+        # 0.76x: its base 0.5 pp under never's (90 %): fails.
+        weak_base=_pair(76.0, (0.895, 0.925), (0.895, 0.925)))
+    every = ["small_gain", "clears", "costly", "one_seed_below", "under_curve", "weak_base"]
+    assert separate_curve.meets_bar(runs, "clears", {0, 1})
+    assert not any(separate_curve.meets_bar(runs, label, {0, 1})
+                   for label in ("small_gain", "one_seed_below", "under_curve", "weak_base"))
+    selected, rule = separate_curve.select_on_validation(runs, every)
+    assert selected == "clears" and "clear the bar" in rule
+    assert separate_curve.select_on_validation(runs, ["costly", "small_gain"])[0] == "costly"
+    # A step-CPU axis on which the label sits under the curve fails it there too.
+    axes = dict(separate_curve.COST_AXES)
+    try:
+        separate_curve.COST_AXES["cpu_steps"] = lambda record: (record["train_flops"] * 1.5
+                                                                if record["train_flops"] == 76.0
+                                                                else record["train_flops"])
+        assert not separate_curve.meets_bar(runs, "clears", {0, 1})
+    finally:
+        separate_curve.COST_AXES.clear()
+        separate_curve.COST_AXES.update(axes)
 
 
 def test_the_step_cost_axis_prices_each_step_kind_it_timed() -> None:
