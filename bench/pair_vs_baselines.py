@@ -347,6 +347,9 @@ def summarize(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, A
                                     if r.get("cpu_seconds") and ref.get("cpu_seconds") else None)}
         for key, (reference, pick) in paired.items():
             refs = results.get(reference, {})
+            if key == "cost_vs_always":  # FLOPs are counted: priced even where `always` has not run
+                refs = {s: ref for s in seeds
+                        if (ref := separate_curve.always_reference(results, s, "flops")) is not None}
             values = [pick(by_seed[s], refs[s]) for s in seeds if s in refs]
             values = [value for value in values if value is not None]
             row[key] = mean_std(values) if values else None

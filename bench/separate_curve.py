@@ -60,11 +60,21 @@ def _by_seed(runs: Runs, label: str) -> dict[int, dict[str, Any]]:
 SEED_FREE_AXES = ("flops", "cpu_steps")
 
 
-def _always(runs: Runs, seed: int, axis: str) -> dict[str, Any] | None:
+def always_reference(runs: Runs, seed: int, axis: str) -> dict[str, Any] | None:
+    """The `always` record that costs on `axis` are divided by: the seed's own; on a seed-free axis
+    another seed's; and where `always` has not run at all, a stand-in priced from the seed's `never`
+    record (every full-length run records `standalone_motivated_flops`, which is what `always`
+    spends; on the step-CPU axis `always` costs 1 by definition). None if neither ran."""
     always = _by_seed(runs, "always")
     if seed in always:
         return always[seed]
-    return next(iter(always.values()), None) if axis in SEED_FREE_AXES else None
+    if axis not in SEED_FREE_AXES:
+        return None
+    if always:
+        return next(iter(always.values()))
+    flops = (_by_seed(runs, "never").get(seed) or {}).get("standalone_motivated_flops")
+    return {"train_flops": flops, "motivated_fraction": 1.0,
+            "run_spec": {"motivated_step": "alone"}} if flops else None
 
 
 def _ratio(axis: str, spent: list[dict[str, Any]], reference: dict[str, Any]) -> float | None:
@@ -82,8 +92,9 @@ def _top1(record: dict[str, Any], split: str) -> float | None:
 
 def separate_points(runs: Runs, seed: int, axis: str, split: str = "test") -> list[tuple[float, float]]:
     """(cost ÷ `always`, motivated top-1 on `split`) of `never` + `always-eK` for every K this seed
-    ran, and of `never` + `always`; sorted by cost. Empty without that seed's never and always."""
-    never, always = _by_seed(runs, "never").get(seed), _always(runs, seed, axis)
+    ran, and of `never` + `always` where it ran; sorted by cost. Empty without that seed's `never`
+    (or without any cost reference: `always_reference`)."""
+    never, always = _by_seed(runs, "never").get(seed), always_reference(runs, seed, axis)
     if never is None or always is None:
         return []
     points = []
@@ -111,7 +122,7 @@ def equal_cost_gaps(runs: Runs, label: str, axis: str, split: str = "test") -> l
     own cost (only seeds where the curve covers that cost)."""
     gaps = []
     for seed, record in sorted(_by_seed(runs, label).items()):
-        always = _always(runs, seed, axis)
+        always = always_reference(runs, seed, axis)
         cost = None if always is None else _ratio(axis, [record], always)
         curve = separate_points(runs, seed, axis, split)
         reference = None if cost is None else interpolate(curve, cost)
@@ -131,13 +142,13 @@ def separate_rows(runs: Runs) -> list[dict[str, Any]]:
             continue
         never = _by_seed(runs, "never")
         seeds = [seed for seed in sorted(_by_seed(runs, label)) if seed in never
-                 and _always(runs, seed, "flops") is not None]
+                 and always_reference(runs, seed, "flops") is not None]
         if not seeds:
             continue
         short = _by_seed(runs, label)
 
         def cost(axis: str, seed: int) -> float | None:
-            always = _always(runs, seed, axis)
+            always = always_reference(runs, seed, axis)
             return None if always is None else _ratio(axis, [never[seed], short[seed]], always)
 
         rows.append({
@@ -200,7 +211,7 @@ def meets_bar(runs: Runs, label: str, seeds: set[int]) -> bool:
 
 
 def _mean_cost(runs: Runs, label: str, seeds: set[int]) -> float:
-    ratios = [_ratio("flops", [_by_seed(runs, label)[seed]], _always(runs, seed, "flops") or {})
+    ratios = [_ratio("flops", [_by_seed(runs, label)[seed]], always_reference(runs, seed, "flops") or {})
               for seed in seeds]
     return statistics.fmean(ratio if ratio is not None else float("inf") for ratio in ratios)
 

@@ -178,3 +178,17 @@ def test_a_one_seed_frontier_row_reads_that_seeds_gap_and_drops_a_resumed_runs_c
     assert row1["motivated_minus_separate_flops"][0] == pytest.approx(0.95 - 0.92)
     assert row0["cpu_vs_always"][0] == pytest.approx(0.8) and row1["cpu_vs_always"] is None
     assert "| +0.50 | — |" in pair_frontier.to_markdown([row0], 0.90, 0.94)  # no step-CPU axis here
+
+
+def test_without_an_always_run_costs_are_priced_from_nevers_standalone_flops() -> None:
+    # The motivated model alone would spend 100 FLOPs: what every full-length run records.
+    never = {**_record(0.90, 0.1, 16.0, 40.0), "standalone_motivated_flops": 100.0}
+    runs = {"never": {0: never}, "always-e3": RUNS["always-e3"], "always-e5": RUNS["always-e5"],
+            "pair": RUNS["pair"]}
+    assert separate_curve.separate_points(runs, 0, "flops") == [(pytest.approx(0.46), 0.91),
+                                                               (pytest.approx(0.66), 0.93)]
+    (_, gap), = separate_curve.equal_cost_gaps(runs, "pair", "flops")
+    assert gap == pytest.approx(0.925 - 0.92)
+    assert separate_curve.equal_cost_gaps(runs, "pair", "cpu") == []  # measured seconds: no stand-in
+    del never["standalone_motivated_flops"]
+    assert separate_curve.separate_points(runs, 0, "flops") == []
