@@ -486,6 +486,7 @@ def write_summary(args: argparse.Namespace, family: str) -> str:
     except ValueError:  # no candidate yet, or no seed they all ran
         selected = rule = None
     if selected:
+        table += validation_table(results, candidates)
         table += f"\nSelected on validation among {len(candidates)} labels ({rule}): `{selected}`.\n"
     summary_root = args.out / family / setting
     atomic_write_json(summary_root / "summary.json", {
@@ -493,6 +494,34 @@ def write_summary(args: argparse.Namespace, family: str) -> str:
         "selected_on_validation": selected, "selection_rule": rule, "runs": results})
     atomic_write_text(summary_root / "summary.md", table)
     return table
+
+
+def validation_table(results: dict[str, dict[int, dict[str, Any]]], candidates: list[str]) -> str:
+    """The figures the selection reads (validation split, the seeds every candidate ran), one row
+    per candidate: motivated minus base per seed, base minus `never`, motivated minus the separate
+    curve at equal FLOPs and step CPU time, and whether that clears the bar."""
+    seeds = set.intersection(*(separate_curve.validated_seeds(results, label) for label in candidates))
+    if not seeds:
+        return ""
+
+    def pp(value: float | None) -> str:
+        return "—" if value is None else f"{value * 100:+.2f}"
+
+    lines = [f"\nValidation split, seeds {','.join(map(str, sorted(seeds)))} (what selection reads; "
+             f"bar: motivated above its base on every seed and by ≥ {separate_curve.BAR_GAIN * 100:.1f} pp "
+             f"on average, base ≥ `never` − {separate_curve.BASE_SLACK * 100:.1f} pp, motivated ≥ the "
+             "separate curve at equal FLOPs and step CPU):\n",
+             "| label | motivated − base, per seed (pp) | mean (pp) | base − never (pp) "
+             "| Δ vs separate, FLOPs (pp) | Δ vs separate, step CPU (pp) | clears the bar |",
+             "|---|---|---|---|---|---|---|"]
+    for label in candidates:
+        bar = separate_curve.bar_figures(results, label, seeds)
+        gains = bar["gains"]
+        lines.append(f"| `{label}` | {', '.join(pp(gains[s]) for s in sorted(gains))} | "
+                     f"{pp(statistics.fmean(gains.values()))} | {pp(bar['base_gap'])} | "
+                     f"{pp(bar['separate'].get('flops'))} | {pp(bar['separate'].get('cpu_steps'))} | "
+                     f"{'yes' if bar['cleared'] else 'no'} |")
+    return "\n".join(lines) + "\n"
 
 
 def run_family(args: argparse.Namespace, family: str, labels: list[str]) -> None:

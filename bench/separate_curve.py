@@ -168,7 +168,7 @@ def mean_validation(runs: Runs, label: str, role: str) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def _validated_seeds(runs: Runs, label: str) -> set[int]:
+def validated_seeds(runs: Runs, label: str) -> set[int]:
     return {seed for seed, record in _by_seed(runs, label).items()
             if record.get("val_top1", {}).get("motivated") is not None}
 
@@ -184,30 +184,36 @@ def _validation(runs: Runs, label: str, seed: int, role: str) -> float | None:
     return _by_seed(runs, label)[seed].get("val_top1", {}).get(role)
 
 
-def meets_bar(runs: Runs, label: str, seeds: set[int]) -> bool:
-    """Whether `label`'s validation figures on `seeds` clear the bar (BAR_GAIN, BASE_SLACK): its
-    motivated model above its base on every seed and by BAR_GAIN on average; its base within
-    BASE_SLACK of `never`'s on average (checked where `never` recorded validation figures); its
-    mean margin over the separate curve's validation top-1 ≥ 0 at equal FLOPs and, once
-    bench/step_cost.py's axis is added, at equal step CPU time. A margin the curve cannot give
-    (no validation figures at that cost) fails the bar."""
-    gains = [_validation(runs, label, seed, "motivated") - _validation(runs, label, seed, "base")
-             for seed in sorted(seeds)]
-    if min(gains) <= 0 or statistics.fmean(gains) < BAR_GAIN:
-        return False
+def bar_figures(runs: Runs, label: str, seeds: set[int]) -> dict[str, Any]:
+    """What the bar reads of `label` on `seeds`, validation split only: per seed the motivated
+    model's margin over its base (`gains`); the mean margin of its base over `never`'s (`base_gap`,
+    None where `never` recorded no validation figures); per cost axis the mean margin of its
+    motivated model over the separate curve (`separate`, None where the curve does not cover every
+    seed at that cost); and whether all of that clears the bar (`cleared`): motivated above its
+    base on every seed and by BAR_GAIN on average, base within BASE_SLACK of `never`'s, not under
+    the separate curve at equal FLOPs nor, once bench/step_cost.py's axis is added, at equal step
+    CPU time."""
+    gains = {seed: _validation(runs, label, seed, "motivated") - _validation(runs, label, seed, "base")
+             for seed in sorted(seeds)}
     never = [_validation(runs, "never", seed, "base") for seed in seeds
              if seed in _by_seed(runs, "never")]
-    if never and None not in never:
-        base = statistics.fmean(_validation(runs, label, seed, "base") for seed in seeds)
-        if base < statistics.fmean(never) - BASE_SLACK:
-            return False
+    base_gap = (statistics.fmean(_validation(runs, label, seed, "base") for seed in seeds)
+                - statistics.fmean(never)) if len(never) == len(seeds) and None not in never else None
+    separate: dict[str, float | None] = {}
     for axis in ("flops", "cpu_steps"):
-        if axis not in COST_AXES:
-            continue
-        margins = dict(equal_cost_gaps(runs, label, axis, split="val"))
-        if not seeds <= set(margins) or statistics.fmean(margins[seed] for seed in seeds) < 0:
-            return False
-    return True
+        if axis in COST_AXES:
+            margins = dict(equal_cost_gaps(runs, label, axis, split="val"))
+            separate[axis] = (statistics.fmean(margins[seed] for seed in seeds)
+                              if seeds <= set(margins) else None)
+    cleared = (min(gains.values()) > 0 and statistics.fmean(gains.values()) >= BAR_GAIN
+               and (base_gap is None or base_gap >= -BASE_SLACK)
+               and all(margin is not None and margin >= 0 for margin in separate.values()))
+    return {"gains": gains, "base_gap": base_gap, "separate": separate, "cleared": cleared}
+
+
+def meets_bar(runs: Runs, label: str, seeds: set[int]) -> bool:
+    """Whether `label`'s validation figures on `seeds` clear the bar (`bar_figures`)."""
+    return bar_figures(runs, label, seeds)["cleared"]
 
 
 def _mean_cost(runs: Runs, label: str, seeds: set[int]) -> float:
@@ -228,10 +234,10 @@ def select_on_validation(runs: Runs, labels: list[str]) -> tuple[str, str]:
     validation figures or does not cover every label's cost, the best mean motivated validation
     top-1 over the seeds every label ran (ties: the better base). A label without validation
     figures cannot win."""
-    labels = [label for label in labels if _validated_seeds(runs, label)]
+    labels = [label for label in labels if validated_seeds(runs, label)]
     if not labels:
         raise ValueError("none of the labels has validation figures; re-run them")
-    seeds = set.intersection(*(_validated_seeds(runs, label) for label in labels))
+    seeds = set.intersection(*(validated_seeds(runs, label) for label in labels))
     if not seeds:
         raise ValueError(f"{labels} have no seed in common; run them on the same seed")
     seed_text = ",".join(map(str, sorted(seeds)))
