@@ -230,10 +230,10 @@ def select_on_validation(runs: Runs, labels: list[str]) -> tuple[str, str]:
     better than its base and than training the two models separately, and a cheaper one is then
     the better buy. Where no label clears it: the largest mean margin of the motivated model's
     validation top-1 over the separate curve's (validation top-1 of `never` + `always-eK`) at the
-    label's own FLOPs, over the seeds where every label has that margin. Where the curve has no
-    validation figures or does not cover every label's cost, the best mean motivated validation
-    top-1 over the seeds every label ran (ties: the better base). A label without validation
-    figures cannot win."""
+    label's own FLOPs, among the labels the curve covers on those seeds (a label it cannot judge
+    does not win by its top-1 alone: a larger motivated share always buys some). Where the curve
+    covers none, the best mean motivated validation top-1 over those seeds (ties: the better
+    base). A label without validation figures cannot win."""
     labels = [label for label in labels if validated_seeds(runs, label)]
     if not labels:
         raise ValueError("none of the labels has validation figures; re-run them")
@@ -248,11 +248,12 @@ def select_on_validation(runs: Runs, labels: list[str]) -> tuple[str, str]:
                       f"every seed and by >= {BAR_GAIN * 100:.1f} pp on average, not below the separate curve at equal "
                       f"cost), seeds {seed_text}")
     margins = {label: dict(equal_cost_gaps(runs, label, "flops", split="val")) for label in labels}
-    common = set.intersection(*(set(by_seed) for by_seed in margins.values()))
-    if common:
-        best = max(labels, key=lambda label: statistics.fmean(margins[label][seed] for seed in common))
+    judged = [label for label in labels if seeds <= set(margins[label])]
+    if judged:
+        best = max(judged, key=lambda label: statistics.fmean(margins[label][seed] for seed in seeds))
         return best, (f"no label clears the bar; largest mean margin of the motivated model's validation top-1 "
-                      f"over the separate curve's at equal FLOPs, seeds {','.join(map(str, sorted(common)))}")
+                      f"over the separate curve's at equal FLOPs among the {len(judged)} labels the curve "
+                      f"covers, seeds {seed_text}")
 
     def score(label: str, role: str) -> float:
         return statistics.fmean(_by_seed(runs, label)[seed]["val_top1"].get(role, 0.0)

@@ -192,3 +192,13 @@ def test_without_an_always_run_costs_are_priced_from_nevers_standalone_flops() -
     assert separate_curve.equal_cost_gaps(runs, "pair", "cpu") == []  # measured seconds: no stand-in
     del never["standalone_motivated_flops"]
     assert separate_curve.separate_points(runs, 0, "flops") == []
+
+
+def test_without_a_label_clearing_the_bar_one_the_curve_cannot_judge_does_not_win_on_top1() -> None:
+    runs = _bar_runs(
+        # 0.56x: curve 91 %, +0.2 pp over it; only +0.1 pp over its base: fails the bar.
+        judged=_pair(56.0, (0.911, 0.912), (0.911, 0.912)),
+        # 1.26x: beyond the curve's last point (1.16x): no margin; the better validation top-1.
+        beyond=_pair(126.0, (0.95, 0.951), (0.95, 0.951)))
+    selected, rule = separate_curve.select_on_validation(runs, ["beyond", "judged"])
+    assert selected == "judged" and "among the 1 labels the curve covers" in rule
