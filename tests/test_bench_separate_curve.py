@@ -202,3 +202,26 @@ def test_without_a_label_clearing_the_bar_one_the_curve_cannot_judge_does_not_wi
         beyond=_pair(126.0, (0.95, 0.951), (0.95, 0.951)))
     selected, rule = separate_curve.select_on_validation(runs, ["beyond", "judged"])
     assert selected == "judged" and "among the 1 labels the curve covers" in rule
+
+
+# The committed summaries of the runs that chose the default (docs/results.md): the 12,000-image
+# runs chose the variant (step type, growth, private offsets, clock) at the default share, the
+# full-set runs chose the share among that variant's.
+@pytest.mark.parametrize("setting, what", [("e10-n12000-b64-r20", "variant"), ("e10-n60000-b64-r20", "all")])
+def test_the_shipped_default_is_what_validation_selected(setting: str, what: str) -> None:
+    # Changing a default without the measurement that selects it, or a measurement that selects
+    # another, fails here.
+    import dataclasses
+    import json
+
+    import pair_vs_baselines
+    from seekdeploy.train.config import DEFAULT_CONDITION
+
+    path = Path(__file__).resolve().parents[1] / "bench/results/pair_vs_baselines/resnet" / setting
+    summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    selected = summary["selected_on_validation"]
+    assert selected and "validation" in summary["selection_rule"]
+    spec = pair_vs_baselines.run_spec(selected)
+    if what == "variant":
+        spec = dataclasses.replace(spec, condition=DEFAULT_CONDITION)
+    assert pair_vs_baselines.is_default(spec), selected
