@@ -11,7 +11,7 @@ from seekdeploy.errors import ConfigError
 from seekdeploy.roles import Role
 from seekdeploy.train.conditions import create_condition, list_conditions
 from seekdeploy.train.conditions.smoothed import regression_slope, update_ema
-from seekdeploy.train.config import DEFAULT_CONDITION, DEFAULT_RAMP, fraction_condition
+from seekdeploy.train.config import DEFAULT_CONDITION, DEFAULT_FRACTION, DEFAULT_RAMP, fraction_condition
 
 
 def _roles(condition, losses) -> str:
@@ -141,4 +141,4 @@ def test_motivated_fraction_is_the_default_shape_at_another_share(fraction) -> N
 
 
 def test_motivated_fraction_of_the_default_share_is_the_default() -> None:
-    assert fraction_condition(0.4) == DEFAULT_CONDITION
+    assert fraction_condition(DEFAULT_FRACTION) == DEFAULT_CONDITION
