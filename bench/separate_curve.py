@@ -85,9 +85,9 @@ def _ratio(axis: str, spent: list[dict[str, Any]], reference: dict[str, Any]) ->
     return sum(values) / denominator
 
 
-def _top1(record: dict[str, Any], split: str) -> float | None:
-    # The motivated model's top-1 on "test" or "val" (None where the run did not record it).
-    return (record.get("test_top1") if split == "test" else record.get("val_top1") or {}).get("motivated")
+def _top1(record: dict[str, Any], split: str, role: str = "motivated") -> float | None:
+    # A role's top-1 on "test" or "val" (None where the run did not record it).
+    return (record.get("test_top1") if split == "test" else record.get("val_top1") or {}).get(role)
 
 
 def separate_points(runs: Runs, seed: int, axis: str, split: str = "test") -> list[tuple[float, float]]:
@@ -181,7 +181,7 @@ BAR_GAIN, BASE_SLACK = 0.003, 0.001
 
 
 def _validation(runs: Runs, label: str, seed: int, role: str) -> float | None:
-    return _by_seed(runs, label)[seed].get("val_top1", {}).get(role)
+    return _top1(_by_seed(runs, label)[seed], "val", role)
 
 
 def bar_figures(runs: Runs, label: str, seeds: set[int]) -> dict[str, Any]:
