@@ -275,7 +275,10 @@ def is_current_report(context: PipelineContext) -> str | None:
 
 def execute_report(context: PipelineContext) -> str:
     """`seekdeploy report`: report.json, report.md and report.html in the run folder."""
-    from seekdeploy.report import write_report
+    from seekdeploy.report import accuracy_sentence, build_report, write_built_report
 
-    html = write_report(context.run_dir, context.export_dir, context.profile)
-    return f"{html} (and report.json, report.md beside it)"
+    report = build_report(context.run_dir, context.export_dir, context.profile)
+    html = write_built_report(report, Path(context.run_dir))
+    pair = report.document["pair"]
+    gain = f"; motivated {accuracy_sentence(pair)}" if pair.get("accuracy_gain_pts") is not None else ""
+    return f"{html} (and report.json, report.md beside it){gain}"

@@ -97,6 +97,21 @@ def cascade_splits_line(cascade: dict[str, Any]) -> str:
             "the run has no validation split, so the cascade's top-1 is flattered.")
 
 
+def disagreement_clause(split: dict[str, Any]) -> str:
+    """How many test images each model alone gets right, and whether that split could be chance."""
+    b, c, p_value = split["base_only_right"], split["motivated_only_right"], split["p_value"]
+    verdict = "could be chance" if p_value >= 0.05 else "unlikely to be chance"
+    return (f"of {split['n_images']} test images, {c} are right only under the motivated model and {b} "
+            f"only under the base ({verdict}: exact McNemar p = {p_value:.2g})")
+
+
+def accuracy_sentence(pair: dict[str, Any]) -> str:
+    """"<gain> points of test top-1 over the base; of N test images, ..." (the pair needs a gain)."""
+    split = pair.get("test_disagreement")
+    return (f"{pair['accuracy_gain_pts']:+.1f} points of test top-1 over the base"
+            + (f"; {disagreement_clause(split)}." if split else "."))
+
+
 def pair_lines(document: dict[str, Any]) -> list[str]:
     """Plain-text sentences about the pair (latency ratio, accuracy gain, memory, predictions)."""
     pair = document["pair"]
@@ -105,7 +120,7 @@ def pair_lines(document: dict[str, Any]) -> list[str]:
         lines.append(f"The motivated model is {pair['latency_ratio']:.2f}× the base's latency "
                      f"({pair['latency_statistic']}, same device).")
     if pair.get("accuracy_gain_pts") is not None:
-        lines.append(f"It is {pair['accuracy_gain_pts']:+.1f} points of test top-1 over the base.")
+        lines.append(f"It is {accuracy_sentence(pair)}")
     memory = pair["memory_both"]
     if memory["value_mib"] is not None:
         lines.append(f"Keeping both loaded: {fmt_mib(memory['value_mib'])} ({memory['method']}: "

@@ -92,7 +92,7 @@ def build_report(run_dir: str | Path, export_dir: str | Path | None = None,
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "run": _run_section(run), "export": {"dir": str(export_path), "present": export is not None},
         "profile": _profile_section(hardware, document),
-        "roles": roles, "pair": _pair_section(roles, document, costs, latency_statistic),
+        "roles": roles, "pair": _pair_section(roles, document, costs, latency_statistic, predictions),
         "cascade": cascade, "training": _training_section(run), "plots": [], "notes": notes,
         "cpu_precisions": cpu_section(export_path, export.manifests) if export else None,
         "deployed_cascade": deployed_cascade_section(export_path, notes) if export else None,
@@ -236,7 +236,8 @@ def _profile_section(hardware: HardwareProfile | None, document: dict[str, Any] 
 
 
 def _pair_section(roles: list[dict[str, Any]], document: dict[str, Any] | None,
-                  costs: dict[str, dict[str, Any]], statistic: str) -> dict[str, Any]:
+                  costs: dict[str, dict[str, Any]], statistic: str,
+                  predictions: Predictions | None) -> dict[str, Any]:
     base, motivated = roles
     ratio = None
     if base["latency"] and motivated["latency"]:
@@ -250,6 +251,8 @@ def _pair_section(roles: list[dict[str, Any]], document: dict[str, Any] | None,
                  for r in roles if r["predicted_latency_ms"] is not None]
     return {"memory_both": pair_figures.memory_of_both(document, costs), "latency_ratio": ratio,
             "latency_statistic": statistic, "accuracy_gain_pts": gain,
+            "test_disagreement": None if predictions is None else pair_figures.disagreement(
+                predictions.base_logits, predictions.motivated_logits, predictions.labels),
             "predicted_vs_measured": predicted}
 
 

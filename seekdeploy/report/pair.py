@@ -6,12 +6,15 @@ declared and estimated numbers and a reader must be able to tell them apart.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from seekdeploy.plan.report import recorded_latency_ms
 from seekdeploy.report.sources import ROLES, ExportFiles, RunFiles, result_for, verdict_for
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from seekdeploy.profiles.schema import HardwareProfile
 
 LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99")
@@ -171,3 +174,21 @@ def _baseline_mib(result: dict[str, Any] | None) -> float | None:
             if isinstance(holder.get(key), (int, float)):
                 return float(holder[key])
     return None
+
+
+def disagreement(base_logits: np.ndarray, motivated_logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Where the two models' test answers differ, and whether the difference could be chance.
+
+    Only the images exactly one model gets right move the accuracy gap: `base_only_right` (b) and
+    `motivated_only_right` (c), so the gap is (c - b) / n. Under "the two are equally accurate"
+    each such image is a fair coin, so `p_value` is the exact two-sided McNemar test: the chance
+    of a split at least as uneven as b : c among b + c fair coins."""
+    base_right = base_logits.argmax(axis=1) == labels
+    motivated_right = motivated_logits.argmax(axis=1) == labels
+    b = int((base_right & ~motivated_right).sum())
+    c = int((motivated_right & ~base_right).sum())
+    flips = b + c
+    tail = sum(math.comb(flips, k) for k in range(min(b, c) + 1))
+    p_value = min(1.0, 2 * tail / 2 ** flips) if flips else 1.0
+    return {"n_images": int(labels.size), "base_only_right": b, "motivated_only_right": c,
+            "p_value": p_value}

@@ -80,6 +80,13 @@ _PAIR = {
                                        "method": {"enum": ["measured", "estimated", "unavailable"]},
                                        "detail": {"type": "string"}}},
         "latency_ratio": _NUM_OR_NULL, "accuracy_gain_pts": _NUM_OR_NULL,
+        # Test images exactly one model gets right, and the exact McNemar p-value of that split.
+        "test_disagreement": {"oneOf": [{"type": "null"}, {
+            "type": "object", "required": ["n_images", "base_only_right", "motivated_only_right", "p_value"],
+            "properties": {"n_images": {"type": "integer", "minimum": 1},
+                           "base_only_right": {"type": "integer", "minimum": 0},
+                           "motivated_only_right": {"type": "integer", "minimum": 0},
+                           "p_value": {"type": "number", "minimum": 0, "maximum": 1}}}]},
         "predicted_vs_measured": {"type": "array"},
     },
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from seekdeploy.report._format import SUMMARY_COLUMNS, summary_rows
+from seekdeploy.report._format import SUMMARY_COLUMNS, accuracy_sentence, summary_rows
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -37,6 +37,9 @@ def print_summary_table(results: dict[str, Any] | Sequence[dict[str, Any]], cons
         del row[SUMMARY_COLUMNS.index("spec")]
         table.add_row(*row[:-1], f"[{_STYLE.get(row[-1], 'dim')}]{row[-1]}[/]")
     console.print(table)
+    pair = results.get("pair") if isinstance(results, dict) else None
+    if pair and pair.get("accuracy_gain_pts") is not None:
+        console.print(f"motivated: {accuracy_sentence(pair)}", highlight=False)
     cascade = results.get("cascade") if isinstance(results, dict) else None
     if cascade:
         console.print(f"cascade: {cascade['summary']}", highlight=False)

@@ -293,6 +293,8 @@ def test_pipeline_resumes_after_interruptions_and_a_finished_rerun_does_nothing(
     assert lines[0].startswith("[calibrate] skipped:") and "already planned" in lines[0]
     assert lines[1].startswith("[train] skipped:") and lines[2].startswith("[slice] skipped:")
     assert "[export] running…" in lines and "[profile] running…" in lines
+    report_line = next(line for line in lines if line.startswith("[report] done"))
+    assert "test images" in report_line and "McNemar p = " in report_line  # is the pair's gap chance?
     assert lines[-1].startswith(("PASSED base", "FAILED base"))
     assert _stages(run_dir)["train"]["finished_utc"] == trained["finished_utc"]
     assert (tmp_path / "exports" / "demo" / "profile.json").is_file()

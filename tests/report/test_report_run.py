@@ -69,6 +69,7 @@ def test_report_command_writes_valid_json_markdown_and_html(pipeline, run_cli, t
     result = run_cli("report", str(pipeline["run"]), "--out", str(out))
     assert result.exit_code == 0, result.stderr
     assert "PASSED" in result.stdout and "cascade:" in result.stdout
+    assert "motivated: " in result.stdout and "McNemar p = " in result.stdout
     document = json.loads((out / "report.json").read_text())
     assert validate_report(document) == []
     assert document["schema_version"] == 1
@@ -87,7 +88,13 @@ def test_report_command_writes_valid_json_markdown_and_html(pipeline, run_cli, t
     assert cascade["points"][0]["accuracy"] == pytest.approx(document["roles"][0]["accuracy"]["test_top1"])
     assert cascade["points"][-1]["accuracy"] == pytest.approx(document["roles"][1]["accuracy"]["test_top1"])
     assert document["pair"]["memory_both"]["method"] in ("measured", "estimated")
+    # The accuracy gap is exactly the images one model alone gets right.
+    split = document["pair"]["test_disagreement"]
+    assert split["n_images"] == 359
+    gap = (split["motivated_only_right"] - split["base_only_right"]) / split["n_images"]
+    assert 100 * gap == pytest.approx(document["pair"]["accuracy_gain_pts"])
     markdown = (out / "report.md").read_text()
+    assert f"{split['motivated_only_right']} are right only under the motivated model" in markdown
     assert "## Cascade" in markdown and "The threshold is chosen on the validation split" in markdown
     assert "measured on the test split (359 images)" in markdown
     assert len(document["plots"]) == 4
