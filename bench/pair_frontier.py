@@ -185,10 +185,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    step_cost = args.setting.parents[2] / "step_cost.json"  # bench/step_cost.py, if it has run
-    if step_cost.is_file():  # before the rows: a seed's gap on the step-CPU axis needs it
-        separate_curve.add_step_cost_axis(
-            json.loads(step_cost.read_text(encoding="utf-8"))["step_cpu_seconds"], summary["settings"]["epochs"])
+    # Before the rows: a seed's gap on the step-CPU axis needs bench/step_cost.py's file, if it ran.
+    separate_curve.use_step_cost_file(args.setting.parents[2], summary["settings"]["family"],
+                                      summary["settings"]["epochs"])
     rows = frontier_rows(summary, args.step, args.ramp, args.seed, args.variant)
     ramp = "" if args.ramp is None else f"-ramp{args.ramp:g}"
     if not rows:

@@ -463,10 +463,7 @@ def write_summary(args: argparse.Namespace, family: str) -> str:
 
     from seekdeploy.nn import default_pair
 
-    step_cost = args.out.parent / "step_cost.json"  # bench/step_cost.py, if it has run
-    if step_cost.is_file():
-        separate_curve.add_step_cost_axis(
-            json.loads(step_cost.read_text(encoding="utf-8"))["step_cpu_seconds"], args.epochs)
+    separate_curve.use_step_cost_file(args.out.parent, family, args.epochs)  # bench/step_cost.py's, if it ran
 
     setting = setting_name(args)
     results = collect_results(args.work / family / setting)

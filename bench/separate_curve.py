@@ -14,9 +14,11 @@ pair_vs_baselines writes them (seeds as ints or as the strings of a summary.json
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 ALWAYS_SHORT = re.compile(r"^always-e([0-9]+)$")
@@ -49,6 +51,26 @@ def add_step_cost_axis(step_seconds: dict[str, float], epochs: int) -> None:
         return per_step / always * run_epochs / epochs
 
     COST_AXES["cpu_steps"] = cost
+
+
+def step_cost_file(results_dir: Path, family: str) -> Path:
+    """Where bench/step_cost.py keeps a family's per-step CPU seconds (resnet: step_cost.json)."""
+    return results_dir / ("step_cost.json" if family == "resnet" else f"step_cost.{family}.json")
+
+
+def use_step_cost_file(results_dir: Path, family: str, epochs: int) -> bool:
+    """Set the `cpu_steps` axis from the family's bench/step_cost.py file, or remove it where the
+    family has none: another family's step times are not its cost. True when the axis is set."""
+    path = step_cost_file(results_dir, family)
+    COST_AXES.pop("cpu_steps", None)
+    if not path.is_file():
+        return False
+    measured = json.loads(path.read_text(encoding="utf-8"))
+    if measured.get("family", "resnet") != family:
+        raise ValueError(f"{path} timed {measured.get('family')!r} steps, not {family!r}; re-run "
+                         f"bench/step_cost.py --family {family}")
+    add_step_cost_axis(measured["step_cpu_seconds"], epochs)
+    return True
 
 
 def _by_seed(runs: Runs, label: str) -> dict[int, dict[str, Any]]:

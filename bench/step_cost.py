@@ -13,9 +13,13 @@ training recipe as a ratio to `always`'s:
     pair at share p      = ((1 - p) t_base + p t_shielded) / t_always   (t_additive for an additive pair)
     separate, K of E ep. = t_base / t_always + K / E
 
-and the K at which the separate trainings cost exactly what the pair does.
+and the K at which the separate trainings cost exactly what the pair does. Each family has its
+own file (`separate_curve.step_cost_file`): resnet's is bench/results/step_cost.json, another
+family's bench/results/step_cost.<family>.json; the additive step is timed for resnet only (the
+family that builds an additive pair).
 
-    python bench/step_cost.py --rounds 30 --out bench/results/step_cost.json
+    python bench/step_cost.py --rounds 30
+    python bench/step_cost.py --family mbconv --rounds 30
 """
 
 from __future__ import annotations
@@ -29,10 +33,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from separate_curve import step_cost_file
+
 from seekdeploy._io import atomic_write_json
 
+RESULTS = Path(__file__).resolve().parent / "results"
 
-def _session(run_dir: Path, condition: str, step: str, data_dir: str | None, data: str,
+
+def _session(family: str, run_dir: Path, condition: str, step: str, data_dir: str | None, data: str,
              additive: bool = False):
     import dataclasses
 
@@ -41,11 +49,11 @@ def _session(run_dir: Path, condition: str, step: str, data_dir: str | None, dat
     from seekdeploy.train.config import TrainConfig
     from seekdeploy.train.run import start_run
 
-    _, base, motivated = default_pair("resnet")
+    _, base, motivated = default_pair(family)
     profile = load_profile("x86-cpu")
     profile = dataclasses.replace(profile, input=dataclasses.replace(
         profile.input, channels=1, height=28, width=28))
-    config = TrainConfig(arch="resnet", data=data, data_dir=data_dir, epochs=10,
+    config = TrainConfig(arch=family, data=data, data_dir=data_dir, epochs=10,
                          base_spec=base.to_text(), motivated_spec=motivated.to_text(),
                          condition=condition, motivated_step=step, device="cpu", growth=True,
                          private_affine=not additive, motivated_clock=condition != "never",
@@ -53,19 +61,22 @@ def _session(run_dir: Path, condition: str, step: str, data_dir: str | None, dat
     return start_run(config, run_dir, profile=profile)
 
 
-def measure(rounds: int, data_dir: str | None, data: str) -> dict[str, float]:
+def measure(family: str, rounds: int, data_dir: str | None, data: str) -> dict[str, float]:
     """Median CPU seconds of one step of each kind (batch 64), interleaved over `rounds`."""
     from seekdeploy.profiles.schema import Role
     from seekdeploy.train import loop
 
     with tempfile.TemporaryDirectory() as tmp:
-        pair = _session(Path(tmp) / "pair", "schedule:p=0.5", "shielded", data_dir, data)
-        alone = _session(Path(tmp) / "always", "always", "alone", data_dir, data)
-        additive = _session(Path(tmp) / "additive", "schedule:p=0.5", "shielded", data_dir, data, additive=True)
+        pair = _session(family, Path(tmp) / "pair", "schedule:p=0.5", "shielded", data_dir, data)
+        alone = _session(family, Path(tmp) / "always", "always", "alone", data_dir, data)
         train = pair.dataset.train
         images, labels = train.images[:64], train.labels[:64]
         kinds = {"base": (pair, Role.BASE), "shielded": (pair, Role.MOTIVATED),
-                 "additive": (additive, Role.MOTIVATED), "always": (alone, Role.MOTIVATED)}
+                 "always": (alone, Role.MOTIVATED)}
+        if family == "resnet":
+            additive = _session(family, Path(tmp) / "additive", "schedule:p=0.5", "shielded", data_dir, data,
+                                additive=True)
+            kinds["additive"] = (additive, Role.MOTIVATED)
         samples: dict[str, list[float]] = {kind: [] for kind in kinds}
         for round_index in range(rounds + 3):  # 3 warm-up rounds
             for kind, (session, role) in kinds.items():
@@ -80,7 +91,8 @@ def cost_axis(seconds: dict[str, float], shares: list[float], epochs: int) -> di
     """The CPU-time cost of never, the pair at each share and the equal-cost K of `always`."""
     base, shielded, always = seconds["base"], seconds["shielded"], seconds["always"]
     pair = {f"{p:g}": ((1 - p) * base + p * shielded) / always for p in shares}
-    additive = {f"{p:g}": ((1 - p) * base + p * seconds["additive"]) / always for p in shares}
+    additive = {f"{p:g}": ((1 - p) * base + p * seconds["additive"]) / always for p in shares} \
+        if "additive" in seconds else None
     return {"never": base / always, "pair": pair, "additive_pair": additive,
             "equal_cost_always_epochs": {key: (value - base / always) * epochs
                                          for key, value in pair.items()}}
@@ -89,23 +101,25 @@ def cost_axis(seconds: dict[str, float], shares: list[float], epochs: int) -> di
 def main(argv: list[str] | None = None) -> int:
     """Measure, print and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", default="resnet", help="whose default pair to time (default resnet)")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--shares", default="0.3,0.4,0.5,0.6")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/step_cost.json"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: the family's file in bench/results (step_cost.json for resnet)")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
-    seconds = measure(args.rounds, args.data_dir, args.data)
+    seconds = measure(args.family, args.rounds, args.data_dir, args.data)
     shares = [float(p) for p in args.shares.split(",")]
-    result = {"step_cpu_seconds": seconds, **cost_axis(seconds, shares, args.epochs),
+    result = {"family": args.family, "step_cpu_seconds": seconds, **cost_axis(seconds, shares, args.epochs),
               "rounds": args.rounds, "batch": 64, "threads": 1,
               "load_average_1m": os.getloadavg()[0],
               "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv)}
-    atomic_write_json(args.out, result)
+    atomic_write_json(args.out or step_cost_file(RESULTS, args.family), result)
     print(json.dumps(result, indent=2))
     return 0
 

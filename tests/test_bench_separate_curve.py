@@ -225,3 +225,29 @@ def test_the_shipped_default_is_what_validation_selected(setting: str, what: str
     if what == "variant":
         spec = dataclasses.replace(spec, condition=DEFAULT_CONDITION)
     assert pair_vs_baselines.is_default(spec), selected
+
+
+def test_each_family_is_priced_by_its_own_step_times(tmp_path) -> None:
+    import json
+
+    axes = dict(separate_curve.COST_AXES)
+    record = {"motivated_fraction": 0.5, "run_spec": {"motivated_step": "shielded"}}
+    try:
+        (tmp_path / "step_cost.json").write_text(json.dumps(  # resnet's file predates the key
+            {"step_cpu_seconds": {"base": 1.0, "shielded": 4.0, "always": 2.0}}))
+        assert separate_curve.use_step_cost_file(tmp_path, "resnet", 10)
+        assert separate_curve.COST_AXES["cpu_steps"](record) == pytest.approx(1.25)
+        # No mbconv file: resnet's times must not price mbconv runs.
+        assert not separate_curve.use_step_cost_file(tmp_path, "mbconv", 10)
+        assert "cpu_steps" not in separate_curve.COST_AXES
+        (tmp_path / "step_cost.mbconv.json").write_text(json.dumps(
+            {"family": "mbconv", "step_cpu_seconds": {"base": 1.0, "shielded": 6.0, "always": 4.0}}))
+        assert separate_curve.use_step_cost_file(tmp_path, "mbconv", 10)
+        assert separate_curve.COST_AXES["cpu_steps"](record) == pytest.approx(0.875)
+        (tmp_path / "step_cost.vit.json").write_text(json.dumps(
+            {"family": "mbconv", "step_cpu_seconds": {"base": 1.0, "shielded": 6.0, "always": 4.0}}))
+        with pytest.raises(ValueError, match="--family vit"):
+            separate_curve.use_step_cost_file(tmp_path, "vit", 10)
+    finally:
+        separate_curve.COST_AXES.clear()
+        separate_curve.COST_AXES.update(axes)
