@@ -101,10 +101,16 @@ def to_markdown(rows: list[dict[str, Any]], never: float | None, always: float |
         cpu = row.get("cpu_steps_vs_always")  # bench/step_cost.py's per-step CPU seconds
         gaps = [row.get(f"motivated_minus_separate_{axis}") for axis in ("flops", "cpu_steps")]
         gap_cells = " | ".join(f"{gap[0] * 100:+.2f}" if gap else "—" for gap in gaps)
+        # Where `always` (or `never`) has not run, its deltas and the tolerance verdict are blank.
         lines.append(f"| {row['fraction']:g} | {row['cost_vs_always'][0]:.2f} | "
-                     f"{f'{cpu[0]:.2f}' if cpu else '—'} | {base * 100:.2f} | {d_base:+.2f} | "
-                     f"{motivated * 100:.2f} | {d_mot:+.2f} | {gap_cells} | {'yes' if ok else 'no'} |")
+                     f"{f'{cpu[0]:.2f}' if cpu else '—'} | {base * 100:.2f} | {_signed(d_base)} | "
+                     f"{motivated * 100:.2f} | {_signed(d_mot)} | {gap_cells} | "
+                     f"{'—' if d_mot is None or d_base is None else 'yes' if ok else 'no'} |")
     return "\n".join(lines) + "\n"
+
+
+def _signed(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.2f}"
 
 
 def separate_curve_points(summary: dict[str, Any], key: str,

@@ -251,3 +251,13 @@ def test_each_family_is_priced_by_its_own_step_times(tmp_path) -> None:
     finally:
         separate_curve.COST_AXES.clear()
         separate_curve.COST_AXES.update(axes)
+
+
+def test_a_frontier_without_an_always_run_leaves_its_deltas_blank() -> None:
+    import pair_frontier
+
+    row = {"fraction": 0.4, "cost_vs_always": (0.51, 0.0), "base_top1": (0.912, 0.0),
+           "motivated_top1": (0.9214, 0.0), "base_minus_never": (0.0, 0.0),
+           "motivated_minus_always": None, "motivated_minus_separate_flops": (0.0019, 0.0)}
+    line = pair_frontier.to_markdown([row], 0.912, None).splitlines()[-1]
+    assert line == "| 0.4 | 0.51 | — | 91.20 | +0.00 | 92.14 | — | +0.19 | — | — |"
