@@ -279,6 +279,5 @@ def execute_report(context: PipelineContext) -> str:
 
     report = build_report(context.run_dir, context.export_dir, context.profile)
     html = write_built_report(report, Path(context.run_dir))
-    pair = report.document["pair"]
-    gain = f"; motivated {accuracy_sentence(pair)}" if pair.get("accuracy_gain_pts") is not None else ""
-    return f"{html} (and report.json, report.md beside it){gain}"
+    sentence = accuracy_sentence(report.document["pair"])
+    return f"{html} (and report.json, report.md beside it)" + (f"; motivated {sentence}" if sentence else "")

@@ -105,8 +105,11 @@ def disagreement_clause(split: dict[str, Any]) -> str:
             f"only under the base ({verdict}: exact McNemar p = {p_value:.2g})")
 
 
-def accuracy_sentence(pair: dict[str, Any]) -> str:
-    """"<gain> points of test top-1 over the base; of N test images, ..." (the pair needs a gain)."""
+def accuracy_sentence(pair: dict[str, Any]) -> str | None:
+    """"<gain> points of test top-1 over the base; of N test images, ...", or None where the
+    report has no test top-1 of both models."""
+    if pair.get("accuracy_gain_pts") is None:
+        return None
     split = pair.get("test_disagreement")
     return (f"{pair['accuracy_gain_pts']:+.1f} points of test top-1 over the base"
             + (f"; {disagreement_clause(split)}." if split else "."))
@@ -119,8 +122,8 @@ def pair_lines(document: dict[str, Any]) -> list[str]:
     if pair.get("latency_ratio") is not None:
         lines.append(f"The motivated model is {pair['latency_ratio']:.2f}× the base's latency "
                      f"({pair['latency_statistic']}, same device).")
-    if pair.get("accuracy_gain_pts") is not None:
-        lines.append(f"It is {accuracy_sentence(pair)}")
+    if sentence := accuracy_sentence(pair):
+        lines.append(f"It is {sentence}")
     memory = pair["memory_both"]
     if memory["value_mib"] is not None:
         lines.append(f"Keeping both loaded: {fmt_mib(memory['value_mib'])} ({memory['method']}: "

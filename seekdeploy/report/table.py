@@ -38,8 +38,8 @@ def print_summary_table(results: dict[str, Any] | Sequence[dict[str, Any]], cons
         table.add_row(*row[:-1], f"[{_STYLE.get(row[-1], 'dim')}]{row[-1]}[/]")
     console.print(table)
     pair = results.get("pair") if isinstance(results, dict) else None
-    if pair and pair.get("accuracy_gain_pts") is not None:
-        console.print(f"motivated: {accuracy_sentence(pair)}", highlight=False)
+    if pair and (sentence := accuracy_sentence(pair)):
+        console.print(f"motivated: {sentence}", highlight=False)
     cascade = results.get("cascade") if isinstance(results, dict) else None
     if cascade:
         console.print(f"cascade: {cascade['summary']}", highlight=False)
