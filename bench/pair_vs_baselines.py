@@ -17,10 +17,11 @@ marked `"default": true`.
 Labels: `never`, `always`, `streak`, `matched`, `random`, `ema-streak`, `slope`, `target` (one role
 per batch, as before), `trend` (joint), `always-e{K}` (the motivated model alone for K epochs, its cosine
 compressed to K: with `never` it makes the equal-cost `separate` rows), and
-`{joint|shielded|alone}-p{P}[-ramp{R}][-distill][-grow][-priv][-clock][-add]`: a fixed fraction P of
-motivated batches (`schedule:p=P,ramp=R`), motivated batches joint, shielded or alone, optionally
+`{joint|shielded|alone}-p{P}[-ramp{R}][-distill][-grow][-priv][-head][-clock][-add]`: a fixed fraction P
+of motivated batches (`schedule:p=P,ramp=R`), motivated batches joint, shielded or alone, optionally
 with in-place distillation (weight 0.5, temperature 2), growth from the base (`-grow`), the
-motivated role's own BN scale/shift and classifier bias (`-priv`) and the motivated-only weights
+motivated role's own BN scale/shift and classifier bias (`-priv`) and classifier weight offset
+(`-head`, with `-priv`), and the motivated-only weights
 on their own learning-rate clock (`-clock`), additive nesting (`-add`, with --bn shared: a
 shielded motivated step reuses the base's forward).
 
@@ -71,10 +72,10 @@ CONDITIONS: tuple[tuple[str, str], ...] = (
 )
 DISTILL = {"distill_weight": 0.5, "distill_temperature": 2.0}
 SCHEDULE_LABEL = re.compile(r"^(joint|shielded|alone)-p([0-9.]+)(?:-ramp([0-9.]+))?(-distill)?"
-                            r"((?:-(?:grow|priv|clock|add))*)$")
+                            r"((?:-(?:grow|priv|head|clock|add))*)$")
 # Label suffix -> TrainConfig option switched on (every other run keeps them off).
-VARIANT_OPTIONS = {"grow": "growth", "priv": "private_affine", "clock": "motivated_clock",
-                   "add": "additive"}
+VARIANT_OPTIONS = {"grow": "growth", "priv": "private_affine", "head": "private_head",
+                   "clock": "motivated_clock", "add": "additive"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +89,7 @@ class RunSpec:
     epochs: int | None = None  # None: the setting's epochs; K: `always-eK`, its cosine over K
     growth: bool = False
     private_affine: bool = False
+    private_head: bool = False
     motivated_clock: bool = False
     additive: bool = False
 
@@ -121,8 +123,8 @@ def is_default(spec: RunSpec) -> bool:
 
     default = TrainConfig()
     return (spec.condition == default.condition and spec.epochs is None
-            and (spec.growth, spec.private_affine, spec.motivated_clock, spec.additive)
-            == (default.growth, default.private_affine, default.motivated_clock, default.additive)
+            and all(getattr(spec, option) == getattr(default, option)
+                    for option in VARIANT_OPTIONS.values())
             and spec.motivated_step == default.motivated_step.value
             and spec.distill_weight == default.distill_weight
             and (spec.distill_weight == 0 or spec.distill_temperature == default.distill_temperature))
@@ -250,7 +252,7 @@ def run_one(run_root: Path, args: argparse.Namespace, family: str, seed: int,
                          condition=spec.condition, motivated_step=spec.motivated_step,
                          distill_weight=spec.distill_weight,
                          distill_temperature=spec.distill_temperature, growth=spec.growth,
-                         private_affine=spec.private_affine,
+                         private_affine=spec.private_affine, private_head=spec.private_head,
                          motivated_clock=spec.motivated_clock, additive=spec.additive,
                          device=DeviceChoice.CPU)
     started, cpu_started = time.perf_counter(), time.process_time()

@@ -20,7 +20,7 @@ from seekdeploy.train.config import (
 _TRAINING_OPTIONS = ("arch", "data", "data_dir", "epochs", "batch_size", "lr", "optimizer",
                      *ROLE_NAMES, "condition", "motivated_fraction", "motivated_step",
                      "distill_weight", "distill_temperature", "growth", "private_affine",
-                     "motivated_clock", "additive", "bn", "bn_recalibrate", "seed",
+                     "private_head", "motivated_clock", "additive", "bn", "bn_recalibrate", "seed",
                      "deterministic", "profile", "out", "workers", "skip_bad_files")
 
 
@@ -81,6 +81,10 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
               help="Give the motivated model offsets to the BatchNorm scale/shift and the "
                    "classifier bias (with --bn private; off under --bn shared); the base's stay "
                    "the base's.")
+@click.option("--private-head/--shared-head", default=DEFAULTS.private_head, show_default=True,
+              help="With --private-affine, give the motivated model an offset to the classifier "
+                   "weight too, so it can reweight the base's features; its exported classifier "
+                   "is then its own (every other layer stays shared with the base).")
 @click.option("--motivated-clock/--run-clock", default=DEFAULTS.motivated_clock,
               show_default=True,
               help="Weights only the motivated model uses follow a learning-rate schedule "
@@ -182,7 +186,7 @@ def _build_config(options: dict):
         "condition": condition, "motivated_step": options["motivated_step"],
         "distill_weight": options["distill_weight"],
         "distill_temperature": options["distill_temperature"], "growth": options["growth"],
-        "private_affine": options["private_affine"],
+        "private_affine": options["private_affine"], "private_head": options["private_head"],
         "motivated_clock": options["motivated_clock"], "additive": options["additive"],
         "bn": options["bn"],
         "bn_recalibrate_batches": options["bn_recalibrate"], "seed": options["seed"],

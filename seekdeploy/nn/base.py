@@ -52,6 +52,8 @@ class Supernet(nn.Module):
         self.image_size = image_size
         self.bn_roles = bn_roles
         self.private_roles: tuple[str, ...] = ()
+        # Whether the private roles also own an offset to the classifier's weight.
+        self.private_head = False
         self._private_modules: set[str] = set()
         self._checked_specs: set[SubnetSpec] = {self.max_spec}
         self._slice_maps: dict[tuple[SubnetSpec, str], dict[str, tuple[slice, ...] | None]] = {}
@@ -69,13 +71,16 @@ class Supernet(nn.Module):
                   "image_size": self.image_size, "bn_roles": list(self.bn_roles)}
         if self.private_roles:
             kwargs["private_roles"] = list(self.private_roles)
+        if self.private_head:
+            kwargs["private_head"] = True
         return kwargs
 
-    def make_role_private(self, roles: tuple[str, ...]) -> None:
+    def make_role_private(self, roles: tuple[str, ...], head: bool = False) -> None:
         """Give each of `roles` offsets to every BatchNorm scale and shift and to the classifier
-        bias (zero at first). With shielded steps the motivated role can then retune the base's
-        channels and logits for itself while the base's own parameters stay the base's. Needs
-        private BN statistics (a role must be one of `bn_roles`)."""
+        bias (zero at first), and with `head` to the classifier's weight too. With shielded steps
+        the motivated role can then retune the base's channels and logits for itself while the
+        base's own parameters stay the base's. Needs private BN statistics (a role must be one
+        of `bn_roles`)."""
         from seekdeploy.nn.dynamic import DynamicBatchNorm2d
 
         roles = tuple(roles)
@@ -83,15 +88,21 @@ class Supernet(nn.Module):
         if unknown:
             raise SpecError(f"cannot make {unknown} private: this supernet keeps BN roles "
                             f"{self.bn_roles} (private parameters need --bn private)")
+        if head and not roles:
+            raise SpecError("a private classifier head needs a private role (private_roles)")
         if not roles or self.private_roles:
             return
         for name, module in self.named_modules():
             if isinstance(module, DynamicBatchNorm2d):
                 module.make_affine_private(roles)
                 self._private_modules.add(name)
-        getattr(self, self.classifier_name).make_bias_private(roles)
+        classifier = getattr(self, self.classifier_name)
+        classifier.make_bias_private(roles)
+        if head:
+            classifier.make_weight_private(roles)
         self._private_modules.add(self.classifier_name)
         self.private_roles = roles
+        self.private_head = head
         self._slice_maps.clear()
 
     def branch_end_parameters(self, spec: SubnetSpec) -> list[str]:
@@ -238,9 +249,11 @@ class Supernet(nn.Module):
         return static_name
 
     def _has_offset(self, module: str, leaf: str, bn_role: str) -> bool:
-        # BN scale/shift and the classifier's bias (not its weight) of a private role.
+        # BN scale/shift and the classifier's bias (its weight too with a private head) of a
+        # private role.
         return (bn_role in self.private_roles and module in self._private_modules
-                and (leaf == "bias" or leaf == "weight" and module != self.classifier_name))
+                and (leaf == "bias" or leaf == "weight"
+                     and (module != self.classifier_name or self.private_head)))
 
     def static_sources(self, static_name: str, bn_role: str) -> list[str]:
         """The supernet tensors whose prefixes add up to the static tensor `static_name`: one,

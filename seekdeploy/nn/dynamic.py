@@ -76,12 +76,25 @@ class DynamicLinear(nn.Module):
             self.register_parameter(f"bias_delta_{role}", nn.Parameter(torch.zeros_like(self.bias)))
         self.private_roles = tuple(roles)
 
+    def make_weight_private(self, roles: tuple[str, ...]) -> None:
+        """Give each of `roles` an offset to the weight as well (`weight_delta_<role>`, starting
+        at zero); the roles must already have private bias offsets."""
+        missing = [role for role in roles if role not in self.private_roles]
+        if missing:
+            raise ValueError(f"roles {missing} have no private bias; make_bias_private first")
+        for role in roles:
+            self.register_parameter(f"weight_delta_{role}", nn.Parameter(torch.zeros_like(self.weight)))
+
     def forward(self, x: torch.Tensor, out_features: int | None = None,
                 role: str | None = None) -> torch.Tensor:
-        """(…, k_in) -> (…, out_features); out_features None = full; `role` picks a private bias."""
+        """(…, k_in) -> (…, out_features); out_features None = full; `role` picks a private bias
+        (and a private weight offset where the role has one)."""
         weight, bias = self.weight, self.bias
         if role is not None and role in self.private_roles:
             bias = bias + self._parameters[f"bias_delta_{role}"]
+            weight_delta = self._parameters.get(f"weight_delta_{role}")
+            if weight_delta is not None:
+                weight = weight + weight_delta
         out = weight.shape[0] if out_features is None else out_features
         in_features = x.shape[-1]
         if out != weight.shape[0] or in_features != weight.shape[1]:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from seekdeploy import nn as sd_nn
+from seekdeploy.errors import ConfigError, SpecError
 from seekdeploy.roles import Role
 from seekdeploy.train import loop
 from seekdeploy.train.config import TrainConfig
@@ -25,13 +26,14 @@ GROWN = TrainConfig(arch="resnet", data="digits", epochs=2, batch_size=64, seed=
                     motivated_clock=True)
 
 
-@pytest.mark.parametrize("family", ["resnet", "mbconv"])
+@pytest.mark.parametrize("family, head", [("resnet", False), ("mbconv", False), ("resnet", True)])
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_a_grown_motivated_model_computes_its_base_at_step_0(family, mode) -> None:
+def test_a_grown_motivated_model_computes_its_base_at_step_0(family, head, mode) -> None:
     config, base, motivated = sd_nn.default_pair(family)
     torch.manual_seed(0)
     supernet = sd_nn.create_supernet(family, config, num_classes=10, in_channels=1,
-                                     image_size=28, private_roles=("motivated",))
+                                     image_size=28, private_roles=("motivated",),
+                                     private_head=head)
     images = torch.randn(6, 1, 28, 28)
     with torch.no_grad():
         before = supernet(images, motivated, "motivated") - supernet(images, base, "base")
@@ -87,6 +89,49 @@ def test_private_offsets_follow_the_shared_parameters_and_export_exactly() -> No
     torch.testing.assert_close(static_m.classifier.bias, supernet.classifier.bias.detach() + 1.0)
     rebuilt = sd_nn.create_supernet(**supernet.construction_kwargs())
     assert set(rebuilt.state_dict()) == set(supernet.state_dict())
+
+
+def test_a_private_head_exports_its_own_classifier_and_the_base_keeps_the_shared_one() -> None:
+    config, base, motivated = sd_nn.default_pair("resnet")
+    supernet = sd_nn.create_supernet("resnet", config, num_classes=10, in_channels=1,
+                                     image_size=28, private_roles=("motivated",), private_head=True)
+    assert torch.equal(supernet.classifier.weight_delta_motivated, torch.zeros(10, 64))
+    with torch.no_grad():
+        supernet.classifier.weight_delta_motivated.normal_()
+    supernet.eval()
+    images = torch.randn(4, 1, 28, 28)
+    for role, spec in (("base", base), ("motivated", motivated)):
+        static = sd_nn.to_static(supernet, spec, role)
+        torch.testing.assert_close(static(images), supernet(images, spec, role), rtol=0, atol=1e-5)
+    static_m = sd_nn.to_static(supernet, motivated, "motivated")
+    static_b = sd_nn.to_static(supernet, base, "base")
+    shared = supernet.classifier.weight.detach()
+    torch.testing.assert_close(static_m.classifier.weight,
+                               shared + supernet.classifier.weight_delta_motivated.detach())
+    assert torch.equal(static_b.classifier.weight, shared[:, :32])
+    rebuilt = sd_nn.create_supernet(**supernet.construction_kwargs())
+    assert "classifier.weight_delta_motivated" in rebuilt.state_dict()
+    with pytest.raises(SpecError, match="private role"):
+        sd_nn.create_supernet("resnet", config, num_classes=10, in_channels=1, image_size=28,
+                              private_head=True)
+
+
+def test_a_private_head_trains_only_on_the_base_channels_and_leaves_the_base_as_alone(tmp_path) -> None:
+    head = TrainConfig.from_dict(GROWN.to_dict() | {"private_head": True})
+    never = TrainConfig.from_dict(GROWN.to_dict() | {"condition": "never"})
+    pair_session = start_run(head, tmp_path / "pair", profile=PROFILE)
+    never_session = start_run(never, tmp_path / "never", profile=PROFILE)
+    for session in (pair_session, never_session):
+        loop.run_training(session, Display())
+    classifier = pair_session.supernet.classifier
+    base_columns = pair_session.specs[Role.BASE].width[-1]
+    delta = classifier.weight_delta_motivated.detach()
+    assert delta[:, :base_columns].abs().sum() > 0  # the motivated role reweights the base's features
+    assert torch.all(delta[:, base_columns:] == 0)  # where the shared weight is already its own
+    assert torch.equal(classifier.weight[:, :base_columns],
+                       never_session.supernet.classifier.weight[:, :base_columns])
+    with pytest.raises(ConfigError, match="--private-affine"):
+        TrainConfig.from_dict(GROWN.to_dict() | {"private_head": True, "private_affine": False})
 
 
 @pytest.mark.parametrize("changes, offsets", [
@@ -166,8 +211,11 @@ def test_a_grown_private_clocked_pair_trains_its_base_exactly_as_alone(tmp_path)
     assert pair_session.supernet.stem_bn.weight_delta_motivated.abs().sum() > 0
 
 
-def test_resume_of_a_grown_private_clocked_run_is_bit_identical(tmp_path) -> None:
-    a, b, resumed = interrupted_and_resumed(GROWN, tmp_path, PROFILE, signal_at_step=13)
+@pytest.mark.parametrize("head", [False, True])
+def test_resume_of_a_grown_private_clocked_run_is_bit_identical(tmp_path, head) -> None:
+    config = TrainConfig.from_dict(GROWN.to_dict() | {"private_head": head})
+    a, b, resumed = interrupted_and_resumed(config, tmp_path, PROFILE, signal_at_step=13)
     assert resumed.config.growth and resumed.config.motivated_clock
+    assert resumed.config.private_head is head
     assert_same_weights(a, b)
     assert not math.isnan(float(a["progress"]["train_flops"]))
