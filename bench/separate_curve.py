@@ -200,6 +200,9 @@ def validated_seeds(runs: Runs, label: str) -> set[int]:
 # base no more than BASE_SLACK below `never`'s, and the motivated model not below the separate
 # curve at its own cost on any cost axis (means over seeds).
 BAR_GAIN, BASE_SLACK = 0.003, 0.001
+# Labels whose FLOPs differ by less than this share cost the same to the selection (variants of
+# one share, such as a private classifier head, differ by a few multiply-adds).
+COST_TIE = 0.01
 
 
 def _validation(runs: Runs, label: str, seed: int, role: str) -> float | None:
@@ -250,7 +253,8 @@ def select_on_validation(runs: Runs, labels: list[str]) -> tuple[str, str]:
     First rule: the cheapest label (FLOPs) whose validation figures clear the bar (`meets_bar`) on
     the seeds every label ran: a pair is worth training once its motivated model is clearly
     better than its base and than training the two models separately, and a cheaper one is then
-    the better buy. Where no label clears it: the largest mean margin of the motivated model's
+    the better buy; among cleared labels within COST_TIE of the cheapest's cost, the one with the
+    larger mean validation gain of the motivated model over its base. Where no label clears it: the largest mean margin of the motivated model's
     validation top-1 over the separate curve's (validation top-1 of `never` + `always-eK`) at the
     label's own FLOPs, among the labels the curve covers on those seeds (a label it cannot judge
     does not win by its top-1 alone: a larger motivated share always buys some). Where the curve
@@ -265,10 +269,13 @@ def select_on_validation(runs: Runs, labels: list[str]) -> tuple[str, str]:
     seed_text = ",".join(map(str, sorted(seeds)))
     cleared = [label for label in labels if meets_bar(runs, label, seeds)]
     if cleared:
-        best = min(cleared, key=lambda label: _mean_cost(runs, label, seeds))
+        cheapest = min(_mean_cost(runs, label, seeds) for label in cleared)
+        tied = [label for label in cleared if _mean_cost(runs, label, seeds) <= cheapest * (1 + COST_TIE)]
+        best = max(tied, key=lambda label: statistics.fmean(bar_figures(runs, label, seeds)["gains"].values()))
         return best, (f"the cheapest label whose validation figures clear the bar (motivated above its base on "
                       f"every seed and by >= {BAR_GAIN * 100:.1f} pp on average, not below the separate curve at equal "
-                      f"cost), seeds {seed_text}")
+                      f"cost; labels within {COST_TIE:.0%} of its cost: the larger mean gain over the base), "
+                      f"seeds {seed_text}")
     margins = {label: dict(equal_cost_gaps(runs, label, "flops", split="val")) for label in labels}
     judged = [label for label in labels if seeds <= set(margins[label])]
     if judged:

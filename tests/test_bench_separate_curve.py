@@ -117,6 +117,11 @@ def test_selection_takes_the_cheapest_label_that_clears_the_bar_on_validation() 
     selected, rule = separate_curve.select_on_validation(runs, every)
     assert selected == "clears" and "clear the bar" in rule
     assert separate_curve.select_on_validation(runs, ["costly", "small_gain"])[0] == "costly"
+    # At the same cost (within 1 %), the larger mean gain over the base wins, whatever the order.
+    runs["same_cost_more_gain"] = _pair(76.5, (0.922, 0.929), (0.922, 0.928))
+    for order in (["clears", "same_cost_more_gain"], ["same_cost_more_gain", "clears"]):
+        assert separate_curve.select_on_validation(runs, order)[0] == "same_cost_more_gain"
+    assert separate_curve.select_on_validation(runs, ["clears", "costly"])[0] == "clears"
     # A step-CPU axis on which the label sits under the curve fails it there too.
     axes = dict(separate_curve.COST_AXES)
     try:
