@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from seekdeploy.errors import SeekdeployError
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import separate_curve  # noqa: E402  (a bench script's module, found through the path above)
 
@@ -266,3 +268,16 @@ def test_a_frontier_without_an_always_run_leaves_its_deltas_blank() -> None:
            "motivated_minus_always": None, "motivated_minus_separate_flops": (0.0019, 0.0)}
     line = pair_frontier.to_markdown([row], 0.912, None).splitlines()[-1]
     assert line == "| 0.4 | 0.51 | — | 91.20 | +0.00 | 92.14 | — | +0.19 | — | — |"
+
+
+def test_a_labels_variant_suffixes_switch_on_their_training_options() -> None:
+    import pair_vs_baselines
+
+    spec = pair_vs_baselines.run_spec("shielded-p0.6-ramp0.4-grow-priv-head-clock")
+    assert (spec.condition, spec.motivated_step) == ("schedule:p=0.6,ramp=0.4", "shielded")
+    assert spec.growth and spec.private_affine and spec.private_head and spec.motivated_clock
+    assert not spec.additive
+    plain = pair_vs_baselines.run_spec("shielded-p0.6-ramp0.4-grow-priv-clock")
+    assert not plain.private_head
+    with pytest.raises(SeekdeployError, match="unknown label"):
+        pair_vs_baselines.run_spec("shielded-p0.6-wide")
