@@ -84,7 +84,8 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
 @click.option("--private-head/--shared-head", default=DEFAULTS.private_head, show_default=True,
               help="With --private-affine, give the motivated model an offset to the classifier "
                    "weight too, so it can reweight the base's features; its exported classifier "
-                   "is then its own (every other layer stays shared with the base).")
+                   "is then its own (every other layer stays shared with the base). Off "
+                   "wherever --private-affine is.")
 @click.option("--motivated-clock/--run-clock", default=DEFAULTS.motivated_clock,
               show_default=True,
               help="Weights only the motivated model uses follow a learning-rate schedule "

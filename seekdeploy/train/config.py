@@ -133,9 +133,9 @@ class TrainConfig:
     # The motivated role gets offsets to the BatchNorm scale/shift and classifier bias, so it can
     # retune the base's channels while the base's own stay the base's (with --bn private only).
     private_affine: bool = DEFAULT_PRIVATE_AFFINE
-    # With private_affine: the motivated role owns an offset to the classifier's weight too, so
-    # it can reweight the base's features in its logits (the deployed motivated model then has
-    # a classifier of its own; every other layer stays shared). Off by default.
+    # Where the private offsets are on: the motivated role owns an offset to the classifier's
+    # weight too, so it can reweight the base's features in its logits (the deployed motivated
+    # model then has a classifier of its own; every other layer stays shared).
     private_head: bool = False
     # The weights only the motivated model uses follow a learning-rate schedule of their own,
     # advanced by motivated steps alone (its length: the condition's expected motivated steps;
@@ -179,9 +179,6 @@ class TrainConfig:
         for name, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"training option {name}={getattr(self, name)!r} must be {allowed}")
-        if self.private_head and not self.private_affine:
-            raise ConfigError("--private-head needs --private-affine: the head's offset is one of "
-                              "the motivated role's private parameters")
         if self.additive and self.bn != BnMode.SHARED:
             raise ConfigError("--additive needs --bn shared: inside the motivated model the base's "
                               "channels must be normalised with the base's own statistics")
