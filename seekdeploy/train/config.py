@@ -69,6 +69,9 @@ DEFAULT_MOTIVATED_STEP = MotivatedStep.SHIELDED
 # two separate trainings?"; 12,000-image Fashion-MNIST, seeds 0-2, mean motivated validation
 # top-1: all three 91.1 %, growth alone 90.9 %, none 90.2 %).
 DEFAULT_GROWTH, DEFAULT_PRIVATE_AFFINE, DEFAULT_MOTIVATED_CLOCK = True, True, True
+# The motivated role's own classifier weight offset: chosen on validation on the full set
+# (docs/results.md, "The full-set frontier of the default"; seeds 0-2 at the default share).
+DEFAULT_PRIVATE_HEAD = True
 # Peak learning rate and weight decay of each optimizer (TrainConfig's own are SGD's).
 OPTIMIZER_DEFAULTS: dict[OptimizerName, tuple[float, float]] = {
     OptimizerName.SGD: (0.05, 5e-4), OptimizerName.ADAMW: (0.002, 0.05)}
@@ -85,7 +88,7 @@ DEFAULT_DIST_TIMEOUT_S = 300.0
 LEGACY_VALUES: dict[str, Any] = {"motivated_step": "alone", "distill_weight": 0.0,
                                  "distill_temperature": 1.0, "growth": False,
                                  "private_affine": False, "motivated_clock": False,
-                                 "additive": False}
+                                 "additive": False, "private_head": False}
 
 
 # Epochs when --epochs is not given, per built-in dataset (others: OTHER_DATA_EPOCHS). digits
@@ -136,7 +139,7 @@ class TrainConfig:
     # Where the private offsets are on: the motivated role owns an offset to the classifier's
     # weight too, so it can reweight the base's features in its logits (the deployed motivated
     # model then has a classifier of its own; every other layer stays shared).
-    private_head: bool = False
+    private_head: bool = DEFAULT_PRIVATE_HEAD
     # The weights only the motivated model uses follow a learning-rate schedule of their own,
     # advanced by motivated steps alone (its length: the condition's expected motivated steps;
     # only with a condition whose share is known in advance, such as `schedule` or `random`).
