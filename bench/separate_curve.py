@@ -250,22 +250,40 @@ def _mean_cost(runs: Runs, label: str, seeds: set[int]) -> float:
 def select_on_validation(runs: Runs, labels: list[str]) -> tuple[str, str]:
     """(the label selected, the rule that selected it), reading the validation split only.
 
+    The seeds read are, among the labels' validated seed sets, the one that holds the most
+    (label, seed) results: its size times the labels that cover it (ties: more labels). A label
+    lacking one of those seeds is left out and named in the rule, so one label run on fewer seeds
+    does not shrink what every other label is judged on, and a label's extra seeds do not shut
+    the others out.
+
     First rule: the cheapest label (FLOPs) whose validation figures clear the bar (`meets_bar`) on
-    the seeds every label ran: a pair is worth training once its motivated model is clearly
+    those seeds: a pair is worth training once its motivated model is clearly
     better than its base and than training the two models separately, and a cheaper one is then
     the better buy; among cleared labels within COST_TIE of the cheapest's cost, the one with the
-    larger mean validation gain of the motivated model over its base. Where no label clears it: the largest mean margin of the motivated model's
-    validation top-1 over the separate curve's (validation top-1 of `never` + `always-eK`) at the
+    larger mean validation gain of the motivated model over its base. Where no label clears it:
+    the largest mean margin of the motivated model's validation top-1 over the separate curve's (validation top-1 of `never` + `always-eK`) at the
     label's own FLOPs, among the labels the curve covers on those seeds (a label it cannot judge
     does not win by its top-1 alone: a larger motivated share always buys some). Where the curve
     covers none, the best mean motivated validation top-1 over those seeds (ties: the better
     base). A label without validation figures cannot win."""
-    labels = [label for label in labels if validated_seeds(runs, label)]
+    seed_sets = {label: validated_seeds(runs, label) for label in labels}
+    labels = [label for label in labels if seed_sets[label]]
     if not labels:
         raise ValueError("none of the labels has validation figures; re-run them")
-    seeds = set.intersection(*(validated_seeds(runs, label) for label in labels))
-    if not seeds:
-        raise ValueError(f"{labels} have no seed in common; run them on the same seed")
+    def evidence(seeds: set[int]) -> tuple[int, int]:
+        covering = sum(seeds <= seed_sets[label] for label in labels)
+        return len(seeds) * covering, covering
+
+    seeds = max((seed_sets[label] for label in labels), key=evidence)
+    left_out = [label for label in labels if not seeds <= seed_sets[label]]
+    labels = [label for label in labels if label not in left_out]
+    best, rule = _select(runs, labels, seeds)
+    if left_out:
+        rule += f"; left out, lacking some of those seeds: {', '.join(left_out)}"
+    return best, rule
+
+
+def _select(runs: Runs, labels: list[str], seeds: set[int]) -> tuple[str, str]:
     seed_text = ",".join(map(str, sorted(seeds)))
     cleared = [label for label in labels if meets_bar(runs, label, seeds)]
     if cleared:

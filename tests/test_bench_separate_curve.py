@@ -124,6 +124,10 @@ def test_selection_takes_the_cheapest_label_that_clears_the_bar_on_validation() 
     for order in (["clears", "same_cost_more_gain"], ["same_cost_more_gain", "clears"]):
         assert separate_curve.select_on_validation(runs, order)[0] == "same_cost_more_gain"
     assert separate_curve.select_on_validation(runs, ["clears", "costly"])[0] == "clears"
+    # A label run on one seed only is left out; it does not narrow the others to that seed.
+    runs["one_seed"] = _pair(56.0, (0.90, 0.91))
+    selected, rule = separate_curve.select_on_validation(runs, ["one_seed", "clears", "costly"])
+    assert selected == "clears" and "seeds 0,1" in rule and "left out" in rule and "one_seed" in rule
     # A step-CPU axis on which the label sits under the curve fails it there too.
     axes = dict(separate_curve.COST_AXES)
     try:
