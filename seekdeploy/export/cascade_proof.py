@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from seekdeploy.export.cascade_check import CascadeOutputs, CascadeSession
     from seekdeploy.layout import CascadeLayout
 
-LOGIT_MAX_ABS = 1e-4  # the fp32 parity tolerance of export.parity
+LOGIT_MAX_ABS = 1e-4  # the fp32 parity tolerance of export.parity, per unit of the largest logit (at least 1)
 CONFIDENCE_MAX_ABS = 1e-5
 PROOF_BATCH = 64  # mixed batches: sure and unsure samples together
 
@@ -79,10 +79,11 @@ def compare_cascade(outputs: CascadeOutputs, base_logits: np.ndarray, motivated_
                "escalated": int(answered_by.sum()), "logits_max_abs": logit_diff,
                "confidence_max_abs": conf_diff,
                "closest_confidence_to_threshold": float(np.abs(conf.astype(np.float64) - threshold).min())}
-    if differing or not logit_diff <= LOGIT_MAX_ABS or not conf_diff <= CONFIDENCE_MAX_ABS:
+    logit_limit = LOGIT_MAX_ABS * max(1.0, float(np.abs(logits).max()))
+    if differing or not logit_diff <= logit_limit or not conf_diff <= CONFIDENCE_MAX_ABS:
         raise ExportError(
             f"{what}: the cascade differs from the two-file cascade (threshold {threshold:g}): {differing} of "
-            f"{len(answered_by)} decisions differ, logits max |diff| {logit_diff:.3g} (limit {LOGIT_MAX_ABS:g}), "
+            f"{len(answered_by)} decisions differ, logits max |diff| {logit_diff:.3g} (limit {logit_limit:.3g}), "
             f"confidence max |diff| {conf_diff:.3g}; the cascade file is wrong: report it with the run")
     return figures
 

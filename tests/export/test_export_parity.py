@@ -59,6 +59,25 @@ def test_check_parity_is_an_error_not_a_warning():
     assert TOLERANCES[Precision.FP16].max_abs > TOLERANCES[Precision.FP32].max_abs
 
 
+def test_the_fp32_bound_grows_with_the_logits_magnitude_and_still_catches_a_graph_error():
+    # Rounding of logits near 676 (a 2-epoch digits pair): 1.8e-4 is a relative 3e-7.
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0, 200, size=(144, 10)).astype(np.float32)
+    reference[0, 0] = 676.0
+    rounded = reference + rng.uniform(-1.8e-4, 1.8e-4, size=reference.shape).astype(np.float32)
+    figures = compare_logits(reference, rounded)
+    assert figures.reference_max_abs == pytest.approx(np.abs(reference).max())
+    assert 1e-4 < figures.max_abs and check_parity(figures, Precision.FP32, "model.onnx") is figures
+    wrong = reference.copy()
+    wrong[:, 3] += 0.5  # a real graph error: one logit off by 0.5 on every sample
+    with pytest.raises(ExportError, match="per unit of the largest reference logit"):
+        check_parity(compare_logits(reference, wrong), Precision.FP32, "model.onnx")
+    # Small logits keep the absolute bound.
+    small = compare_logits(reference / 1000, reference / 1000 + 2e-4)
+    with pytest.raises(ExportError, match=r"max \|diff\| 0.0002 > 0.0001\."):
+        check_parity(small, Precision.FP32, "model.onnx")
+
+
 @pytest.fixture(scope="module")
 def fp32_export(tmp_path_factory):
     model = _model()
