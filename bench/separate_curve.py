@@ -261,8 +261,8 @@ def select_on_validation(runs: Runs, labels: list[str]) -> tuple[str, str]:
     better than its base and than training the two models separately, and a cheaper one is then
     the better buy; among cleared labels within COST_TIE of the cheapest's cost, the one with the
     larger mean validation gain of the motivated model over its base. Where no label clears it:
-    the largest mean margin of the motivated model's validation top-1 over the separate curve's (validation top-1 of `never` + `always-eK`) at the
-    label's own FLOPs, among the labels the curve covers on those seeds (a label it cannot judge
+    the largest mean margin of the motivated model's validation top-1 over the separate curve's
+    (validation top-1 of `never` + `always-eK`) at the label's own FLOPs, among the labels the curve covers on those seeds (a label it cannot judge
     does not win by its top-1 alone: a larger motivated share always buys some). Where the curve
     covers none, the best mean motivated validation top-1 over those seeds (ties: the better
     base). A label without validation figures cannot win."""
@@ -270,6 +270,7 @@ def select_on_validation(runs: Runs, labels: list[str]) -> tuple[str, str]:
     labels = [label for label in labels if seed_sets[label]]
     if not labels:
         raise ValueError("none of the labels has validation figures; re-run them")
+
     def evidence(seeds: set[int]) -> tuple[int, int]:
         covering = sum(seeds <= seed_sets[label] for label in labels)
         return len(seeds) * covering, covering
@@ -285,11 +286,12 @@ def select_on_validation(runs: Runs, labels: list[str]) -> tuple[str, str]:
 
 def _select(runs: Runs, labels: list[str], seeds: set[int]) -> tuple[str, str]:
     seed_text = ",".join(map(str, sorted(seeds)))
-    cleared = [label for label in labels if meets_bar(runs, label, seeds)]
+    figures = {label: bar_figures(runs, label, seeds) for label in labels}
+    cleared = [label for label in labels if figures[label]["cleared"]]
     if cleared:
-        cheapest = min(_mean_cost(runs, label, seeds) for label in cleared)
-        tied = [label for label in cleared if _mean_cost(runs, label, seeds) <= cheapest * (1 + COST_TIE)]
-        best = max(tied, key=lambda label: statistics.fmean(bar_figures(runs, label, seeds)["gains"].values()))
+        costs = {label: _mean_cost(runs, label, seeds) for label in cleared}
+        tied = [label for label in cleared if costs[label] <= min(costs.values()) * (1 + COST_TIE)]
+        best = max(tied, key=lambda label: statistics.fmean(figures[label]["gains"].values()))
         return best, (f"the cheapest label whose validation figures clear the bar (motivated above its base on "
                       f"every seed and by >= {BAR_GAIN * 100:.1f} pp on average, not below the separate curve at equal "
                       f"cost; labels within {COST_TIE:.0%} of its cost: the larger mean gain over the base), "

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from seekdeploy.export.cascade_check import CascadeOutputs, CascadeSession
     from seekdeploy.layout import CascadeLayout
 
-LOGIT_MAX_ABS = 1e-4  # the fp32 parity tolerance of export.parity, per unit of the largest logit (at least 1)
 CONFIDENCE_MAX_ABS = 1e-5
 PROOF_BATCH = 64  # mixed batches: sure and unsure samples together
 
@@ -71,15 +70,19 @@ def compare_cascade(outputs: CascadeOutputs, base_logits: np.ndarray, motivated_
     differs or the logits or confidences drift beyond the fp32 tolerance."""
     import numpy as np
 
+    from seekdeploy.export.parity import TOLERANCES, compare_logits
+    from seekdeploy.profiles.schema import Precision
+
     logits, answered_by, conf = two_file_cascade(base_logits, motivated_logits, threshold, confidence)
     differing = int(np.sum(outputs.answered_by != answered_by))
-    logit_diff = float(np.abs(outputs.logits.astype(np.float64) - logits).max())
+    # The logits are held to the fp32 export parity bound.
+    parity = compare_logits(logits, outputs.logits)
+    logit_diff, logit_limit = parity.max_abs, TOLERANCES[Precision.FP32].limit(parity)
     conf_diff = float(np.abs(outputs.confidence.astype(np.float64) - conf).max())
     figures = {"n": int(len(answered_by)), "decisions_differing": differing,
                "escalated": int(answered_by.sum()), "logits_max_abs": logit_diff,
                "confidence_max_abs": conf_diff,
                "closest_confidence_to_threshold": float(np.abs(conf.astype(np.float64) - threshold).min())}
-    logit_limit = LOGIT_MAX_ABS * max(1.0, float(np.abs(logits).max()))
     if differing or not logit_diff <= logit_limit or not conf_diff <= CONFIDENCE_MAX_ABS:
         raise ExportError(
             f"{what}: the cascade differs from the two-file cascade (threshold {threshold:g}): {differing} of "
