@@ -17,13 +17,15 @@ marked `"default": true`.
 Labels: `never`, `always`, `streak`, `matched`, `random`, `ema-streak`, `slope`, `target` (one role
 per batch, as before), `trend` (joint), `always-e{K}` (the motivated model alone for K epochs, its cosine
 compressed to K: with `never` it makes the equal-cost `separate` rows), and
-`{joint|shielded|alone}-p{P}[-ramp{R}][-distill][-grow][-priv][-head][-clock][-add]`: a fixed fraction P
-of motivated batches (`schedule:p=P,ramp=R`), motivated batches joint, shielded or alone, optionally
+`{joint|shielded|alone}-p{P}[-ramp{R}][-start{S}][-distill][-grow][-priv][-head][-clock][-add][-clone]`:
+a fixed fraction P of motivated batches (`schedule:p=P,ramp=R,start=S`: the first S of the run
+trains the base alone), motivated batches joint, shielded or alone, optionally
 with in-place distillation (weight 0.5, temperature 2), growth from the base (`-grow`), the
 motivated role's own BN scale/shift and classifier bias (`-priv`) and classifier weight offset
 (`-head`, with `-priv`), and the motivated-only weights
 on their own learning-rate clock (`-clock`), additive nesting (`-add`, with --bn shared: a
-shielded motivated step reuses the base's forward).
+shielded motivated step reuses the base's forward), growth by copying the base's channels when
+the motivated model first trains (`-clone`, with `-grow`).
 
 Several processes may run the same command side by side (one per core): each claims a run
 before training it (a `claim` file with its pid; a dead owner's claim is taken over and its run
@@ -71,11 +73,12 @@ CONDITIONS: tuple[tuple[str, str], ...] = (
     ("slope", "slope:window=32,hold=1"), ("target", "target:target=0.4,hold=2"),
 )
 DISTILL = {"distill_weight": 0.5, "distill_temperature": 2.0}
-SCHEDULE_LABEL = re.compile(r"^(joint|shielded|alone)-p([0-9.]+)(?:-ramp([0-9.]+))?(-distill)?"
-                            r"((?:-(?:grow|priv|head|clock|add))*)$")
+SCHEDULE_LABEL = re.compile(r"^(joint|shielded|alone)-p([0-9.]+)(?:-ramp([0-9.]+))?"
+                            r"(?:-start([0-9.]+))?(-distill)?"
+                            r"((?:-(?:grow|priv|head|clock|add|clone))*)$")
 # Label suffix -> TrainConfig option switched on (every other run keeps them off).
 VARIANT_OPTIONS = {"grow": "growth", "priv": "private_affine", "head": "private_head",
-                   "clock": "motivated_clock", "add": "additive"}
+                   "clock": "motivated_clock", "add": "additive", "clone": "clone_growth"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +95,7 @@ class RunSpec:
     private_head: bool = False
     motivated_clock: bool = False
     additive: bool = False
+    clone_growth: bool = False
 
 
 ALWAYS_SHORT = re.compile(r"^always-e([0-9]+)$")
@@ -111,8 +115,9 @@ def run_spec(label: str) -> RunSpec:
     if not match:
         raise SeekdeployError(f"unknown label {label!r}; use one of {sorted(fixed)}, trend, or "
                               "always-e{K}, {joint|shielded|alone}-p{P}[-ramp{R}][-distill] (e.g. joint-p0.4)")
-    step, p, ramp, distill, variants = match.groups()
-    condition = f"schedule:p={float(p):g}" + (f",ramp={float(ramp):g}" if ramp else "")
+    step, p, ramp, start, distill, variants = match.groups()
+    condition = (f"schedule:p={float(p):g}" + (f",ramp={float(ramp):g}" if ramp else "")
+                 + (f",start={float(start):g}" if start else ""))
     options = {VARIANT_OPTIONS[name]: True for name in variants.split("-") if name}
     return RunSpec(condition, step, **(DISTILL if distill else {}), **options)
 
@@ -254,6 +259,7 @@ def run_one(run_root: Path, args: argparse.Namespace, family: str, seed: int,
                          distill_temperature=spec.distill_temperature, growth=spec.growth,
                          private_affine=spec.private_affine, private_head=spec.private_head,
                          motivated_clock=spec.motivated_clock, additive=spec.additive,
+                         clone_growth=spec.clone_growth,
                          device=DeviceChoice.CPU)
     started, cpu_started = time.perf_counter(), time.process_time()
     summary = train_pair(None if resume else config, run_dir, profile=bench_profile(),

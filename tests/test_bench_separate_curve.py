@@ -282,6 +282,9 @@ def test_a_labels_variant_suffixes_switch_on_their_training_options() -> None:
     assert spec.growth and spec.private_affine and spec.private_head and spec.motivated_clock
     assert not spec.additive
     plain = pair_vs_baselines.run_spec("shielded-p0.6-ramp0.4-grow-priv-clock")
-    assert not plain.private_head
+    assert not plain.private_head and not plain.clone_growth
+    copied = pair_vs_baselines.run_spec("shielded-p0.6-start0.4-grow-priv-head-clock-clone")
+    assert copied.condition == "schedule:p=0.6,start=0.4"
+    assert copied.clone_growth and copied.growth and copied.private_head
     with pytest.raises(SeekdeployError, match="unknown label"):
         pair_vs_baselines.run_spec("shielded-p0.6-wide")

@@ -20,7 +20,7 @@ from seekdeploy.train.config import (
 _TRAINING_OPTIONS = ("arch", "data", "data_dir", "epochs", "batch_size", "lr", "optimizer",
                      *ROLE_NAMES, "condition", "motivated_fraction", "motivated_step",
                      "distill_weight", "distill_temperature", "growth", "private_affine",
-                     "private_head", "motivated_clock", "additive", "bn", "bn_recalibrate", "seed",
+                     "private_head", "clone_growth", "motivated_clock", "additive", "bn", "bn_recalibrate", "seed",
                      "deterministic", "profile", "out", "workers", "skip_bad_files")
 
 
@@ -91,6 +91,11 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
               help="Weights only the motivated model uses follow a learning-rate schedule "
                    "advanced by motivated steps alone (with a fixed-share condition such as "
                    "schedule or random; conditions that follow the loss keep the run's clock).")
+@click.option("--clone-growth/--no-clone-growth", default=DEFAULTS.clone_growth, show_default=True,
+              help="With --growth: when the motivated model first trains, its extra channels "
+                   "start as copies of the base's trained channels instead of random weights "
+                   "(resnet, mbconv). Pair it with a condition that trains the base alone first, "
+                   "e.g. --condition schedule:p=0.6,start=0.4.")
 @click.option("--additive/--no-additive", default=DEFAULTS.additive, show_default=True,
               help="Nest the base additively (resnet, with --bn shared): its activations are a "
                    "prefix of the motivated model's, so a shielded motivated step computes only "
@@ -188,6 +193,7 @@ def _build_config(options: dict):
         "distill_weight": options["distill_weight"],
         "distill_temperature": options["distill_temperature"], "growth": options["growth"],
         "private_affine": options["private_affine"], "private_head": options["private_head"],
+        "clone_growth": options["clone_growth"],
         "motivated_clock": options["motivated_clock"], "additive": options["additive"],
         "bn": options["bn"],
         "bn_recalibrate_batches": options["bn_recalibrate"], "seed": options["seed"],

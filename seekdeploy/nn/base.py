@@ -29,6 +29,28 @@ SHARED_ROLE = SHARED_STATISTICS
 DEFAULT_BN_ROLES = ROLE_NAMES
 
 
+def _copy_sources(base: int, whole: int) -> torch.Tensor:
+    """Source channel of each extra channel base..whole-1: (i - base) mod base."""
+    return (torch.arange(base, whole) - base) % base
+
+
+def _copy_rows(param: torch.Tensor, inner: tuple[slice, ...], outer: tuple[slice, ...], *,
+               zero_extra_inputs: bool) -> None:
+    """Rows inner.stop..outer.stop of `param` become copies of its base rows (on the base's
+    input columns; every other input column zero with `zero_extra_inputs`)."""
+    b, m = inner[0].stop, outer[0].stop
+    if m <= b:
+        return
+    sources = _copy_sources(b, m).to(param.device)
+    if not zero_extra_inputs:
+        param[b:m] = param[sources]
+        return
+    columns = inner[1].stop
+    copied = param[sources, :columns].clone()
+    param[b:m] = 0.0
+    param[b:m, :columns] = copied
+
+
 class Supernet(nn.Module):
     """Base class of every family's weight-sharing supernet (the motivated model's storage).
 
@@ -171,6 +193,51 @@ class Supernet(nn.Module):
         parameters = dict(self.named_parameters())
         for name in self.branch_end_parameters(spec):
             parameters[name].zero_()
+
+    # Whether `clone_into` keeps the function exact: true where every extra channel is a
+    # convolution or linear output row whose copy computes what its source computes.
+    clones_channels = True
+
+    @torch.no_grad()
+    def clone_into(self, base: SubnetSpec, spec: SubnetSpec | None = None, *,
+                   from_role: str | None = None, to_role: str | None = None) -> None:
+        """Start `spec`'s channels beyond `base`'s as copies of `base`'s trained channels, with
+        `spec` still computing exactly `base`'s function.
+
+        In every layer `base` uses, output channel i >= b (b: the base's channels there) takes
+        the incoming weights of base channel (i - b) mod b from the base's inputs and zero from
+        the extra inputs, and the BN scale, shift and (for `to_role`) running statistics of that
+        channel; so it carries the same activation. Everything that reads an extra channel from
+        a layer the base uses is zero (`grow_from`, applied here), as are the ends of the blocks
+        `base` lacks: the copies feed nothing until training moves those zeros. The classifier's
+        rows are classes and are left as they are; `to_role`'s statistics of the base's channels
+        become `from_role`'s."""
+        if not self.clones_channels:
+            raise SpecError(f"growth by copying channels is not available for the {self.family!r} "
+                            "family (it keeps the function exact in convolutional families: resnet, "
+                            "mbconv); train without --clone-growth")
+        spec, base = self.check_spec(spec), self.check_spec(base)
+        from_role, to_role = self.check_role(from_role), self.check_role(to_role)
+        if not spec.contains(base):
+            raise SpecError(f"the base {base} is not nested in {spec}")
+        self.grow_from(base)
+        inner, outer = self.slice_map(base, bn_role=from_role), self.slice_map(spec, bn_role=to_role)
+        for name, param in self.named_parameters():
+            if "_delta_" in name or name.startswith(f"{self.classifier_name}."):
+                continue
+            if inner.get(name) is not None and outer.get(name) is not None:
+                _copy_rows(param, inner[name], outer[name], zero_extra_inputs=param.dim() >= 2)
+        buffers = dict(self.named_buffers())
+        for name, source in buffers.items():
+            module, _, leaf = name.rpartition(".")
+            if leaf not in (f"running_mean_{from_role}", f"running_var_{from_role}"):
+                continue
+            target = f"{module}.{leaf.rpartition('_')[0]}_{to_role}"
+            if inner.get(name) is None or outer.get(target) is None:
+                continue
+            b, m = inner[name][0].stop, outer[target][0].stop
+            buffers[target][:b] = source[:b]
+            buffers[target][b:m] = source[_copy_sources(b, m)]
 
     def side_branch_ends(self, spec: SubnetSpec) -> list[tuple[str, int]]:
         """(parameter, channels): under additive nesting of `spec`, the first `channels` output

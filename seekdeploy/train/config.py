@@ -89,7 +89,8 @@ DEFAULT_DIST_TIMEOUT_S = 300.0
 LEGACY_VALUES: dict[str, Any] = {"motivated_step": "alone", "distill_weight": 0.0,
                                  "distill_temperature": 1.0, "growth": False,
                                  "private_affine": False, "motivated_clock": False,
-                                 "additive": False, "private_head": False}
+                                 "additive": False, "private_head": False,
+                                 "clone_growth": False}
 
 
 # Epochs when --epochs is not given, per built-in dataset (others: OTHER_DATA_EPOCHS). digits
@@ -145,6 +146,11 @@ class TrainConfig:
     # advanced by motivated steps alone (its length: the condition's expected motivated steps;
     # only with a condition whose share is known in advance, such as `schedule` or `random`).
     motivated_clock: bool = DEFAULT_MOTIVATED_CLOCK
+    # Growth by copying (with growth; resnet, mbconv): when the motivated model first trains,
+    # its extra channels start as copies of the base's trained channels (reading the base's
+    # inputs, feeding nothing yet), so it starts from the base's features, not random ones. Pair
+    # it with a schedule that trains the base alone first (`schedule:p=0.6,start=0.4`).
+    clone_growth: bool = False
     # Additive nesting (resnet, --bn shared): the base's activations are a prefix of the motivated
     # model's (weights from the motivated model's extra channels into the base's held at zero, its
     # extra blocks writing only its extra channels), so a shielded motivated step reuses the
@@ -183,6 +189,9 @@ class TrainConfig:
         for name, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"training option {name}={getattr(self, name)!r} must be {allowed}")
+        if self.clone_growth and not self.growth:
+            raise ConfigError("--clone-growth needs --growth: the copied channels keep the base's "
+                              "function only while what reads them starts at zero")
         if self.additive and self.bn != BnMode.SHARED:
             raise ConfigError("--additive needs --bn shared: inside the motivated model the base's "
                               "channels must be normalised with the base's own statistics")

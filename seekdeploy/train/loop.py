@@ -26,7 +26,8 @@ from seekdeploy.train._bn import recalibrate_bn
 from seekdeploy.train.config import MAX_FRESH_GAP, MotivatedStep
 from seekdeploy.train._signals import StopFlag, TrainingInterrupted, stop_on_signals
 from seekdeploy.train.records import ProgressDisplay
-from seekdeploy.train.session import TRAINING_FLOPS_PER_FORWARD, TrainSession, motivated_clock_lr
+from seekdeploy.train.session import (TRAINING_FLOPS_PER_FORWARD, TrainSession, motivated_clock_lr,
+                                      trains_pair)
 
 
 def _autocast(session: TrainSession):
@@ -144,6 +145,17 @@ def train_step(session: TrainSession, images: torch.Tensor, labels: torch.Tensor
     session.supernet.enforce_additive()
     session.schedule.step()
     return values
+
+
+def grow_by_copying(session: TrainSession) -> None:
+    """Under --clone-growth, before the first motivated step: the motivated model's extra
+    channels become copies of the base's channels as trained so far (`Supernet.clone_into`).
+    Every rank does the same; a run resumed before its first motivated step does it then."""
+    if not (session.config.clone_growth and trains_pair(session.config)):
+        return
+    session.supernet.clone_into(session.specs[Role.BASE], session.specs[Role.MOTIVATED],
+                                from_role=session.bn_role(Role.BASE),
+                                to_role=session.bn_role(Role.MOTIVATED))
 
 
 def _lr_maps(session: TrainSession, role: Role) -> dict[torch.Tensor, tuple[torch.Tensor, float]] | None:
@@ -279,6 +291,8 @@ def _run_epoch(session: TrainSession, flag: StopFlag, display: ProgressDisplay) 
         index = order[batch * config.batch_size:(batch + 1) * config.batch_size]
         images, labels = train.images[index].to(session.device), train.labels[index].to(session.device)
         decision = session.condition.decide(progress.step)
+        if decision.role is Role.MOTIVATED and progress.motivated_batches == 0:
+            grow_by_copying(session)
         losses = train_step(session, images, labels, decision.role)
         if Role.BASE in losses:
             session.condition.observe_base_loss(losses[Role.BASE])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seekdeploy import nn as sd_nn
-from seekdeploy.errors import SpecError
+from seekdeploy.errors import ConfigError, SpecError
 from seekdeploy.roles import Role
 from seekdeploy.train import loop
 from seekdeploy.train.config import TrainConfig
@@ -221,3 +221,112 @@ def test_resume_of_a_grown_private_clocked_run_is_bit_identical(tmp_path, head) 
     assert resumed.config.private_head is head
     assert_same_weights(a, b)
     assert not math.isnan(float(a["progress"]["train_flops"]))
+
+
+def _trained_base(family: str, private: bool):
+    """A supernet whose base region (and base statistics) moved as training would move them,
+    everything else as growth leaves it."""
+    config, base, motivated = sd_nn.default_pair(family)
+    torch.manual_seed(0)
+    supernet = sd_nn.create_supernet(family, config, num_classes=10, in_channels=1, image_size=28,
+                                     private_roles=("motivated",) if private else (),
+                                     private_head=private)
+    supernet.grow_from(base)
+    regions = supernet.slice_map(base, bn_role="base")
+    with torch.no_grad():
+        for name, param in supernet.named_parameters():
+            if regions.get(name) is not None and "_delta_" not in name:
+                param[regions[name]] += 0.1 * torch.randn_like(param[regions[name]])
+    images = torch.randn(8, 1, 28, 28)
+    for _ in range(3):
+        supernet(images, base, "base")
+    return supernet, base, motivated, images
+
+
+@pytest.mark.parametrize("family, private", [("resnet", False), ("resnet", True), ("mbconv", True)])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_growth_by_copying_keeps_the_base_function_and_copies_its_channels(family, private,
+                                                                           mode) -> None:
+    supernet, base, motivated, images = _trained_base(family, private)
+    regions = supernet.slice_map(base, bn_role="base")
+    before = {name: tensor.detach().clone() for name, tensor in supernet.state_dict().items()}
+    supernet.clone_into(base, motivated, from_role="base", to_role="motivated")
+    after = supernet.state_dict()
+    for name, region in regions.items():  # the base's own tensors: untouched
+        if region is not None:
+            assert torch.equal(after[name][region], before[name][region]), name
+    stem = []
+    hook = supernet.stem_bn.register_forward_hook(lambda module, args, out: stem.append(out))
+    getattr(supernet, mode)()
+    with torch.no_grad():
+        base_logits = supernet(images, base, "base")
+        grown = supernet(images, motivated, "motivated")
+    hook.remove()
+    torch.testing.assert_close(grown, base_logits, rtol=0, atol=1e-5)
+    # The motivated model's extra stem channels carry the base's activations, not random ones.
+    width, whole = base.width[0], motivated.width[0]
+    copies = stem[-1][:, width:whole]
+    sources = stem[-1][:, torch.arange(width, whole) % width]
+    torch.testing.assert_close(copies, sources, rtol=0, atol=1e-6)
+    assert (stem[-1][:, :width].abs().max() > 0.1).item()
+
+
+def test_growth_by_copying_is_refused_where_it_would_change_the_function(tmp_path) -> None:
+    config, base, motivated = sd_nn.default_pair("vit")
+    supernet = sd_nn.create_supernet("vit", config, num_classes=10, in_channels=1, image_size=28)
+    with pytest.raises(SpecError, match="not available for the 'vit' family"):
+        supernet.clone_into(base, motivated)
+    with pytest.raises(ConfigError, match="--clone-growth needs --growth"):
+        TrainConfig.from_dict(CLONED.to_dict() | {"growth": False})
+    vit = TrainConfig.from_dict(CLONED.to_dict() | {"arch": "vit", "base_spec": None,
+                                                    "motivated_spec": None})
+    with pytest.raises(ConfigError, match="not available for the 'vit' family"):
+        start_run(vit, tmp_path / "vit", profile=SimpleNamespace(
+            name="tiny", input=SimpleNamespace(channels=1, height=28, width=28)))
+
+
+CLONED = TrainConfig.from_dict(GROWN.to_dict() | {"condition": "schedule:p=0.5,start=0.5",
+                                                  "clone_growth": True, "private_head": True})
+
+
+def test_a_copied_pair_starts_from_its_base_and_trains_the_base_exactly_as_alone(tmp_path) -> None:
+    never = TrainConfig.from_dict(CLONED.to_dict() | {"condition": "never"})
+    pair_session = start_run(CLONED, tmp_path / "pair", profile=PROFILE)
+    never_session = start_run(never, tmp_path / "never", profile=PROFILE)
+    base, motivated = pair_session.specs[Role.BASE], pair_session.specs[Role.MOTIVATED]
+    seen = {}
+
+    def at_first_motivated_step(session):  # what the first motivated step starts from
+        original(session)
+        images = session.dataset.val.images[:32].float().div(255).sub(0.5)
+        session.supernet.eval()
+        with torch.no_grad():
+            seen["base"] = session.supernet(images, base, "base")
+            seen["motivated"] = session.supernet(images, motivated, "motivated")
+        session.supernet.train()
+
+    original = loop.grow_by_copying
+    loop.grow_by_copying = at_first_motivated_step
+    try:
+        loop.run_training(pair_session, Display())
+    finally:
+        loop.grow_by_copying = original
+    loop.run_training(never_session, Display())
+    torch.testing.assert_close(seen["motivated"], seen["base"], rtol=0, atol=1e-5)
+    assert pair_session.progress.motivated_batches > 0
+    base_map = pair_session.supernet.slice_map(base, bn_role="base")
+    never_state = never_session.supernet.state_dict()
+    for name, tensor in pair_session.supernet.state_dict().items():
+        region = base_map.get(name)
+        if region is not None and "num_batches_tracked" not in name:
+            assert torch.equal(tensor[region], never_state[name][region]), name
+    # The copies trained away from their sources.
+    weight = pair_session.supernet.stem_conv.weight.detach()
+    assert not torch.equal(weight[base.width[0]:2 * base.width[0]], weight[:base.width[0]])
+
+
+@pytest.mark.parametrize("signal_at_step", [5, 27], ids=["before-the-copy", "after-the-copy"])
+def test_resume_of_a_copied_run_is_bit_identical(tmp_path, signal_at_step) -> None:
+    a, b, resumed = interrupted_and_resumed(CLONED, tmp_path, PROFILE, signal_at_step=signal_at_step)
+    assert resumed.config.clone_growth
+    assert_same_weights(a, b)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from seekdeploy import nn as sd_nn
+from seekdeploy.errors import ConfigError
 from seekdeploy.roles import Role
 from seekdeploy.train import loop
 from seekdeploy.train.conditions import create_condition
@@ -219,3 +220,33 @@ def test_a_shielded_pair_trains_its_base_exactly_as_training_it_alone(tmp_path) 
     assert pair_summary.test_top1["base"] == never_summary.test_top1["base"]
     # ...while the motivated-only weights did train.
     assert pair_summary.cost_flops["motivated_steps"] > 0
+
+
+@pytest.mark.parametrize("text, first, share", [
+    ("schedule:p=0.6,start=0.4", 400, 1.0), ("schedule:p=0.3,start=0.5", 500, 0.6),
+    ("schedule:p=0.4,ramp=0.4,start=0.2", 200, 0.5)])
+def test_a_schedule_start_trains_the_base_alone_first_and_keeps_the_share(text, first,
+                                                                         share) -> None:
+    condition = create_condition(text, total_steps=1000)
+    motivated = [condition.decide(step).role is Role.MOTIVATED for step in range(1000)]
+    assert first <= motivated.index(True) < first + 5  # none before start * steps
+    assert sum(motivated) == pytest.approx(condition.p * 1000, abs=1)  # the run's mean is p
+    window = motivated[first:]
+    assert sum(window) / len(window) == pytest.approx(share, abs=0.002)
+    if condition.ramp:  # the ramp rises over the window, not the run
+        half = len(window) // 2
+        assert sum(window[half:]) - sum(window[:half]) == pytest.approx(
+            condition.ramp / 2 * half, abs=2)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("schedule:p=0.6,start=0.5", "start must be at most 1 - p = 0.4"),
+    ("schedule:p=0.2,start=1", "start must be in [0, 1)"),
+    ("schedule:p=0.6,start=0.4,ramp=0.2", "ramp must be within ±0"),
+])
+def test_a_schedule_start_that_cannot_fit_the_share_is_refused(text, fragment) -> None:
+    with pytest.raises(ConfigError) as info:
+        create_condition(text, total_steps=100)
+    assert fragment in str(info.value)
+    with pytest.raises(ConfigError, match="only usable inside a training run"):
+        create_condition("schedule:p=0.2,start=0.5")

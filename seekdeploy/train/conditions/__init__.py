@@ -79,6 +79,7 @@ register_condition("trend", ConditionEntry(
     "rate controller on a signal: the ceiling rate while the last window base losses fall "
     "significantly (slope t-statistic < -t), else the floor rate"))
 register_condition("schedule", ConditionEntry(
-    ScheduleCondition, {"p": (float, 0.4), "ramp": (float, 0.0)},
-    "rate controller: exactly a fraction p of batches motivated, evenly spread (ramp: the "
-    "fraction rises by ramp from the first to the last batch, mean p)", timed=True))
+    ScheduleCondition, {"p": (float, 0.4), "ramp": (float, 0.0), "start": (float, 0.0)},
+    "rate controller: exactly a fraction p of batches motivated, evenly spread (start: the "
+    "first start of the run trains the base alone; ramp: the fraction rises by ramp from the "
+    "first motivated batch to the last, mean p)", timed=True))

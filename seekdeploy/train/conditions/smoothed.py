@@ -251,24 +251,38 @@ class TrendCondition(MotivationCondition):
 
 class ScheduleCondition(MotivationCondition):
     """Rate controller with no signal: exactly a fraction `p` of the batches are motivated,
-    spread evenly (p=0.4: 2 in every 5). With `ramp` != 0 the fraction changes linearly over the
-    run, from p - ramp/2 at the first batch to p + ramp/2 at the last (the mean stays p); the
-    positions are a pure function of the step, so resume is exact."""
+    spread evenly (p=0.4: 2 in every 5). With `start` > 0 the first `start` of the run trains
+    the base alone and the motivated batches are spread over the rest (a share p / (1 - start)
+    there, so the run's mean stays p). With `ramp` != 0 the share changes linearly over those
+    batches, rising by `ramp` from the first to the last (the mean stays the same); the positions
+    are a pure function of the step, so resume is exact."""
 
     name = "schedule"
 
-    def __init__(self, p: float = 0.4, ramp: float = 0.0, total_steps: int | None = None) -> None:
+    def __init__(self, p: float = 0.4, ramp: float = 0.0, start: float = 0.0,
+                 total_steps: int | None = None) -> None:
+        _check(self.name, "start", 0 <= start < 1, "in [0, 1)", start)
+        share = p / (1 - start)
+        _check(self.name, "start", share <= 1 + 1e-9, f"at most 1 - p = {1 - p:g} (the motivated "
+               "batches must fit in the rest of the run)", start)
         # (1e-9: a bound such as 2 * (1 - 0.8) is 0.3999...; `ramp=0.4` is meant to be at it)
-        _check(self.name, "ramp", abs(ramp) <= 2 * min(p, 1 - p) + 1e-9, f"within ±{2 * min(p, 1 - p):g} "
+        bound = 2 * min(share, 1 - share)
+        _check(self.name, "ramp", abs(ramp) <= bound + 1e-9, f"within ±{bound:g} "
                "(so the fraction stays in [0, 1])", ramp)
-        if ramp and not total_steps:
-            raise ConfigError("condition 'schedule': ramp needs the run's total steps; "
-                              "it is only usable inside a training run")
-        self.p, self.ramp, self.total_steps = p, ramp, total_steps
+        if (ramp or start) and not total_steps:
+            raise ConfigError("condition 'schedule': ramp and start need the run's total steps; "
+                              "they are only usable inside a training run")
+        self.p, self.ramp, self.start, self.total_steps = p, ramp, start, total_steps
         self.expected_fraction = p
 
     def expected_count(self, steps: int) -> float:
         """Motivated batches among the first `steps`: the integral of the fraction."""
+        if self.start:
+            first = self.start * self.total_steps
+            window = float(self.total_steps) - first
+            local = max(0.0, steps - first)
+            share = self.p / (1 - self.start)
+            return (share - self.ramp / 2) * local + self.ramp * local * local / (2 * window)
         if not self.ramp:
             return self.p * steps
         total = float(self.total_steps)
@@ -278,4 +292,5 @@ class ScheduleCondition(MotivationCondition):
         # Batch `step` is motivated when the expected count crosses an integer during it.
         motivated = int(self.expected_count(step + 1) + 1e-9) > int(self.expected_count(step) + 1e-9)
         role = Role.MOTIVATED if motivated else Role.BASE
-        return Decision(role, f"schedule p={self.p:g}" + (f", ramp {self.ramp:g}" if self.ramp else ""))
+        return Decision(role, f"schedule p={self.p:g}" + (f", ramp {self.ramp:g}" if self.ramp else "")
+                        + (f", from {self.start:g} of the run" if self.start else ""))
