@@ -20,8 +20,9 @@ from seekdeploy.train.config import (
 _TRAINING_OPTIONS = ("arch", "data", "data_dir", "epochs", "batch_size", "lr", "optimizer",
                      *ROLE_NAMES, "condition", "motivated_fraction", "motivated_step",
                      "distill_weight", "distill_temperature", "growth", "private_affine",
-                     "private_head", "clone_growth", "motivated_clock", "additive", "bn", "bn_recalibrate", "seed",
-                     "deterministic", "profile", "out", "workers", "skip_bad_files")
+                     "private_head", "clone_growth", "motivated_clock", "additive", "bn",
+                     "bn_recalibrate", "seed", "deterministic", "profile", "out", "workers",
+                     "skip_bad_files")
 
 
 def _run_dir(out: str | None, profile: str, arch: str, data: str) -> Path:
