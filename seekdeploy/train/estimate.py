@@ -34,6 +34,7 @@ TIMED_STEPS = 3
 LONG_STEP_S = 60.0  # a warm-up step this slow is timing enough (single process only)
 TIMED_BUDGET_S = 5.0  # a single process stops timing a role after this many seconds of timed steps
 SIMULATED_STEPS_MAX = 3000
+SHARE_POINTS = 100
 LONG_RUN_S = 3600.0
 
 
@@ -50,6 +51,20 @@ class TrainingEstimate:
     motivated_fraction: tuple[float, float]  # (low, high) expected share of motivated steps
     device: str
     timed_steps: int = 0  # steps timed after the warm-up, per role (the fewest of the two roles)
+    # Where the range is one figure (a rate controller): the replay's cumulative motivated share
+    # of the run at SHARE_POINTS + 1 evenly spaced points (0 .. the whole run), so the share of
+    # the steps still to come is known even when it changes over the run (`start`, `ramp`).
+    share_curve: tuple[float, ...] = ()
+
+    def remaining_fraction(self, done_steps: int) -> float | None:
+        """The expected motivated share of the steps after `done_steps` (None without a curve)."""
+        total = self.steps_per_epoch * self.epochs
+        if not self.share_curve or done_steps >= total:
+            return None
+        position = done_steps / total * (len(self.share_curve) - 1)
+        low = min(int(position), len(self.share_curve) - 2)
+        done = self.share_curve[low] + (position - low) * (self.share_curve[low + 1] - self.share_curve[low])
+        return min(1.0, max(0.0, (self.share_curve[-1] - done) / (1.0 - done_steps / total)))
 
     def step_mean_s(self, fraction: float) -> float:
         """Mean seconds of a step when `fraction` of the steps are motivated."""
@@ -109,11 +124,13 @@ def estimate_training(session: TrainSession) -> TrainingEstimate:
     per_split = {name: math.ceil(len(getattr(session.dataset, name)) / config.eval_batch_size)
                  for name in ("val", "test")}
     step = {role: seconds for role, (seconds, _) in timed.items()}
+    (low, high), curve = _replay_condition(session)
     return TrainingEstimate(step_seconds=step, eval_seconds_per_epoch=per_split["val"] * sum(batch.values()),
                             test_seconds=per_split["test"] * sum(batch.values()),
                             steps_per_epoch=session.steps_per_epoch, epochs=config.epochs,
-                            done_steps=session.progress.step, motivated_fraction=expected_motivated_fraction(session),
-                            device=str(session.device), timed_steps=min(count for _, count in timed.values()))
+                            done_steps=session.progress.step, motivated_fraction=(low, high),
+                            device=str(session.device), timed_steps=min(count for _, count in timed.values()),
+                            share_curve=curve if high - low < 0.01 else ())
 
 
 def _scratch_copy(session: TrainSession) -> TrainSession:
@@ -192,6 +209,12 @@ class _Slice:
 def expected_motivated_fraction(session: TrainSession) -> tuple[float, float]:
     """(low, high) share of motivated steps the run's condition will give, from its own code
     replayed over the run's steps on an improving and on a stalled base-loss curve."""
+    return _replay_condition(session)[0]
+
+
+def _replay_condition(session: TrainSession) -> tuple[tuple[float, float], tuple[float, ...]]:
+    """(`expected_motivated_fraction`, the improving curve's cumulative motivated share of the
+    run at SHARE_POINTS + 1 evenly spaced points)."""
     import random
 
     from seekdeploy.train.conditions import create_condition
@@ -200,21 +223,25 @@ def expected_motivated_fraction(session: TrainSession) -> tuple[float, float]:
     config = session.config
     total = session.steps_per_epoch * config.epochs
     steps = min(total, SIMULATED_STEPS_MAX)
-    fractions = []
+    marks = {round(i * steps / SHARE_POINTS): i for i in range(SHARE_POINTS + 1)}
+    fractions, curves = [], []
     for curve in ("improving", "stalled"):
         # The replay is the run compressed to `steps`: a condition that schedules over the run
         # (a rising share) must see that length, or the replay covers only its start.
         condition = create_condition(config.condition, seed=config.seed, total_steps=steps)
         noise = random.Random(config.seed)
-        motivated = 0
+        motivated, shares = 0, [0.0] * (SHARE_POINTS + 1)
         for step in range(steps):
             role = condition.decide(step).role
             motivated += role is Role.MOTIVATED
+            if step + 1 in marks:
+                shares[marks[step + 1]] = motivated / max(1, steps)
             if role is Role.BASE or trains_base_too(session, role):
                 loss = 2.0 * math.exp(-3.0 * step / steps) if curve == "improving" else 1.0 + noise.gauss(0, 0.05)
                 condition.observe_base_loss(loss)
         fractions.append(motivated / max(1, steps))
-    return min(fractions), max(fractions)
+        curves.append(tuple(shares))
+    return (min(fractions), max(fractions)), curves[0]
 
 
 def announce_training(console: Console, session: TrainSession,

@@ -146,7 +146,11 @@ class ProgressDisplay:
         """The estimate's time left, scaled by the speed observed so far (None without an estimate)."""
         if self.estimate is None:
             return None
-        fraction = self._motivated / self._steps if self._steps >= 20 else None  # the run's own mix, once known
+        # A rate controller's share of the steps to come is known from its replay; a signal's
+        # is best read from the run's own mix, once there is one.
+        fraction = self.estimate.remaining_fraction(self._done)
+        if fraction is None and self._steps >= 20:
+            fraction = self._motivated / self._steps
         left = self.estimate.remaining_seconds(self._done, fraction)
         if self._steps >= 3 and self._predicted_s > 0:
             observed = (time.perf_counter() - self._started) / self._predicted_s

@@ -5,6 +5,7 @@ motivated fraction from the condition's own code, the ETA it gives the progress 
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -85,6 +86,30 @@ def test_a_rising_share_is_replayed_over_the_whole_run() -> None:
     config = TrainConfig(condition="schedule:p=0.4,ramp=0.4", epochs=10)
     low, high = expected_motivated_fraction(SimpleNamespace(config=config, steps_per_epoch=843))
     assert low == pytest.approx(0.4, abs=0.01) and high == pytest.approx(0.4, abs=0.01)
+
+
+def test_the_eta_of_a_share_that_changes_over_the_run_counts_the_steps_to_come() -> None:
+    from rich.console import Console
+
+    from seekdeploy.train.estimate import _replay_condition
+
+    # The base alone for 40 % of the run, then every batch motivated (a motivated step 3 s, a
+    # base step 1 s): after the first phase the rest costs 3 s a step, not the 1 s seen so far.
+    config = TrainConfig(condition="schedule:p=0.6,start=0.4", epochs=10)
+    (low, high), curve = _replay_condition(SimpleNamespace(config=config, steps_per_epoch=10))
+    assert (low, high) == (pytest.approx(0.6), pytest.approx(0.6))
+    estimate = TrainingEstimate({"base": 1.0, "motivated": 3.0}, 0.0, 0.0, 10, 10, 0, (low, high),
+                                "cpu", share_curve=curve)
+    assert estimate.remaining_fraction(0) == pytest.approx(0.6)
+    assert estimate.remaining_fraction(40) == pytest.approx(1.0)
+    display = ProgressDisplay(Console(file=io.StringIO()), 100, 0, estimate=estimate)
+    for _ in range(40):
+        display.update_step(0, "base", 1.0, 0.0)
+    display._started = time.perf_counter() - 40.0  # the 40 base steps took their predicted 40 s
+    assert display.remaining_seconds() == pytest.approx(60 * 3.0, rel=0.05)
+    # A signal's share is not known in advance: no curve, the run's own mix.
+    assert TrainingEstimate({"base": 1.0, "motivated": 3.0}, 0.0, 0.0, 10, 10, 0, (0.1, 0.3),
+                            "cpu").remaining_fraction(40) is None
 
 
 def test_a_signal_condition_gives_a_range_from_its_own_code() -> None:
