@@ -38,7 +38,7 @@ class QuietDisplay:
         pass
 
     def log(self, text: str) -> None:
-        pass
+        self.lines.append(text)
 
 
 def train_tiny_run(run_dir: Path, epochs: int = 1, *, channels: int = 1, height: int = 8,
@@ -80,6 +80,7 @@ class Display:
 
     def __init__(self, signal_at_step: int | None = None) -> None:
         self.signal_at_step, self.steps = signal_at_step, 0
+        self.lines: list[str] = []
 
     def update_step(self, *args) -> None:
         self.steps += 1
@@ -87,7 +88,7 @@ class Display:
             os.kill(os.getpid(), signal.SIGTERM)
 
     def log(self, text: str) -> None:
-        pass
+        self.lines.append(text)
 
 
 def interrupted_and_resumed(config, tmp_path: Path, profile, signal_at_step: int):

@@ -249,7 +249,10 @@ def _end_epoch(session: TrainSession, display: ProgressDisplay, epoch_seconds: f
             "motivated_fraction": progress.motivated_batches / max(1, progress.step),
             "train_flops": progress.train_flops, "cost_flops": dict(progress.cost_flops),
             "seconds": round(epoch_seconds, 3)})
-        parts.append(f"{role.value} val top-1 {top1:.2%}")
+        if role is Role.MOTIVATED and progress.motivated_batches == 0:  # its figure means nothing
+            parts.append(f"{role.value} not trained" + (" yet" if trains_pair(session.config) else ""))
+        else:
+            parts.append(f"{role.value} val top-1 {top1:.2%}")
     display.log(f"epoch {progress.epoch + 1}/{session.config.epochs}: " + ", ".join(parts) +
                 f", motivated {progress.motivated_batches / max(1, progress.step):.1%} "
                 f"({epoch_seconds:.1f} s)")

@@ -307,10 +307,14 @@ def test_a_copied_pair_starts_from_its_base_and_trains_the_base_exactly_as_alone
 
     original = loop.grow_by_copying
     loop.grow_by_copying = at_first_motivated_step
+    display = Display()
     try:
-        loop.run_training(pair_session, Display())
+        loop.run_training(pair_session, display)
     finally:
         loop.grow_by_copying = original
+    # The first epoch trains the base alone: its line does not report the untrained model.
+    assert "motivated not trained yet" in display.lines[0] and "val top-1" in display.lines[0]
+    assert "motivated val top-1" in display.lines[1]
     loop.run_training(never_session, Display())
     torch.testing.assert_close(seen["motivated"], seen["base"], rtol=0, atol=1e-5)
     assert pair_session.progress.motivated_batches > 0
