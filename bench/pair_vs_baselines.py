@@ -35,7 +35,9 @@ The training subset is class-balanced and the same for every run (drawn with --s
 of it is held out for validation, as the trainer always does. Each run lives in
 WORK/<family>/e<E>-n<N>-b<B>-r<R>/<condition>/seed<S>/ (the trainer's run folder `run/` plus
 `result.json`; WORK defaults to the git-ignored runs/pair_vs_baselines); a run whose
-result.json exists is skipped, an interrupted one is resumed from its checkpoint. Results:
+result.json exists is skipped, an interrupted one is resumed from its checkpoint. The committed
+summary holds every finished run's result: a fresh checkout writes them back into WORK first, so
+they are skipped too and stay in the summary. Results:
 OUT/<family>/e<E>-n<N>-b<B>-r<R>/summary.{json,md}. BN statistics of each role are re-estimated
 on R training batches before every evaluation (the motivated model's statistics are otherwise
 stale after long runs of base steps).
@@ -465,6 +467,27 @@ def collect_results(root: Path) -> dict[str, dict[int, dict[str, Any]]]:
         order.index(item[0]) if item[0] in order else len(order), item[0])))
 
 
+def restore_results(args: argparse.Namespace, family: str) -> int:
+    """Write back the result.json of every run the committed summary holds and the work folder
+    lacks (a fresh checkout has no runs/): those runs count as finished, are skipped, and stay in
+    the summary the next finished run rewrites. Returns how many were restored. To rerun one,
+    delete its folder and its entry in summary.json."""
+    import json
+
+    path = args.out / family / setting_name(args) / "summary.json"
+    if not path.exists():
+        return 0
+    runs = json.loads(path.read_text(encoding="utf-8")).get("runs", {})
+    restored = 0
+    for label, seeds in runs.items():
+        for seed, result in seeds.items():
+            target = args.work / family / setting_name(args) / label / f"seed{seed}" / "result.json"
+            if not target.exists():
+                atomic_write_json(target, result)
+                restored += 1
+    return restored
+
+
 def write_summary(args: argparse.Namespace, family: str) -> str:
     """Rewrite OUT/<family>/<setting>/summary.{json,md} from every finished run on disk."""
     import json
@@ -595,6 +618,10 @@ def main(argv: list[str] | None = None) -> int:
             raise SeekdeployError("`matched` needs the `streak` run of the same seed; "
                                   "add streak to --conditions")
         for family in args.families:
+            restored = restore_results(args, family)
+            if restored:
+                print(f"{family}: {restored} finished runs restored from the committed summary",
+                      file=sys.stderr)
             if args.summary_only:
                 print(write_summary(args, family))
             else:

@@ -288,3 +288,25 @@ def test_a_labels_variant_suffixes_switch_on_their_training_options() -> None:
     assert copied.clone_growth and copied.growth and copied.private_head
     with pytest.raises(SeekdeployError, match="unknown label"):
         pair_vs_baselines.run_spec("shielded-p0.6-wide")
+
+
+def test_a_fresh_checkout_restores_the_committed_runs_before_it_rewrites_a_summary(tmp_path) -> None:
+    import json
+
+    import pair_vs_baselines
+
+    args = pair_vs_baselines.parse_args(["--epochs", "10", "--train-subset", "60000",
+                                         "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")])
+    setting = pair_vs_baselines.setting_name(args)
+    result = {"family": "resnet", "seed": 1, "test_top1": {"base": 0.9, "motivated": 0.91}}
+    summary = tmp_path / "out" / "resnet" / setting / "summary.json"
+    summary.parent.mkdir(parents=True)
+    summary.write_text(json.dumps({"runs": {"never": {"1": result}}}))
+    assert pair_vs_baselines.restore_results(args, "resnet") == 1
+    written = tmp_path / "work" / "resnet" / setting / "never" / "seed1" / "result.json"
+    assert json.loads(written.read_text()) == result
+    # What is on disk wins: a run finished here is never overwritten by the summary's copy.
+    written.write_text(json.dumps(result | {"seed": 1, "rerun": True}))
+    assert pair_vs_baselines.restore_results(args, "resnet") == 0
+    assert json.loads(written.read_text())["rerun"] is True
+    assert pair_vs_baselines.collect_results(tmp_path / "work" / "resnet" / setting)["never"][1]["rerun"]
