@@ -525,12 +525,12 @@ def write_summary(args: argparse.Namespace, family: str) -> str:
 
 
 def validation_table(results: dict[str, dict[int, dict[str, Any]]], candidates: list[str]) -> str:
-    """The figures the selection reads (validation split, the seeds every candidate ran), one row
-    per candidate: motivated minus base per seed, base minus `never`, motivated minus the separate
-    curve at equal FLOPs and step CPU time, and whether that clears the bar."""
-    seeds = set.intersection(*(separate_curve.validated_seeds(results, label) for label in candidates))
-    if not seeds:
-        return ""
+    """The figures the selection reads (validation split, the seeds it reads:
+    `separate_curve.selection_seeds`), one row per candidate that ran them: motivated minus base
+    per seed, base minus `never`, motivated minus the separate curve at equal FLOPs and step CPU
+    time, and whether that clears the bar."""
+    seeds, left_out = separate_curve.selection_seeds(results, candidates)
+    candidates = [label for label in candidates if label not in left_out]
 
     def pp(value: float | None) -> str:
         return "—" if value is None else f"{value * 100:+.2f}"
@@ -549,6 +549,8 @@ def validation_table(results: dict[str, dict[int, dict[str, Any]]], candidates: 
                      f"{pp(statistics.fmean(gains.values()))} | {pp(bar['base_gap'])} | "
                      f"{pp(bar['separate'].get('flops'))} | {pp(bar['separate'].get('cpu_steps'))} | "
                      f"{'yes' if bar['cleared'] else 'no'} |")
+    if left_out:
+        lines.append(f"\nNot judged yet (lacking some of those seeds): {', '.join(f'`{label}`' for label in left_out)}.")
     return "\n".join(lines) + "\n"
 
 

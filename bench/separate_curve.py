@@ -247,6 +247,23 @@ def _mean_cost(runs: Runs, label: str, seeds: set[int]) -> float:
     return statistics.fmean(ratio if ratio is not None else float("inf") for ratio in ratios)
 
 
+def selection_seeds(runs: Runs, labels: list[str]) -> tuple[set[int], list[str]]:
+    """(the seeds selection reads, the labels with validation figures that lack some of them):
+    among the labels' validated seed sets, the one that holds the most (label, seed) results
+    (`select_on_validation`)."""
+    seed_sets = {label: validated_seeds(runs, label) for label in labels}
+    labels = [label for label in labels if seed_sets[label]]
+    if not labels:
+        raise ValueError("none of the labels has validation figures; re-run them")
+
+    def evidence(seeds: set[int]) -> tuple[int, int]:
+        covering = sum(seeds <= seed_sets[label] for label in labels)
+        return len(seeds) * covering, covering
+
+    seeds = max((seed_sets[label] for label in labels), key=evidence)
+    return seeds, [label for label in labels if not seeds <= seed_sets[label]]
+
+
 def select_on_validation(runs: Runs, labels: list[str]) -> tuple[str, str]:
     """(the label selected, the rule that selected it), reading the validation split only.
 
@@ -266,18 +283,8 @@ def select_on_validation(runs: Runs, labels: list[str]) -> tuple[str, str]:
     does not win by its top-1 alone: a larger motivated share always buys some). Where the curve
     covers none, the best mean motivated validation top-1 over those seeds (ties: the better
     base). A label without validation figures cannot win."""
-    seed_sets = {label: validated_seeds(runs, label) for label in labels}
-    labels = [label for label in labels if seed_sets[label]]
-    if not labels:
-        raise ValueError("none of the labels has validation figures; re-run them")
-
-    def evidence(seeds: set[int]) -> tuple[int, int]:
-        covering = sum(seeds <= seed_sets[label] for label in labels)
-        return len(seeds) * covering, covering
-
-    seeds = max((seed_sets[label] for label in labels), key=evidence)
-    left_out = [label for label in labels if not seeds <= seed_sets[label]]
-    labels = [label for label in labels if label not in left_out]
+    seeds, left_out = selection_seeds(runs, labels)
+    labels = [label for label in labels if label not in left_out and validated_seeds(runs, label)]
     best, rule = _select(runs, labels, seeds)
     if left_out:
         rule += f"; left out, lacking some of those seeds: {', '.join(left_out)}"
