@@ -262,6 +262,8 @@ def test_openvino_runs_the_cascade(cascade):
     if not openvino["run"]:
         pytest.skip(openvino["reason"])
     assert openvino["decisions_differing"] == 0 and openvino["logits_max_abs"] <= 1e-4
+    # Compared in f32: OpenVINO's default on a CPU with bf16 units (AMX) is bf16.
+    assert openvino["inference_precision"] == "f32"
 
 
 def test_tensorrt_path_is_written_and_labelled_not_run(cascade, tmp_path):
