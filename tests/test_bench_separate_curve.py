@@ -310,3 +310,17 @@ def test_a_fresh_checkout_restores_the_committed_runs_before_it_rewrites_a_summa
     assert pair_vs_baselines.restore_results(args, "resnet") == 0
     assert json.loads(written.read_text())["rerun"] is True
     assert pair_vs_baselines.collect_results(tmp_path / "work" / "resnet" / setting)["never"][1]["rerun"]
+
+
+def test_split_overlap_finds_each_images_nearest_training_image() -> None:
+    import torch
+
+    import split_overlap
+
+    train = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    queries = torch.tensor([[0.0, 0.0], [3.0, 4.5], [10.0, 4.0]])
+    distances = split_overlap.nearest_distances(queries, train)
+    assert torch.allclose(distances, torch.tensor([0.0, 0.5, 7.0]))
+    figures = split_overlap.overlap(distances)
+    assert figures["within_1"] == pytest.approx(2 / 3) and figures["within_3"] == pytest.approx(2 / 3)
+    assert figures["median"] == pytest.approx(0.5)
