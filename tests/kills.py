@@ -40,6 +40,9 @@ def stray_temp_files(run: Path) -> list[Path]:
     return sorted(run.glob(f"{TMP_PREFIX}*"))
 
 
+EXTRA_KILLS = 6
+
+
 def wait_for_checkpoint_write(run: Path, deadline: float) -> None:
     """Return as soon as a checkpoint's temporary file exists (a write is under way)."""
     prefix = f"{TMP_PREFIX}{layout.CHECKPOINT}."
@@ -52,14 +55,19 @@ def wait_for_checkpoint_write(run: Path, deadline: float) -> None:
 def kill_and_resume(start, wait, run: Path, profile: Path, epochs: int, kills: int,
                     seed: int, max_delay_s: float) -> dict[str, int]:
     """Start training, SIGKILL it `kills` times at random moments (resuming after each), then let
-    the last resume finish. Returns counts of what happened."""
+    the last resume finish. Returns counts of what happened.
+
+    Odd kills aim inside a checkpoint write; one can miss (the write ends between seeing its
+    temporary file and the kill landing, likelier on a busy machine), so up to EXTRA_KILLS more
+    kills are made until one has landed mid-write."""
     rng = random.Random(seed)
     argv = ["train", "--profile", str(profile), *TRAIN_ARGS, "--epochs", str(epochs), "--out", str(run)]
     counts = {"kills": 0, "mid_write": 0, "early": 0}
     step = 0
     seen_strays: set[Path] = set()
     pid = start(argv)
-    for attempt in range(kills):
+    attempt = -1
+    while (attempt := attempt + 1) < kills or (counts["mid_write"] == 0 and attempt < kills + EXTRA_KILLS):
         # The first kill lands as soon as the run folder is made, before any epoch has finished.
         awaited = run / (layout.CONFIG if attempt == 0 else layout.CHECKPOINT)
         deadline = time.monotonic() + 120
@@ -128,7 +136,8 @@ def kill_exports(server: ForkServer, run: Path, out: Path, logs: Path, kills: in
     first = {p.relative_to(export_dir): sha256_file(p) for p in export_dir.rglob("model.onnx")}
     rng = random.Random(seed)
     counts = {"kills": 0, "finished_first": 0, "roles_missing": 0}
-    for attempt in range(kills):
+    attempt = -1
+    while (attempt := attempt + 1) < kills or (counts["mid_write"] == 0 and attempt < kills + EXTRA_KILLS):
         pid = server.start(argv, logs / f"kill{attempt}.log")
         time.sleep(rng.uniform(0.0, duration_s))
         os.kill(pid, signal.SIGKILL)
