@@ -136,8 +136,7 @@ def kill_exports(server: ForkServer, run: Path, out: Path, logs: Path, kills: in
     first = {p.relative_to(export_dir): sha256_file(p) for p in export_dir.rglob("model.onnx")}
     rng = random.Random(seed)
     counts = {"kills": 0, "finished_first": 0, "roles_missing": 0}
-    attempt = -1
-    while (attempt := attempt + 1) < kills or (counts["mid_write"] == 0 and attempt < kills + EXTRA_KILLS):
+    for attempt in range(kills):
         pid = server.start(argv, logs / f"kill{attempt}.log")
         time.sleep(rng.uniform(0.0, duration_s))
         os.kill(pid, signal.SIGKILL)
