@@ -56,7 +56,7 @@ def prove_openvino(plan: ExportPlan, sliced: SlicedModel, role_dir: Path,
                   "was not proven; pip install 'seekdeploy[openvino]' and export again to prove it")
         return {"checked": False, "reason": "openvino not installed"}, [notice]
     from seekdeploy.export.parity import accuracy, check_parity, compare_logits, run_onnx
-    from seekdeploy.backends.agent_openvino import DEVICE, compile_onnx, version_of
+    from seekdeploy.backends.agent_openvino import DEVICE, version_of
     from seekdeploy.backends.openvino import import_openvino, openvino_logits
 
     files = {}
@@ -86,16 +86,16 @@ def export_cascade(backend: Backend, staged: StagedCascade) -> tuple[dict[str, A
                 [f"the cascade was not run in OpenVINO: {NOT_INSTALLED_REASON}"])
     import numpy as np
 
-    from seekdeploy.backends.agent_openvino import DEVICE, compile_onnx, version_of
-    from seekdeploy.backends.openvino import import_openvino
+    from seekdeploy.backends.agent_openvino import DEVICE, version_of
+    from seekdeploy.backends.openvino import compile_for_cpu, import_openvino
     from seekdeploy.export.cascade_check import CascadeOutputs
     from seekdeploy.export.cascade_graph import INPUT
     from seekdeploy.export.cascade_proof import PROOF_BATCH, compare_cascade
 
     openvino = import_openvino()
-    # compile_onnx asks for f32 inference: on a CPU with bf16 units (AMX) OpenVINO's default
+    # compile_for_cpu asks for f32 inference: on a CPU with bf16 units (AMX) OpenVINO's default
     # would run the cascade in bf16 and the comparison would measure that, not the file.
-    compiled = compile_onnx(str(staged.folder.onnx), openvino=openvino)
+    compiled, _ = compile_for_cpu(staged.folder.onnx)
     parts = []
     for start in range(0, staged.images.shape[0], PROOF_BATCH):
         result = compiled({INPUT: np.ascontiguousarray(staged.images[start:start + PROOF_BATCH])})
