@@ -277,16 +277,13 @@ class ScheduleCondition(MotivationCondition):
 
     def expected_count(self, steps: int) -> float:
         """Motivated batches among the first `steps`: the integral of the fraction."""
-        if self.start:
-            first = self.start * self.total_steps
-            window = float(self.total_steps) - first
-            local = max(0.0, steps - first)
-            share = self.p / (1 - self.start)
-            return (share - self.ramp / 2) * local + self.ramp * local * local / (2 * window)
-        if not self.ramp:
+        if not (self.ramp or self.start):
             return self.p * steps
-        total = float(self.total_steps)
-        return (self.p - self.ramp / 2) * steps + self.ramp * steps * steps / (2 * total)
+        first = self.start * self.total_steps  # the motivated batches' window: first..total
+        window = float(self.total_steps) - first
+        local = max(0.0, steps - first)
+        share = self.p / (1 - self.start)
+        return (share - self.ramp / 2) * local + self.ramp * local * local / (2 * window)
 
     def decide(self, step: int) -> Decision:
         # Batch `step` is motivated when the expected count crosses an integer during it.
