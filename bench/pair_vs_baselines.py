@@ -474,14 +474,15 @@ def restore_results(args: argparse.Namespace, family: str) -> int:
     delete its folder and its entry in summary.json."""
     import json
 
-    path = args.out / family / setting_name(args) / "summary.json"
+    setting = setting_name(args)
+    path = args.out / family / setting / "summary.json"
     if not path.exists():
         return 0
     runs = json.loads(path.read_text(encoding="utf-8")).get("runs", {})
     restored = 0
     for label, seeds in runs.items():
         for seed, result in seeds.items():
-            target = args.work / family / setting_name(args) / label / f"seed{seed}" / "result.json"
+            target = args.work / family / setting / label / f"seed{seed}" / "result.json"
             if not target.exists():
                 atomic_write_json(target, result)
                 restored += 1
@@ -529,8 +530,7 @@ def validation_table(results: dict[str, dict[int, dict[str, Any]]], candidates: 
     `separate_curve.selection_seeds`), one row per candidate that ran them: motivated minus base
     per seed, base minus `never`, motivated minus the separate curve at equal FLOPs and step CPU
     time, and whether that clears the bar."""
-    seeds, left_out = separate_curve.selection_seeds(results, candidates)
-    candidates = [label for label in candidates if label not in left_out]
+    seeds, candidates, left_out = separate_curve.selection_seeds(results, candidates)
 
     def pp(value: float | None) -> str:
         return "—" if value is None else f"{value * 100:+.2f}"

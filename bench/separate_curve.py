@@ -247,10 +247,10 @@ def _mean_cost(runs: Runs, label: str, seeds: set[int]) -> float:
     return statistics.fmean(ratio if ratio is not None else float("inf") for ratio in ratios)
 
 
-def selection_seeds(runs: Runs, labels: list[str]) -> tuple[set[int], list[str]]:
-    """(the seeds selection reads, the labels with validation figures that lack some of them):
-    among the labels' validated seed sets, the one that holds the most (label, seed) results
-    (`select_on_validation`)."""
+def selection_seeds(runs: Runs, labels: list[str]) -> tuple[set[int], list[str], list[str]]:
+    """(the seeds selection reads, the labels judged on them, the labels with validation figures
+    that lack some of them): the seeds are, among the labels' validated seed sets, the one that
+    holds the most (label, seed) results (`select_on_validation`)."""
     seed_sets = {label: validated_seeds(runs, label) for label in labels}
     labels = [label for label in labels if seed_sets[label]]
     if not labels:
@@ -261,7 +261,8 @@ def selection_seeds(runs: Runs, labels: list[str]) -> tuple[set[int], list[str]]
         return len(seeds) * covering, covering
 
     seeds = max((seed_sets[label] for label in labels), key=evidence)
-    return seeds, [label for label in labels if not seeds <= seed_sets[label]]
+    judged = [label for label in labels if seeds <= seed_sets[label]]
+    return seeds, judged, [label for label in labels if label not in judged]
 
 
 def select_on_validation(runs: Runs, labels: list[str]) -> tuple[str, str]:
@@ -283,9 +284,8 @@ def select_on_validation(runs: Runs, labels: list[str]) -> tuple[str, str]:
     does not win by its top-1 alone: a larger motivated share always buys some). Where the curve
     covers none, the best mean motivated validation top-1 over those seeds (ties: the better
     base). A label without validation figures cannot win."""
-    seeds, left_out = selection_seeds(runs, labels)
-    labels = [label for label in labels if label not in left_out and validated_seeds(runs, label)]
-    best, rule = _select(runs, labels, seeds)
+    seeds, judged, left_out = selection_seeds(runs, labels)
+    best, rule = _select(runs, judged, seeds)
     if left_out:
         rule += f"; left out, lacking some of those seeds: {', '.join(left_out)}"
     return best, rule
