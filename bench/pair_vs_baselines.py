@@ -17,12 +17,13 @@ marked `"default": true`.
 Labels: `never`, `always`, `streak`, `matched`, `random`, `ema-streak`, `slope`, `target` (one role
 per batch, as before), `trend` (joint), `always-e{K}` (the motivated model alone for K epochs, its cosine
 compressed to K: with `never` it makes the equal-cost `separate` rows), and
-`{joint|shielded|alone}-p{P}[-ramp{R}][-start{S}][-distill][-grow][-priv][-head][-clock][-add][-clone]`:
+`{joint|shielded|alone}-p{P}[-ramp{R}][-start{S}][-distill][-grow][-priv][-head][-convs][-clock][-add][-clone]`:
 a fixed fraction P of motivated batches (`schedule:p=P,ramp=R,start=S`: the first S of the run
 trains the base alone), motivated batches joint, shielded or alone, optionally
 with in-place distillation (weight 0.5, temperature 2), growth from the base (`-grow`), the
 motivated role's own BN scale/shift and classifier bias (`-priv`) and classifier weight offset
-(`-head`, with `-priv`), and the motivated-only weights
+(`-head`, with `-priv`) and every convolution weight offset (`-convs`, with `-priv`; resnet),
+and the motivated-only weights
 on their own learning-rate clock (`-clock`), additive nesting (`-add`, with --bn shared: a
 shielded motivated step reuses the base's forward), growth by copying the base's channels when
 the motivated model first trains (`-clone`, with `-grow`).
@@ -77,10 +78,11 @@ CONDITIONS: tuple[tuple[str, str], ...] = (
 DISTILL = {"distill_weight": 0.5, "distill_temperature": 2.0}
 SCHEDULE_LABEL = re.compile(r"^(joint|shielded|alone)-p([0-9.]+)(?:-ramp([0-9.]+))?"
                             r"(?:-start([0-9.]+))?(-distill)?"
-                            r"((?:-(?:grow|priv|head|clock|add|clone))*)$")
+                            r"((?:-(?:grow|priv|head|convs|clock|add|clone))*)$")
 # Label suffix -> TrainConfig option switched on (every other run keeps them off).
 VARIANT_OPTIONS = {"grow": "growth", "priv": "private_affine", "head": "private_head",
-                   "clock": "motivated_clock", "add": "additive", "clone": "clone_growth"}
+                   "convs": "private_convs", "clock": "motivated_clock", "add": "additive",
+                   "clone": "clone_growth"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +97,7 @@ class RunSpec:
     growth: bool = False
     private_affine: bool = False
     private_head: bool = False
+    private_convs: bool = False
     motivated_clock: bool = False
     additive: bool = False
     clone_growth: bool = False
@@ -260,6 +263,7 @@ def run_one(run_root: Path, args: argparse.Namespace, family: str, seed: int,
                          distill_weight=spec.distill_weight,
                          distill_temperature=spec.distill_temperature, growth=spec.growth,
                          private_affine=spec.private_affine, private_head=spec.private_head,
+                         private_convs=spec.private_convs,
                          motivated_clock=spec.motivated_clock, additive=spec.additive,
                          clone_growth=spec.clone_growth,
                          device=DeviceChoice.CPU)

@@ -20,7 +20,7 @@ from seekdeploy.train.config import (
 _TRAINING_OPTIONS = ("arch", "data", "data_dir", "epochs", "batch_size", "lr", "optimizer",
                      *ROLE_NAMES, "condition", "motivated_fraction", "motivated_step",
                      "distill_weight", "distill_temperature", "growth", "private_affine",
-                     "private_head", "clone_growth", "motivated_clock", "additive", "bn",
+                     "private_head", "private_convs", "clone_growth", "motivated_clock", "additive", "bn",
                      "bn_recalibrate", "seed", "deterministic", "profile", "out", "workers",
                      "skip_bad_files")
 
@@ -87,6 +87,11 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
                    "weight too, so it can reweight the base's features; its exported classifier "
                    "is then its own (every other layer stays shared with the base). Off "
                    "wherever --private-affine is.")
+@click.option("--private-convs/--shared-convs", default=DEFAULTS.private_convs, show_default=True,
+              help="With --private-affine (resnet): give the motivated model an offset to every "
+                   "convolution's weight too, so it can retune the base's filters for itself; the "
+                   "base's stay the base's. Its exported model then shares no convolution weights "
+                   "with the base (a cascade file stores them twice).")
 @click.option("--motivated-clock/--run-clock", default=DEFAULTS.motivated_clock,
               show_default=True,
               help="Weights only the motivated model uses follow a learning-rate schedule "
@@ -194,6 +199,7 @@ def _build_config(options: dict):
         "distill_weight": options["distill_weight"],
         "distill_temperature": options["distill_temperature"], "growth": options["growth"],
         "private_affine": options["private_affine"], "private_head": options["private_head"],
+        "private_convs": options["private_convs"],
         "clone_growth": options["clone_growth"],
         "motivated_clock": options["motivated_clock"], "additive": options["additive"],
         "bn": options["bn"],

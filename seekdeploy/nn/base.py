@@ -76,6 +76,8 @@ class Supernet(nn.Module):
         self.private_roles: tuple[str, ...] = ()
         # Whether the private roles also own an offset to the classifier's weight.
         self.private_head = False
+        # Whether the private roles also own an offset to every convolution's weight.
+        self.private_convs = False
         self._private_modules: set[str] = set()
         self._checked_specs: set[SubnetSpec] = {self.max_spec}
         self._slice_maps: dict[tuple[SubnetSpec, str], dict[str, tuple[slice, ...] | None]] = {}
@@ -95,15 +97,22 @@ class Supernet(nn.Module):
             kwargs["private_roles"] = list(self.private_roles)
         if self.private_head:
             kwargs["private_head"] = True
+        if self.private_convs:
+            kwargs["private_convs"] = True
         return kwargs
 
-    def make_role_private(self, roles: tuple[str, ...], head: bool = False) -> None:
+    # Whether the family's forward hands its role to every convolution, so private convolution
+    # offsets (`make_role_private(convs=True)`) take effect.
+    supports_private_convs = False
+
+    def make_role_private(self, roles: tuple[str, ...], head: bool = False,
+                          convs: bool = False) -> None:
         """Give each of `roles` offsets to every BatchNorm scale and shift and to the classifier
-        bias (zero at first), and with `head` to the classifier's weight too. With shielded steps
-        the motivated role can then retune the base's channels and logits for itself while the
-        base's own parameters stay the base's. Needs private BN statistics (a role must be one
-        of `bn_roles`)."""
-        from seekdeploy.nn.dynamic import DynamicBatchNorm2d
+        bias (zero at first), with `head` to the classifier's weight too, and with `convs` to
+        every convolution's weight. With shielded steps the motivated role can then retune the
+        base's channels and logits for itself while the base's own parameters stay the base's.
+        Needs private BN statistics (a role must be one of `bn_roles`)."""
+        from seekdeploy.nn.dynamic import DynamicBatchNorm2d, DynamicConv2d
 
         roles = tuple(roles)
         unknown = [role for role in roles if role not in self.bn_roles]
@@ -112,11 +121,19 @@ class Supernet(nn.Module):
                             f"{self.bn_roles} (private parameters need --bn private)")
         if head and not roles:
             raise SpecError("a private classifier head needs a private role (private_roles)")
+        if convs and not roles:
+            raise SpecError("private convolution offsets need a private role (private_roles)")
+        if convs and not self.supports_private_convs:
+            raise SpecError(f"private convolution offsets are not available for the {self.family!r} "
+                            "family (built for resnet); train without --private-convs")
         if not roles or self.private_roles:
             return
         for name, module in self.named_modules():
             if isinstance(module, DynamicBatchNorm2d):
                 module.make_affine_private(roles)
+                self._private_modules.add(name)
+            elif convs and isinstance(module, DynamicConv2d):
+                module.make_weight_private(roles)
                 self._private_modules.add(name)
         classifier = getattr(self, self.classifier_name)
         classifier.make_bias_private(roles)
@@ -125,6 +142,7 @@ class Supernet(nn.Module):
         self._private_modules.add(self.classifier_name)
         self.private_roles = roles
         self.private_head = head
+        self.private_convs = convs
         self._slice_maps.clear()
 
     def branch_end_parameters(self, spec: SubnetSpec) -> list[str]:
@@ -317,7 +335,7 @@ class Supernet(nn.Module):
 
     def _has_offset(self, module: str, leaf: str, bn_role: str) -> bool:
         # BN scale/shift and the classifier's bias (its weight too with a private head) of a
-        # private role.
+        # private role, and convolution weights where they were made private.
         return (bn_role in self.private_roles and module in self._private_modules
                 and (leaf == "bias" or leaf == "weight"
                      and (module != self.classifier_name or self.private_head)))

@@ -33,13 +33,25 @@ class DynamicConv2d(nn.Module):
         in_per_group = 1 if depthwise else in_channels
         self.weight = nn.Parameter(torch.empty(out_channels, in_per_group, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.private_roles: tuple[str, ...] = ()
         nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, x: torch.Tensor, out_channels: int | None = None) -> torch.Tensor:
-        """(B, k_in, H, W) -> (B, out_channels, H', W'); out_channels None = full (or k_in if depthwise)."""
+    def make_weight_private(self, roles: tuple[str, ...]) -> None:
+        """Give each of `roles` an offset to the weight (`weight_delta_<role>`, starting at
+        zero): a forward with one of those roles adds it, any other role reads `weight` alone."""
+        for role in roles:
+            self.register_parameter(f"weight_delta_{role}", nn.Parameter(torch.zeros_like(self.weight)))
+        self.private_roles = tuple(roles)
+
+    def forward(self, x: torch.Tensor, out_channels: int | None = None,
+                role: str | None = None) -> torch.Tensor:
+        """(B, k_in, H, W) -> (B, out_channels, H', W'); out_channels None = full (or k_in if
+        depthwise); `role` adds that role's private weight offset where it has one."""
         weight, bias = self.weight, self.bias
+        if role is not None and role in self.private_roles:
+            weight = weight + self._parameters[f"weight_delta_{role}"]
         in_channels = x.shape[1]
         if self.depthwise:
             if in_channels != weight.shape[0]:

@@ -140,11 +140,13 @@ def default_pair(family: str) -> tuple[FamilyConfig, SubnetSpec, SubnetSpec]:
 def create_supernet(family: str, config: FamilyConfig | Mapping[str, Any] | None = None, *,
                     num_classes: int, in_channels: int, image_size: int,
                     bn_roles: tuple[str, ...] | None = None,
-                    private_roles: tuple[str, ...] = (), private_head: bool = False) -> Supernet:
+                    private_roles: tuple[str, ...] = (), private_head: bool = False,
+                    private_convs: bool = False) -> Supernet:
     """Build a family's supernet (config None = the family default; a dict = `to_json()` form;
     bn_roles None = the supernet's default, private statistics for base and motivated;
     private_roles: roles given their own BN scale/shift and classifier bias; private_head:
-    those roles own an offset to the classifier's weight as well)."""
+    those roles own an offset to the classifier's weight as well; private_convs: and to every
+    convolution's weight)."""
     entry = get_family(family)
     if config is None:
         config = entry.default_pair()[0]
@@ -158,7 +160,7 @@ def create_supernet(family: str, config: FamilyConfig | Mapping[str, Any] | None
     roles = {} if bn_roles is None else {"bn_roles": tuple(bn_roles)}
     supernet = entry.build_supernet(config, num_classes=num_classes, in_channels=in_channels,
                                     image_size=image_size, **roles)
-    supernet.make_role_private(tuple(private_roles), head=private_head)
+    supernet.make_role_private(tuple(private_roles), head=private_head, convs=private_convs)
     return supernet
 
 
@@ -225,5 +227,8 @@ def reorganize_channels(supernet: Supernet) -> Supernet:
     entry = get_family(supernet.family)
     if entry.reorganize is None:
         raise SpecError(f"family {entry.name!r} does not support channel reorganization")
+    if supernet.private_roles:
+        raise SpecError("cannot reorganize a supernet with private offsets (they are not permuted "
+                        "with their channels); reorganize before make_role_private")
     entry.reorganize(supernet)
     return supernet

@@ -101,7 +101,8 @@ def _create(model_args: dict[str, Any]) -> Supernet:
         in_channels=int(model_args["in_channels"]), image_size=int(model_args["image_size"]),
         bn_roles=tuple(model_args["bn_roles"]),
         private_roles=tuple(model_args.get("private_roles", ())),
-        private_head=bool(model_args.get("private_head", False)))
+        private_head=bool(model_args.get("private_head", False)),
+        private_convs=bool(model_args.get("private_convs", False)))
 
 
 def check_declared_shapes(model_args: dict[str, Any], state_dict: Any) -> None:

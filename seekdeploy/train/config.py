@@ -90,7 +90,7 @@ LEGACY_VALUES: dict[str, Any] = {"motivated_step": "alone", "distill_weight": 0.
                                  "distill_temperature": 1.0, "growth": False,
                                  "private_affine": False, "motivated_clock": False,
                                  "additive": False, "private_head": False,
-                                 "clone_growth": False}
+                                 "clone_growth": False, "private_convs": False}
 
 
 # Epochs when --epochs is not given, per built-in dataset (others: OTHER_DATA_EPOCHS). digits
@@ -142,6 +142,11 @@ class TrainConfig:
     # weight too, so it can reweight the base's features in its logits (the deployed motivated
     # model then has a classifier of its own; every other layer stays shared).
     private_head: bool = DEFAULT_PRIVATE_HEAD
+    # Private convolution offsets (resnet; with private offsets): the motivated role owns an
+    # offset to every convolution's weight as well, so it can retune the base's filters for
+    # itself; the base's stay the base's. The deployed motivated model then shares no
+    # convolution weights with the base (a cascade file stores the base's twice).
+    private_convs: bool = False
     # The weights only the motivated model uses follow a learning-rate schedule of their own,
     # advanced by motivated steps alone (its length: the condition's expected motivated steps;
     # only with a condition whose share is known in advance, such as `schedule` or `random`).
@@ -189,6 +194,9 @@ class TrainConfig:
         for name, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"training option {name}={getattr(self, name)!r} must be {allowed}")
+        if self.private_convs and not (self.private_affine and self.bn == BnMode.PRIVATE):
+            raise ConfigError("--private-convs needs --private-affine and --bn private: the offsets "
+                              "belong to the motivated role's private parameters")
         if self.clone_growth and not self.growth:
             raise ConfigError("--clone-growth needs --growth: the copied channels keep the base's "
                               "function only while what reads them starts at zero")

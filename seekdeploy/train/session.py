@@ -282,7 +282,8 @@ def new_session(config: TrainConfig, run_dir: Path, *, in_channels: int, image_s
     supernet = sd_nn.create_supernet(config.arch, family_config, num_classes=dataset.num_classes,
                                      in_channels=in_channels, image_size=image_size,
                                      bn_roles=bn_roles, private_roles=private,
-                                     private_head=bool(private) and config.private_head)
+                                     private_head=bool(private) and config.private_head,
+                                     private_convs=bool(private) and config.private_convs)
     specs = {Role.BASE: base_spec, Role.MOTIVATED: motivated_spec}
     session = _prepare(config, run_dir, data_kwargs, supernet, specs, dataset)
     if config.growth and pair_run:

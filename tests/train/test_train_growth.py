@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from seekdeploy import nn as sd_nn
+from seekdeploy.nn.dynamic import DynamicConv2d
 from seekdeploy.errors import ConfigError, SpecError
 from seekdeploy.roles import Role
 from seekdeploy.train import loop
@@ -333,4 +334,90 @@ def test_a_copied_pair_starts_from_its_base_and_trains_the_base_exactly_as_alone
 def test_resume_of_a_copied_run_is_bit_identical(tmp_path, signal_at_step) -> None:
     a, b, resumed = interrupted_and_resumed(CLONED, tmp_path, PROFILE, signal_at_step=signal_at_step)
     assert resumed.config.clone_growth
+    assert_same_weights(a, b)
+
+
+def test_private_convolution_offsets_change_only_the_motivated_model_and_export_exactly() -> None:
+    config, base, motivated = sd_nn.default_pair("resnet")
+    torch.manual_seed(0)
+    supernet = sd_nn.create_supernet("resnet", config, num_classes=10, in_channels=1, image_size=28,
+                                     private_roles=("motivated",), private_head=True,
+                                     private_convs=True)
+    deltas = {name: p for name, p in supernet.named_parameters()
+              if name.endswith("weight_delta_motivated") and p.dim() == 4}
+    assert len(deltas) == sum(1 for m in supernet.modules() if isinstance(m, DynamicConv2d))
+    assert all(torch.equal(p, torch.zeros_like(p)) for p in deltas.values())
+    supernet.eval()
+    images = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        base_before, motivated_before = supernet(images, base, "base"), supernet(images, motivated, "motivated")
+        supernet.stages[0][0].conv1.weight_delta_motivated.normal_(std=0.1)
+        supernet.stem_conv.weight_delta_motivated.normal_(std=0.1)
+        assert torch.equal(supernet(images, base, "base"), base_before)
+        assert (supernet(images, motivated, "motivated") - motivated_before).abs().max() > 1e-3
+        for role, spec in (("base", base), ("motivated", motivated)):
+            static = sd_nn.to_static(supernet, spec, role)
+            torch.testing.assert_close(static(images), supernet(images, spec, role), rtol=0, atol=1e-5)
+    static_m = sd_nn.to_static(supernet, motivated, "motivated")
+    static_b = sd_nn.to_static(supernet, base, "base")
+    conv = supernet.stem_conv
+    torch.testing.assert_close(static_m.stem_conv.weight,
+                               conv.weight.detach() + conv.weight_delta_motivated.detach())
+    assert torch.equal(static_b.stem_conv.weight, conv.weight.detach()[:8])
+    rebuilt = sd_nn.create_supernet(**supernet.construction_kwargs())
+    assert set(rebuilt.state_dict()) == set(supernet.state_dict())
+
+
+def test_private_convolution_offsets_are_refused_where_they_cannot_act(tmp_path) -> None:
+    config, _, _ = sd_nn.default_pair("mbconv")
+    with pytest.raises(SpecError, match="not available for the 'mbconv' family"):
+        sd_nn.create_supernet("mbconv", config, num_classes=10, in_channels=1, image_size=28,
+                              private_roles=("motivated",), private_convs=True)
+    with pytest.raises(SpecError, match="private role"):
+        sd_nn.create_supernet("resnet", sd_nn.default_pair("resnet")[0], num_classes=10,
+                              in_channels=1, image_size=28, private_convs=True)
+    for changes in ({"private_affine": False}, {"bn": "shared"}):
+        with pytest.raises(ConfigError, match="--private-convs needs --private-affine"):
+            TrainConfig.from_dict(GROWN.to_dict() | {"private_convs": True} | changes)
+    supernet = sd_nn.create_supernet("resnet", sd_nn.default_pair("resnet")[0], num_classes=10,
+                                     in_channels=1, image_size=28, private_roles=("motivated",))
+    with pytest.raises(SpecError, match="private offsets"):
+        sd_nn.reorganize_channels(supernet)
+
+
+def test_private_convolution_offsets_train_on_the_base_channels_and_leave_the_base_as_alone(tmp_path) -> None:
+    convs = TrainConfig.from_dict(GROWN.to_dict() | {"private_head": True, "private_convs": True})
+    never = TrainConfig.from_dict(GROWN.to_dict() | {"condition": "never"})
+    pair_session = start_run(convs, tmp_path / "pair", profile=PROFILE)
+    never_session = start_run(never, tmp_path / "never", profile=PROFILE)
+    with torch.no_grad():  # at step 0 the grown motivated model computes its base
+        images = torch.randn(5, 1, 8, 8)
+        supernet, specs = pair_session.supernet, pair_session.specs
+        supernet.eval()
+        torch.testing.assert_close(supernet(images, specs[Role.MOTIVATED], "motivated"),
+                                   supernet(images, specs[Role.BASE], "base"), rtol=0, atol=1e-5)
+        supernet.train()
+    for session in (pair_session, never_session):
+        loop.run_training(session, Display())
+    supernet = pair_session.supernet
+    base_map = supernet.slice_map(pair_session.specs[Role.BASE], bn_role="base")
+    never_state = never_session.supernet.state_dict()
+    for name, tensor in supernet.state_dict().items():
+        region = base_map.get(name)
+        if region is not None and "num_batches_tracked" not in name:
+            assert torch.equal(tensor[region], never_state[name][region]), name
+    conv = supernet.stages[0][0].conv1
+    region = base_map["stages.0.0.conv1.weight"]
+    delta = conv.weight_delta_motivated.detach()
+    assert delta[region].abs().sum() > 0  # the motivated role retunes the base's filters
+    outside = torch.ones_like(delta, dtype=torch.bool)
+    outside[region] = False
+    assert torch.all(delta[outside] == 0)  # where the shared weight is already its own
+
+
+def test_resume_of_a_run_with_private_convolution_offsets_is_bit_identical(tmp_path) -> None:
+    config = TrainConfig.from_dict(GROWN.to_dict() | {"private_head": True, "private_convs": True})
+    a, b, resumed = interrupted_and_resumed(config, tmp_path, PROFILE, signal_at_step=13)
+    assert resumed.config.private_convs is True
+    assert resumed.supernet.private_convs is True
     assert_same_weights(a, b)

@@ -35,9 +35,10 @@ class DynamicBasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, width: int, role: str) -> torch.Tensor:
         """(B, C_in, H, W) -> (B, width, H/stride, W/stride)."""
-        out = F.relu(self.bn1(self.conv1(x, width), role), inplace=True)
-        out = self.bn2(self.conv2(out, width), role)
-        shortcut = x if self.shortcut_conv is None else self.shortcut_bn(self.shortcut_conv(x, width), role)
+        out = F.relu(self.bn1(self.conv1(x, width, role), role), inplace=True)
+        out = self.bn2(self.conv2(out, width, role), role)
+        shortcut = (x if self.shortcut_conv is None
+                    else self.shortcut_bn(self.shortcut_conv(x, width, role), role))
         return F.relu(out + shortcut, inplace=True)
 
 
@@ -57,6 +58,8 @@ def _split_bn(bn: DynamicBatchNorm2d, base: torch.Tensor, rest: torch.Tensor,
 
 class ResNetSupernet(Supernet):
     """Elastic CIFAR ResNet: runs any `ResNetSpec` contained in the config's max spec."""
+
+    supports_private_convs = True
 
     def __init__(self, config: ResNetConfig, *, num_classes: int, in_channels: int, image_size: int,
                  bn_roles: tuple[str, ...] = DEFAULT_BN_ROLES) -> None:
@@ -140,7 +143,7 @@ class ResNetSupernet(Supernet):
 
     def forward_spec(self, x: torch.Tensor, spec: ResNetSpec, bn_role: str) -> torch.Tensor:
         """(B, C, H, W) -> (B, num_classes) through the first `depth[i]` blocks of each stage."""
-        x = F.relu(self.stem_bn(self.stem_conv(x, spec.width[0]), bn_role), inplace=True)
+        x = F.relu(self.stem_bn(self.stem_conv(x, spec.width[0], bn_role), bn_role), inplace=True)
         for stage, depth, width in zip(self.stages, spec.depth, spec.width):
             for index in range(depth):
                 x = stage[index](x, width, bn_role)
