@@ -282,7 +282,9 @@ def test_a_labels_variant_suffixes_switch_on_their_training_options() -> None:
     assert spec.growth and spec.private_affine and spec.private_head and spec.motivated_clock
     assert not spec.additive
     plain = pair_vs_baselines.run_spec("shielded-p0.6-ramp0.4-grow-priv-clock")
-    assert not plain.private_head and not plain.clone_growth
+    assert not plain.private_head and not plain.clone_growth and not plain.private_convs
+    convs = pair_vs_baselines.run_spec("shielded-p0.6-ramp0.4-grow-priv-head-convs-clock")
+    assert convs.private_convs and convs.private_head and not pair_vs_baselines.is_default(convs)
     copied = pair_vs_baselines.run_spec("shielded-p0.6-start0.4-grow-priv-head-clock-clone")
     assert copied.condition == "schedule:p=0.6,start=0.4"
     assert copied.clone_growth and copied.growth and copied.private_head
