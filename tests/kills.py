@@ -66,8 +66,9 @@ def kill_and_resume(start, wait, run: Path, profile: Path, epochs: int, kills: i
     step = 0
     seen_strays: set[Path] = set()
     pid = start(argv)
-    attempt = -1
-    while (attempt := attempt + 1) < kills or (counts["mid_write"] == 0 and attempt < kills + EXTRA_KILLS):
+    for attempt in range(kills + EXTRA_KILLS):
+        if attempt >= kills and counts["mid_write"]:
+            break
         # The first kill lands as soon as the run folder is made, before any epoch has finished.
         awaited = run / (layout.CONFIG if attempt == 0 else layout.CHECKPOINT)
         deadline = time.monotonic() + 120

@@ -368,7 +368,7 @@ def test_private_convolution_offsets_change_only_the_motivated_model_and_export_
     assert set(rebuilt.state_dict()) == set(supernet.state_dict())
 
 
-def test_private_convolution_offsets_are_refused_where_they_cannot_act(tmp_path) -> None:
+def test_private_convolution_offsets_are_refused_where_they_cannot_act() -> None:
     config, _, _ = sd_nn.default_pair("mbconv")
     with pytest.raises(SpecError, match="not available for the 'mbconv' family"):
         sd_nn.create_supernet("mbconv", config, num_classes=10, in_channels=1, image_size=28,
