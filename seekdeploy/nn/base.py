@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from seekdeploy.errors import SpecError, did_you_mean
+from seekdeploy.nn.registry import get_family
 from seekdeploy.nn.spec import FamilyConfig, SubnetSpec
 from seekdeploy.roles import ROLE_NAMES, SHARED_STATISTICS
 
@@ -101,9 +102,11 @@ class Supernet(nn.Module):
             kwargs["private_convs"] = True
         return kwargs
 
-    # Whether the family's forward hands its role to every convolution, so private convolution
-    # offsets (`make_role_private(convs=True)`) take effect.
-    supports_private_convs = False
+    @property
+    def supports_private_convs(self) -> bool:
+        """Whether the family's forward hands its role to every convolution, so private
+        convolution offsets (`make_role_private(convs=True)`) take effect (`Family.private_convs`)."""
+        return get_family(self.family).private_convs
 
     def make_role_private(self, roles: tuple[str, ...], head: bool = False,
                           convs: bool = False) -> None:
@@ -212,9 +215,10 @@ class Supernet(nn.Module):
         for name in self.branch_end_parameters(spec):
             parameters[name].zero_()
 
-    # Whether `clone_into` keeps the function exact: true where every extra channel is a
-    # convolution or linear output row whose copy computes what its source computes.
-    clones_channels = True
+    @property
+    def clones_channels(self) -> bool:
+        """Whether `clone_into` keeps the function exact (`Family.clones_channels`)."""
+        return get_family(self.family).clones_channels
 
     @torch.no_grad()
     def clone_into(self, base: SubnetSpec, spec: SubnetSpec | None = None, *,

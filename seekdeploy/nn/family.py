@@ -49,6 +49,12 @@ class Family:
     # (base, spec, *, in_channels, image_size, num_classes) -> MACs the larger model of an additive
     # pair computes beyond the base's forward; None = the family has no additive nesting.
     reused_forward_macs: Callable[..., int] | None = None
+    # Whether the supernet's forward hands its role to every convolution, so private
+    # convolution offsets (`--private-convs`) take effect.
+    private_convs: bool = False
+    # Whether `Supernet.clone_into` keeps the function exact (`--clone-growth`): true where every
+    # extra channel is a convolution or linear output row whose copy computes what its source does.
+    clones_channels: bool = True
 
     def estimate_cost(self, spec: SubnetSpec, *, in_channels: int, image_size: int, num_classes: int) -> Cost:
         """Analytic params, MACs, FLOPs and activation memory of `spec`'s static network at batch 1."""

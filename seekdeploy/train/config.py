@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seekdeploy.errors import ConfigError
-from seekdeploy.nn.registry import DEFAULT_FAMILY  # light: no torch at import
+from seekdeploy.nn.registry import DEFAULT_FAMILY, get_family, list_families  # light: no torch at import
 
 
 class OptimizerName(str, enum.Enum):
@@ -200,10 +200,25 @@ class TrainConfig:
         if self.clone_growth and not self.growth:
             raise ConfigError("--clone-growth needs --growth: the copied channels keep the base's "
                               "function only while what reads them starts at zero")
+        self._check_family_options()
         if self.additive and self.bn != BnMode.SHARED:
             raise ConfigError("--additive needs --bn shared: inside the motivated model the base's "
                               "channels must be normalised with the base's own statistics")
 
+    def _check_family_options(self) -> None:
+        # Refused here, before a run loads its data, where the family declares it cannot do them.
+        if not (self.private_convs or self.clone_growth):
+            return
+        family = get_family(self.arch)
+        if self.private_convs and not family.private_convs:
+            raise ConfigError(f"--private-convs is not available for the {family.name!r} family: "
+                              "its forward does not hand the role to every convolution (available "
+                              f"for: {', '.join(_families_with('private_convs'))}); train without it")
+        if self.clone_growth and not family.clones_channels:
+            raise ConfigError(f"--clone-growth is not available for the {family.name!r} family: a "
+                              "copied channel keeps the base's function only in convolutional "
+                              f"families ({', '.join(_families_with('clones_channels'))}); train "
+                              "without it")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (enums as their values) for YAML, JSON and checkpoints."""
@@ -228,6 +243,10 @@ class TrainConfig:
     def from_saved(cls, data: dict[str, Any]) -> TrainConfig:
         """`from_dict` for a config saved by a run: options it predates take their old values."""
         return cls.from_dict(LEGACY_VALUES | dict(data))
+
+
+def _families_with(capability: str) -> list[str]:
+    return [name for name in list_families() if getattr(get_family(name), capability)]
 
 
 def _check_positive(config: TrainConfig, names: tuple[str, ...], kind: type) -> None:

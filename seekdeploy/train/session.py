@@ -288,10 +288,6 @@ def new_session(config: TrainConfig, run_dir: Path, *, in_channels: int, image_s
     session = _prepare(config, run_dir, data_kwargs, supernet, specs, dataset)
     if config.growth and pair_run:
         supernet.grow_from(base_spec)
-    if config.clone_growth and pair_run and not supernet.clones_channels:
-        raise ConfigError(f"--clone-growth is not available for the {config.arch!r} family: a "
-                          "copied channel keeps the base's function only in convolutional families "
-                          "(resnet, mbconv); train without it")
     return session
 
 

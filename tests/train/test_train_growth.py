@@ -272,18 +272,19 @@ def test_growth_by_copying_keeps_the_base_function_and_copies_its_channels(famil
     assert (stem[-1][:, :width].abs().max() > 0.1).item()
 
 
-def test_growth_by_copying_is_refused_where_it_would_change_the_function(tmp_path) -> None:
+def test_growth_by_copying_is_refused_where_it_would_change_the_function() -> None:
     config, base, motivated = sd_nn.default_pair("vit")
     supernet = sd_nn.create_supernet("vit", config, num_classes=10, in_channels=1, image_size=28)
     with pytest.raises(SpecError, match="not available for the 'vit' family"):
         supernet.clone_into(base, motivated)
     with pytest.raises(ConfigError, match="--clone-growth needs --growth"):
         TrainConfig.from_dict(CLONED.to_dict() | {"growth": False})
-    vit = TrainConfig.from_dict(CLONED.to_dict() | {"arch": "vit", "base_spec": None,
-                                                    "motivated_spec": None})
-    with pytest.raises(ConfigError, match="not available for the 'vit' family"):
-        start_run(vit, tmp_path / "vit", profile=SimpleNamespace(
-            name="tiny", input=SimpleNamespace(channels=1, height=28, width=28)))
+    # Refused by the options themselves, before a run dir exists or any data loads.
+    with pytest.raises(ConfigError, match=r"not available for the 'vit' family.*\(resnet, mbconv\)"):
+        TrainConfig.from_dict(CLONED.to_dict() | {"arch": "vit", "base_spec": None,
+                                                  "motivated_spec": None})
+    assert TrainConfig.from_dict(CLONED.to_dict() | {"arch": "mbconv", "base_spec": None,
+                                                     "motivated_spec": None}).clone_growth
 
 
 CLONED = TrainConfig.from_dict(GROWN.to_dict() | {"condition": "schedule:p=0.5,start=0.5",
@@ -379,6 +380,9 @@ def test_private_convolution_offsets_are_refused_where_they_cannot_act() -> None
     for changes in ({"private_affine": False}, {"bn": "shared"}):
         with pytest.raises(ConfigError, match="--private-convs needs --private-affine"):
             TrainConfig.from_dict(GROWN.to_dict() | {"private_convs": True} | changes)
+    with pytest.raises(ConfigError, match=r"not available for the 'mbconv' family.*for: resnet\)"):
+        TrainConfig.from_dict(GROWN.to_dict() | {"private_convs": True, "arch": "mbconv",
+                                                 "base_spec": None, "motivated_spec": None})
     supernet = sd_nn.create_supernet("resnet", sd_nn.default_pair("resnet")[0], num_classes=10,
                                      in_channels=1, image_size=28, private_roles=("motivated",))
     with pytest.raises(SpecError, match="private offsets"):

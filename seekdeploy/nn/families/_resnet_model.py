@@ -59,8 +59,6 @@ def _split_bn(bn: DynamicBatchNorm2d, base: torch.Tensor, rest: torch.Tensor,
 class ResNetSupernet(Supernet):
     """Elastic CIFAR ResNet: runs any `ResNetSpec` contained in the config's max spec."""
 
-    supports_private_convs = True
-
     def __init__(self, config: ResNetConfig, *, num_classes: int, in_channels: int, image_size: int,
                  bn_roles: tuple[str, ...] = DEFAULT_BN_ROLES) -> None:
         super().__init__(FAMILY_NAME, config, num_classes=num_classes, in_channels=in_channels,

@@ -108,10 +108,6 @@ class DynamicBlock(nn.Module):
 class ViTSupernet(Supernet):
     """The motivated ViT; `forward(x, spec)` runs any nested subnet on shared prefix weights."""
 
-    # A copied embedding feature changes every LayerNorm's mean and variance, and a fused
-    # qkv row is not a channel of its own: `clone_into` would not keep the function.
-    clones_channels = False
-
     def __init__(self, config: ViTConfig, *, num_classes: int, in_channels: int, image_size: int,
                  bn_roles: tuple[str, ...] = DEFAULT_BN_ROLES) -> None:
         super().__init__(FAMILY_NAME, config, num_classes=num_classes, in_channels=in_channels,

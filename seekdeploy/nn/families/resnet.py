@@ -140,4 +140,5 @@ FAMILY = Family(
     models="seekdeploy.nn.families._resnet_model",
     search_grid=resnet_search_grid,
     reused_forward_macs=resnet_reused_forward_macs,
+    private_convs=True,
 )

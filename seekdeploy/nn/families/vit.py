@@ -258,4 +258,7 @@ FAMILY = Family(
     default_pair=default_pair,
     models="seekdeploy.nn.families._vit_model",
     search_grid=vit_search_grid,
+    # A copied embedding feature changes every LayerNorm's mean and variance, and a fused qkv
+    # row is not a channel of its own.
+    clones_channels=False,
 )
