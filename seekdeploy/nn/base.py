@@ -128,7 +128,8 @@ class Supernet(nn.Module):
             raise SpecError("private convolution offsets need a private role (private_roles)")
         if convs and not self.supports_private_convs:
             raise SpecError(f"private convolution offsets are not available for the {self.family!r} "
-                            "family (built for resnet); train without --private-convs")
+                            "family (its forward does not hand the role to every convolution); "
+                            "train without --private-convs")
         if not roles or self.private_roles:
             return
         for name, module in self.named_modules():
@@ -339,7 +340,7 @@ class Supernet(nn.Module):
 
     def _has_offset(self, module: str, leaf: str, bn_role: str) -> bool:
         # BN scale/shift and the classifier's bias (its weight too with a private head) of a
-        # private role, and convolution weights where they were made private.
+        # private role, and convolution weights (and biases) where they were made private.
         return (bn_role in self.private_roles and module in self._private_modules
                 and (leaf == "bias" or leaf == "weight"
                      and (module != self.classifier_name or self.private_head)))

@@ -39,10 +39,13 @@ class DynamicConv2d(nn.Module):
             nn.init.zeros_(self.bias)
 
     def make_weight_private(self, roles: tuple[str, ...]) -> None:
-        """Give each of `roles` an offset to the weight (`weight_delta_<role>`, starting at
-        zero): a forward with one of those roles adds it, any other role reads `weight` alone."""
+        """Give each of `roles` an offset to the weight (`weight_delta_<role>`) and, where the
+        convolution has one, to the bias (`bias_delta_<role>`), starting at zero: a forward
+        with one of those roles adds them, any other role reads the shared tensors alone."""
         for role in roles:
             self.register_parameter(f"weight_delta_{role}", nn.Parameter(torch.zeros_like(self.weight)))
+            if self.bias is not None:
+                self.register_parameter(f"bias_delta_{role}", nn.Parameter(torch.zeros_like(self.bias)))
         self.private_roles = tuple(roles)
 
     def forward(self, x: torch.Tensor, out_channels: int | None = None,
@@ -52,6 +55,8 @@ class DynamicConv2d(nn.Module):
         weight, bias = self.weight, self.bias
         if role is not None and role in self.private_roles:
             weight = weight + self._parameters[f"weight_delta_{role}"]
+            if bias is not None:
+                bias = bias + self._parameters[f"bias_delta_{role}"]
         in_channels = x.shape[1]
         if self.depthwise:
             if in_channels != weight.shape[0]:

@@ -338,24 +338,30 @@ def test_resume_of_a_copied_run_is_bit_identical(tmp_path, signal_at_step) -> No
     assert_same_weights(a, b)
 
 
-def test_private_convolution_offsets_change_only_the_motivated_model_and_export_exactly() -> None:
-    config, base, motivated = sd_nn.default_pair("resnet")
+@pytest.mark.parametrize("family", ["resnet", "mbconv"])
+def test_private_convolution_offsets_change_only_the_motivated_model_and_export_exactly(family) -> None:
+    config, base, motivated = sd_nn.default_pair(family)
     torch.manual_seed(0)
-    supernet = sd_nn.create_supernet("resnet", config, num_classes=10, in_channels=1, image_size=28,
+    supernet = sd_nn.create_supernet(family, config, num_classes=10, in_channels=1, image_size=28,
                                      private_roles=("motivated",), private_head=True,
                                      private_convs=True)
-    deltas = {name: p for name, p in supernet.named_parameters()
-              if name.endswith("weight_delta_motivated") and p.dim() == 4}
-    assert len(deltas) == sum(1 for m in supernet.modules() if isinstance(m, DynamicConv2d))
+    convs = {name: m for name, m in supernet.named_modules() if isinstance(m, DynamicConv2d)}
+    deltas = {f"{name}.{leaf}": getattr(m, f"{leaf}_delta_motivated") for name, m in convs.items()
+              for leaf in ("weight", "bias") if getattr(m, leaf) is not None}
+    assert len(deltas) > len(convs) if family == "mbconv" else len(deltas) == len(convs)  # SE biases
     assert all(torch.equal(p, torch.zeros_like(p)) for p in deltas.values())
-    supernet.eval()
     images = torch.randn(4, 1, 28, 28)
-    with torch.no_grad():
+    with torch.no_grad():  # batch statistics: a fresh network's running ones flatten its output
         base_before, motivated_before = supernet(images, base, "base"), supernet(images, motivated, "motivated")
-        supernet.stages[0][0].conv1.weight_delta_motivated.normal_(std=0.1)
-        supernet.stem_conv.weight_delta_motivated.normal_(std=0.1)
+        for name, delta in deltas.items():  # every convolution, depthwise and squeeze-excitation included
+            delta.normal_(std=0.05)
+            changed = supernet(images, motivated, "motivated")
+            assert (changed - motivated_before).abs().max() > 1e-4, f"{name}'s offset is not used"
+            motivated_before = changed
         assert torch.equal(supernet(images, base, "base"), base_before)
-        assert (supernet(images, motivated, "motivated") - motivated_before).abs().max() > 1e-3
+    supernet.eval()  # running statistics now carry the forwards above
+    with torch.no_grad():
+        assert supernet(images, motivated, "motivated").std(0).max() > 1e-2
         for role, spec in (("base", base), ("motivated", motivated)):
             static = sd_nn.to_static(supernet, spec, role)
             torch.testing.assert_close(static(images), supernet(images, spec, role), rtol=0, atol=1e-5)
@@ -370,9 +376,9 @@ def test_private_convolution_offsets_change_only_the_motivated_model_and_export_
 
 
 def test_private_convolution_offsets_are_refused_where_they_cannot_act() -> None:
-    config, _, _ = sd_nn.default_pair("mbconv")
-    with pytest.raises(SpecError, match="not available for the 'mbconv' family"):
-        sd_nn.create_supernet("mbconv", config, num_classes=10, in_channels=1, image_size=28,
+    config, _, _ = sd_nn.default_pair("vit")
+    with pytest.raises(SpecError, match="not available for the 'vit' family"):
+        sd_nn.create_supernet("vit", config, num_classes=10, in_channels=1, image_size=28,
                               private_roles=("motivated",), private_convs=True)
     with pytest.raises(SpecError, match="private role"):
         sd_nn.create_supernet("resnet", sd_nn.default_pair("resnet")[0], num_classes=10,
@@ -380,8 +386,8 @@ def test_private_convolution_offsets_are_refused_where_they_cannot_act() -> None
     for changes in ({"private_affine": False}, {"bn": "shared"}):
         with pytest.raises(ConfigError, match="--private-convs needs --private-affine"):
             TrainConfig.from_dict(GROWN.to_dict() | {"private_convs": True} | changes)
-    with pytest.raises(ConfigError, match=r"not available for the 'mbconv' family.*for: resnet\)"):
-        TrainConfig.from_dict(GROWN.to_dict() | {"private_convs": True, "arch": "mbconv",
+    with pytest.raises(ConfigError, match=r"not available for the 'vit' family.*for: resnet, mbconv\)"):
+        TrainConfig.from_dict(GROWN.to_dict() | {"private_convs": True, "arch": "vit",
                                                  "base_spec": None, "motivated_spec": None})
     supernet = sd_nn.create_supernet("resnet", sd_nn.default_pair("resnet")[0], num_classes=10,
                                      in_channels=1, image_size=28, private_roles=("motivated",))
@@ -389,9 +395,14 @@ def test_private_convolution_offsets_are_refused_where_they_cannot_act() -> None
         sd_nn.reorganize_channels(supernet)
 
 
-def test_private_convolution_offsets_train_on_the_base_channels_and_leave_the_base_as_alone(tmp_path) -> None:
-    convs = TrainConfig.from_dict(GROWN.to_dict() | {"private_head": True, "private_convs": True})
-    never = TrainConfig.from_dict(GROWN.to_dict() | {"condition": "never"})
+@pytest.mark.parametrize("family, conv_name", [("resnet", "stages.0.0.conv1"),
+                                               ("mbconv", "stages.1.0.dw_conv")])
+def test_private_convolution_offsets_train_on_the_base_channels_and_leave_the_base_as_alone(
+        tmp_path, family, conv_name) -> None:
+    specs = {} if family == "resnet" else {"arch": family, "base_spec": None, "motivated_spec": None}
+    grown = TrainConfig.from_dict(GROWN.to_dict() | specs)
+    convs = TrainConfig.from_dict(grown.to_dict() | {"private_head": True, "private_convs": True})
+    never = TrainConfig.from_dict(grown.to_dict() | {"condition": "never"})
     pair_session = start_run(convs, tmp_path / "pair", profile=PROFILE)
     never_session = start_run(never, tmp_path / "never", profile=PROFILE)
     with torch.no_grad():  # at step 0 the grown motivated model computes its base
@@ -410,8 +421,8 @@ def test_private_convolution_offsets_train_on_the_base_channels_and_leave_the_ba
         region = base_map.get(name)
         if region is not None and "num_batches_tracked" not in name:
             assert torch.equal(tensor[region], never_state[name][region]), name
-    conv = supernet.stages[0][0].conv1
-    region = base_map["stages.0.0.conv1.weight"]
+    conv = supernet.get_submodule(conv_name)
+    region = base_map[f"{conv_name}.weight"]
     delta = conv.weight_delta_motivated.detach()
     assert delta[region].abs().sum() > 0  # the motivated role retunes the base's filters
     outside = torch.ones_like(delta, dtype=torch.bool)

@@ -50,13 +50,13 @@ class DynamicMBConvBlock(nn.Module):
         in_channels = x.shape[1]
         hidden = x
         if self.expand_conv is not None:
-            hidden = self.act(self.expand_bn(self.expand_conv(x, in_channels * expand), role))
-        hidden = self.act(self.dw_bn(self.dw_conv(hidden), role))  # (B, C_in*expand, H', W')
+            hidden = self.act(self.expand_bn(self.expand_conv(x, in_channels * expand, role), role))
+        hidden = self.act(self.dw_bn(self.dw_conv(hidden, role=role), role))  # (B, C_in*expand, H', W')
         if self.se_reduce is not None:
             squeezed = F.adaptive_avg_pool2d(hidden, 1)  # (B, hidden, 1, 1)
-            squeezed = self.act(self.se_reduce(squeezed, se_channels(in_channels, self.se_ratio)))
-            hidden = hidden * torch.sigmoid(self.se_expand(squeezed, hidden.shape[1]))
-        out = self.project_bn(self.project_conv(hidden, width), role)
+            squeezed = self.act(self.se_reduce(squeezed, se_channels(in_channels, self.se_ratio), role))
+            hidden = hidden * torch.sigmoid(self.se_expand(squeezed, hidden.shape[1], role))
+        out = self.project_bn(self.project_conv(hidden, width, role), role)
         return out + x if self.stride == 1 and in_channels == width else out
 
 
@@ -91,11 +91,11 @@ class MBConvSupernet(Supernet):
 
     def forward_spec(self, x: torch.Tensor, spec: MBConvSpec, bn_role: str) -> torch.Tensor:
         """(B, C, H, W) -> (B, num_classes) through the first `depth[i]` blocks of each stage."""
-        x = self.act(self.stem_bn(self.stem_conv(x, spec.stem), bn_role))
+        x = self.act(self.stem_bn(self.stem_conv(x, spec.stem, bn_role), bn_role))
         for stage, depth, width, expand in zip(self.stages, spec.depth, spec.width, spec.expand):
             for index in range(depth):
                 x = stage[index](x, width, expand, bn_role)
-        x = self.act(self.head_bn(self.head_conv(x, spec.head), bn_role))
+        x = self.act(self.head_bn(self.head_conv(x, spec.head, bn_role), bn_role))
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # (B, head)
         return self.classifier(x, role=bn_role)
 

@@ -213,4 +213,5 @@ FAMILY = Family(
     default_pair=default_mbconv_pair,
     models="seekdeploy.nn.families._mbconv_model",
     search_grid=mbconv_search_grid,
+    private_convs=True,
 )
