@@ -88,10 +88,10 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
                    "is then its own (every other layer stays shared with the base). Off "
                    "wherever --private-affine is.")
 @click.option("--private-convs/--shared-convs", default=DEFAULTS.private_convs, show_default=True,
-              help="With --private-affine (resnet): give the motivated model an offset to every "
-                   "convolution's weight too, so it can retune the base's filters for itself; the "
-                   "base's stay the base's. Its exported model then shares no convolution weights "
-                   "with the base (a cascade file stores them twice).")
+              help="With --private-affine (resnet, mbconv): give the motivated model an offset "
+                   "to every convolution's weight too, so it can retune the base's filters for "
+                   "itself; the base's stay the base's. Its exported model then shares no "
+                   "convolution weights with the base (a cascade file stores them twice).")
 @click.option("--motivated-clock/--run-clock", default=DEFAULTS.motivated_clock,
               show_default=True,
               help="Weights only the motivated model uses follow a learning-rate schedule "
