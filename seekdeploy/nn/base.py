@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from seekdeploy.errors import SpecError, did_you_mean
-from seekdeploy.nn.registry import get_family
+from seekdeploy.nn.registry import families_with, get_family
 from seekdeploy.nn.spec import FamilyConfig, SubnetSpec
 from seekdeploy.roles import ROLE_NAMES, SHARED_STATISTICS
 
@@ -237,8 +237,9 @@ class Supernet(nn.Module):
         become `from_role`'s."""
         if not self.clones_channels:
             raise SpecError(f"growth by copying channels is not available for the {self.family!r} "
-                            "family (it keeps the function exact in convolutional families: resnet, "
-                            "mbconv); train without --clone-growth")
+                            "family (it keeps the function exact in convolutional families: "
+                            f"{', '.join(families_with('clones_channels'))}); train without "
+                            "--clone-growth")
         spec, base = self.check_spec(spec), self.check_spec(base)
         from_role, to_role = self.check_role(from_role), self.check_role(to_role)
         if not spec.contains(base):

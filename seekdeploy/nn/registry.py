@@ -65,6 +65,12 @@ def list_families() -> list[str]:
     return list(dict.fromkeys([*_family_modules(), *_FAMILIES]))
 
 
+def families_with(capability: str) -> list[str]:
+    """Names of the available families whose `Family.<capability>` flag is true (e.g.
+    `private_convs`, `clones_channels`), in `list_families` order."""
+    return [name for name in list_families() if getattr(get_family(name), capability)]
+
+
 def get_family(name: str) -> Family:
     """The registered family `name`, or a SpecError with a suggestion."""
     key = str(name).strip().lower()

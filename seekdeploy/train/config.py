@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seekdeploy.errors import ConfigError
-from seekdeploy.nn.registry import DEFAULT_FAMILY, get_family, list_families  # light: no torch at import
+from seekdeploy.nn.registry import DEFAULT_FAMILY, families_with, get_family  # light: no torch at import
 
 
 class OptimizerName(str, enum.Enum):
@@ -142,8 +142,8 @@ class TrainConfig:
     # weight too, so it can reweight the base's features in its logits (the deployed motivated
     # model then has a classifier of its own; every other layer stays shared).
     private_head: bool = DEFAULT_PRIVATE_HEAD
-    # Private convolution offsets (resnet; with private offsets): the motivated role owns an
-    # offset to every convolution's weight as well, so it can retune the base's filters for
+    # Private convolution offsets (resnet, mbconv; with private offsets): the motivated role owns
+    # an offset to every convolution's weight as well, so it can retune the base's filters for
     # itself; the base's stay the base's. The deployed motivated model then shares no
     # convolution weights with the base (a cascade file stores the base's twice).
     private_convs: bool = False
@@ -213,11 +213,11 @@ class TrainConfig:
         if self.private_convs and not family.private_convs:
             raise ConfigError(f"--private-convs is not available for the {family.name!r} family: "
                               "its forward does not hand the role to every convolution (available "
-                              f"for: {', '.join(_families_with('private_convs'))}); train without it")
+                              f"for: {', '.join(families_with('private_convs'))}); train without it")
         if self.clone_growth and not family.clones_channels:
             raise ConfigError(f"--clone-growth is not available for the {family.name!r} family: a "
                               "copied channel keeps the base's function only in convolutional "
-                              f"families ({', '.join(_families_with('clones_channels'))}); train "
+                              f"families ({', '.join(families_with('clones_channels'))}); train "
                               "without it")
 
     def to_dict(self) -> dict[str, Any]:
@@ -243,10 +243,6 @@ class TrainConfig:
     def from_saved(cls, data: dict[str, Any]) -> TrainConfig:
         """`from_dict` for a config saved by a run: options it predates take their old values."""
         return cls.from_dict(LEGACY_VALUES | dict(data))
-
-
-def _families_with(capability: str) -> list[str]:
-    return [name for name in list_families() if getattr(get_family(name), capability)]
 
 
 def _check_positive(config: TrainConfig, names: tuple[str, ...], kind: type) -> None:
